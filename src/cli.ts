@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+import { cac } from 'cac';
+import { registerInit } from './cli/init.js';
+import { registerRun } from './cli/run.js';
+import { EXIT_CODES } from './util/result.js';
+import { errorLine } from './util/term.js';
+import { VERSION } from './version.js';
+
+/** The CLI only parses arguments and prints results; every command lives in src/cli/. */
+const cli = cac('taskvault');
+registerRun(cli);
+registerInit(cli);
+cli.help();
+cli.version(VERSION);
+
+try {
+  cli.parse(process.argv, { run: false });
+  if (!cli.matchedCommand && cli.args.length > 0) {
+    errorLine(`unknown command '${cli.args[0]}'`, "see 'taskvault --help'");
+    process.exitCode = EXIT_CODES.usage;
+  } else if (!cli.matchedCommand && !cli.options.help && !cli.options.version) {
+    cli.outputHelp();
+  } else {
+    await cli.runMatchedCommand();
+  }
+} catch (e) {
+  // cac's own errors: unknown option, missing argument, unused argument.
+  const message = e instanceof Error ? e.message.replace(/`/g, "'") : String(e);
+  const hint = /Unused args/.test(message)
+    ? "put the command after '--', e.g. taskvault run -- echo hi"
+    : `see 'taskvault ${cli.matchedCommandName ?? ''} --help'`.replace('  ', ' ');
+  errorLine(message.charAt(0).toLowerCase() + message.slice(1), hint);
+  process.exitCode = EXIT_CODES.usage;
+}

@@ -1,0 +1,123 @@
+import type { CAC } from 'cac';
+import { isQuiet, resolveTask, type TaskFlags, taskLabel } from '../config/resolve.js';
+import { type RunOutcome, runTask } from '../runner/run-task.js';
+import { formatBytes, formatDuration } from '../util/format.js';
+import { color, info, warn } from '../util/term.js';
+import {
+  action,
+  type CommonFlags,
+  list,
+  report,
+  settingsFor,
+  withCommonOptions,
+  writeJson,
+} from './shared.js';
+
+export interface RunFlags extends CommonFlags {
+  '--': string[];
+  inputs?: unknown;
+  outputs?: unknown;
+  env?: unknown;
+  shell?: boolean;
+  cacheFailures?: boolean;
+  force?: boolean;
+  cache?: boolean;
+  dryRun?: boolean;
+  ttl?: string;
+  maxEntrySize?: string;
+  cwd?: string;
+}
+
+export function taskFlags(flags: RunFlags): TaskFlags {
+  const t: TaskFlags = {};
+  const inputs = list(flags.inputs);
+  const outputs = list(flags.outputs);
+  const env = list(flags.env);
+  if (inputs) t.inputs = inputs;
+  if (outputs) t.outputs = outputs;
+  if (env) t.env = env;
+  if (flags.shell) t.shell = true;
+  if (flags.cacheFailures) t.cacheFailures = true;
+  if (flags.ttl !== undefined) t.ttl = String(flags.ttl);
+  if (flags.maxEntrySize !== undefined) t.maxEntrySize = String(flags.maxEntrySize);
+  if (flags.cwd !== undefined) t.cwd = String(flags.cwd);
+  return t;
+}
+
+/** Options that describe a task: shared by run, explain and watch. */
+export function withTaskOptions<T extends ReturnType<CAC['command']>>(cmd: T): T {
+  return withCommonOptions(cmd)
+    .option('--inputs <glob>', 'Input files (repeatable); default: every file under the working directory', {
+      type: [String],
+    })
+    .option('--outputs <glob>', 'Output files to cache and restore (repeatable)', { type: [String] })
+    .option('--env <name>', 'Environment variable whose value is part of the key (repeatable)', {
+      type: [String],
+    })
+    .option('--shell', 'Run the command through the system shell (joined with spaces)')
+    .option('--cwd <dir>', 'Working directory for the command, relative to the project root')
+    .option('--cache-failures', 'Cache non-zero exits as well') as T;
+}
+
+export function registerRun(cli: CAC): void {
+  withTaskOptions(cli.command('run [task]', 'Run a command or named task through the cache'))
+    .usage('run [TASK] [options] -- <cmd> [args...]')
+    .option('--force', 'Run even if cached, and store the new result')
+    .option('--no-cache', 'Run without the cache at all (env TASKVAULT_DISABLE=1)')
+    .option('--dry-run', 'Print the key and whether it would hit; run nothing')
+    .option('--ttl <duration>', "Override the policy's TTL, e.g. 2h, 7d")
+    .option('--max-entry-size <size>', "Override the policy's per-entry size limit, e.g. 500MB")
+    .example('taskvault run --inputs "src/**" --outputs "dist/**" -- tsc -p .')
+    .example("taskvault run -- 'npm test && echo ok'")
+    .example('taskvault run build -- --verbose')
+    .action(action(run));
+}
+
+async function run(
+  task: string | undefined,
+  flags: RunFlags,
+): Promise<number | import('../util/result.js').Failure> {
+  const settings = await settingsFor(flags, flags.cache === false ? { noCache: true } : {});
+  const spec = resolveTask(settings, task, flags['--'] ?? [], taskFlags(flags));
+  if (!spec.ok) return spec.error;
+  const quiet = isQuiet(settings, flags.quiet);
+  const outcome = await runTask(settings, spec.value, {
+    force: flags.force === true,
+    dryRun: flags.dryRun === true,
+    reporter: { warn, info: (m) => !quiet && info(m) },
+  });
+  const label = taskLabel(spec.value);
+  if (outcome.kind === 'failed') return report(outcome.failure);
+  if (outcome.kind === 'dry-run') {
+    if (flags.json) writeJson({ key: outcome.key, hit: outcome.hit, fingerprint: outcome.fingerprint });
+    else process.stdout.write(`${outcome.key} ${outcome.hit ? 'hit' : 'miss'}\n`);
+    return 0;
+  }
+  if (flags.json) process.stderr.write(`${JSON.stringify(summaryJson(outcome, label))}\n`);
+  else if (!quiet) process.stderr.write(`${summaryLine(outcome, label)}\n`);
+  return outcome.exitCode;
+}
+
+type Ran = Exclude<RunOutcome, { kind: 'failed' } | { kind: 'dry-run' }>;
+
+function summaryJson(o: Ran, task: string): Record<string, unknown> {
+  return { task, ...o };
+}
+
+/** The one line a run leaves on stderr. */
+export function summaryLine(o: Ran, task: string): string {
+  const tag = color.dim('taskvault:');
+  const key = (k: string) => color.cyan(k.slice(0, 10));
+  switch (o.kind) {
+    case 'hit':
+      return `${tag} ${color.green('hit')}${o.origin === 'remote' ? ' (remote)' : ''} ${key(o.key)} ${task} · restored ${o.files} file${o.files === 1 ? '' : 's'} (${formatBytes(o.bytes)}) in ${formatDuration(o.restoreMs)} · saved ${formatDuration(o.savedMs)}`;
+    case 'miss':
+      return `${tag} ${color.yellow('miss')} ${key(o.key)} ${task} · ran in ${formatDuration(o.durationMs)} · ${
+        o.stored
+          ? `cached ${o.files} file${o.files === 1 ? '' : 's'} (${formatBytes(o.bytes)})`
+          : `not cached: ${o.notStored}`
+      }`;
+    case 'uncached':
+      return `${tag} ran uncached ${task} in ${formatDuration(o.durationMs)} (${o.reason})`;
+  }
+}

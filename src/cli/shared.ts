@@ -1,0 +1,69 @@
+import type { CAC } from 'cac';
+import { resolveSettings, type Settings, type SettingsOverrides } from '../config/resolve.js';
+import { EXIT_CODES, type Failure, FailureError } from '../util/result.js';
+import { errorLine } from '../util/term.js';
+
+/** A command action returns the process exit code; failures it expects come back as values. */
+export type Action<A extends unknown[]> = (...args: A) => Promise<number | Failure>;
+
+export function report(f: Failure): number {
+  errorLine(f.message, f.hint);
+  return EXIT_CODES[f.reason];
+}
+
+/** Wraps an action so its result becomes process.exitCode and no stack trace reaches the user. */
+export function action<A extends unknown[]>(fn: Action<A>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      const r = await fn(...args);
+      process.exitCode = typeof r === 'number' ? r : report(r);
+    } catch (e) {
+      if (e instanceof FailureError) {
+        process.exitCode = report(e.failure);
+        return;
+      }
+      const message = e instanceof Error ? e.message : String(e);
+      errorLine(`internal error: ${message}`, 'please report this with TASKVAULT_DEBUG=1 output');
+      if (process.env.TASKVAULT_DEBUG) console.error(e);
+      process.exitCode = EXIT_CODES.internal;
+    }
+  };
+}
+
+/** Options every command that touches the cache accepts. */
+export interface CommonFlags {
+  cacheDir?: string;
+  config?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function withCommonOptions<T extends ReturnType<CAC['command']>>(cmd: T): T {
+  return cmd
+    .option(
+      '--cache-dir <dir>',
+      'Cache directory (env TASKVAULT_CACHE_DIR; default .taskvault/cache under the project root)',
+    )
+    .option('--config <file>', 'Use this config file instead of searching upward for taskvault.config.*')
+    .option('--json', 'Machine-readable output')
+    .option('-q, --quiet', 'No summary line (env TASKVAULT_QUIET=1)') as T;
+}
+
+export async function settingsFor(flags: CommonFlags, extra: SettingsOverrides = {}): Promise<Settings> {
+  const o: SettingsOverrides = { ...extra };
+  if (flags.cacheDir !== undefined) o.cacheDir = String(flags.cacheDir);
+  if (flags.config !== undefined) o.configPath = String(flags.config);
+  const s = await resolveSettings(o);
+  if (!s.ok) throw new FailureError(s.error);
+  return s.value;
+}
+
+/** cac gives a string for one use of a flag and an array for several; always take an array. */
+export function list(v: unknown): string[] | undefined {
+  if (v === undefined || v === false) return undefined;
+  return (Array.isArray(v) ? v : [v]).map(String);
+}
+
+export function writeJson(value: unknown, stream: NodeJS.WriteStream = process.stdout): void {
+  stream.write(`${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,35 @@
+import { readFileSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { err, errorMessage, failure, type Result } from '../util/result.js';
+import type { TaskVaultConfig } from './types.js';
+import { validateConfig } from './validate.js';
+
+/**
+ * Loads and validates a config file. TypeScript configs go through jiti (a maintained,
+ * dependency-free TS/ESM loader with an on-disk transpile cache), so users need no build step.
+ */
+export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>> {
+  const name = basename(path);
+  let raw: unknown;
+  try {
+    const ext = extname(path);
+    if (ext === '.json') {
+      raw = JSON.parse(readFileSync(path, 'utf8'));
+    } else if (ext === '.ts' || ext === '.mts') {
+      const { createJiti } = await import('jiti');
+      const jiti = createJiti(import.meta.url, { moduleCache: false });
+      raw = await jiti.import(path, { default: true });
+    } else {
+      const mod = (await import(`${pathToFileURL(path).href}?t=${Date.now()}`)) as { default?: unknown };
+      raw = mod.default;
+    }
+  } catch (e) {
+    return err(
+      failure('config', `${name}: cannot load: ${firstLine(errorMessage(e))}`, 'fix the file and retry'),
+    );
+  }
+  return validateConfig(raw, name);
+}
+
+const firstLine = (s: string): string => s.split('\n').find((l) => l.trim() !== '') ?? s;

@@ -1,0 +1,225 @@
+import { isAbsolute, resolve } from 'node:path';
+import { parseDuration, parseSize } from '../util/format.js';
+import { err, failure, ok, type Result } from '../util/result.js';
+import { loadConfig } from './load.js';
+import { findProject } from './root.js';
+import type { HashAlgorithm, LogLevel, PolicyConfig, TaskVaultConfig } from './types.js';
+
+export const DEFAULT_CACHE_DIR = '.taskvault/cache';
+export const DEFAULT_MAX_SIZE_GB = 10;
+export const DEFAULT_TTL_MS = 7 * 86400_000;
+export const DEFAULT_LOW_WATER_MARK = 0.5;
+
+/** Where the cache is and how it behaves, after config file, env vars and flags are merged. */
+export interface Settings {
+  root: string;
+  configPath?: string;
+  config: TaskVaultConfig;
+  cacheDir: string;
+  hashAlgorithm: HashAlgorithm;
+  maxSizeBytes: number;
+  lowWaterMark: number;
+  logLevel: LogLevel;
+  salt: string;
+  /** TASKVAULT_DISABLE=1 or --no-cache: run commands straight through. */
+  disabled: boolean;
+}
+
+export interface Policy {
+  ttlMs: number;
+  maxEntryBytes: number;
+  strategy: 'lru';
+}
+
+/** Everything needed to fingerprint and run one task. Paths are absolute. */
+export interface TaskSpec {
+  /** Task name from config or the command line; '' for an anonymous `run -- cmd`. */
+  name: string;
+  command: string[];
+  /** Run `command[0]` through the system shell (a command string) instead of as argv. */
+  shell: boolean;
+  cwd: string;
+  root: string;
+  /** Input globs relative to cwd; undefined means every file under cwd (minus outputs). */
+  inputs: string[] | undefined;
+  outputs: string[];
+  env: string[];
+  cacheFailures: boolean;
+  policy: Policy;
+}
+
+export interface SettingsOverrides {
+  cwd?: string;
+  cacheDir?: string;
+  hashAlgorithm?: string;
+  /** Load this config file instead of searching upward. */
+  configPath?: string;
+  noCache?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+const truthy = (v: string | undefined): boolean => v !== undefined && v !== '' && v !== '0' && v !== 'false';
+
+export async function resolveSettings(o: SettingsOverrides = {}): Promise<Result<Settings>> {
+  const env = o.env ?? process.env;
+  const cwd = resolve(o.cwd ?? process.cwd());
+  const located = o.configPath
+    ? { root: resolve(o.configPath, '..'), configPath: resolve(o.configPath) }
+    : findProject(cwd);
+  let config: TaskVaultConfig = {};
+  if (located.configPath) {
+    const loaded = await loadConfig(located.configPath);
+    if (!loaded.ok) return loaded;
+    config = loaded.value;
+  }
+  const algo = o.hashAlgorithm ?? env.TASKVAULT_HASH_ALGORITHM ?? config.hashAlgorithm ?? 'blake3';
+  if (algo !== 'blake3' && algo !== 'sha256') {
+    return err(failure('usage', `unknown hash algorithm '${algo}'`, "use 'blake3' or 'sha256'"));
+  }
+  const cacheDirText = o.cacheDir ?? env.TASKVAULT_CACHE_DIR ?? config.cacheDir ?? DEFAULT_CACHE_DIR;
+  const settings: Settings = {
+    root: located.root,
+    config,
+    cacheDir: isAbsolute(cacheDirText) ? cacheDirText : resolve(located.root, cacheDirText),
+    hashAlgorithm: algo,
+    maxSizeBytes: Math.round((config.maxSizeGb ?? DEFAULT_MAX_SIZE_GB) * 1e9),
+    lowWaterMark: config.lowWaterMark ?? DEFAULT_LOW_WATER_MARK,
+    logLevel: config.logLevel ?? 'info',
+    salt: config.salt ?? '',
+    disabled: o.noCache === true || truthy(env.TASKVAULT_DISABLE),
+  };
+  if (located.configPath) settings.configPath = located.configPath;
+  return ok(settings);
+}
+
+export function isQuiet(settings: Settings, flag: boolean | undefined, env = process.env): boolean {
+  return (
+    flag === true ||
+    truthy(env.TASKVAULT_QUIET) ||
+    settings.logLevel === 'silent' ||
+    settings.logLevel === 'error'
+  );
+}
+
+/** Field-by-field merge: task's own policy, then policies[task], then policies.default, then defaults. */
+export function resolvePolicy(
+  settings: Settings,
+  task: string,
+  own?: PolicyConfig,
+  flags?: PolicyFlags,
+): Result<Policy> {
+  const layers = [settings.config.policies?.default, settings.config.policies?.[task], own].filter(
+    (p): p is PolicyConfig => p !== undefined,
+  );
+  let ttl: number | string | undefined;
+  let max: number | string | undefined;
+  for (const layer of layers) {
+    if (layer.ttlSeconds !== undefined) ttl = layer.ttlSeconds;
+    if (layer.maxSizeBytes !== undefined) max = layer.maxSizeBytes;
+  }
+  if (flags?.ttl !== undefined) ttl = flags.ttl;
+  if (flags?.maxEntrySize !== undefined) max = flags.maxEntrySize;
+  const ttlMs =
+    ttl === undefined ? DEFAULT_TTL_MS : typeof ttl === 'number' ? ttl * 1000 : parseDuration(ttl);
+  if (ttlMs === undefined || ttlMs <= 0) {
+    return err(
+      failure('usage', `invalid TTL ${JSON.stringify(ttl)}`, "use seconds or a duration like '2h', '7d'"),
+    );
+  }
+  const maxEntryBytes =
+    max === undefined ? settings.maxSizeBytes : typeof max === 'number' ? max : parseSize(max);
+  if (maxEntryBytes === undefined || maxEntryBytes <= 0) {
+    return err(
+      failure('usage', `invalid size ${JSON.stringify(max)}`, "use bytes or a size like '500MB', '10GB'"),
+    );
+  }
+  return ok({ ttlMs, maxEntryBytes, strategy: 'lru' });
+}
+
+export interface PolicyFlags {
+  ttl?: string;
+  maxEntrySize?: string;
+}
+
+export interface TaskFlags extends PolicyFlags {
+  inputs?: string[];
+  outputs?: string[];
+  env?: string[];
+  shell?: boolean;
+  cacheFailures?: boolean;
+  cwd?: string;
+}
+
+/**
+ * Turns `run [TASK] [flags] -- [cmd...]` into a TaskSpec. A configured task's command gets `args`
+ * appended; without a configured task, `args` is the command. Flags override the task's config.
+ */
+export function resolveTask(
+  settings: Settings,
+  taskName: string | undefined,
+  args: string[],
+  flags: TaskFlags,
+): Result<TaskSpec> {
+  const configured = taskName !== undefined ? settings.config.tasks?.[taskName] : undefined;
+  if (taskName !== undefined && !configured && args.length === 0) {
+    const known = Object.keys(settings.config.tasks ?? {});
+    return err(
+      failure(
+        'unknown-task',
+        `unknown task '${taskName}'${settings.configPath ? '' : ' (no taskvault.config.ts found)'}`,
+        known.length
+          ? `known tasks: ${known.join(', ')}`
+          : 'define it under tasks in taskvault.config.ts, or give a command after --',
+      ),
+    );
+  }
+  let command: string[];
+  let shell: boolean;
+  if (configured) {
+    if (typeof configured.command === 'string') {
+      // Appended args are quoted so they reach the command as the user typed them.
+      command = [[configured.command, ...args.map(shellQuote)].join(' ')];
+      shell = true;
+    } else {
+      command = [...configured.command, ...args];
+      shell = flags.shell === true;
+    }
+  } else {
+    if (args.length === 0) {
+      return err(
+        failure('usage', 'no command given', 'usage: taskvault run [TASK] [options] -- <cmd> [args...]'),
+      );
+    }
+    // One argument that looks like shell code ('npm test && echo ok') runs through the shell.
+    shell = flags.shell === true || (args.length === 1 && /[\s|&;<>()$`*?[\]{}~'"\\]/.test(args[0]!));
+    command = shell ? [args.join(' ')] : args;
+  }
+  const name = taskName ?? '';
+  const policy = resolvePolicy(settings, name, configured?.policy, flags);
+  if (!policy.ok) return policy;
+  const cwdText = flags.cwd ?? configured?.cwd;
+  const spec: TaskSpec = {
+    name,
+    command,
+    shell,
+    cwd: cwdText !== undefined ? resolve(settings.root, cwdText) : configured ? settings.root : process.cwd(),
+    root: settings.root,
+    inputs: flags.inputs?.length ? flags.inputs : configured?.inputs,
+    outputs: flags.outputs?.length ? flags.outputs : (configured?.outputs ?? []),
+    env: [...new Set([...(configured?.env ?? []), ...(flags.env ?? [])])].sort(),
+    cacheFailures: flags.cacheFailures ?? configured?.cacheFailures ?? false,
+    policy: policy.value,
+  };
+  return ok(spec);
+}
+
+export function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A short human label for a task: its name, or its command line. */
+export function taskLabel(spec: Pick<TaskSpec, 'name' | 'command'>): string {
+  if (spec.name) return spec.name;
+  const line = spec.command.join(' ');
+  return line.length > 40 ? `${line.slice(0, 37)}...` : line;
+}

@@ -1,0 +1,70 @@
+/** The shape of taskvault.config.{ts,mjs,js,json}. Every field is optional. */
+export interface TaskVaultConfig {
+  /** Cache directory, relative to the project root. Default `.taskvault/cache`. */
+  cacheDir?: string;
+  /** Upper bound of the whole local cache in GB (10^9 bytes). Default 10. */
+  maxSizeGb?: number;
+  /** Eviction brings usage down to this fraction of maxSizeGb. Default 0.5. */
+  lowWaterMark?: number;
+  /** Hash for input files, blobs and keys. Default 'blake3'. */
+  hashAlgorithm?: HashAlgorithm;
+  /** How much TaskVault says on stderr. Default 'info'. */
+  logLevel?: LogLevel;
+  /** Extra string mixed into every key: bump it to invalidate everything. */
+  salt?: string;
+  /** Eviction policies by task name; `default` applies to tasks without one of their own. */
+  policies?: Record<string, PolicyConfig>;
+  /** Named tasks for `taskvault run NAME`. */
+  tasks?: Record<string, TaskConfig>;
+  /** A team-shared cache (see README "Team cache"). */
+  remote?: RemoteConfig;
+}
+
+export type HashAlgorithm = 'blake3' | 'sha256';
+export type LogLevel = 'silent' | 'error' | 'warn' | 'info' | 'debug';
+
+export interface TaskConfig {
+  /** A string runs through the shell; an array is argv and runs without one. */
+  command: string | string[];
+  /** Globs of files the result depends on, relative to the task's cwd. Default: every file under cwd. */
+  inputs?: string[];
+  /** Globs of files the command produces, restored on a hit. */
+  outputs?: string[];
+  /** Names of environment variables whose values are part of the key. */
+  env?: string[];
+  /** Cache non-zero exits too (their logs and exit code). Default false. */
+  cacheFailures?: boolean;
+  /** Working directory relative to the project root. Default the root. */
+  cwd?: string;
+  /** Per-task policy; overrides policies[name] and policies.default field by field. */
+  policy?: PolicyConfig;
+}
+
+export interface PolicyConfig {
+  /** Entries older than this are misses and are removed. Seconds, or a string like '7d'. */
+  ttlSeconds?: number | string;
+  /** Entries larger than this are not stored. Bytes, or a string like '500MB'. */
+  maxSizeBytes?: number | string;
+  /** Which entries go first when the cache is over its limit. */
+  strategy?: 'lru';
+}
+
+export interface RemoteConfig {
+  /** http(s)://host[:port]/prefix (Bazel HTTP cache layout) or s3://bucket/prefix. */
+  url: string;
+  /** Read but never write (e.g. for pull-request CI jobs). */
+  readOnly?: boolean;
+  /** Bearer token for HTTP remotes (prefer the TASKVAULT_REMOTE_TOKEN env var). */
+  token?: string;
+  /** S3: endpoint override for MinIO, R2, GCS interop. */
+  endpoint?: string;
+  /** S3: region override. */
+  region?: string;
+  /** Per-request timeout in milliseconds. Default 10000. */
+  timeoutMs?: number;
+}
+
+/** Identity helper that gives config files type checking and editor completion. */
+export function defineConfig(config: TaskVaultConfig): TaskVaultConfig {
+  return config;
+}

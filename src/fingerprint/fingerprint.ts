@@ -1,0 +1,103 @@
+import { relative } from 'node:path';
+import type { TaskSpec } from '../config/resolve.js';
+import type { HashAlgorithm } from '../config/types.js';
+import { toPosix } from '../util/paths.js';
+import { ok, type Result } from '../util/result.js';
+import { canonicalJson, hashBytes, hashFile } from './hash.js';
+import { expandInputs, type InputFile } from './inputs.js';
+
+/** Bump when anything about how keys are derived changes: old entries then simply miss. */
+export const FINGERPRINT_SCHEMA = 1;
+
+/**
+ * Everything that went into a key, kept with the entry so that a later miss can be explained
+ * field by field.
+ */
+export interface Fingerprint {
+  schema: number;
+  algorithm: HashAlgorithm;
+  task: string;
+  argv: string[];
+  shell: boolean;
+  /** Working directory relative to the project root ('' for the root). */
+  cwd: string;
+  /** Declared env vars; null when unset (distinct from set to ''). */
+  env: Record<string, string | null>;
+  /** [path relative to root, content hash, executable] sorted by path. */
+  inputs: Array<[string, string, boolean]>;
+  outputs: string[];
+  salt: string;
+}
+
+/**
+ * Remembers content hashes by (dev, ino, size, mtime, ctime) so unchanged files are not re-read.
+ * Implementations must not return a hash recorded while the file could still have been changing
+ * within the same timestamp tick (see StatCache in store/).
+ */
+export interface HashCache {
+  get(file: InputFile, algorithm: HashAlgorithm): string | undefined;
+  set(file: InputFile, algorithm: HashAlgorithm, hash: string, recordedAtNs: bigint): void;
+}
+
+export interface FingerprintOptions {
+  algorithm: HashAlgorithm;
+  salt: string;
+  cacheDir: string;
+  env?: NodeJS.ProcessEnv;
+  hashCache?: HashCache;
+  /** Concurrent file reads; the libuv pool does the I/O, the hash runs natively. */
+  concurrency?: number;
+}
+
+export interface Fingerprinted {
+  key: string;
+  fingerprint: Fingerprint;
+  /** Bytes of input read (not served from the stat cache), for diagnostics and benchmarks. */
+  bytesHashed: number;
+}
+
+export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Promise<Result<Fingerprinted>> {
+  const cacheRel = toPosix(relative(spec.cwd, o.cacheDir));
+  const exclude = [...spec.outputs];
+  if (cacheRel && !cacheRel.startsWith('..')) exclude.push(`${cacheRel}/**`);
+  const files = await expandInputs({ root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude });
+  if (!files.ok) return files;
+
+  const startedNs = BigInt(Date.now()) * 1_000_000n;
+  const hashes = new Array<string>(files.value.length);
+  let bytesHashed = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < files.value.length) {
+      const i = next++;
+      const f = files.value[i]!;
+      let h = o.hashCache?.get(f, o.algorithm);
+      if (h === undefined) {
+        h = await hashFile(o.algorithm, f.abs, f.size);
+        bytesHashed += f.size;
+        o.hashCache?.set(f, o.algorithm, h, startedNs);
+      }
+      hashes[i] = h;
+    }
+  };
+  await Promise.all(Array.from({ length: o.concurrency ?? 16 }, worker));
+
+  const env = o.env ?? process.env;
+  const fingerprint: Fingerprint = {
+    schema: FINGERPRINT_SCHEMA,
+    algorithm: o.algorithm,
+    task: spec.name,
+    argv: spec.command,
+    shell: spec.shell,
+    cwd: toPosix(relative(spec.root, spec.cwd)),
+    env: Object.fromEntries(spec.env.map((name) => [name, env[name] ?? null])),
+    inputs: files.value.map((f, i) => [f.path, hashes[i]!, (f.mode & 0o111) !== 0]),
+    outputs: [...spec.outputs],
+    salt: o.salt,
+  };
+  return ok({ key: keyOf(fingerprint), fingerprint, bytesHashed });
+}
+
+export function keyOf(fingerprint: Fingerprint): string {
+  return hashBytes(fingerprint.algorithm, canonicalJson(fingerprint));
+}

@@ -1,0 +1,104 @@
+import type { TaskSpec } from '../config/resolve.js';
+import type { StreamId } from '../store/entry.js';
+
+export interface Execution {
+  exitCode: number;
+  /** Set when the child was killed by a signal. */
+  signal?: NodeJS.Signals;
+  /** True when TaskVault received SIGINT/SIGTERM/SIGHUP during the run (never cached). */
+  interrupted: boolean;
+  durationMs: number;
+  /** Set when the command could not be started at all (e.g. not found). */
+  spawnError?: string;
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+/** Exit code a shell reports for a child killed by `signal`. */
+export function signalExitCode(signal: NodeJS.Signals): number {
+  const numbers: Partial<Record<NodeJS.Signals, number>> = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGQUIT: 3,
+    SIGKILL: 9,
+    SIGUSR1: 10,
+    SIGUSR2: 12,
+    SIGTERM: 15,
+  };
+  return 128 + (numbers[signal] ?? 1);
+}
+
+/**
+ * Runs the command with stdin inherited and stdout/stderr piped, passing every chunk to the
+ * terminal (unchanged) and to `onChunk` (for capture) in arrival order. Signals TaskVault receives
+ * are forwarded to the child; TaskVault exits only after the child does.
+ * execa is imported lazily so that the hit path never loads it.
+ */
+export async function execute(
+  spec: TaskSpec,
+  onChunk: (stream: StreamId, chunk: Uint8Array) => void,
+): Promise<Execution> {
+  const { execa } = await import('execa');
+  const started = performance.now();
+  const [file, ...args] = spec.command as [string, ...string[]];
+  const child = execa(file, args, {
+    cwd: spec.cwd,
+    shell: spec.shell,
+    stdin: 'inherit',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    encoding: 'buffer',
+    stripFinalNewline: false,
+    // The child is ours to stop, but only by forwarding what we receive.
+    cleanup: true,
+    forceKillAfterDelay: false,
+  });
+
+  let interrupted = false;
+  const forward = (signal: NodeJS.Signals) => {
+    interrupted = true;
+    child.kill(signal);
+  };
+  for (const s of FORWARDED) process.on(s, forward);
+
+  const pump = (stream: StreamId, source: NodeJS.ReadableStream | null, sink: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => {
+      if (!source) return resolve();
+      source.on('data', (chunk: Buffer) => {
+        onChunk(stream, chunk);
+        // Backpressure: a slow terminal or pipe pauses the child rather than filling memory.
+        if (!sink.write(chunk)) {
+          source.pause();
+          sink.once('drain', () => source.resume());
+        }
+      });
+      source.on('end', resolve);
+      source.on('error', () => resolve());
+    });
+
+  const pumps = Promise.all([pump(1, child.stdout, process.stdout), pump(2, child.stderr, process.stderr)]);
+  const result = await child;
+  await pumps;
+  for (const s of FORWARDED) process.off(s, forward);
+
+  const durationMs = performance.now() - started;
+  const signal = result.signal as NodeJS.Signals | undefined;
+  if (result.failed && result.exitCode === undefined && !signal) {
+    const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
+    return {
+      exitCode: code === 'ENOENT' ? 127 : code === 'EACCES' ? 126 : 1,
+      interrupted,
+      durationMs,
+      spawnError: result.shortMessage ?? String(result.cause),
+    };
+  }
+  const execution: Execution = {
+    exitCode: signal ? signalExitCode(signal) : (result.exitCode ?? 1),
+    interrupted,
+    durationMs,
+  };
+  if (signal) execution.signal = signal;
+  return execution;
+}

@@ -1,0 +1,55 @@
+import { relative } from 'node:path';
+import fg from 'fast-glob';
+import { DEFAULT_IGNORES } from '../fingerprint/inputs.js';
+import { toPosix } from '../util/paths.js';
+
+export interface OutputMatch {
+  /** Relative to the project root, POSIX separators. */
+  path: string;
+  abs: string;
+  type: 'file' | 'dir' | 'symlink';
+}
+
+/** Temp files a restore writes beside their destination; never treated as outputs. */
+export const RESTORE_TEMP_GLOB = '**/.*.tv-*.tmp';
+
+/**
+ * Everything the output globs match, without following symlinks. A glob that names a directory
+ * takes the whole tree below it, as users of `--outputs dist` expect.
+ */
+export async function matchOutputs(root: string, cwd: string, globs: string[]): Promise<OutputMatch[]> {
+  if (globs.length === 0) return [];
+  const options: fg.Options & { objectMode: true } = {
+    cwd,
+    dot: true,
+    onlyFiles: false,
+    followSymbolicLinks: false,
+    absolute: true,
+    objectMode: true,
+    ignore: [...DEFAULT_IGNORES, RESTORE_TEMP_GLOB],
+    suppressErrors: true,
+  };
+  const found = new Map<string, OutputMatch>();
+  const add = (entries: fg.Entry[]) => {
+    for (const e of entries) {
+      const type = e.dirent.isSymbolicLink()
+        ? 'symlink'
+        : e.dirent.isDirectory()
+          ? 'dir'
+          : e.dirent.isFile()
+            ? 'file'
+            : undefined;
+      if (type) found.set(e.path, { path: toPosix(relative(root, e.path)), abs: e.path, type });
+    }
+  };
+  add(await fg(globs, options));
+  const dirs = [...found.values()].filter((m) => m.type === 'dir');
+  if (dirs.length > 0)
+    add(
+      await fg(
+        dirs.map((d) => `${fg.escapePath(toPosix(relative(cwd, d.abs)))}/**`),
+        options,
+      ),
+    );
+  return [...found.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

@@ -1,0 +1,284 @@
+import { rm } from 'node:fs/promises';
+import type { Settings, TaskSpec } from '../config/resolve.js';
+import { type Fingerprint, fingerprintTask } from '../fingerprint/fingerprint.js';
+import type { BlobRef, Entry } from '../store/entry.js';
+import { STORE_SCHEMA } from '../store/entry.js';
+import { Store } from '../store/store.js';
+import { formatBytes } from '../util/format.js';
+import { errorMessage, type Failure } from '../util/result.js';
+import { LogCapture } from './capture.js';
+import { type Execution, execute } from './execute.js';
+import { matchOutputs } from './outputs.js';
+import { provenance } from './provenance.js';
+import { type ReplayTarget, replayLogs, verifyLogs } from './replay.js';
+import { checkEntryPaths, restoreOutputs } from './restore.js';
+import { snapshotOutputs } from './snapshot.js';
+
+export interface Reporter {
+  warn(message: string): void;
+  info(message: string): void;
+}
+
+export interface RunOptions {
+  /** Run even on a hit, and store the result. */
+  force?: boolean;
+  /** Fingerprint and look up only. */
+  dryRun?: boolean;
+  /** Where audit lines say the event came from. */
+  source?: string;
+  reporter: Reporter;
+  /** Where a hit's logs are replayed (default: this process's stdout/stderr). */
+  replayTo?: ReplayTarget;
+  now?: () => number;
+}
+
+export type RunOutcome =
+  | {
+      kind: 'hit';
+      key: string;
+      exitCode: number;
+      files: number;
+      bytes: number;
+      restoreMs: number;
+      savedMs: number;
+      origin: 'local' | 'remote';
+    }
+  | {
+      kind: 'miss';
+      key: string;
+      exitCode: number;
+      durationMs: number;
+      stored: boolean;
+      notStored?: string;
+      files: number;
+      bytes: number;
+    }
+  | { kind: 'uncached'; exitCode: number; durationMs: number; reason: string }
+  | { kind: 'dry-run'; key: string; hit: boolean; fingerprint: Fingerprint; entry?: Entry }
+  | { kind: 'failed'; failure: Failure };
+
+/** The label under which the newest entry of a task is remembered (for `explain`). */
+export const taskKeyLabel = (spec: Pick<TaskSpec, 'name' | 'command'>): string =>
+  spec.name || `argv:${spec.command.join(' ')}`;
+
+/**
+ * The one pipeline: fingerprint → lookup → restore and replay on a hit, or execute, snapshot and
+ * commit on a miss. Any cache problem degrades to running the command uncached with a warning;
+ * the command's exit code always comes back.
+ */
+export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions): Promise<RunOutcome> {
+  const now = o.now ?? Date.now;
+  const source = o.source ?? 'run';
+  if (settings.disabled) return runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)');
+
+  const opened = Store.open(settings.cacheDir);
+  if (!opened.ok) {
+    o.reporter.warn(`cache skipped: ${opened.error.message}`);
+    return runUncached(spec, opened.error.message);
+  }
+  const store = opened.value;
+  try {
+    const fp = await fingerprintTask(spec, {
+      algorithm: settings.hashAlgorithm,
+      salt: settings.salt,
+      cacheDir: settings.cacheDir,
+      hashCache: store.hashCache(),
+    });
+    if (!fp.ok) return { kind: 'failed', failure: fp.error };
+    const { key, fingerprint } = fp.value;
+    const label = taskKeyLabel(spec);
+    const logFields = { task: spec.name || spec.command.join(' '), hash: key.slice(0, 12) };
+
+    let entry = o.force ? undefined : store.getEntry(key);
+    if (entry && entry.createdAt + spec.policy.ttlMs <= now()) {
+      await store.remove(key);
+      store.log('EVICT', source, { ...logFields, reason: 'ttl' });
+      entry = undefined;
+    }
+    if (o.dryRun) {
+      const outcome: RunOutcome = { kind: 'dry-run', key, hit: entry !== undefined, fingerprint };
+      if (entry) outcome.entry = entry;
+      return outcome;
+    }
+
+    if (entry) {
+      const hit = await serveHit(store, settings.root, entry, o);
+      if (hit.ok) {
+        store.touch(key, now());
+        store.count('hits');
+        store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));
+        store.log('HIT', source, { ...logFields, files: hit.files, bytes: hit.bytes });
+        return {
+          kind: 'hit',
+          key,
+          exitCode: entry.exitCode,
+          files: hit.files,
+          bytes: hit.bytes,
+          restoreMs: hit.restoreMs,
+          savedMs: Math.max(0, entry.durationMs - hit.restoreMs),
+          origin: entry.provenance.origin,
+        };
+      }
+      o.reporter.warn(`cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`);
+      store.log('ERROR', source, { ...logFields, error: hit.message });
+      await store.remove(key);
+    }
+
+    store.count('misses');
+    store.log('MISS', source, logFields);
+    return await runAndStore(store, settings, spec, key, fingerprint, label, o);
+  } catch (e) {
+    // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
+    o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
+    store.log('ERROR', source, { error: errorMessage(e) });
+    return runUncached(spec, errorMessage(e));
+  } finally {
+    await store.flush().catch(() => {});
+    await store.close().catch(() => {});
+  }
+}
+
+async function serveHit(
+  store: Store,
+  root: string,
+  entry: Entry,
+  o: RunOptions,
+): Promise<{ ok: true; files: number; bytes: number; restoreMs: number } | { ok: false; message: string }> {
+  const started = performance.now();
+  const logProblem = await verifyLogs(store.blobs, entry);
+  if (logProblem) {
+    await store.blobs.remove(logProblem.hash);
+    return { ok: false, message: `log blob ${logProblem.kind}: ${logProblem.detail}` };
+  }
+  const restored = await restoreOutputs(store.blobs, entry, root);
+  if (!restored.ok) {
+    if (restored.kind === 'blob') {
+      await store.blobs.remove(restored.problem.hash);
+      return { ok: false, message: `output blob ${restored.problem.kind}: ${restored.problem.detail}` };
+    }
+    return { ok: false, message: restored.message };
+  }
+  await replayLogs(store.blobs, entry, o.replayTo);
+  return { ok: true, files: restored.files, bytes: restored.bytes, restoreMs: performance.now() - started };
+}
+
+async function runAndStore(
+  store: Store,
+  settings: Settings,
+  spec: TaskSpec,
+  key: string,
+  fingerprint: Fingerprint,
+  label: string,
+  o: RunOptions,
+): Promise<RunOutcome> {
+  const source = o.source ?? 'run';
+  const capture = new LogCapture(settings.hashAlgorithm, (tag) => store.blobs.tempPath(tag));
+  const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk));
+  const captured = capture.finish();
+  const base = {
+    kind: 'miss' as const,
+    key,
+    exitCode: execution.exitCode,
+    durationMs: execution.durationMs,
+    files: 0,
+    bytes: 0,
+  };
+  const notStored = (why: string): RunOutcome => ({ ...base, stored: false, notStored: why });
+  const dropCapture = async () => {
+    for (const p of [captured?.stdout.path, captured?.stderr.path]) if (p) await rm(p, { force: true });
+  };
+
+  const skip = whyNotCacheable(spec, execution);
+  if (skip || !captured) {
+    await dropCapture();
+    if (execution.spawnError) o.reporter.warn(execution.spawnError);
+    return notStored(skip ?? 'capturing the output failed (is the disk full?)');
+  }
+
+  try {
+    const snap = await snapshotOutputs(
+      store.blobs,
+      settings.hashAlgorithm,
+      spec.root,
+      spec.cwd,
+      spec.outputs,
+    );
+    if (spec.outputs.length > 0 && snap.outputs.length === 0) {
+      o.reporter.warn(`output globs ${spec.outputs.map((g) => `'${g}'`).join(', ')} matched no files`);
+    }
+    const logs = async (s: typeof captured.stdout): Promise<BlobRef | null> => {
+      if (!s.path) return null;
+      await store.blobs.adopt(s.path, s.hash);
+      return { hash: s.hash, size: s.size };
+    };
+    const entry: Entry = {
+      schema: STORE_SCHEMA,
+      key,
+      task: spec.name,
+      algorithm: settings.hashAlgorithm,
+      outputs: snap.outputs,
+      outputGlobs: spec.outputs,
+      cwd: fingerprint.cwd,
+      logs: {
+        stdout: await logs(captured.stdout),
+        stderr: await logs(captured.stderr),
+        chunks: captured.chunks,
+      },
+      exitCode: execution.exitCode,
+      durationMs: Math.round(execution.durationMs),
+      createdAt: (o.now ?? Date.now)(),
+      bytes: snap.bytes + captured.stdout.size + captured.stderr.size,
+      ttlMs: spec.policy.ttlMs,
+      provenance: provenance(spec.root),
+    };
+    if (entry.bytes > spec.policy.maxEntryBytes) {
+      const why = `result is ${formatBytes(entry.bytes)}, over the ${formatBytes(spec.policy.maxEntryBytes)} per-entry limit of its policy`;
+      o.reporter.warn(`not cached: ${why} (raise policies.<task>.maxSizeBytes or --max-entry-size)`);
+      return notStored(why);
+    }
+    const paths = checkEntryPaths(spec.root, entry.outputs);
+    if (!paths.ok) {
+      o.reporter.warn(`not cached: ${paths.error.message}`);
+      return notStored(paths.error.message);
+    }
+    const committed = await store.commit(entry, fingerprint, label);
+    if (!committed.ok) {
+      o.reporter.warn(`not cached: ${committed.error.message}`);
+      return notStored(committed.error.message);
+    }
+    store.log('SAVE', source, {
+      task: spec.name || spec.command.join(' '),
+      hash: key.slice(0, 12),
+      files: snap.outputs.length,
+      bytes: entry.bytes,
+      exit: entry.exitCode,
+    });
+    return {
+      ...base,
+      stored: true,
+      files: snap.outputs.filter((x) => x.type === 'file').length,
+      bytes: entry.bytes,
+    };
+  } catch (e) {
+    await dropCapture();
+    o.reporter.warn(`not cached: ${errorMessage(e)}`);
+    store.log('ERROR', source, { task: spec.name, hash: key.slice(0, 12), error: errorMessage(e) });
+    return notStored(errorMessage(e));
+  }
+}
+
+function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
+  if (ex.spawnError) return `the command could not start: ${ex.spawnError}`;
+  if (ex.interrupted || ex.signal) return `the run was interrupted${ex.signal ? ` (${ex.signal})` : ''}`;
+  if (ex.exitCode !== 0 && !spec.cacheFailures)
+    return `exit code ${ex.exitCode} (use --cache-failures to cache failures)`;
+  return undefined;
+}
+
+async function runUncached(spec: TaskSpec, reason: string): Promise<RunOutcome> {
+  const execution = await execute(spec, () => {});
+  if (execution.spawnError) process.stderr.write(`taskvault: ${execution.spawnError}\n`);
+  return { kind: 'uncached', exitCode: execution.exitCode, durationMs: execution.durationMs, reason };
+}
+
+export { matchOutputs };

@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { HashAlgorithm } from '../config/types.js';
+import { createHasher, hashBytes, STREAM_THRESHOLD } from '../fingerprint/hash.js';
+import type { BlobRef } from './entry.js';
+import { blobPath } from './layout.js';
+
+export type BlobProblem = { kind: 'missing' | 'corrupt'; hash: string; detail: string };
+
+/**
+ * Content-addressed, immutable blobs. Every write goes to tmp/ first and is renamed into place, so a
+ * blob under its name is always complete; every read on the restore path is checked against its name.
+ */
+export class BlobStore {
+  constructor(
+    readonly dir: string,
+    readonly tmpDir: string,
+  ) {}
+
+  path(hash: string): string {
+    return blobPath(this.dir, hash);
+  }
+
+  has(hash: string): boolean {
+    return existsSync(this.path(hash));
+  }
+
+  /** A fresh path in tmp/, named so that gc can tell the owning process and its age. */
+  tempPath(tag = 'blob'): string {
+    return join(this.tmpDir, `${process.pid}-${Date.now()}-${randomBytes(4).toString('hex')}.${tag}`);
+  }
+
+  async putBytes(algorithm: HashAlgorithm, data: Uint8Array): Promise<BlobRef> {
+    const hash = hashBytes(algorithm, data);
+    if (!this.has(hash)) {
+      const tmp = this.tempPath();
+      await writeFile(tmp, data);
+      await this.adopt(tmp, hash);
+    }
+    return { hash, size: data.byteLength };
+  }
+
+  /** Copies a file into the store, hashing it in the same pass. */
+  async putFile(algorithm: HashAlgorithm, src: string, size?: number): Promise<BlobRef> {
+    const known = size ?? (await stat(src)).size;
+    if (known <= STREAM_THRESHOLD) return this.putBytes(algorithm, await readFile(src));
+    const tmp = this.tempPath();
+    const hasher = createHasher(algorithm);
+    let bytes = 0;
+    await pipeline(
+      createReadStream(src, { highWaterMark: 1024 * 1024 }),
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          hasher.update(chunk);
+          bytes += chunk.byteLength;
+          yield chunk;
+        }
+      },
+      createWriteStream(tmp),
+    );
+    const hash = hasher.digest();
+    await this.adopt(tmp, hash);
+    return { hash, size: bytes };
+  }
+
+  /** Moves a complete temp file to its content address (or drops it if the blob already exists). */
+  async adopt(tmp: string, hash: string): Promise<void> {
+    const dest = this.path(hash);
+    if (existsSync(dest)) {
+      await rm(tmp, { force: true });
+      return;
+    }
+    await mkdir(dirname(dest), { recursive: true });
+    await rename(tmp, dest);
+  }
+
+  /** Reads a small blob whole, verified. */
+  async readVerified(
+    algorithm: HashAlgorithm,
+    ref: BlobRef,
+  ): Promise<{ ok: true; data: Buffer } | { ok: false; problem: BlobProblem }> {
+    let data: Buffer;
+    try {
+      data = await readFile(this.path(ref.hash));
+    } catch (e) {
+      return { ok: false, problem: { kind: 'missing', hash: ref.hash, detail: (e as Error).message } };
+    }
+    const actual = hashBytes(algorithm, data);
+    if (actual !== ref.hash || data.byteLength !== ref.size) {
+      return { ok: false, problem: corrupt(ref, actual, data.byteLength) };
+    }
+    return { ok: true, data };
+  }
+
+  /** Streams a blob to `dest` while hashing it; on a mismatch `dest` is removed. */
+  async copyVerified(
+    algorithm: HashAlgorithm,
+    ref: BlobRef,
+    dest: string,
+    mode?: number,
+  ): Promise<BlobProblem | undefined> {
+    if (ref.size <= STREAM_THRESHOLD) {
+      const read = await this.readVerified(algorithm, ref);
+      if (!read.ok) return read.problem;
+      await writeFile(dest, read.data, mode === undefined ? {} : { mode });
+      return undefined;
+    }
+    const hasher = createHasher(algorithm);
+    let bytes = 0;
+    try {
+      await pipeline(
+        createReadStream(this.path(ref.hash), { highWaterMark: 1024 * 1024 }),
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            hasher.update(chunk);
+            bytes += chunk.byteLength;
+            yield chunk;
+          }
+        },
+        createWriteStream(dest, mode === undefined ? {} : { mode }),
+      );
+    } catch (e) {
+      await rm(dest, { force: true });
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !this.has(ref.hash))
+        return { kind: 'missing', hash: ref.hash, detail: 'blob file is gone' };
+      throw e;
+    }
+    const actual = hasher.digest();
+    if (actual !== ref.hash || bytes !== ref.size) {
+      await rm(dest, { force: true });
+      return corrupt(ref, actual, bytes);
+    }
+    return undefined;
+  }
+
+  /** Checks a blob without writing it anywhere. */
+  async verify(algorithm: HashAlgorithm, ref: BlobRef): Promise<BlobProblem | undefined> {
+    try {
+      const s = await stat(this.path(ref.hash));
+      if (s.size !== ref.size) return corrupt(ref, '(size differs)', s.size);
+    } catch (e) {
+      return { kind: 'missing', hash: ref.hash, detail: (e as Error).message };
+    }
+    const h = createHasher(algorithm);
+    for await (const chunk of createReadStream(this.path(ref.hash), { highWaterMark: 1024 * 1024 }))
+      h.update(chunk as Buffer);
+    const actual = h.digest();
+    return actual === ref.hash ? undefined : corrupt(ref, actual, ref.size);
+  }
+
+  async remove(hash: string): Promise<void> {
+    await rm(this.path(hash), { force: true });
+  }
+}
+
+function corrupt(ref: BlobRef, actual: string, size: number): BlobProblem {
+  return {
+    kind: 'corrupt',
+    hash: ref.hash,
+    detail: `content hash ${actual.slice(0, 12)} (${size} bytes) does not match its name ${ref.hash.slice(0, 12)} (${ref.size} bytes)`,
+  };
+}

@@ -1,0 +1,62 @@
+import type { HashAlgorithm } from '../config/types.js';
+
+/** Bump when the Entry shape changes incompatibly; a newer index is left alone (fail-open). */
+export const STORE_SCHEMA = 1;
+
+export interface BlobRef {
+  hash: string;
+  size: number;
+}
+
+export type OutputRecord =
+  | { path: string; type: 'file'; mode: number; size: number; hash: string }
+  | { path: string; type: 'dir'; mode: number }
+  | { path: string; type: 'symlink'; target: string };
+
+/** Which stream a run of bytes went to: 1 stdout, 2 stderr. */
+export type StreamId = 1 | 2;
+
+export interface Logs {
+  stdout: BlobRef | null;
+  stderr: BlobRef | null;
+  /** The order the bytes arrived in: [stream, byte length] runs, adjacent runs of one stream merged. */
+  chunks: Array<[StreamId, number]>;
+}
+
+export interface Provenance {
+  host: string;
+  user: string;
+  version: string;
+  gitCommit?: string;
+  /** 'local' for entries made here; 'remote' for entries pulled from a team cache. */
+  origin: 'local' | 'remote';
+}
+
+export interface Entry {
+  schema: number;
+  key: string;
+  task: string;
+  algorithm: HashAlgorithm;
+  /** Paths are relative to the project root, POSIX separators. */
+  outputs: OutputRecord[];
+  /** The output globs, so that a restore can clear stale files first. */
+  outputGlobs: string[];
+  /** cwd of the run relative to the project root; output globs are relative to it. */
+  cwd: string;
+  logs: Logs;
+  exitCode: number;
+  durationMs: number;
+  createdAt: number;
+  /** Sum of output and log blob sizes. */
+  bytes: number;
+  ttlMs: number;
+  provenance: Provenance;
+}
+
+export function entryBlobs(entry: Entry): BlobRef[] {
+  const refs: BlobRef[] = [];
+  for (const o of entry.outputs) if (o.type === 'file') refs.push({ hash: o.hash, size: o.size });
+  if (entry.logs.stdout) refs.push(entry.logs.stdout);
+  if (entry.logs.stderr) refs.push(entry.logs.stderr);
+  return refs;
+}

@@ -1,0 +1,20 @@
+import { join } from 'node:path';
+
+/** Where each thing lives under a cache directory. The store owns every byte below it. */
+export function cacheLayout(cacheDir: string) {
+  return {
+    root: cacheDir,
+    index: join(cacheDir, 'index'),
+    blobs: join(cacheDir, 'blobs'),
+    tmp: join(cacheDir, 'tmp'),
+    locks: join(cacheDir, 'locks'),
+    audit: join(cacheDir, 'audit.log'),
+  };
+}
+
+export type CacheLayout = ReturnType<typeof cacheLayout>;
+
+/** blobs/ab/cdef…: two-character fan-out keeps directories small. */
+export function blobPath(blobsDir: string, hash: string): string {
+  return join(blobsDir, hash.slice(0, 2), hash.slice(2));
+}
