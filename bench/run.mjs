@@ -14,11 +14,34 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const MB = 1024 * 1024;
 
 const SIZES = QUICK
-  ? { small: 200, large: 2000, treeFiles: 32, treeFileBytes: 2 * MB, bigBytes: 128 * MB, rounds: 3, bigRounds: 2 }
-  : { small: 2000, large: 20000, treeFiles: 512, treeFileBytes: 2 * MB, bigBytes: 2048 * MB, rounds: 11, bigRounds: 5 };
+  ? {
+      small: 200,
+      large: 2000,
+      treeFiles: 32,
+      treeFileBytes: 2 * MB,
+      bigBytes: 128 * MB,
+      rounds: 3,
+      bigRounds: 2,
+    }
+  : {
+      small: 2000,
+      large: 20000,
+      treeFiles: 512,
+      treeFileBytes: 2 * MB,
+      bigBytes: 2048 * MB,
+      rounds: 11,
+      bigRounds: 5,
+    };
 
 const TURBO_SHIM = join(REPO, 'node_modules', '.bin', 'turbo');
-const TURBO_NATIVE = join(REPO, 'node_modules', '@turbo', `${process.platform === 'darwin' ? 'darwin' : 'linux'}-${process.arch === 'x64' ? '64' : 'arm64'}`, 'bin', 'turbo');
+const TURBO_NATIVE = join(
+  REPO,
+  'node_modules',
+  '@turbo',
+  `${process.platform === 'darwin' ? 'darwin' : 'linux'}-${process.arch === 'x64' ? '64' : 'arm64'}`,
+  'bin',
+  'turbo',
+);
 const B3SUM = which('b3sum');
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 
@@ -61,7 +84,9 @@ function timed(argv, cwd, extraEnv = {}) {
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) {
-    throw new Error(`${argv.join(' ')} (in ${cwd}) exited ${r.status}: ${r.stderr}${r.stdout}`.slice(0, 2000));
+    throw new Error(
+      `${argv.join(' ')} (in ${cwd}) exited ${r.status}: ${r.stderr}${r.stdout}`.slice(0, 2000),
+    );
   }
   return { ms, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
@@ -134,7 +159,10 @@ function makePackage(name, files) {
       2,
     )}\n`,
   );
-  writeFileSync(join(dir, 'package-lock.json'), `${JSON.stringify({ name, lockfileVersion: 3, requires: true, packages: { '': { name, version: '1.0.0' } } }, null, 2)}\n`);
+  writeFileSync(
+    join(dir, 'package-lock.json'),
+    `${JSON.stringify({ name, lockfileVersion: 3, requires: true, packages: { '': { name, version: '1.0.0' } } }, null, 2)}\n`,
+  );
   writeFileSync(
     join(dir, 'turbo.json'),
     `${JSON.stringify({ $schema: 'https://turbo.build/schema.json', tasks: { 'build:turbo': { inputs: ['src/**'], outputs: ['dist/**'] } } }, null, 2)}\n`,
@@ -146,7 +174,8 @@ function makePackage(name, files) {
   writeFileSync(join(dir, '.gitignore'), 'node_modules/\n.taskvault/\n.turbo/\n.wireit/\ndist/\n');
   // wireit and turbo resolve from the package's node_modules, as in a real project.
   mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true });
-  for (const m of ['wireit', 'turbo']) execFileSync('ln', ['-s', join(REPO, 'node_modules', m), join(dir, 'node_modules', m)]);
+  for (const m of ['wireit', 'turbo'])
+    execFileSync('ln', ['-s', join(REPO, 'node_modules', m), join(dir, 'node_modules', m)]);
   execFileSync('ln', ['-s', join(REPO, 'node_modules', '@turbo'), join(dir, 'node_modules', '@turbo')]);
   execFileSync('ln', ['-s', '../wireit/bin/wireit.js', join(dir, 'node_modules', '.bin', 'wireit')]);
   // turbo hashes through git when the package is a repository, its fast path.
@@ -194,8 +223,9 @@ function hitBench(label, files, rounds) {
   timed(['npm', 'run', 'build'], dir);
   // Sanity: each must now hit (turbo says FULL TURBO, TaskVault says hit).
   rmDist();
-  const t = timed([TURBO_SHIM, 'run', 'build:turbo'], dir);
-  if (!/FULL TURBO|cache hit/i.test(t.stdout)) log(`warning: turbo did not report a hit: ${t.stdout.slice(-300)}`);
+  const turboHit = timed([TURBO_SHIM, 'run', 'build:turbo'], dir);
+  if (!/FULL TURBO|cache hit/i.test(turboHit.stdout))
+    log(`warning: turbo did not report a hit: ${turboHit.stdout.slice(-300)}`);
   rmDist();
   const h = timed(tv('run', 'build', '--json'), dir, { TASKVAULT_QUIET: '' });
   if (!/"kind":"hit"/.test(h.stderr)) throw new Error(`taskvault did not hit: ${h.stderr}`);
@@ -239,7 +269,8 @@ function fingerprintBench(tree, bytes, rounds) {
       name: 'taskvault cold fingerprint',
       prep: () => rmSync(cacheDir, { recursive: true, force: true }),
       run: () =>
-        timed(tv('run', '--dry-run', '--inputs', '**', '--', 'true'), tree, { TASKVAULT_CACHE_DIR: cacheDir }).ms,
+        timed(tv('run', '--dry-run', '--inputs', '**', '--', 'true'), tree, { TASKVAULT_CACHE_DIR: cacheDir })
+          .ms,
     },
   ];
   if (B3SUM) contenders.push({ name: 'b3sum', run: () => timed([B3SUM, ...files], tree).ms });
@@ -257,7 +288,11 @@ function restoreBench(tree, bytes, rounds) {
   const rmOut = () => rmSync(join(dir, 'out'), { recursive: true, force: true });
   const t = alternate(
     [
-      { name: 'taskvault restore', prep: rmOut, run: () => timed(cmd, dir, { TASKVAULT_CACHE_DIR: join(dir, 'cache') }).ms },
+      {
+        name: 'taskvault restore',
+        prep: rmOut,
+        run: () => timed(cmd, dir, { TASKVAULT_CACHE_DIR: join(dir, 'cache') }).ms,
+      },
       {
         name: 'cp -r',
         prep: () => rmSync(join(dir, 'cp-out'), { recursive: true, force: true }),
@@ -277,14 +312,30 @@ function peakRss(bigFile) {
   const dir = join(work, 'rss');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'seed.txt'), 'rss bench\n');
-  const cmd = tv('run', '--inputs', 'seed.txt', '--outputs', 'big.bin', '--max-entry-size', '100GB', '--', 'cp', bigFile, 'big.bin');
+  const cmd = tv(
+    'run',
+    '--inputs',
+    'seed.txt',
+    '--outputs',
+    'big.bin',
+    '--max-entry-size',
+    '100GB',
+    '--',
+    'cp',
+    bigFile,
+    'big.bin',
+  );
   const rss = (argv) => {
-    const r = timed([TIME, '-v', ...argv], dir, { TASKVAULT_CACHE_DIR: join(dir, 'cache'), TASKVAULT_QUIET: '' });
+    const r = timed([TIME, '-v', ...argv], dir, {
+      TASKVAULT_CACHE_DIR: join(dir, 'cache'),
+      TASKVAULT_QUIET: '',
+    });
     const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);
     return { mb: kb / 1024, ms: r.ms, out: r.stderr };
   };
   const miss = rss(cmd);
-  if (!/miss/.test(miss.out) || /not cached/.test(miss.out)) throw new Error(`2 GB file not cached: ${miss.out}`);
+  if (!/miss/.test(miss.out) || /not cached/.test(miss.out))
+    throw new Error(`2 GB file not cached: ${miss.out}`);
   rmSync(join(dir, 'big.bin'));
   const hit = rss(cmd);
   if (!/hit/.test(hit.out)) throw new Error(`2 GB file not restored: ${hit.out}`);
@@ -296,7 +347,11 @@ function evictTable() {
   const script = join(REPO, 'bench', 'evict.mjs');
   if (!existsSync(script)) return undefined;
   log('running bench/evict.mjs');
-  const r = spawnSync(process.execPath, [script], { env: process.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawnSync(process.execPath, [script], {
+    env: process.env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (r.status !== 0) return `bench/evict.mjs exited ${r.status}\n`;
   return r.stdout;
 }
@@ -331,8 +386,18 @@ function main() {
       fmtMs(t['node -e 0']),
     ]);
   }
-  target(`Hit, ${SIZES.small} files: TaskVault / turbo`, fmtX(small.taskvault / small.turbo), small.taskvault <= small.turbo, '≤ 1.0×');
-  target(`Hit, ${SIZES.large} files: TaskVault / turbo`, fmtX(large.taskvault / large.turbo), large.taskvault <= 0.5 * large.turbo, '≤ 0.5×');
+  target(
+    `Hit, ${SIZES.small} files: TaskVault / turbo`,
+    fmtX(small.taskvault / small.turbo),
+    small.taskvault <= small.turbo,
+    '≤ 1.0×',
+  );
+  target(
+    `Hit, ${SIZES.large} files: TaskVault / turbo`,
+    fmtX(large.taskvault / large.turbo),
+    large.taskvault <= 0.5 * large.turbo,
+    '≤ 0.5×',
+  );
 
   log('miss overhead');
   const miss = missBench(join(work, 'pkg-small'), SIZES.rounds);
@@ -357,16 +422,37 @@ function main() {
 
   const fpTv = fp['taskvault cold fingerprint'];
   const fpB3 = fp.b3sum;
-  if (fpB3) target('Cold fingerprint: TaskVault / b3sum throughput', fmtX(fpTv.mbps / fpB3.mbps), fpTv.mbps >= 0.8 * fpB3.mbps, '≥ 0.8×');
+  if (fpB3)
+    target(
+      'Cold fingerprint: TaskVault / b3sum throughput',
+      fmtX(fpTv.mbps / fpB3.mbps),
+      fpTv.mbps >= 0.8 * fpB3.mbps,
+      '≥ 0.8×',
+    );
   else target('Cold fingerprint vs b3sum', 'b3sum not installed', false, '≥ 0.8×');
   const rsTv = rs['taskvault restore'];
   const rsCp = rs['cp -r'];
-  target('Restore: TaskVault / cp -r throughput', fmtX(rsTv.mbps / rsCp.mbps), rsTv.mbps >= 0.9 * rsCp.mbps, '≥ 0.9×');
+  target(
+    'Restore: TaskVault / cp -r throughput',
+    fmtX(rsTv.mbps / rsCp.mbps),
+    rsTv.mbps >= 0.9 * rsCp.mbps,
+    '≥ 0.9×',
+  );
   if (rss) {
     const peak = Math.max(rss.miss.mb, rss.hit.mb);
-    target(`Peak RSS caching + restoring a ${SIZES.bigBytes / MB} MB file`, `${peak.toFixed(0)} MB`, peak < 150, '< 150 MB');
+    target(
+      `Peak RSS caching + restoring a ${SIZES.bigBytes / MB} MB file`,
+      `${peak.toFixed(0)} MB`,
+      peak < 150,
+      '< 150 MB',
+    );
   }
-  target('Miss overhead vs the bare command', `+${fmtMs(overhead)} (allowed +${fmtMs(allowed)})`, overhead <= allowed, '≤ 10% + 100 ms');
+  target(
+    'Miss overhead vs the bare command',
+    `+${fmtMs(overhead)} (allowed +${fmtMs(allowed)})`,
+    overhead <= allowed,
+    '≤ 10% + 100 ms',
+  );
 
   const facts = [
     `- Date: ${new Date().toISOString()}`,
@@ -382,7 +468,10 @@ function main() {
   md.push('| Target | Measured | Goal | Met |', '|---|---|---|---|');
   for (const v of verdicts) md.push(`| ${v.name} | ${v.value} | ${v.goal} | ${v.ok ? 'yes' : '**no**'} |`);
   md.push('', '## Hits (outputs removed before every run, so each hit restores)', '');
-  md.push('| Case | TaskVault | turbo | turbo (native binary) | wireit (npm run) | `node -e 0` |', '|---|---|---|---|---|---|');
+  md.push(
+    '| Case | TaskVault | turbo | turbo (native binary) | wireit (npm run) | `node -e 0` |',
+    '|---|---|---|---|---|---|',
+  );
   for (const r of rows) md.push(`| ${r.join(' | ')} |`);
   md.push('', '## Throughput and overhead', '');
   md.push('| Case | TaskVault | Peer | Ratio |', '|---|---|---|---|');

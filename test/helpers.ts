@@ -112,6 +112,8 @@ export function runProcess(file: string, args: string[], o: CliOptions): Promise
       const stderr = Buffer.concat(err);
       resolve({ code, signal, stdout, stderr, out: stdout.toString(), err: stderr.toString() });
     });
+    // A child that exits without reading stdin (a fast cache hit) closes the pipe: not an error.
+    child.stdin.on('error', () => {});
     child.stdin.end(o.input ?? '');
   });
 }

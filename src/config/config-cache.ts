@@ -15,7 +15,8 @@ export function configCachePath(configPath: string): string {
   return join(dirname(configPath), '.taskvault', `${basename(configPath)}.evaluated.json`);
 }
 
-const ALLOWED_IMPORT = /^\s*import\s+(?:type\s+)?(?:\{[^}]*\}|\w+|\*\s+as\s+\w+)\s+from\s+['"]taskvault['"];?\s*$/gm;
+const ALLOWED_IMPORT =
+  /^\s*import\s+(?:type\s+)?(?:\{[^}]*\}|\w+|\*\s+as\s+\w+)\s+from\s+['"]taskvault['"];?\s*$/gm;
 /** Words that make a config's value depend on more than its own text. */
 const DYNAMIC =
   /\b(?:import|require|process|Date|Math|globalThis|global|fetch|eval|Function|Bun|Deno|Symbol|WeakRef|crypto|performance|setTimeout|setInterval|queueMicrotask|__dirname|__filename|await)\b/;
@@ -43,7 +44,9 @@ function isPlainData(v: unknown, depth = 0): boolean {
   if (typeof v === 'object') {
     const proto = Object.getPrototypeOf(v);
     if (proto !== Object.prototype && proto !== null) return false;
-    return Object.values(v as Record<string, unknown>).every((x) => x === undefined || isPlainData(x, depth + 1));
+    return Object.values(v as Record<string, unknown>).every(
+      (x) => x === undefined || isPlainData(x, depth + 1),
+    );
   }
   return false;
 }

@@ -3,7 +3,7 @@ import type { TaskSpec } from '../config/resolve.js';
 import type { HashAlgorithm } from '../config/types.js';
 import { toPosix } from '../util/paths.js';
 import { ok, type Result } from '../util/result.js';
-import { canonicalJson, hashBytes, hashFile } from './hash.js';
+import { canonicalJson, hashBytes, hashFile, READ_BUFFER_BYTES } from './hash.js';
 import { expandInputs, type InputFile } from './inputs.js';
 
 /** Bump when anything about how keys are derived changes: old entries then simply miss. */
@@ -68,12 +68,14 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   let bytesHashed = 0;
   let next = 0;
   const worker = async () => {
+    let buf: Buffer | undefined; // allocated on the first file this worker actually reads
     while (next < files.value.length) {
       const i = next++;
       const f = files.value[i]!;
       let h = o.hashCache?.get(f, o.algorithm);
       if (h === undefined) {
-        h = await hashFile(o.algorithm, f.abs, f.size);
+        buf ??= Buffer.allocUnsafe(READ_BUFFER_BYTES);
+        h = await hashFile(o.algorithm, f.abs, f.size, buf);
         bytesHashed += f.size;
         o.hashCache?.set(f, o.algorithm, h, startedNs);
       }

@@ -1,16 +1,14 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { type Database, open, type RootDatabase } from 'lmdb';
-import type { HashAlgorithm } from '../config/types.js';
 import type { Fingerprint, HashCache } from '../fingerprint/fingerprint.js';
-import type { InputFile } from '../fingerprint/inputs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { type CacheLayout, cacheLayout } from './layout.js';
+import { statCache } from './stat-cache.js';
 
-/** A stat-cache hash is trusted only for files last modified this long before it was recorded. */
-export const RACY_WINDOW_NS = 2_000_000_000n;
+export { RACY_WINDOW_NS } from './stat-cache.js';
 
 export interface Counters {
   hits: number;
@@ -18,17 +16,6 @@ export interface Counters {
   misses: number;
   savedMs: number;
 }
-
-type StatRecord = [
-  dev: number,
-  ino: number,
-  size: number,
-  mtimeNs: bigint,
-  ctimeNs: bigint,
-  algo: string,
-  hash: string,
-  recordedNs: bigint,
-];
 
 /**
  * The local cache: an LMDB index (entries, fingerprints, last access, counters, stat cache) plus
@@ -46,7 +33,7 @@ export class Store {
     private readonly access: Database<number, string>,
     private readonly latest: Database<string, string>,
     private readonly counters: Database<number, string>,
-    private readonly stats: Database<StatRecord, string>,
+    private readonly stats: Database<Buffer, string>,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.audit = new AuditLog(layout.audit);
@@ -79,7 +66,7 @@ export class Store {
           db.openDB({ name: 'access' }),
           db.openDB({ name: 'latest' }),
           db.openDB({ name: 'counters' }),
-          db.openDB({ name: 'stat' }),
+          db.openDB({ name: 'stat', encoding: 'binary' }),
         ),
       );
     } catch (e) {
@@ -163,28 +150,7 @@ export class Store {
 
   /** The stat cache, as the fingerprinter's HashCache. */
   hashCache(): HashCache {
-    return {
-      get: (f: InputFile, algo: HashAlgorithm) => {
-        const r = this.stats.get(f.abs);
-        if (!r) return undefined;
-        const [dev, ino, size, mtimeNs, ctimeNs, a, hash, recordedNs] = r;
-        const same =
-          dev === f.dev &&
-          ino === f.ino &&
-          size === f.size &&
-          mtimeNs === f.mtimeNs &&
-          ctimeNs === f.ctimeNs &&
-          a === algo;
-        // "Racy git": a file changed in the same tick as it was hashed keeps its stat, so a hash
-        // recorded that close to the file's mtime proves nothing.
-        return same && f.mtimeNs + RACY_WINDOW_NS < recordedNs && f.ctimeNs + RACY_WINDOW_NS < recordedNs
-          ? hash
-          : undefined;
-      },
-      set: (f, algo, hash, recordedNs) => {
-        void this.stats.put(f.abs, [f.dev, f.ino, f.size, f.mtimeNs, f.ctimeNs, algo, hash, recordedNs]);
-      },
-    };
+    return statCache(this.stats);
   }
 
   /** Waits for pending writes (stat cache, access times, counters) to be committed. */
