@@ -3,16 +3,16 @@
  * skipped for dynamic configs, never loading jiti when it applies), the stat cache's racy-write
  * rule on a real LMDB index, and parallel restores that still verify every byte.
  */
-import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { configCachePath, isStaticConfigSource } from '../src/config/config-cache.js';
-import { hashFile } from '../src/fingerprint/hash.js';
+import { hashBytes, hashFile } from '../src/fingerprint/hash.js';
 import { expandInputs } from '../src/fingerprint/inputs.js';
 import { RACY_WINDOW_NS, Store } from '../src/store/store.js';
-import { CLI, linkNodeModules, runCli, runProcess, tempDir, writeTree } from './helpers.js';
+import { CLI, linkNodeModules, REPO, runCli, runProcess, tempDir, writeTree } from './helpers.js';
 
 /** A module-resolution hook that appends every resolved URL to $TV_LOAD_LOG. */
 function loadTracer(): { flags: string[]; loaded: (log: string) => string[] } {
@@ -211,6 +211,87 @@ test('a racily modified input is re-hashed end to end: the run after a same-size
   assert.is(second.code, 0, second.err);
   assert.match(second.err, /miss/);
   assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'v2');
+});
+
+test('the hashing threads give the same hashes as the main thread, and report a missing file', async () => {
+  // Through dist/: the worker file is the built one, as in production.
+  const pool = (await import(
+    pathToFileURL(join(REPO, 'dist/fingerprint/hash-pool.js')).href
+  )) as typeof import('../src/fingerprint/hash-pool.js');
+  const dir = tempDir();
+  const big = Buffer.alloc(9 * 1024 * 1024 + 7); // spans several reads of a worker's buffer
+  for (let i = 0; i < big.length; i += 4096) big[i] = i % 251;
+  writeTree(dir, { empty: '', small: 'small file', exact: Buffer.alloc(4 * 1024 * 1024, 1), big });
+  const paths = ['empty', 'small', 'exact', 'big'].map((n) => join(dir, n));
+  for (const algorithm of ['blake3', 'sha256'] as const) {
+    const expected = await Promise.all(paths.map((p) => hashFile(algorithm, p, statSync(p).size)));
+    assert.equal(await pool.hashFilesInPool(algorithm, paths, 2), expected);
+    assert.is(expected[1], hashBytes(algorithm, 'small file'));
+  }
+  try {
+    await pool.hashFilesInPool('blake3', [...paths, join(dir, 'gone')], 2);
+    assert.unreachable('a missing file must reject');
+  } catch (e) {
+    assert.is((e as NodeJS.ErrnoException).code, 'ENOENT');
+  }
+});
+
+test('large inputs and outputs (threaded hashing, verify while cloning): a changed input misses, a corrupt blob is caught', async () => {
+  const dir = tempDir();
+  const mb = 1024 * 1024;
+  const block = (seed: number) => Buffer.alloc(36 * mb, seed);
+  writeTree(dir, {
+    'data/a.bin': block(1),
+    'data/b.bin': block(2),
+    'copy.cjs':
+      "const fs=require('fs');fs.mkdirSync('out',{recursive:true});for(const f of fs.readdirSync('data'))fs.copyFileSync('data/'+f,'out/'+f);",
+  });
+  const args = [
+    'run',
+    '--inputs',
+    'data/**',
+    '--inputs',
+    'copy.cjs',
+    '--outputs',
+    'out',
+    '--',
+    'node',
+    'copy.cjs',
+  ];
+  const miss = await runCli(args, { cwd: dir });
+  assert.is(miss.code, 0, miss.err);
+  assert.match(miss.err, /miss/);
+  rmSync(join(dir, 'out'), { recursive: true });
+  const hit = await runCli(args, { cwd: dir });
+  assert.match(hit.err, /hit/);
+  assert.ok(readFileSync(join(dir, 'out/b.bin')).equals(block(2)));
+
+  // Same size, new content: must miss (the stat cache must not vouch for it).
+  const changed = block(2);
+  changed[changed.length - 1] = 9;
+  writeFileSync(join(dir, 'data/b.bin'), changed);
+  const again = await runCli(args, { cwd: dir });
+  assert.match(again.err, /miss/);
+  assert.ok(readFileSync(join(dir, 'out/b.bin')).equals(changed));
+
+  // Flip one byte of one output blob: the hit must refuse it and rerun.
+  const blobs = join(dir, '.taskvault/cache/blobs');
+  const target = readdirSync(blobs)
+    .flatMap((fan) => readdirSync(join(blobs, fan)).map((n) => join(blobs, fan, n)))
+    .find((p) => statSync(p).size === changed.length && readFileSync(p).equals(changed))!;
+  assert.ok(target, 'found the blob of out/b.bin');
+  const bad = Buffer.from(changed);
+  bad[123] = 0xee;
+  writeFileSync(target, bad);
+  rmSync(join(dir, 'out'), { recursive: true });
+  const caught = await runCli(args, { cwd: dir });
+  assert.is(caught.code, 0, caught.err);
+  assert.match(caught.err, /not used: output blob corrupt/);
+  assert.ok(readFileSync(join(dir, 'out/b.bin')).equals(changed), 'outputs are right after the rerun');
+  assert.not.ok(
+    readdirSync(join(dir, 'out')).some((n) => n.includes('.tv-')),
+    'no temp file left beside the outputs',
+  );
 });
 
 test.run();

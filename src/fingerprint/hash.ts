@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 import type { HashAlgorithm } from '../config/types.js';
@@ -72,6 +73,23 @@ export async function hashFile(
     return h.digest();
   } finally {
     await fh.close();
+  }
+}
+
+/** hashFile for a thread that does nothing else (hash-worker.ts): blocking reads, same result. */
+export function hashFileSync(algorithm: HashAlgorithm, path: string, buf: Buffer): string {
+  const fd = openSync(path, 'r');
+  try {
+    let n = readSync(fd, buf, 0, buf.length, null);
+    if (n < buf.length) return hashBytes(algorithm, buf.subarray(0, n));
+    const h = createHasher(algorithm);
+    while (n > 0) {
+      h.update(buf.subarray(0, n));
+      n = readSync(fd, buf, 0, buf.length, null);
+    }
+    return h.digest();
+  } finally {
+    closeSync(fd);
   }
 }
 
