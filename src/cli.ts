@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './compile-cache.js';
 import { cac } from 'cac';
 import { registerInit } from './cli/init.js';
 import { registerRun } from './cli/run.js';

@@ -90,7 +90,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
       toHash.map((i) => files.value[i]!.abs),
       threads,
     );
-    toHash.forEach((i, k) => remember(i, pooled[k]!));
+    for (const [k, i] of toHash.entries()) remember(i, pooled[k]!);
   } else {
     let next = 0;
     const worker = async () => {
