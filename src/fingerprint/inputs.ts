@@ -1,8 +1,8 @@
 import { statSync } from 'node:fs';
 import { relative, resolve, sep } from 'node:path';
-import fg from 'fast-glob';
 import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
+import { loadFastGlob } from '../util/vendor.js';
 
 /** Never inputs unless a glob names them explicitly. */
 export const DEFAULT_IGNORES = ['**/node_modules/**', '**/.git/**', '**/.taskvault/**'];
@@ -48,6 +48,7 @@ export async function expandInputs(o: ExpandOptions): Promise<Result<InputFile[]
   try {
     // Names only: a bigint statSync per file afterwards costs half the CPU of fast-glob's
     // `stats: true` (which builds fs.Stats objects asynchronously) and gives exact ns timestamps.
+    const fg = await loadFastGlob();
     entries = await fg(positive, {
       cwd: o.cwd,
       dot: true,

@@ -1,5 +1,6 @@
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
+import { loadExeca } from '../util/vendor.js';
 
 export interface Execution {
   exitCode: number;
@@ -38,7 +39,7 @@ export async function execute(
   spec: TaskSpec,
   onChunk: (stream: StreamId, chunk: Uint8Array) => void,
 ): Promise<Execution> {
-  const { execa } = await import('execa');
+  const { execa } = await loadExeca();
   const started = performance.now();
   const [file, ...args] = spec.command as [string, ...string[]];
   const child = execa(file, args, {
