@@ -101,13 +101,26 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       return outcome;
     }
 
+    // Team cache: after a local miss, a remote entry is pulled into the local cache and served as a hit.
+    const pulled =
+      !entry && !o.force && settings.remote
+        ? await pullRemote(settings, store, spec, fp.value, label, o, now())
+        : undefined;
+    if (pulled) entry = pulled;
+
     if (entry) {
       const hit = await serveHit(store, settings.root, entry, o);
       if (hit.ok) {
         store.touch(key, now());
         store.count('hits');
+        if (pulled) store.count('remoteHits');
         store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));
-        store.log('HIT', source, { ...logFields, files: hit.files, bytes: hit.bytes });
+        store.log('HIT', source, {
+          ...logFields,
+          files: hit.files,
+          bytes: hit.bytes,
+          origin: pulled ? 'remote' : undefined,
+        });
         return {
           kind: 'hit',
           key,
@@ -116,7 +129,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
           bytes: hit.bytes,
           restoreMs: hit.restoreMs,
           savedMs: Math.max(0, entry.durationMs - hit.restoreMs),
-          origin: entry.provenance.origin,
+          origin: pulled ? 'remote' : 'local',
         };
       }
       o.reporter.warn(`cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`);
@@ -253,6 +266,7 @@ async function runAndStore(
       bytes: entry.bytes,
       exit: entry.exitCode,
     });
+    if (settings.remote) await pushRemote(settings, store, entry, o);
     return {
       ...base,
       stored: true,
@@ -265,6 +279,35 @@ async function runAndStore(
     store.log('ERROR', source, { task: spec.name, hash: key.slice(0, 12), error: errorMessage(e) });
     return notStored(errorMessage(e));
   }
+}
+
+/** The remote code is imported only here, on a local miss with a remote configured: hits never load it. */
+async function pullRemote(
+  settings: Settings,
+  store: Store,
+  spec: TaskSpec,
+  fp: { key: string; fingerprint: Fingerprint },
+  label: string,
+  o: RunOptions,
+  now: number,
+): Promise<Entry | undefined> {
+  const { pullFromRemote } = await import('../remote/sync.js');
+  return pullFromRemote({
+    remote: settings.remote!,
+    store,
+    root: settings.root,
+    key: fp.key,
+    fingerprint: fp.fingerprint,
+    label,
+    policy: spec.policy,
+    reporter: o.reporter,
+    now,
+  });
+}
+
+async function pushRemote(settings: Settings, store: Store, entry: Entry, o: RunOptions): Promise<void> {
+  const { pushToRemote } = await import('../remote/sync.js');
+  await pushToRemote({ remote: settings.remote!, store, entry, reporter: o.reporter });
 }
 
 function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
