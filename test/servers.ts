@@ -45,7 +45,8 @@ export interface Nginx {
 }
 
 export const NGINX_USER = 'ci';
-export const NGINX_PASSWORD = 'pa ss:word';
+// Characters that must be percent-encoded in a URL (nginx's htpasswd reader stops at ':').
+export const NGINX_PASSWORD = 'pa ss@wo/rd';
 export const NGINX_TOKEN = 's3cret-token';
 
 /** The same config the README shows, plus two locations that require basic auth and a token. */
