@@ -194,8 +194,20 @@ test('poisoned remote entries are refused before anything is written; nothing la
       RegExp,
     ]
   > = [
-    ['a .. path', (d) => void (d.entry.outputs[0]!.path = `../${escapeName}`), /refused entry path/],
-    ['an absolute path', (d) => void (d.entry.outputs[0]!.path = `/tmp/${escapeName}`), /refused entry path/],
+    [
+      'a .. path',
+      (d) => {
+        d.entry.outputs[0]!.path = `../${escapeName}`;
+      },
+      /refused entry path/,
+    ],
+    [
+      'an absolute path',
+      (d) => {
+        d.entry.outputs[0]!.path = `/tmp/${escapeName}`;
+      },
+      /refused entry path/,
+    ],
     [
       'a symlink out of the tree',
       (d) => void d.entry.outputs.push({ path: 'out/evil', type: 'symlink', target: `../../${escapeName}` }),
@@ -212,7 +224,9 @@ test('poisoned remote entries are refused before anything is written; nothing la
     ],
     [
       'a working directory outside the project',
-      (d) => void (d.entry.cwd = '..'),
+      (d) => {
+        d.entry.cwd = '..';
+      },
       /working directory or output globs/,
     ],
   ];

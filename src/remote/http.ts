@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { done, type RemoteBackend, type RemoteResult } from './backend.js';
 import type { RemoteSettings } from './settings.js';
 import { closeAgents, discard, readAll, redact, send, statusProblem } from './transport.js';
+import { isPermanent } from './wire.js';
 
 /** Remote entries are small JSON documents; anything bigger is not ours. */
 export const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
@@ -52,7 +53,7 @@ export class HttpBackend implements RemoteBackend {
     } catch (e) {
       return {
         ok: false,
-        problem: { message: `GET ${redact(url)}: ${(e as Error).message}`, retryable: true },
+        problem: { message: `GET ${redact(url)}: ${(e as Error).message}`, retryable: !isPermanent(e) },
       };
     }
   }
@@ -91,7 +92,7 @@ export class HttpBackend implements RemoteBackend {
       body.destroy();
       return {
         ok: false,
-        problem: { message: `GET ${redact(url)}: ${(e as Error).message}`, retryable: true },
+        problem: { message: `GET ${redact(url)}: ${(e as Error).message}`, retryable: !isPermanent(e) },
       };
     }
   }

@@ -11,6 +11,7 @@ import { done, problem, type RemoteBackend, type RemoteResult } from './backend.
 import { MAX_ENTRY_BYTES } from './http.js';
 import type { RemoteSettings } from './settings.js';
 import { closeAgents, discard, readAll, send, statusProblem } from './transport.js';
+import { isPermanent } from './wire.js';
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
@@ -102,7 +103,7 @@ class S3Backend implements RemoteBackend {
     try {
       return done(await readAll(body, MAX_ENTRY_BYTES));
     } catch (e) {
-      return problem({ message: `GET ${url.href}: ${(e as Error).message}`, retryable: true });
+      return problem({ message: `GET ${url.href}: ${(e as Error).message}`, retryable: !isPermanent(e) });
     }
   }
 
@@ -138,7 +139,7 @@ class S3Backend implements RemoteBackend {
       return done(true);
     } catch (e) {
       body.destroy();
-      return problem({ message: `GET ${url.href}: ${(e as Error).message}`, retryable: true });
+      return problem({ message: `GET ${url.href}: ${(e as Error).message}`, retryable: !isPermanent(e) });
     }
   }
 

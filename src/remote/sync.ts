@@ -48,21 +48,12 @@ class RemoteSession {
     return this.backend;
   }
 
-  /** Runs one remote operation with retries; a final failure is a warning and a strike. */
-  async call<T>(reporter: Reporter, op: () => Promise<RemoteResult<T>>): Promise<T | Failed> {
-    let last: RemoteProblem | undefined;
-    for (let i = 0; i < ATTEMPTS && !this.off; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, BACKOFF_MS[i - 1] ?? 1000));
-      const r = await op();
-      if (r.ok) return r.value;
-      last = r.problem;
-      if (!last.retryable || last.stop) break; // refused, unresolvable or timed out: waiting won't fix it
-    }
-    if (last) this.fail(last, reporter);
-    return FAILED;
+  /** One pull or push: its requests share retries' outcome, and it strikes at most once. */
+  operation(reporter: Reporter): Operation {
+    return new Operation(this, reporter);
   }
 
-  private fail(p: RemoteProblem, reporter: Reporter): void {
+  fail(p: RemoteProblem, reporter: Reporter): void {
     if (this.off) return;
     this.strikes++;
     if (p.stop || this.strikes >= MAX_STRIKES) this.off = true;
@@ -74,6 +65,61 @@ class RemoteSession {
   close(): void {
     this.backend?.close();
   }
+}
+
+/**
+ * The requests of one pull or push. The first request that fails for good marks the operation
+ * failed: requests still in flight stop retrying and no new ones start, and the session gets one
+ * strike and one warning for the whole operation.
+ */
+class Operation {
+  problem: RemoteProblem | undefined;
+
+  constructor(
+    private readonly session: RemoteSession,
+    private readonly reporter: Reporter,
+  ) {}
+
+  get failed(): boolean {
+    return this.problem !== undefined || this.session.off;
+  }
+
+  /** One request with retries (for problems worth retrying, with growing pauses). */
+  async call<T>(request: () => Promise<RemoteResult<T>>): Promise<T | Failed> {
+    let last: RemoteProblem | undefined;
+    for (let i = 0; i < ATTEMPTS && !this.failed; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, BACKOFF_MS[i - 1] ?? 1000));
+      const r = await request();
+      if (r.ok) return r.value;
+      last = r.problem;
+      if (!last.retryable || last.stop) break; // refused, unresolvable or timed out: waiting won't fix it
+    }
+    if (last && !this.problem) this.problem = last;
+    return FAILED;
+  }
+
+  end(): void {
+    if (this.problem) this.session.fail(this.problem, this.reporter);
+  }
+}
+
+/**
+ * Runs `fn` over items, `limit` at a time, until `stop()`. The first item goes alone: against a
+ * remote that is failing, that costs one request's retries instead of one per worker.
+ */
+async function eachLimited<T>(
+  items: T[],
+  limit: number,
+  stop: () => boolean,
+  fn: (item: T) => Promise<void>,
+) {
+  if (items.length === 0) return;
+  await fn(items[0]!);
+  let next = 1;
+  const worker = async () => {
+    while (next < items.length && !stop()) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length - 1) }, worker));
 }
 
 const sessions = new Map<string, RemoteSession>();
@@ -115,10 +161,11 @@ export interface PullRequest {
  */
 export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined> {
   const s = session(r.remote);
+  const op = s.operation(r.reporter);
   try {
     const backend = await s.open(r.env ?? process.env, r.reporter);
     if (!backend) return undefined;
-    const bytes = await s.call(r.reporter, () => backend.getEntry(r.key));
+    const bytes = await op.call(() => backend.getEntry(r.key));
     if (bytes === FAILED || bytes === undefined) return undefined;
     const short = r.key.slice(0, 12);
     const notUsed = (why: string) => {
@@ -143,15 +190,7 @@ export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined>
     if (!paths.ok) return notUsed(paths.error.message);
 
     const wanted = unique(entryBlobs(doc.entry)).filter((b) => !r.store.blobs.has(b.hash));
-    const fetched = await download(
-      s,
-      backend,
-      r.store.blobs,
-      r.fingerprint.algorithm,
-      doc,
-      wanted,
-      r.reporter,
-    );
+    const fetched = await download(op, backend, r.store.blobs, r.fingerprint.algorithm, doc, wanted);
     if (fetched !== true) return fetched === FAILED ? undefined : notUsed(fetched);
 
     const entry = cleanEntry(doc.entry);
@@ -161,30 +200,31 @@ export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined>
   } catch (e) {
     r.reporter.warn(`remote cache: ${errorMessage(e)}; continuing with the local cache`);
     return undefined;
+  } finally {
+    op.end();
   }
 }
 
+/** Fetches blobs into the local store: each verified in tmp/, then renamed into place. */
 async function download(
-  s: RemoteSession,
+  op: Operation,
   backend: RemoteBackend,
   blobs: BlobStore,
   algorithm: HashAlgorithm,
   doc: RemoteDocument,
   wanted: BlobRef[],
-  reporter: Reporter,
 ): Promise<true | Failed | string> {
   const total = wanted.reduce((n, b) => n + doc.blobs[b.hash]!.size, 0);
   const progress = new Progress('downloading', total, wanted.length);
-  let next = 0;
   let outcome: true | Failed | string = true;
-  const worker = async () => {
-    while (next < wanted.length && outcome === true) {
-      const ref = wanted[next++]!;
+  const stop = () => outcome !== true || op.failed;
+  try {
+    await eachLimited(wanted, TRANSFERS, stop, async (ref) => {
       const wire = doc.blobs[ref.hash]!;
       const tmp = blobs.tempPath('remote');
       try {
         const rx = receiver(algorithm, ref, wire, tmp, (n) => progress.add(n));
-        const got = await s.call(reporter, () => backend.getBlob(wire.key, rx.consume));
+        const got = await op.call(() => backend.getBlob(wire.key, rx.consume));
         if (got === FAILED) outcome = FAILED;
         else if (!got) outcome = `blob ${wire.key.slice(0, 12)} is missing on the remote`;
         else {
@@ -198,10 +238,7 @@ async function download(
       } finally {
         await rm(tmp, { force: true });
       }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(TRANSFERS, wanted.length) }, worker));
+    });
   } finally {
     progress.finish();
   }
@@ -223,45 +260,41 @@ export interface PushRequest {
 export async function pushToRemote(r: PushRequest): Promise<void> {
   if (r.remote.readOnly) return;
   const s = session(r.remote);
+  const op = s.operation(r.reporter);
   try {
     const backend = await s.open(r.env ?? process.env, r.reporter);
     if (!backend) return;
     const refs = unique(entryBlobs(r.entry));
     const wires: Record<string, WireRef> = {};
     const progress = new Progress('uploading', r.entry.bytes, refs.length);
-    let next = 0;
-    let failed = false;
-    const worker = async () => {
-      while (next < refs.length && !failed) {
-        const ref = refs[next++]!;
-        const out = await encodeBlob(r.store.blobs, r.entry.algorithm, ref);
-        try {
-          const has = await s.call(r.reporter, () => backend.hasBlob(out.key));
-          const sent =
-            has === FAILED
-              ? FAILED
-              : has
-                ? true
-                : await s.call(r.reporter, () => backend.putBlob(out.key, out.file, out.size));
-          if (sent === FAILED) failed = true;
-          wires[ref.hash] = { key: out.key, encoding: out.encoding, size: out.size };
-          progress.add(ref.size);
-          progress.blobDone();
-        } finally {
-          if (out.temp) await rm(out.file, { force: true });
-        }
-      }
-    };
     try {
-      await Promise.all(Array.from({ length: Math.min(TRANSFERS, refs.length) }, worker));
+      await eachLimited(
+        refs,
+        TRANSFERS,
+        () => op.failed,
+        async (ref) => {
+          const out = await encodeBlob(r.store.blobs, r.entry.algorithm, ref);
+          try {
+            const has = await op.call(() => backend.hasBlob(out.key));
+            if (has === false) await op.call(() => backend.putBlob(out.key, out.file, out.size));
+            wires[ref.hash] = { key: out.key, encoding: out.encoding, size: out.size };
+            progress.add(ref.size);
+            progress.blobDone();
+          } finally {
+            if (out.temp) await rm(out.file, { force: true });
+          }
+        },
+      );
     } finally {
       progress.finish();
     }
-    if (failed) return;
+    if (op.failed) return;
     const doc = buildDocument(r.entry, wires, r.remote.signatureKey);
-    await s.call(r.reporter, () => backend.putEntry(r.entry.key, doc));
+    await op.call(() => backend.putEntry(r.entry.key, doc));
   } catch (e) {
     r.reporter.warn(`remote cache: upload failed: ${errorMessage(e)}`);
+  } finally {
+    op.end();
   }
 }
 

@@ -119,7 +119,7 @@ export function receiver(
           w.update(chunk);
           wireSize += chunk.byteLength;
           if (wireSize > wire.size)
-            throw new Error(`remote blob is larger than the ${wire.size} bytes its entry says`);
+            throw permanent(`remote blob is larger than the ${wire.size} bytes its entry says`);
           onBytes(chunk.byteLength);
           yield chunk;
         }
@@ -131,7 +131,7 @@ export function receiver(
         h.update(chunk);
         size += chunk.byteLength;
         if (size > ref.size)
-          throw new Error(`remote blob decodes to more than the ${ref.size} bytes its entry says`);
+          throw permanent(`remote blob decodes to more than the ${ref.size} bytes its entry says`);
         yield chunk;
       }
     }, createWriteStream(tmp));
@@ -154,3 +154,10 @@ export function receiver(
   };
   return { consume, check };
 }
+
+/** An error in a blob's content, not in the transfer: fetching it again would give the same bytes. */
+export function permanent(message: string): Error {
+  return Object.assign(new Error(message), { permanent: true });
+}
+
+export const isPermanent = (e: unknown): boolean => (e as { permanent?: unknown } | null)?.permanent === true;
