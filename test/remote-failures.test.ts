@@ -3,11 +3,13 @@
  * code passes through, one warning says why, and the remote is left alone after repeated failures.
  * The misbehaving servers are small node:http servers on 127.0.0.1.
  */
+import { exec } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { project, runGen, timesRan, warnings } from './remote-project.js';
+import { CLI, cliEnv } from './helpers.js';
+import { markerOf, project, runGen, timesRan, warnings } from './remote-project.js';
 import { freePort, startStub } from './servers.js';
 
 const test = suite('remote: failures');
@@ -127,6 +129,59 @@ test('an unsupported remote URL is one warning, not a failure', async () => {
   const w = warnings(r);
   assert.is(w.length, 1);
   assert.match(w[0]!, /ftp:\/\/… is not supported/);
+});
+
+test('a transfer slower than a second shows progress on a TTY (and only there)', async () => {
+  // An in-memory cache server that answers GETs slowly: 15 slices, 100 ms apart.
+  const stored = new Map<string, Buffer>();
+  const stub = await startStub((req, res) => {
+    const url = req.url ?? '';
+    if (req.method === 'PUT') {
+      const parts: Buffer[] = [];
+      req.on('data', (d: Buffer) => parts.push(d));
+      req.on('end', () => {
+        stored.set(url, Buffer.concat(parts));
+        res.statusCode = 201;
+        res.end();
+      });
+      return;
+    }
+    const data = stored.get(url);
+    res.statusCode = data ? 200 : 404;
+    if (!data || req.method === 'HEAD') return void res.end();
+    const step = Math.ceil(data.length / 15);
+    let i = 0;
+    const t = setInterval(() => {
+      res.write(data.subarray(i, i + step));
+      i += step;
+      if (i >= data.length) {
+        clearInterval(t);
+        res.end();
+      }
+    }, 100);
+  });
+  try {
+    const env = { TASKVAULT_REMOTE_URL: `${stub.url}/cache` };
+    assert.is((await runGen(project(), env)).code, 0);
+    const dir = project();
+    // script(1) (util-linux, always on Debian) gives the CLI a pseudo-terminal.
+    const out = await new Promise<string>((resolve, reject) =>
+      exec(
+        `script -q -e -c "${process.execPath} ${CLI} run gen" /dev/null`,
+        { cwd: dir, env: cliEnv({ ...env, RAN_MARKER: markerOf(dir) }), timeout: 60_000 },
+        (e, stdout) => (e ? reject(e) : resolve(stdout)),
+      ),
+    );
+    assert.match(out, /\r\x1b\[Ktaskvault: downloading [0-9.]+ [KM]?B \/ [0-9.]+ [KM]?B \(\d\/\d blobs\)/);
+    assert.match(out, /hit\S* \(remote\)/);
+    assert.is(timesRan(dir), 0);
+    // The same slow pull without a TTY: no progress line at all.
+    const plain = await runGen(project(), env);
+    assert.match(plain.err, /hit \(remote\)/);
+    assert.not.match(plain.err, /downloading/);
+  } finally {
+    await stub.stop();
+  }
 });
 
 test.run();

@@ -304,4 +304,17 @@ test('basic auth (URL userinfo or env) and Bearer tokens', async () => {
   assert.match(warnings(noToken).join('\n'), /HTTP 401/);
 });
 
+test('with hashAlgorithm sha256 the local and remote names of small blobs agree', async () => {
+  const env = { TASKVAULT_REMOTE_URL: `${ng.url}/sha`, TASKVAULT_HASH_ALGORITHM: 'sha256' };
+  const a = project();
+  assert.is((await runGen(a, env)).code, 0);
+  const b = project();
+  const hit = await runGen(b, env);
+  assert.match(hit.err, /hit \(remote\)/);
+  assert.is(timesRan(b), 0);
+  const local = readFileSync(join(b, 'out', 'result.txt'));
+  const name = createHash('sha256').update(local).digest('hex');
+  assert.ok(files(join(ng.data, 'sha', 'cas')).includes(name));
+});
+
 test.run();

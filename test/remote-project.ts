@@ -41,6 +41,9 @@ export function project(config: Record<string, unknown> = {}): string {
   });
 }
 
+/** Where gen.mjs records each real run of a project (outside it, so never an input or output). */
+export const markerOf = (dir: string): string => join(dir, '..', `${dir.split('/').pop()}.ran`);
+
 /** Runs `taskvault run gen` in a project; RAN_MARKER records whether the command itself ran. */
 export function runGen(
   dir: string,
@@ -49,13 +52,13 @@ export function runGen(
 ): Promise<CliResult> {
   return runCli(['run', 'gen', ...args], {
     cwd: dir,
-    env: { RAN_MARKER: join(dir, '..', `${dir.split('/').pop()}.ran`), ...env },
+    env: { RAN_MARKER: markerOf(dir), ...env },
   });
 }
 
 /** How many times the task's command really ran in that project. */
 export function timesRan(dir: string): number {
-  const marker = join(dir, '..', `${dir.split('/').pop()}.ran`);
+  const marker = markerOf(dir);
   return existsSync(marker) ? readFileSync(marker, 'utf8').split('\n').filter(Boolean).length : 0;
 }
 

@@ -39,7 +39,6 @@ export interface RemoteBackend {
   getBlob(key: string, consume: (body: Readable) => Promise<void>): Promise<RemoteResult<boolean>>;
   /** Uploads `size` bytes from `file`; `key` is the SHA-256 of exactly those bytes. */
   putBlob(key: string, file: string, size: number): Promise<RemoteResult<void>>;
-  close(): void;
 }
 
 /** Picks the backend for a URL; S3 code (and its signer) loads only when an s3:// remote is used. */

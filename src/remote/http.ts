@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { done, type RemoteBackend, type RemoteResult } from './backend.js';
 import type { RemoteSettings } from './settings.js';
-import { closeAgents, discard, readAll, redact, send, statusProblem } from './transport.js';
+import { discard, readAll, redact, send, statusProblem } from './transport.js';
 import { isPermanent } from './wire.js';
 
 /** Remote entries are small JSON documents; anything bigger is not ours. */
@@ -120,9 +120,5 @@ export class HttpBackend implements RemoteBackend {
     // 200 (bazel-remote), 201 created / 204 replaced (nginx WebDAV).
     if (status >= 200 && status < 300) return done(undefined);
     return statusProblem('PUT', url, status, text.split('\n')[0]?.slice(0, 120));
-  }
-
-  close(): void {
-    closeAgents();
   }
 }

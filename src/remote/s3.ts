@@ -10,7 +10,7 @@ import { type AwsCredentials, findAwsCredentials, findAwsRegion } from './aws-cr
 import { done, problem, type RemoteBackend, type RemoteResult } from './backend.js';
 import { MAX_ENTRY_BYTES } from './http.js';
 import type { RemoteSettings } from './settings.js';
-import { closeAgents, discard, readAll, send, statusProblem } from './transport.js';
+import { discard, readAll, send, statusProblem } from './transport.js';
 import { isPermanent } from './wire.js';
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -157,9 +157,5 @@ class S3Backend implements RemoteBackend {
     const text = (await readAll(body, 16 * 1024).catch(() => Buffer.alloc(0))).toString();
     const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
     return statusProblem(method, url, status, code ? `(${code})` : '');
-  }
-
-  close(): void {
-    closeAgents();
   }
 }

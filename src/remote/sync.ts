@@ -61,10 +61,6 @@ class RemoteSession {
       `remote cache: ${p.message}; ${this.off ? 'not using the remote for the rest of this run' : 'continuing with the local cache'}`,
     );
   }
-
-  close(): void {
-    this.backend?.close();
-  }
 }
 
 /**
@@ -132,11 +128,6 @@ function session(s: RemoteSettings): RemoteSession {
     sessions.set(id, x);
   }
   return x;
-}
-
-/** Drops idle connections so a CLI process can exit at once. */
-export function closeRemotes(): void {
-  for (const s of sessions.values()) s.close();
 }
 
 export interface PullRequest {

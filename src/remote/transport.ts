@@ -24,6 +24,7 @@ export interface Reply {
   body: IncomingMessage;
 }
 
+// Idle keep-alive sockets are unref'd by the agent: they never hold the process open.
 const agents = {
   http: new http.Agent({ keepAlive: true, maxSockets: 8 }),
   https: new https.Agent({ keepAlive: true, maxSockets: 8 }),
@@ -124,10 +125,4 @@ export function redact(url: URL): string {
   u.password = '';
   u.search = '';
   return u.href;
-}
-
-/** Lets the process exit without waiting for idle keep-alive sockets. */
-export function closeAgents(): void {
-  agents.http.destroy();
-  agents.https.destroy();
 }
