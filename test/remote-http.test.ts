@@ -9,7 +9,14 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readTreeSnapshot } from './helpers.js';
 import { keyOf, project, runGen, timesRan, warnings } from './remote-project.js';
-import { NGINX_PASSWORD, NGINX_TOKEN, NGINX_USER, type Nginx, startNginx } from './servers.js';
+import {
+  NGINX_PASSWORD,
+  NGINX_READ_TOKEN,
+  NGINX_USER,
+  NGINX_WRITE_TOKEN,
+  type Nginx,
+  startNginx,
+} from './servers.js';
 
 const test = suite('remote: HTTP cache on nginx');
 let ng: Nginx;
@@ -267,7 +274,7 @@ test('poisoned remote entries are refused before anything is written; nothing la
   );
 });
 
-test('basic auth (URL userinfo or env) and Bearer tokens', async () => {
+test('basic auth (URL userinfo or env), and Bearer tokens with a read-only token enforced by nginx', async () => {
   const userinfo = `${encodeURIComponent(NGINX_USER)}:${encodeURIComponent(NGINX_PASSWORD)}`;
   const basicUrl = ng.url.replace('http://', `http://${userinfo}@`);
   const up = await runGen(project(), { TASKVAULT_REMOTE_URL: `${basicUrl}/basic/team` });
@@ -285,7 +292,7 @@ test('basic auth (URL userinfo or env) and Bearer tokens', async () => {
 
   const denied = project();
   const no = await runGen(denied, {
-    TASKVAULT_REMOTE_URL: ng.url.replace('http://', 'http://ci:wrong@') + '/basic/team',
+    TASKVAULT_REMOTE_URL: `${ng.url.replace('http://', 'http://ci:wrong@')}/basic/team`,
   });
   assert.is(no.code, 0);
   assert.is(timesRan(denied), 1);
@@ -293,15 +300,32 @@ test('basic auth (URL userinfo or env) and Bearer tokens', async () => {
   assert.match(w, /HTTP 401/);
   assert.not.match(w, /wrong/, 'the password never appears in messages');
 
-  const bearer = await runGen(project(), {
-    TASKVAULT_REMOTE_URL: `${ng.url}/bearer/team`,
-    TASKVAULT_REMOTE_TOKEN: NGINX_TOKEN,
+  // Bearer tokens, with read-only enforced by the server: the read token cannot write.
+  const tokens = `${ng.url}/tokens/team`;
+  const reader = await runGen(project(), {
+    TASKVAULT_REMOTE_URL: tokens,
+    TASKVAULT_REMOTE_TOKEN: NGINX_READ_TOKEN,
   });
-  assert.equal(warnings(bearer), []);
-  assert.is(files(join(ng.data, 'bearer', 'team', 'ac')).length, 1);
-  const noToken = await runGen(project(), { TASKVAULT_REMOTE_URL: `${ng.url}/bearer/team` });
+  assert.is(reader.code, 0);
+  assert.match(warnings(reader).join('\n'), /PUT .*HTTP 401/);
+  assert.equal(files(join(ng.data, 'tokens', 'team', 'ac')), []);
+  const writer = await runGen(project(), {
+    TASKVAULT_REMOTE_URL: tokens,
+    TASKVAULT_REMOTE_TOKEN: NGINX_WRITE_TOKEN,
+  });
+  assert.equal(warnings(writer), []);
+  assert.is(files(join(ng.data, 'tokens', 'team', 'ac')).length, 1);
+  const pr = project();
+  const prRun = await runGen(pr, {
+    TASKVAULT_REMOTE_URL: tokens,
+    TASKVAULT_REMOTE_TOKEN: NGINX_READ_TOKEN,
+    TASKVAULT_REMOTE_READ_ONLY: '1',
+  });
+  assert.match(prRun.err, /hit \(remote\)/);
+  assert.equal(warnings(prRun), []);
+  const noToken = await runGen(project(), { TASKVAULT_REMOTE_URL: tokens });
   assert.is(noToken.code, 0);
-  assert.match(warnings(noToken).join('\n'), /HTTP 401/);
+  assert.match(warnings(noToken).join('\n'), /GET .*HTTP 401/);
 });
 
 test('with hashAlgorithm sha256 the local and remote names of small blobs agree', async () => {

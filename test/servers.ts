@@ -47,9 +47,13 @@ export interface Nginx {
 export const NGINX_USER = 'ci';
 // Characters that must be percent-encoded in a URL (nginx's htpasswd reader stops at ':').
 export const NGINX_PASSWORD = 'pa ss@wo/rd';
-export const NGINX_TOKEN = 's3cret-token';
+export const NGINX_READ_TOKEN = 'read-token-1';
+export const NGINX_WRITE_TOKEN = 'write-token-1';
 
-/** The same config the README shows, plus two locations that require basic auth and a token. */
+/**
+ * The config the README shows (its /tokens/ location: a read token and a write token, so that
+ * read-only is enforced by the server), plus an open location and one with basic auth.
+ */
 export function nginxConfig(dir: string, port: number): string {
   const dav = 'dav_methods PUT; create_full_put_path on; dav_access user:rw group:r all:r;';
   return `daemon off;
@@ -66,6 +70,11 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   client_max_body_size 0;
+  map "$request_method:$http_authorization" $taskvault_denied {
+    default 1;
+    "~^(GET|HEAD):Bearer ${NGINX_READ_TOKEN}$" 0;
+    "~^(GET|HEAD|PUT):Bearer ${NGINX_WRITE_TOKEN}$" 0;
+  }
   server {
     listen 127.0.0.1:${port};
     root ${dir}/data;
@@ -75,8 +84,8 @@ http {
       auth_basic_user_file ${dir}/htpasswd;
       ${dav}
     }
-    location /bearer/ {
-      if ($http_authorization != "Bearer ${NGINX_TOKEN}") { return 401; }
+    location /tokens/ {
+      if ($taskvault_denied) { return 401; }
       ${dav}
     }
   }
