@@ -314,4 +314,34 @@ test('a command that does not exist exits 127 like a shell, with one line', asyn
   assert.not.match(r.err, /\n\s+at /, 'no stack trace');
 });
 
+test('stdin is inherited by the command', async () => {
+  const dir = tempDir();
+  const r = await runCli(['run', '--inputs', 'none', '--', 'sh', '-c', 'tr a-z A-Z'], {
+    cwd: dir,
+    input: 'from stdin\n',
+  });
+  assert.is(r.out, 'FROM STDIN\n');
+});
+
+test('a reader that closes early (| head -1) ends the command like it would without TaskVault', async () => {
+  const dir = tempDir();
+  const cli = join(import.meta.dirname, '..', 'dist', 'cli.js');
+  const pipeline = (cmd: string) =>
+    runProcess(
+      'bash',
+      ['-c', `node "${cli}" run --inputs none -- ${cmd} | head -1; echo "status \${PIPESTATUS[0]}" >&2`],
+      { cwd: dir },
+    );
+  const endless = await pipeline('yes');
+  assert.is(endless.out, 'y\n');
+  assert.match(endless.err, /status 141/, 'the child got SIGPIPE and its status passed through');
+  assert.match(endless.err, /not cached: the run was interrupted \(SIGPIPE\)/);
+  await runCli(['run', '--inputs', 'none', '--', 'seq', '1', '200000'], { cwd: dir });
+  const replay = await pipeline('seq 1 200000');
+  assert.is(replay.out, '1\n');
+  assert.match(replay.err, /hit/);
+  assert.match(replay.err, /status 0/);
+  assert.not.match(replay.err, /EPIPE|\n\s+at /);
+});
+
 test.run();
