@@ -166,7 +166,7 @@ test('--dry-run prints the key and whether it would hit, and runs nothing', asyn
   const dry1 = await runCli(['run', '--dry-run', ...RUN.slice(1)], { cwd: dir });
   assert.is(dry1.code, 0);
   assert.match(dry1.out, /^[0-9a-f]{64} miss\n$/);
-  assert.is(runs(dir), 0);
+  assert.is(runs(dir), 0, `dry run executed the command? dir=${dir} stderr=${dry1.err}`);
   await runCli(RUN, { cwd: dir });
   const dry2 = await runCli(['run', '--dry-run', ...RUN.slice(1)], { cwd: dir });
   assert.is(dry2.out, `${dry1.out.split(' ')[0]} hit\n`);
