@@ -99,7 +99,9 @@ function nginxBinary(): string {
     if (!r.error) return candidate;
   }
   // Never a skip: CI installs nginx (.ci/install-system-packages), so its absence is a failure.
-  throw new Error('nginx is not installed: run `bash .ci/install-system-packages` (Debian package nginx)');
+  const message = 'nginx is not installed: run `bash .ci/install-system-packages` (Debian package nginx)';
+  console.error(message); // uvu does not print errors thrown by hooks
+  throw new Error(message);
 }
 
 /** Starts nginx with a WebDAV config in a temp dir; a port taken in between is retried. */

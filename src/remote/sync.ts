@@ -156,8 +156,8 @@ export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined>
   try {
     const backend = await s.open(r.env ?? process.env, r.reporter);
     if (!backend) return undefined;
-    const bytes = await op.call(() => backend.getEntry(r.key));
-    if (bytes === FAILED || bytes === undefined) return undefined;
+    const got = await op.call(() => backend.getEntry(r.key));
+    if (got === FAILED || got === undefined) return undefined;
     const short = r.key.slice(0, 12);
     const notUsed = (why: string) => {
       r.reporter.warn(`remote entry ${short} not used: ${why}`);
@@ -167,11 +167,13 @@ export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined>
 
     const expect: Parameters<typeof parseDocument>[1] = { key: r.key, algorithm: r.fingerprint.algorithm };
     if (r.remote.signatureKey) expect.signatureKey = r.remote.signatureKey;
-    const parsed = parseDocument(bytes, expect);
+    const parsed = parseDocument(got, expect);
     if (!parsed.ok) return notUsed(parsed.message);
     const doc = parsed.doc;
     if (doc.entry.createdAt + r.policy.ttlMs <= r.now) return undefined; // expired: a plain miss
-    if (doc.entry.bytes > r.policy.maxEntryBytes) return undefined;
+    // Sizes as the blobs will be checked, not as the entry claims in its total.
+    const bytes = entryBlobs(doc.entry).reduce((n, b) => n + b.size, 0);
+    if (bytes > r.policy.maxEntryBytes) return undefined;
     // A restore clears stale outputs by matching the entry's globs from its cwd: both must be the
     // ones this run's key was computed from, or a forged entry could aim the clean-up elsewhere.
     if (doc.entry.cwd !== r.fingerprint.cwd || !sameList(doc.entry.outputGlobs, r.fingerprint.outputs))
@@ -184,7 +186,7 @@ export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined>
     const fetched = await download(op, backend, r.store.blobs, r.fingerprint.algorithm, doc, wanted);
     if (fetched !== true) return fetched === FAILED ? undefined : notUsed(fetched);
 
-    const entry = cleanEntry(doc.entry);
+    const entry = { ...cleanEntry(doc.entry), bytes, ttlMs: r.policy.ttlMs };
     const committed = await r.store.commit(entry, r.fingerprint, r.label);
     if (!committed.ok) return notUsed(committed.error.message);
     return entry;

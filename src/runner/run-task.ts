@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { Settings, TaskSpec } from '../config/resolve.js';
 import { type Fingerprint, fingerprintTask } from '../fingerprint/fingerprint.js';
+import { pullRemote, pushRemote } from '../remote/hooks.js';
 import type { BlobRef, Entry } from '../store/entry.js';
 import { STORE_SCHEMA } from '../store/entry.js';
 import { Store } from '../store/store.js';
@@ -104,7 +105,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     // Team cache: after a local miss, a remote entry is pulled into the local cache and served as a hit.
     const pulled =
       !entry && !o.force && settings.remote
-        ? await pullRemote(settings, store, spec, fp.value, label, o, now())
+        ? await pullRemote(settings, store, spec, fp.value, label, o.reporter, now())
         : undefined;
     if (pulled) entry = pulled;
 
@@ -266,7 +267,7 @@ async function runAndStore(
       bytes: entry.bytes,
       exit: entry.exitCode,
     });
-    if (settings.remote) await pushRemote(settings, store, entry, o);
+    if (settings.remote) await pushRemote(settings, store, entry, o.reporter);
     return {
       ...base,
       stored: true,
@@ -279,35 +280,6 @@ async function runAndStore(
     store.log('ERROR', source, { task: spec.name, hash: key.slice(0, 12), error: errorMessage(e) });
     return notStored(errorMessage(e));
   }
-}
-
-/** The remote code is imported only here, on a local miss with a remote configured: hits never load it. */
-async function pullRemote(
-  settings: Settings,
-  store: Store,
-  spec: TaskSpec,
-  fp: { key: string; fingerprint: Fingerprint },
-  label: string,
-  o: RunOptions,
-  now: number,
-): Promise<Entry | undefined> {
-  const { pullFromRemote } = await import('../remote/sync.js');
-  return pullFromRemote({
-    remote: settings.remote!,
-    store,
-    root: settings.root,
-    key: fp.key,
-    fingerprint: fp.fingerprint,
-    label,
-    policy: spec.policy,
-    reporter: o.reporter,
-    now,
-  });
-}
-
-async function pushRemote(settings: Settings, store: Store, entry: Entry, o: RunOptions): Promise<void> {
-  const { pushToRemote } = await import('../remote/sync.js');
-  await pushToRemote({ remote: settings.remote!, store, entry, reporter: o.reporter });
 }
 
 function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
