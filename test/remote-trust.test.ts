@@ -180,6 +180,23 @@ test('poisoned remote entries are refused before anything is written; nothing la
     'THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG\n',
     'no bad bytes in the local cache',
   );
+
+  // A compressed blob that expands past the size its entry declares is cut off, not inflated.
+  const bomb = JSON.parse(original);
+  const big = bomb.entry.outputs.find((o: { path: string }) => o.path === 'out/big.txt');
+  assert.is(bomb.blobs[big.hash].encoding, 'gzip');
+  big.size = 1000;
+  writeFileSync(acFile, JSON.stringify(bomb));
+  const target = project();
+  const b = await runGen(target, { TASKVAULT_REMOTE_URL: url, TASKVAULT_REMOTE_READ_ONLY: '1' });
+  assert.is(b.code, 0);
+  assert.match(warnings(b).join('\n'), /decodes to more than the 1000 bytes its entry says/);
+  assert.is(timesRan(target), 1);
+  assert.equal(
+    readdirSync(join(target, '.taskvault', 'cache', 'tmp')),
+    [],
+    'no partial download left behind',
+  );
 });
 
 test('basic auth (URL userinfo or env), and Bearer tokens with a read-only token enforced by nginx', async () => {
