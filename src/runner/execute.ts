@@ -37,6 +37,7 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 export async function execute(
   spec: TaskSpec,
   onChunk: (stream: StreamId, chunk: Uint8Array) => void,
+  cancel?: AbortSignal,
 ): Promise<Execution> {
   const { execa } = await import('execa');
   const started = performance.now();
@@ -62,6 +63,10 @@ export async function execute(
     child.kill(signal);
   };
   for (const s of FORWARDED) process.on(s, forward);
+  // Cancellation (watch --restart): SIGTERM the child; the run counts as interrupted, so it is never cached.
+  const onCancel = () => forward('SIGTERM');
+  if (cancel?.aborted) onCancel();
+  else cancel?.addEventListener('abort', onCancel, { once: true });
 
   const pump = (stream: StreamId, source: NodeJS.ReadableStream | null, sink: NodeJS.WriteStream) =>
     new Promise<void>((resolve) => {
@@ -82,6 +87,7 @@ export async function execute(
   const result = await child;
   await pumps;
   for (const s of FORWARDED) process.off(s, forward);
+  cancel?.removeEventListener('abort', onCancel);
 
   const durationMs = performance.now() - started;
   const signal = result.signal as NodeJS.Signals | undefined;

@@ -30,6 +30,8 @@ export interface RunOptions {
   /** Where a hit's logs are replayed (default: this process's stdout/stderr). */
   replayTo?: ReplayTarget;
   now?: () => number;
+  /** Aborting stops the command (SIGTERM); the run is then interrupted and never cached. */
+  signal?: AbortSignal;
 }
 
 export type RunOutcome =
@@ -69,12 +71,13 @@ export const taskKeyLabel = (spec: Pick<TaskSpec, 'name' | 'command'>): string =
 export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions): Promise<RunOutcome> {
   const now = o.now ?? Date.now;
   const source = o.source ?? 'run';
-  if (settings.disabled) return runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)');
+  if (settings.disabled)
+    return runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o.signal);
 
   const opened = Store.open(settings.cacheDir);
   if (!opened.ok) {
     o.reporter.warn(`cache skipped: ${opened.error.message}`);
-    return runUncached(spec, opened.error.message);
+    return runUncached(spec, opened.error.message, o.signal);
   }
   const store = opened.value;
   try {
@@ -131,7 +134,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
     store.log('ERROR', source, { error: errorMessage(e) });
-    return runUncached(spec, errorMessage(e));
+    return runUncached(spec, errorMessage(e), o.signal);
   } finally {
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
@@ -173,7 +176,7 @@ async function runAndStore(
 ): Promise<RunOutcome> {
   const source = o.source ?? 'run';
   const capture = new LogCapture(settings.hashAlgorithm, (tag) => store.blobs.tempPath(tag));
-  const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk));
+  const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk), o.signal);
   const captured = capture.finish();
   const base = {
     kind: 'miss' as const,
@@ -275,8 +278,8 @@ function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
   return undefined;
 }
 
-async function runUncached(spec: TaskSpec, reason: string): Promise<RunOutcome> {
-  const execution = await execute(spec, () => {});
+async function runUncached(spec: TaskSpec, reason: string, signal?: AbortSignal): Promise<RunOutcome> {
+  const execution = await execute(spec, () => {}, signal);
   if (execution.spawnError) process.stderr.write(`taskvault: ${execution.spawnError}\n`);
   return { kind: 'uncached', exitCode: execution.exitCode, durationMs: execution.durationMs, reason };
 }
