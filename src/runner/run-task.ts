@@ -32,6 +32,11 @@ export interface RunOptions {
   now?: () => number;
   /** Aborting stops the command (SIGTERM); the run is then interrupted and never cached. */
   signal?: AbortSignal;
+  /**
+   * Fingerprint the inputs again after the command and do not store if they changed meanwhile
+   * (watch mode, where edits during a run are expected): the outputs may not match the key.
+   */
+  recheckInputs?: boolean;
 }
 
 export type RunOutcome =
@@ -191,7 +196,8 @@ async function runAndStore(
     for (const p of [captured?.stdout.path, captured?.stderr.path]) if (p) await rm(p, { force: true });
   };
 
-  const skip = whyNotCacheable(spec, execution);
+  let skip = whyNotCacheable(spec, execution);
+  if (!skip && o.recheckInputs) skip = await changedDuringRun(store, settings, spec, key);
   if (skip || !captured) {
     await dropCapture();
     if (execution.spawnError) o.reporter.warn(execution.spawnError);
@@ -268,6 +274,21 @@ async function runAndStore(
     store.log('ERROR', source, { task: spec.name, hash: key.slice(0, 12), error: errorMessage(e) });
     return notStored(errorMessage(e));
   }
+}
+
+async function changedDuringRun(
+  store: Store,
+  settings: Settings,
+  spec: TaskSpec,
+  key: string,
+): Promise<string | undefined> {
+  const again = await fingerprintTask(spec, {
+    algorithm: settings.hashAlgorithm,
+    salt: settings.salt,
+    cacheDir: settings.cacheDir,
+    hashCache: store.hashCache(),
+  });
+  return again.ok && again.value.key === key ? undefined : 'inputs changed while the command ran';
 }
 
 function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {

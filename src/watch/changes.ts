@@ -22,6 +22,11 @@ export class ChangeSet {
     else this.byPath.set(path, kind);
   }
 
+  /** Puts back changes no run has seen yet (the config was broken); newer events on a path win. */
+  putBack(changes: Change[]): void {
+    for (const c of changes) if (!this.byPath.has(c.path)) this.byPath.set(c.path, c.kind);
+  }
+
   get size(): number {
     return this.byPath.size;
   }

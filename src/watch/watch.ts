@@ -119,6 +119,8 @@ export async function watchTask(o: WatchOptions): Promise<WatchEnd> {
         if (!next.ok) {
           broken = true;
           o.events.configError(next.error, changes);
+          // Shown with the run that follows the fix. Not `due`: only a new change retries.
+          pending.putBack(changes);
           n = Math.max(n, 2);
           continue;
         }
@@ -141,6 +143,7 @@ export async function watchTask(o: WatchOptions): Promise<WatchEnd> {
         source: 'watch',
         reporter: o.reporter,
         signal: controller.signal,
+        recheckInputs: true,
       });
       running = undefined;
       o.events.cycleEnd(cycle, resolved, outcome, performance.now() - started, controller.signal.aborted);
