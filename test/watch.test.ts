@@ -24,9 +24,13 @@ writeFileSync('out/result.txt', text);
 console.log('built', JSON.stringify(text));
 `;
 
-const config = (args: string[] = []) => `export default {
+const config = (args: string[] = [], inputs = ['src/**']) => `export default {
   tasks: {
-    build: { command: ['node', 'work.mjs', ${args.map((a) => JSON.stringify(a)).join(', ')}], inputs: ['src/**'], outputs: ['out/**'] },
+    build: {
+      command: ${JSON.stringify(['node', 'work.mjs', ...args])},
+      inputs: ${JSON.stringify(inputs)},
+      outputs: ['out/**'],
+    },
   },
 };
 `;
@@ -242,6 +246,13 @@ test('watch: runs, reruns on input changes only, debounces, queues, reverts to h
     await w.cycle(/changed src\/a\.txt$/, /miss · exit 0/);
     await w.noNewCycle();
     assert.is(runs(dir), 11);
+
+    // New input globs in the config: the watcher follows them (lib/ did not exist before).
+    writeFileSync(join(dir, 'taskvault.config.ts'), config(['--v3'], ['src/**', 'lib/**']));
+    await w.cycle(/config re-read · changed taskvault\.config\.ts$/, /hit · exit 0/); // same inputs as before
+    writeTree(dir, { 'lib/x.txt': 'x' });
+    await w.cycle(/added lib\/x\.txt$/, /miss · exit 0/);
+    assert.is(runs(dir), 12);
 
     // Ctrl-C during a run: the child stops, the watcher exits 130, nothing is cached for that state.
     writeFileSync(join(dir, 'delay.txt'), '20000');
