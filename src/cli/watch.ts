@@ -47,12 +47,13 @@ export async function runWatch(task: string | undefined, flags: WatchFlags): Pro
   if (flags.cacheDir !== undefined) overrides.cacheDir = String(flags.cacheDir);
   if (flags.config !== undefined) overrides.configPath = String(flags.config);
 
+  const fromFlags = taskFlags(flags); // throws a usage FailureError once, up front, for a bad flag
   let quiet = false;
   const end = await watchTask({
     async resolve() {
       const settings = await resolveSettings(overrides);
       if (!settings.ok) return settings;
-      const spec = resolveTask(settings.value, task, flags['--'] ?? [], taskFlags(flags));
+      const spec = resolveTask(settings.value, task, flags['--'] ?? [], fromFlags);
       if (!spec.ok) return err(spec.error);
       quiet = isQuiet(settings.value, flags.quiet);
       return ok({ settings: settings.value, spec: spec.value });
