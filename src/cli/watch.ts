@@ -81,7 +81,7 @@ function printer(flags: WatchFlags, quiet: () => boolean): WatchEvents {
           : `${cycle.configReloaded ? 'config re-read · ' : ''}${describeChanges(cycle.changes)}`;
       process.stderr.write(`${tag()} ${color.bold(`#${cycle.n}`)} ${taskLabel(spec)} · ${why}\n`);
     },
-    cycleEnd(cycle, { spec }, outcome, wallMs, restarted) {
+    cycleEnd(cycle, { spec }, outcome, wallMs, cancelled) {
       if (outcome.kind === 'failed') {
         report(outcome.failure);
         return;
@@ -89,7 +89,7 @@ function printer(flags: WatchFlags, quiet: () => boolean): WatchEvents {
       if (outcome.kind === 'dry-run') return;
       if (flags.json) process.stderr.write(`${JSON.stringify({ task: taskLabel(spec), ...outcome })}\n`);
       else if (!quiet()) process.stderr.write(`${summaryLine(outcome, taskLabel(spec))}\n`);
-      const result = restarted
+      const result = cancelled
         ? color.yellow('cancelled for newer changes')
         : `${kindOf(outcome)} · exit ${outcome.exitCode === 0 ? '0' : color.red(String(outcome.exitCode))}`;
       process.stderr.write(
@@ -106,7 +106,9 @@ function printer(flags: WatchFlags, quiet: () => boolean): WatchEvents {
       );
     },
     watcherError(message) {
-      warn(`watcher: ${message}`);
+      warn(
+        `watcher: ${message}${/ENOSPC|EMFILE/.test(message) ? ' (too many files to watch: try --poll)' : ''}`,
+      );
     },
   };
 }

@@ -1,5 +1,6 @@
 import { type FSWatcher, watch } from 'chokidar';
 import type { Settings, TaskSpec } from '../config/resolve.js';
+import { signalExitCode } from '../runner/execute.js';
 import { type Reporter, type RunOutcome, runTask } from '../runner/run-task.js';
 import { errorMessage, type Failure, type Result } from '../util/result.js';
 import { type Change, type ChangeKind, ChangeSet } from './changes.js';
@@ -22,7 +23,7 @@ export interface Cycle {
 /** What the loop tells its caller (the CLI prints these; the loop never writes to the terminal). */
 export interface WatchEvents {
   cycleStart(cycle: Cycle, resolved: Resolved): void;
-  cycleEnd(cycle: Cycle, resolved: Resolved, outcome: RunOutcome, wallMs: number, restarted: boolean): void;
+  cycleEnd(cycle: Cycle, resolved: Resolved, outcome: RunOutcome, wallMs: number, cancelled: boolean): void;
   /** The config (or the task in it) cannot be resolved; the loop waits for the next change. */
   configError(failure: Failure, changes: Change[]): void;
   /** Idle again: `plan.globs` are being watched. */
@@ -133,6 +134,7 @@ export async function watchTask(o: WatchOptions): Promise<WatchEnd> {
           watcher = await startWatcher(plan, o, onEvent);
         }
       }
+      if (stopSignal !== undefined) break; // Ctrl-C while the config was being re-read
       const cycle: Cycle = { n, changes, configReloaded: reload };
       o.events.cycleStart(cycle, resolved);
       const controller = new AbortController();
@@ -146,7 +148,12 @@ export async function watchTask(o: WatchOptions): Promise<WatchEnd> {
         recheckInputs: true,
       });
       running = undefined;
-      o.events.cycleEnd(cycle, resolved, outcome, performance.now() - started, controller.signal.aborted);
+      // Aborted, and the command died of the SIGTERM that the abort sent (not a hit served meanwhile).
+      const cancelled =
+        controller.signal.aborted &&
+        (outcome.kind === 'miss' || outcome.kind === 'uncached') &&
+        outcome.exitCode === signalExitCode('SIGTERM');
+      o.events.cycleEnd(cycle, resolved, outcome, performance.now() - started, cancelled);
       n++;
     }
   } finally {
