@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
+import { descendants, signalAll } from './process-tree.js';
 
 export interface Execution {
   exitCode: number;
@@ -55,8 +56,17 @@ export async function execute(
     child.kill(signal);
   };
   for (const s of FORWARDED) process.on(s, forward);
-  // Cancellation (watch --restart): SIGTERM the child; the run counts as interrupted, so it is never cached.
-  const onCancel = () => forward('SIGTERM');
+  // Cancellation (watch --restart): SIGTERM the child and everything below it (a shell's own
+  // children would otherwise keep running and hold the output pipes open). The run counts as
+  // interrupted, so it is never cached.
+  const onCancel = () => {
+    interrupted = true;
+    const below = child.pid === undefined ? Promise.resolve([]) : descendants(child.pid);
+    void below.then((pids) => {
+      child.kill('SIGTERM');
+      signalAll(pids, 'SIGTERM');
+    });
+  };
   if (cancel?.aborted) onCancel();
   else cancel?.addEventListener('abort', onCancel, { once: true });
 
