@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CLI, cliEnv, runCli, tempDir, writeTree } from './helpers.js';
 
-const DEBOUNCE = 150;
+const DEBOUNCE = 200;
 /** Long enough for a debounced event to have started a run if it was going to. */
 const SETTLE_MS = DEBOUNCE + 450;
 const WAIT_MS = 15_000;
