@@ -34,8 +34,9 @@ export interface RunOptions {
   /** Aborting stops the command (SIGTERM); the run is then interrupted and never cached. */
   signal?: AbortSignal;
   /**
-   * Fingerprint the inputs again after the command and do not store if they changed meanwhile
-   * (watch mode, where edits during a run are expected): the outputs may not match the key.
+   * Fingerprint the inputs again after the command and do not store if they changed meanwhile:
+   * the outputs may then not match the key. On by default (never serve wrong bytes); the second
+   * pass mostly hits the stat cache.
    */
   recheckInputs?: boolean;
 }
@@ -211,7 +212,7 @@ async function runAndStore(
   };
 
   let skip = whyNotCacheable(spec, execution);
-  if (!skip && o.recheckInputs) skip = await changedDuringRun(store, settings, spec, key);
+  if (!skip && o.recheckInputs !== false) skip = await changedDuringRun(store, settings, spec, key);
   if (skip || !captured) {
     await dropCapture();
     if (execution.spawnError) o.reporter.warn(execution.spawnError);
