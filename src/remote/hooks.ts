@@ -16,10 +16,11 @@ export async function pullRemote(
   label: string,
   reporter: Reporter,
   now: number,
-): Promise<Entry | undefined> {
+): Promise<{ entry: Entry; ms: number } | undefined> {
   if (!settings.remote) return undefined;
+  const started = performance.now();
   const { pullFromRemote } = await import('./sync.js');
-  return pullFromRemote({
+  const entry = await pullFromRemote({
     remote: settings.remote,
     store,
     root: settings.root,
@@ -30,6 +31,7 @@ export async function pullRemote(
     reporter,
     now,
   });
+  return entry && { entry, ms: performance.now() - started };
 }
 
 export async function pushRemote(

@@ -116,11 +116,12 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       !entry && !o.force && settings.remote
         ? await pullRemote(settings, store, spec, fp.value, label, o.reporter, now())
         : undefined;
-    if (pulled) entry = pulled;
+    if (pulled) entry = pulled.entry;
 
     if (entry) {
       const hit = await serveHit(store, settings.root, entry, o);
       if (hit.ok) {
+        if (pulled) hit.restoreMs += pulled.ms; // a remote hit's time includes the download
         store.touch(key, now());
         store.count('hits');
         if (pulled) store.count('remoteHits');
