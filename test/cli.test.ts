@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { linkNodeModules, runCli, tempDir, writeTree } from './helpers.js';
+import { linkNodeModules, REPO, runCli, runProcess, tempDir, writeTree } from './helpers.js';
 
 const oneLine = (s: string) => s.trim().split('\n').length === 1;
 
@@ -128,6 +128,28 @@ test('invalid input glob gives one line and a non-zero exit without running the 
   assert.is.not(r.code, 0);
   assert.ok(oneLine(r.err), r.err);
   assert.not.ok(existsSync(join(dir, 'ran')));
+});
+
+test('npx taskvault works inside the repository, and node <bin path> runs the CLI', async () => {
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+    bin: { taskvault: string };
+    version: string;
+  };
+  const npx = await runProcess('npx', ['--no-install', 'taskvault', '--version'], { cwd: REPO });
+  assert.is(npx.code, 0, npx.err);
+  assert.ok(npx.out.includes(pkg.version));
+  const direct = await runProcess(process.execPath, [join(REPO, pkg.bin.taskvault), '--version'], {
+    cwd: REPO,
+  });
+  assert.ok(direct.out.includes(pkg.version));
+});
+
+test('a task named like an Object.prototype member is just an unknown task', async () => {
+  const dir = tempDir();
+  writeTree(dir, { 'taskvault.config.json': '{ "tasks": {} }' });
+  const r = await runCli(['run', 'constructor'], { cwd: dir });
+  assert.is(r.code, 2);
+  assert.match(r.err, /unknown task 'constructor'/);
 });
 
 test.run();

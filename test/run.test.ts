@@ -166,7 +166,7 @@ test('--dry-run prints the key and whether it would hit, and runs nothing', asyn
   const dry1 = await runCli(['run', '--dry-run', ...RUN.slice(1)], { cwd: dir });
   assert.is(dry1.code, 0);
   assert.match(dry1.out, /^[0-9a-f]{64} miss\n$/);
-  assert.is(runs(dir), 0);
+  assert.is(runs(dir), 0, `dry run executed the command? dir=${dir} stderr=${dry1.err}`);
   await runCli(RUN, { cwd: dir });
   const dry2 = await runCli(['run', '--dry-run', ...RUN.slice(1)], { cwd: dir });
   assert.is(dry2.out, `${dry1.out.split(' ')[0]} hit\n`);
@@ -312,6 +312,47 @@ test('a command that does not exist exits 127 like a shell, with one line', asyn
   assert.is(r.code, 127);
   assert.match(r.err, /definitely-not-a-command-xyz/);
   assert.not.match(r.err, /\n\s+at /, 'no stack trace');
+});
+
+test('stdin is inherited by the command', async () => {
+  const dir = tempDir();
+  const r = await runCli(['run', '--inputs', 'none', '--', 'sh', '-c', 'tr a-z A-Z'], {
+    cwd: dir,
+    input: 'from stdin\n',
+  });
+  assert.is(r.out, 'FROM STDIN\n');
+});
+
+test('a reader that closes early (| head -1) ends the command like it would without TaskVault', async () => {
+  const dir = tempDir();
+  const cli = join(import.meta.dirname, '..', 'dist', 'cli.js');
+  const pipeline = (cmd: string) =>
+    runProcess(
+      'bash',
+      ['-c', `node "${cli}" run --inputs none -- ${cmd} | head -1; echo "status \${PIPESTATUS[0]}" >&2`],
+      { cwd: dir },
+    );
+  const endless = await pipeline('yes');
+  assert.is(endless.out, 'y\n');
+  assert.match(endless.err, /status 141/, 'the child got SIGPIPE and its status passed through');
+  assert.match(endless.err, /not cached: the run was interrupted \(SIGPIPE\)/);
+  await runCli(['run', '--inputs', 'none', '--', 'seq', '1', '200000'], { cwd: dir });
+  const replay = await pipeline('seq 1 200000');
+  assert.is(replay.out, '1\n');
+  assert.match(replay.err, /hit/);
+  assert.match(replay.err, /status 0/);
+  assert.not.match(replay.err, /EPIPE|\n\s+at /);
+});
+
+test('inputs edited while the command runs: the result is not stored under the old key', async () => {
+  const dir = tempDir();
+  writeTree(dir, { 'src/a.txt': 'v1', 'edit.sh': 'cat src/a.txt; echo v2 > src/a.txt' });
+  const args = ['run', '--inputs', 'src/**', '--', 'sh', 'edit.sh'];
+  const first = await runCli(args, { cwd: dir });
+  assert.is(first.out, 'v1');
+  assert.match(first.err, /not cached: inputs changed while the command ran/);
+  writeFileSync(join(dir, 'src/a.txt'), 'v1');
+  assert.match((await runCli(['run', '--dry-run', ...args.slice(1)], { cwd: dir })).out, / miss\n$/);
 });
 
 test.run();

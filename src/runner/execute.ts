@@ -1,6 +1,8 @@
+import { constants } from 'node:os';
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
 import { loadExeca } from '../util/vendor.js';
+import { descendants, signalAll } from './process-tree.js';
 
 export interface Execution {
   exitCode: number;
@@ -17,16 +19,7 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', '
 
 /** Exit code a shell reports for a child killed by `signal`. */
 export function signalExitCode(signal: NodeJS.Signals): number {
-  const numbers: Partial<Record<NodeJS.Signals, number>> = {
-    SIGHUP: 1,
-    SIGINT: 2,
-    SIGQUIT: 3,
-    SIGKILL: 9,
-    SIGUSR1: 10,
-    SIGUSR2: 12,
-    SIGTERM: 15,
-  };
-  return 128 + (numbers[signal] ?? 1);
+  return 128 + (constants.signals[signal] ?? 1);
 }
 
 /**
@@ -38,6 +31,7 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 export async function execute(
   spec: TaskSpec,
   onChunk: (stream: StreamId, chunk: Uint8Array) => void,
+  cancel?: AbortSignal,
 ): Promise<Execution> {
   const { execa } = await loadExeca();
   const started = performance.now();
@@ -63,11 +57,39 @@ export async function execute(
     child.kill(signal);
   };
   for (const s of FORWARDED) process.on(s, forward);
+  // Cancellation (watch --restart): SIGTERM the child and everything below it (a shell's own
+  // children would otherwise keep running and hold the output pipes open). The run counts as
+  // interrupted, so it is never cached.
+  const onCancel = () => {
+    interrupted = true;
+    const below = child.pid === undefined ? Promise.resolve([]) : descendants(child.pid);
+    void below.then((pids) => {
+      child.kill('SIGTERM');
+      signalAll(pids, 'SIGTERM');
+    });
+  };
+  if (cancel?.aborted) onCancel();
+  else cancel?.addEventListener('abort', onCancel, { once: true });
 
-  const pump = (stream: StreamId, source: NodeJS.ReadableStream | null, sink: NodeJS.WriteStream) =>
+  const pump = (
+    stream: StreamId,
+    source: (NodeJS.ReadableStream & { destroy(): void }) | null,
+    sink: NodeJS.WriteStream,
+  ) =>
     new Promise<void>((resolve) => {
       if (!source) return resolve();
+      let closed = false;
+      // Our stdout closed early (`taskvault run -- cmd | head -1`): the child gets SIGPIPE, just as
+      // it would have on its next write without TaskVault in between.
+      const onSinkError = () => {
+        closed = true;
+        child.kill('SIGPIPE');
+        source.destroy();
+        resolve();
+      };
+      sink.once('error', onSinkError);
       source.on('data', (chunk: Buffer) => {
+        if (closed) return;
         onChunk(stream, chunk);
         // Backpressure: a slow terminal or pipe pauses the child rather than filling memory.
         if (!sink.write(chunk)) {
@@ -75,14 +97,20 @@ export async function execute(
           sink.once('drain', () => source.resume());
         }
       });
-      source.on('end', resolve);
-      source.on('error', () => resolve());
+      const done = () => {
+        sink.off('error', onSinkError);
+        resolve();
+      };
+      source.on('end', done);
+      source.on('close', done);
+      source.on('error', done);
     });
 
   const pumps = Promise.all([pump(1, child.stdout, process.stdout), pump(2, child.stderr, process.stderr)]);
   const result = await child;
   await pumps;
   for (const s of FORWARDED) process.off(s, forward);
+  cancel?.removeEventListener('abort', onCancel);
 
   const durationMs = performance.now() - started;
   const signal = result.signal as NodeJS.Signals | undefined;
