@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { cac } from 'cac';
+import { registerCache } from './cli/cache.js';
+import { registerExplain } from './cli/explain.js';
 import { registerInit } from './cli/init.js';
+import { registerLs } from './cli/ls.js';
 import { registerRun } from './cli/run.js';
 import { EXIT_CODES } from './util/result.js';
 import { errorLine } from './util/term.js';
@@ -10,6 +13,9 @@ import { VERSION } from './version.js';
 const cli = cac('taskvault');
 registerRun(cli);
 registerInit(cli);
+registerCache(cli);
+registerLs(cli);
+registerExplain(cli);
 cli.help();
 cli.version(VERSION);
 

@@ -9,7 +9,21 @@ export type {
   TaskVaultConfig,
 } from './config/types.js';
 export { defineConfig } from './config/types.js';
+export type { FingerprintChange } from './fingerprint/diff.js';
 export type { Fingerprint } from './fingerprint/fingerprint.js';
+export type { Comparison, Explanation } from './runner/explain.js';
 export type { RunOutcome } from './runner/run-task.js';
-export type { Entry, OutputRecord } from './store/entry.js';
+export {
+  type CachedResult,
+  type CacheResultOptions,
+  type CacheStats,
+  Client,
+  type ClientOptions,
+  type GetToFileOptions,
+  type MemoizeOptions,
+  type ResultData,
+  type RunSpec,
+  TaskVaultError,
+} from './sdk/client.js';
+export type { Entry, OutputRecord, Provenance } from './store/entry.js';
 export { VERSION } from './version.js';

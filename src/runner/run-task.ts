@@ -104,7 +104,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     if (entry) {
       const hit = await serveHit(store, settings.root, entry, o);
       if (hit.ok) {
-        store.touch(key, now());
+        store.recordHit(key, now());
         store.count('hits');
         store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));
         store.log('HIT', source, { ...logFields, files: hit.files, bytes: hit.bytes });

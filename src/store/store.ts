@@ -47,6 +47,10 @@ export class Store {
     private readonly latest: Database<string, string>,
     private readonly counters: Database<number, string>,
     private readonly stats: Database<StatRecord, string>,
+    /** Per-entry hit counts (for `ls`). */
+    private readonly hits: Database<number, string>,
+    /** When a `cache get` / SDK lookup last missed a key, so a later save can tell how long the work took. */
+    private readonly pending: Database<number, string>,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.audit = new AuditLog(layout.audit);
@@ -80,6 +84,8 @@ export class Store {
           db.openDB({ name: 'latest' }),
           db.openDB({ name: 'counters' }),
           db.openDB({ name: 'stat' }),
+          db.openDB({ name: 'hits' }),
+          db.openDB({ name: 'pending' }),
         ),
       );
     } catch (e) {
@@ -134,12 +140,36 @@ export class Store {
       this.entries.remove(key);
       this.fingerprints.remove(key);
       this.access.remove(key);
+      this.hits.remove(key);
       return had;
     });
   }
 
   touch(key: string, now = Date.now()): void {
     void this.access.put(key, now);
+  }
+
+  /** A hit: the entry's last access moves to now and its hit count goes up. */
+  recordHit(key: string, now = Date.now()): void {
+    void this.db.transaction(() => {
+      this.access.put(key, now);
+      this.hits.put(key, (this.hits.get(key) ?? 0) + 1);
+    });
+  }
+
+  hitCount(key: string): number {
+    return this.hits.get(key) ?? 0;
+  }
+
+  /** Remembers when a lookup of `key` missed; takeMiss() hands it to the save that follows. */
+  markMiss(key: string, now = Date.now()): void {
+    void this.pending.put(key, now);
+  }
+
+  takeMiss(key: string): number | undefined {
+    const at = this.pending.get(key);
+    if (at !== undefined) void this.pending.remove(key);
+    return at;
   }
 
   count(name: keyof Counters, by = 1): void {
