@@ -1,6 +1,6 @@
 import type { CAC } from 'cac';
 import { resolveTask, taskLabel } from '../config/resolve.js';
-import { describeChange } from '../fingerprint/diff.js';
+import { argvText, describeChange } from '../fingerprint/diff.js';
 import type { Fingerprint } from '../fingerprint/fingerprint.js';
 import { type Explanation, explainTask } from '../runner/explain.js';
 import type { Entry } from '../store/entry.js';
@@ -67,7 +67,7 @@ export function explainText(e: Explanation, label: string, now = Date.now()): st
 
 function fingerprintLines(fp: Fingerprint): string[] {
   const rows: Array<[string, string]> = [
-    ['command', `${fp.argv.join(' ')}${fp.shell ? '  (through the shell)' : ''}`],
+    ['command', `${argvText(fp.argv)}${fp.shell ? '  (through the shell)' : ''}`],
     ['cwd', fp.cwd || '.'],
     ['algorithm', fp.algorithm],
   ];

@@ -68,7 +68,7 @@ export function diffFingerprints(prev: Fingerprint, next: Fingerprint): Fingerpr
 }
 
 const q = (v: string | null): string => (v === null ? '(unset)' : JSON.stringify(v));
-const argvText = (a: string[]): string =>
+export const argvText = (a: string[]): string =>
   a.map((x) => (/^[\w@%+=:,./-]+$/.test(x) ? x : JSON.stringify(x))).join(' ');
 
 /** One human line per change, e.g. `input changed  src/a.ts`, `env NODE_ENV: "dev" → "prod"`. */
@@ -85,7 +85,7 @@ export function describeChange(c: FingerprintChange): string {
     case 'env':
       return `env changed      ${c.name}: ${q(c.from)} → ${q(c.to)}`;
     case 'env-declared':
-      return `env ${c.declared ? 'declared ' : 'undeclared'}    ${c.name}`;
+      return `env ${c.declared ? 'declared  ' : 'undeclared'}   ${c.name}`;
     case 'argv':
       return `command changed  ${argvText(c.from)} → ${argvText(c.to)}`;
     case 'shell':
