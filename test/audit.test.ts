@@ -117,7 +117,7 @@ test('concurrent CLI processes on one cache: one intact line each, counters exac
         : runCli(['cache', 'get', `task${i}`, 'in.txt', `got-${i}.txt`], { cwd: dir }),
     ),
   );
-  runs.forEach((r, i) => assert.is(r.code, i % 2 === 0 ? 0 : 1, r.err));
+  for (const [i, r] of runs.entries()) assert.is(r.code, i % 2 === 0 ? 0 : 1, r.err);
   const lines = readFileSync(join(dir, '.taskvault/cache/audit.log'), 'utf8').trimEnd().split('\n');
   assert.is(lines.length, n + 1);
   for (const l of lines) assert.match(l, LINE);
