@@ -159,12 +159,8 @@ export async function saveResult(
     return tooLarge(put.value.size, policy.value.maxEntryBytes);
 
   const now = o.now ?? Date.now();
-  const missedAt = store.takeMiss(key);
-  const durationMs =
-    o.durationMs ??
-    (missedAt !== undefined && now - missedAt >= 0 && now - missedAt < MISS_TO_SAVE_WINDOW_MS
-      ? now - missedAt
-      : 0);
+  const missedAt = store.takeMiss(key, now, MISS_TO_SAVE_WINDOW_MS);
+  const durationMs = o.durationMs ?? (missedAt !== undefined ? now - missedAt : 0);
   const { hash, size, mode, name } = put.value;
   const entry: Entry = {
     schema: STORE_SCHEMA,

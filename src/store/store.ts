@@ -166,10 +166,18 @@ export class Store {
     void this.pending.put(key, now);
   }
 
-  takeMiss(key: string): number | undefined {
+  /**
+   * When `key` last missed, if within `windowMs` of `now`; forgets it, and every miss older than the
+   * window, so misses never followed by a save do not pile up.
+   */
+  takeMiss(key: string, now: number, windowMs: number): number | undefined {
     const at = this.pending.get(key);
-    if (at !== undefined) void this.pending.remove(key);
-    return at;
+    void this.db.transaction(() => {
+      this.pending.remove(key);
+      for (const { key: k, value } of this.pending.getRange())
+        if (now - value >= windowMs) this.pending.remove(k);
+    });
+    return at !== undefined && now - at >= 0 && now - at < windowMs ? at : undefined;
   }
 
   count(name: keyof Counters, by = 1): void {
