@@ -112,6 +112,13 @@ test('usage and input errors are one line with the right exit code', async () =>
     few.err,
     /cache get needs 3 arguments, got 2 \(usage: taskvault cache get <task> <input-file> <output-file>\)/,
   );
+  // A hit that cannot be written (the output path is a directory): one line, exit 74, no temp left.
+  assert.is((await runCli(['cache', 'save', 't', 'data.csv', 'model.bin'], { cwd: dir })).code, 0);
+  writeTree(dir, { 'adir/keep': '' });
+  const unwritable = await runCli(['cache', 'get', 't', 'data.csv', 'adir'], { cwd: dir });
+  assert.is(unwritable.code, 74);
+  assert.match(unwritable.err, /^taskvault: error: cannot write adir: EISDIR.*\(check the output path\)\n$/);
+  assert.not.ok(readdirSync(dir).some((n) => n.includes('.tmp')));
   const bad = await runCli(['cache', 'put', 't', 'a', 'b'], { cwd: dir });
   assert.is(bad.code, 2);
   assert.match(bad.err, /unknown cache action 'put'/);

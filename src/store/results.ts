@@ -110,6 +110,29 @@ async function putOutput(
   return ok({ hash, size, mode: 0o644, name: 'result' });
 }
 
+/**
+ * mkdir -p one level at a time: Node's recursive mkdir never returns for some paths (e.g. under
+ * /proc), and a user-given output path can be anything.
+ */
+async function mkdirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (
+    let d = dir;
+    !(await stat(d).then(
+      () => true,
+      () => false,
+    ));
+    d = dirname(d)
+  ) {
+    if (dirname(d) === d) break;
+    missing.unshift(d);
+  }
+  for (const d of missing)
+    await mkdir(d).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+}
+
 /** The recorded name of a result: informative only, never used as a restore path. */
 const safeName = (n: string): string =>
   /^[\w@%+=:,.-]{1,200}$/.test(n) && n !== '.' && n !== '..' ? n : 'result';
@@ -261,7 +284,7 @@ export async function getResult(
     const dest = resolve(target.path);
     const tmp = join(dirname(dest), `.${basename(dest)}.tv-${randomBytes(4).toString('hex')}.tmp`);
     try {
-      await mkdir(dirname(dest), { recursive: true });
+      await mkdirs(dirname(dest));
       const problem = await store.blobs.copyVerified(entry.algorithm, ref, tmp, out.mode);
       if (problem) return corrupt(`${problem.kind}: ${problem.detail}`);
       await chmod(tmp, out.mode);
