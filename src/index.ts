@@ -1,5 +1,6 @@
 /** The public API: `import { defineConfig, Client } from 'taskvault'`. */
 
+export type { Settings } from './config/resolve.js';
 export type {
   HashAlgorithm,
   LogLevel,

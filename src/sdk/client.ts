@@ -27,7 +27,7 @@ export interface ClientOptions {
   /** Cache directory (default: the config's cacheDir, env TASKVAULT_CACHE_DIR, or .taskvault/cache). */
   cacheDir?: string;
   hashAlgorithm?: HashAlgorithm;
-  /** Environment for settings and for `run` fingerprints; default `process.env`. */
+  /** Environment the TASKVAULT_* settings are read from; default `process.env`. */
   env?: NodeJS.ProcessEnv;
   /** Where cache warnings go (the SDK never throws for a broken cache); default stderr. */
   onWarning?: (message: string) => void;
@@ -128,7 +128,7 @@ export class Client {
     this.settingsP = resolveSettings(o).catch((e) => err(failure('config', errorMessage(e))));
   }
 
-  /** Marks a path as a file to read (or write) by streaming, for data too large to hold in memory. */
+  /** Marks a path (relative to process.cwd()) as a file to stream, for data too large for memory. */
   static file(path: string): { path: string } {
     return { path };
   }
