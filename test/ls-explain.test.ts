@@ -3,6 +3,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { Store } from '../src/store/store.js';
 import { runCli, tempDir, writeTree } from './helpers.js';
 
 /** A project with a configured task whose argv, inputs, env and outputs are all declared. */
@@ -121,6 +122,24 @@ test('explain says when the entry it would use has expired', async () => {
   assert.is((await runCli(['run', 'bundle'], { cwd: dir, env: { MODE: 'dev' } })).code, 0);
   const r = await explain(dir, ['bundle']);
   assert.match(r.out, /would miss: the entry for this exact state expired \(entry [0-9a-f]{12}/);
+});
+
+test('explain when the most recent entry of the task is gone from the cache', async () => {
+  const dir = project();
+  assert.is((await runCli(['run', 'bundle'], { cwd: dir, env: { MODE: 'dev' } })).code, 0);
+  const key = JSON.parse((await explain(dir, ['bundle', '--json'])).out).key as string;
+  const store = Store.open(join(dir, '.taskvault/cache'));
+  assert.ok(store.ok);
+  if (!store.ok) return;
+  await store.value.remove(key);
+  await store.value.close();
+  const r = await explain(dir, ['bundle']);
+  assert.match(
+    r.out,
+    new RegExp(
+      `would miss: the most recent entry of this task \\(${key.slice(0, 12)}\\) is no longer in the cache`,
+    ),
+  );
 });
 
 test('ls: task, kind, key prefix, size, age, last hit, hits; --json with provenance', async () => {
