@@ -23,6 +23,7 @@ export {
   type GetToFileOptions,
   type MemoizeOptions,
   type ResultData,
+  type RunResult,
   type RunSpec,
   TaskVaultError,
 } from './sdk/client.js';

@@ -253,6 +253,14 @@ test('SDK explain() reports the same differences as the CLI', async () => {
   const e = await tv.explain(spec);
   assert.is(e.status, 'miss');
   assert.equal(e.previous?.changes, [{ kind: 'input-added', path: 'extra.csv' }]);
+  let bad: unknown;
+  try {
+    await tv.run({ command: ['true'], inputs: [''] });
+  } catch (err) {
+    bad = err;
+  }
+  assert.ok(bad instanceof TaskVaultError, String(bad));
+  assert.is((bad as InstanceType<typeof TaskVaultError>).reason, 'input');
   await tv.close();
 });
 

@@ -75,6 +75,9 @@ export interface RunSpec {
   maxEntrySize?: string;
 }
 
+/** What `run()` returns: a hit, a miss (the command ran), or a run without the cache (and why). */
+export type RunResult = Exclude<RunOutcome, { kind: 'failed' } | { kind: 'dry-run' }>;
+
 /** Thrown by Client methods for TaskVault's own expected failures (bad input path, bad config, ...). */
 export class TaskVaultError extends Error {
   readonly reason: Failure['reason'];
@@ -290,15 +293,21 @@ export class Client {
     return value;
   }
 
-  /** Does what `taskvault run` does: restore on a hit, or run the command and store its outputs. */
-  async run(spec: RunSpec): Promise<RunOutcome> {
+  /**
+   * Does what `taskvault run` does: restore on a hit, or run the command and store its outputs.
+   * The command's exit code is in the outcome; TaskVault's own failures (e.g. a bad input glob) throw.
+   */
+  async run(spec: RunSpec): Promise<RunResult> {
     const settings = await this.settings();
     const task = unwrap(this.resolve(settings, spec));
-    return runTask(settings, task, {
+    const outcome = await runTask(settings, task, {
       force: spec.force === true,
       source: 'run',
       reporter: { warn: this.warn, info: () => {} },
     });
+    if (outcome.kind === 'failed') throw new TaskVaultError(outcome.failure);
+    if (outcome.kind === 'dry-run') throw new Error('unreachable: run() never asks for a dry run');
+    return outcome;
   }
 
   /** What `taskvault explain` prints, as data: the key, the fingerprint, and why it would miss. */
