@@ -122,7 +122,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       const hit = await serveHit(store, settings.root, entry, o);
       if (hit.ok) {
         if (pulled) hit.restoreMs += pulled.ms; // a remote hit's time includes the download
-        store.touch(key, now());
+        store.recordHit(key, now());
         store.count('hits');
         if (pulled) store.count('remoteHits');
         store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));

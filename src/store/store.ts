@@ -34,6 +34,10 @@ export class Store {
     private readonly latest: Database<string, string>,
     private readonly counters: Database<number, string>,
     private readonly stats: Database<Buffer, string>,
+    /** Per-entry hit counts (for `ls`). */
+    private readonly hits: Database<number, string>,
+    /** When a `cache get` / SDK lookup last missed a key, so a later save can tell how long the work took. */
+    private readonly pending: Database<number, string>,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.audit = new AuditLog(layout.audit);
@@ -67,6 +71,8 @@ export class Store {
           db.openDB({ name: 'latest' }),
           db.openDB({ name: 'counters' }),
           db.openDB({ name: 'stat', encoding: 'binary' }),
+          db.openDB({ name: 'hits' }),
+          db.openDB({ name: 'pending' }),
         ),
       );
     } catch (e) {
@@ -121,12 +127,44 @@ export class Store {
       this.entries.remove(key);
       this.fingerprints.remove(key);
       this.access.remove(key);
+      this.hits.remove(key);
       return had;
     });
   }
 
   touch(key: string, now = Date.now()): void {
     void this.access.put(key, now);
+  }
+
+  /** A hit: the entry's last access moves to now and its hit count goes up. */
+  recordHit(key: string, now = Date.now()): void {
+    void this.db.transaction(() => {
+      this.access.put(key, now);
+      this.hits.put(key, (this.hits.get(key) ?? 0) + 1);
+    });
+  }
+
+  hitCount(key: string): number {
+    return this.hits.get(key) ?? 0;
+  }
+
+  /** Remembers when a lookup of `key` missed; takeMiss() hands it to the save that follows. */
+  markMiss(key: string, now = Date.now()): void {
+    void this.pending.put(key, now);
+  }
+
+  /**
+   * When `key` last missed, if within `windowMs` of `now`; forgets it, and every miss older than the
+   * window, so misses never followed by a save do not pile up.
+   */
+  takeMiss(key: string, now: number, windowMs: number): number | undefined {
+    const at = this.pending.get(key);
+    void this.db.transaction(() => {
+      this.pending.remove(key);
+      for (const { key: k, value } of this.pending.getRange())
+        if (now - value >= windowMs) this.pending.remove(k);
+    });
+    return at !== undefined && now - at >= 0 && now - at < windowMs ? at : undefined;
   }
 
   count(name: keyof Counters, by = 1): void {
