@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { cac } from 'cac';
+import { registerGc } from './cli/gc.js';
 import { registerInit } from './cli/init.js';
 import { registerRun } from './cli/run.js';
 import { EXIT_CODES } from './util/result.js';
@@ -10,6 +11,7 @@ import { VERSION } from './version.js';
 const cli = cac('taskvault');
 registerRun(cli);
 registerInit(cli);
+registerGc(cli);
 cli.help();
 cli.version(VERSION);
 
