@@ -1,5 +1,5 @@
 /** Eviction and policies, end to end through the built CLI: TTL, LRU, size limits, gc, clean. */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -13,7 +13,7 @@ import {
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runCli, tempDir, writeTree } from './helpers.js';
+import { CLI, runCli, runProcess, tempDir, writeTree } from './helpers.js';
 
 const T0 = 1_900_000_000_000;
 const MIN = 60_000;
@@ -107,7 +107,10 @@ async function gcJson(dir: string, now: number, flags: string[] = []) {
 }
 
 test('TTL: an expired entry is a miss, is removed with EVICT reason=ttl, and the command runs again', async () => {
-  const dir = project({ tasks: { a: { size: 100 } }, extra: { policies: { default: { ttlSeconds: '1h' } } } });
+  const dir = project({
+    tasks: { a: { size: 100 } },
+    extra: { policies: { default: { ttlSeconds: '1h' } } },
+  });
   await run(dir, 'a', T0);
   const hit = await run(dir, 'a', T0 + 59 * MIN);
   assert.match(hit.err, /hit/);
@@ -172,13 +175,14 @@ test('LRU: over maxSizeGb, least recently hit entries go first, down to the low-
     tasks: { a: { size: 1000 }, b: { size: 1000 }, c: { size: 1000 }, d: { size: 1000 }, e: { size: 1000 } },
     extra: { maxSizeGb: 0.0000045, lowWaterMark: 0.7 },
   });
-  let now = T0;
-  for (const t of ['a', 'b', 'c']) await run(dir, t, (now += MIN));
+  let minute = 0;
+  const tick = () => T0 + ++minute * MIN;
+  for (const t of ['a', 'b', 'c']) await run(dir, t, tick());
   // a is the oldest entry but the most recently used one.
-  assert.match((await run(dir, 'a', (now += MIN))).err, /hit/);
-  await run(dir, 'd', (now += MIN));
+  assert.match((await run(dir, 'a', tick())).err, /hit/);
+  await run(dir, 'd', tick());
   assert.is(audit(dir, 'EVICT').length, 0, 'at 4000 bytes the cache is under its limit');
-  const over = await run(dir, 'e', (now += MIN));
+  const over = await run(dir, 'e', tick());
   assert.match(over.err, /evicted 2 entries, freed 2\.0 KB/);
 
   assert.equal(
@@ -190,9 +194,9 @@ test('LRU: over maxSizeGb, least recently hit entries go first, down to the low-
   );
   assert.is(blobFiles(dir).length, 3);
   const before = runs(dir).length;
-  for (const t of ['a', 'd', 'e']) assert.match((await run(dir, t, (now += MIN))).err, /hit/);
+  for (const t of ['a', 'd', 'e']) assert.match((await run(dir, t, tick())).err, /hit/);
   assert.is(runs(dir).length, before);
-  assert.match((await run(dir, 'b', (now += MIN))).err, /miss/);
+  assert.match((await run(dir, 'b', tick())).err, /miss/);
 });
 
 test('LRU: gc evicts to the low-water mark only when over the limit', async () => {
@@ -226,7 +230,10 @@ test('size: a result over its policy limit is not stored, the user is told once,
   });
   const r = await tv(dir, ['run', 'big'], T0);
   assert.is(r.code, 0);
-  assert.is(r.err.match(/warning: not cached: result is 1\.0 KB, over the 500 B per-entry limit/g)?.length, 1);
+  assert.is(
+    r.err.match(/warning: not cached: result is 1\.0 KB, over the 500 B per-entry limit/g)?.length,
+    1,
+  );
   assert.is(blobFiles(dir).length, 0);
   assert.match((await run(dir, 'big', T0 + 1)).err, /miss/);
   assert.equal(runs(dir), ['big', 'big']);
@@ -271,7 +278,9 @@ test('shared blobs: counted once, kept while any entry references them', async (
   await run(dir, 's1', T0);
   await run(dir, 's2', T0);
   assert.is(blobFiles(dir).length, 1);
-  assert.is((await gcJson(dir, T0)).usage, 1000);
+  const counted = await gcJson(dir, T0);
+  assert.is(counted.usage, 1000);
+  assert.is(counted.refsRepaired, 0, 'commits kept the reference counts exact');
 
   const c1 = await tv(dir, ['clean', '--task', 's1', '--yes'], T0);
   assert.is(c1.code, 0, c1.err);
@@ -367,19 +376,45 @@ test('clean: refuses without --yes on a non-TTY; with --yes removes everything (
   const refused = await tv(dir, ['clean'], T0);
   assert.is(refused.code, 2);
   assert.is(refused.err.trim().split('\n').length, 1);
-  assert.match(refused.err, /clean removes cached results and needs confirmation \(pass --yes/);
+  assert.match(
+    refused.err,
+    /clean removes cached results and needs confirmation \(stdin is not a terminal: pass --yes/,
+  );
   assert.is(blobFiles(dir).length, 2);
 
   const r = await tv(dir, ['clean', '--yes'], T0);
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /removed 2 entries; reclaimed 300 B/);
   assert.is(blobFiles(dir).length, 0);
-  assert.equal(audit(dir, 'EVICT').map((e) => e.reason), ['manual', 'manual']);
+  assert.equal(
+    audit(dir, 'EVICT').map((e) => e.reason),
+    ['manual', 'manual'],
+  );
   assert.match((await run(dir, 'a', T0)).err, /miss/);
 
   const empty = await runCli(['clean', '--yes'], { cwd: tempDir() });
   assert.is(empty.code, 0);
   assert.match(empty.out, /nothing to do: no cache/);
+});
+
+test('clean on a terminal asks first and removes nothing unless the answer is yes', async () => {
+  // util-linux `script` gives the CLI a real pseudo-terminal; without it this case cannot be driven.
+  if (spawnSync('script', ['--version']).status !== 0) {
+    console.log('  (skipped: no `script` for a pseudo-terminal)');
+    return;
+  }
+  const dir = project({ tasks: { a: { size: 100 } } });
+  await run(dir, 'a', T0);
+  const inTty = (answer: string) =>
+    runProcess('script', ['-qec', `node ${CLI} clean --task a`, '/dev/null'], { cwd: dir, input: answer });
+  const no = await inTty('n\n');
+  assert.match(no.out, /remove 1 entry \(100 B\) of task 'a'\? \[y\/N\]/);
+  assert.is(no.code, 1);
+  assert.is(blobFiles(dir).length, 1);
+  const yes = await inTty('y\n');
+  assert.is(yes.code, 0);
+  assert.match(yes.out, /removed 1 entry of task 'a'; reclaimed 100 B/);
+  assert.is(blobFiles(dir).length, 0);
 });
 
 test.run();

@@ -73,7 +73,7 @@ async function clean(flags: CleanFlags): Promise<number | Failure> {
     return failure(
       'usage',
       `clean removes cached results${task === undefined ? '' : ` of task '${task}'`} and needs confirmation`,
-      'pass --yes to confirm (stdin is not a terminal)',
+      'stdin is not a terminal: pass --yes to confirm',
     );
   }
   const opened = openExisting(settings);

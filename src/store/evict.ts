@@ -42,7 +42,7 @@ export interface EvictOptions {
 }
 
 /** Entries removed per write transaction: small enough that other writers never wait long. */
-const BATCH = 256;
+const BATCH = 1024;
 
 /** Each task's policy under the current config, memoised; a broken policy falls back to no limit. */
 export function policyLookup(settings: Pick<Settings, 'config'>): EvictOptions['policyFor'] {
