@@ -219,6 +219,24 @@ test('LRU: gc evicts to the low-water mark only when over the limit', async () =
   assert.is((await gcJson(dir, T0 + 5)).usage, 1000);
 });
 
+test('over the limit, expired entries go before least-recently-used ones', async () => {
+  // 2500-byte limit, low-water 80% = 2000 bytes.
+  const dir = project({
+    tasks: { a: { size: 1000 }, b: { size: 1000 }, c: { size: 1000 } },
+    extra: { maxSizeGb: 0.0000025, lowWaterMark: 0.8, policies: { default: { ttlSeconds: '1h' } } },
+  });
+  await run(dir, 'a', T0);
+  await run(dir, 'b', T0 + MIN);
+  assert.match((await run(dir, 'a', T0 + 2 * MIN)).err, /hit/);
+  // b is now the least recently used, but a has expired: a goes, and that is enough.
+  await run(dir, 'c', T0 + 60.5 * MIN);
+  assert.equal(
+    audit(dir, 'EVICT').map((e) => [e.task, e.reason]),
+    [['a', 'ttl']],
+  );
+  assert.match((await run(dir, 'b', T0 + 60.5 * MIN)).err, /hit/);
+});
+
 test('size: a result over its policy limit is not stored, the user is told once, no blob is written', async () => {
   const dir = project({
     tasks: {
