@@ -39,6 +39,28 @@ test('shared blobs: counted once, kept while any entry references them', async (
   );
 });
 
+test('an index written before reference counts existed gets them on open: shared blobs survive', async () => {
+  const dir = project({ tasks: { s1: { size: 500, letter: 'q' }, s2: { size: 500, letter: 'q' } } });
+  await run(dir, 's1', T0);
+  await run(dir, 's2', T0);
+  // Make the index look like one from before the refs db: no counts, no usage, no flag.
+  const { open } = await import('lmdb');
+  const db = open({ path: join(cache(dir), 'index'), maxDbs: 16, compression: false });
+  await db.openDB({ name: 'refs' }).clearAsync();
+  await db.openDB({ name: 'meta' }).remove('refs');
+  await db.openDB({ name: 'counters' }).remove('blobBytes');
+  await db.close();
+
+  const c1 = await tv(dir, ['clean', '--task', 's1', '--yes'], T0);
+  assert.is(c1.code, 0, c1.err);
+  assert.is(blobFiles(dir).length, 1, 's2 still references the shared blob');
+  rmSync(join(dir, 'out'), { recursive: true });
+  assert.match((await run(dir, 's2', T0 + 1)).err, /hit/);
+  const after = await gcJson(dir, T0 + 1);
+  assert.is(after.usage, 500);
+  assert.is(after.refsRepaired, 0);
+});
+
 function deadPid(): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['-e', '']);

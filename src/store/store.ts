@@ -11,6 +11,8 @@ import { type CacheLayout, cacheLayout } from './layout.js';
 
 /** Counter holding the bytes of unique referenced blobs, kept in step by commit and removal. */
 const USAGE_KEY = 'blobBytes';
+/** Set in the meta db once the refs db has been built for this index. */
+const REFS_FLAG = 'refs';
 
 /** What removing one entry freed: its blobs that no other entry referenced. */
 export interface Removed {
@@ -90,19 +92,27 @@ export class Store {
           ),
         );
       }
-      return ok(
-        new Store(
-          layout,
-          db,
-          db.openDB({ name: 'entries' }),
-          db.openDB({ name: 'fingerprints' }),
-          db.openDB({ name: 'access' }),
-          db.openDB({ name: 'latest' }),
-          db.openDB({ name: 'counters' }),
-          db.openDB({ name: 'stat' }),
-          db.openDB({ name: 'refs' }),
-        ),
+      const store = new Store(
+        layout,
+        db,
+        db.openDB({ name: 'entries' }),
+        db.openDB({ name: 'fingerprints' }),
+        db.openDB({ name: 'access' }),
+        db.openDB({ name: 'latest' }),
+        db.openDB({ name: 'counters' }),
+        db.openDB({ name: 'stat' }),
+        db.openDB({ name: 'refs' }),
       );
+      // An index written before blob reference counts existed gets them once, from its entries:
+      // removal must never take a shared blob's missing count for "last reference".
+      if (meta.get(REFS_FLAG) === undefined) {
+        db.transactionSync(() => {
+          if (meta.get(REFS_FLAG) !== undefined) return;
+          store.recount();
+          meta.put(REFS_FLAG, 1);
+        });
+      }
+      return ok(store);
     } catch (e) {
       return err(failure('cache', `cannot open the cache at ${cacheDir}: ${errorMessage(e)}`));
     }
@@ -286,38 +296,41 @@ export class Store {
    * referenced blobs are missing. Normally both are zero.
    */
   async recountRefs(): Promise<{ repaired: number; missing: string[]; usage: number }> {
-    return this.db.transaction(() => {
-      const counts = new Map<string, { n: number; size: number }>();
-      for (const { value } of this.entries.getRange()) {
-        for (const ref of uniqueRefs(value)) {
-          const c = counts.get(ref.hash);
-          if (c) c.n++;
-          else counts.set(ref.hash, { n: 1, size: ref.size });
-        }
+    return this.db.transaction(() => this.recount());
+  }
+
+  /** The body of recountRefs; must run inside a write transaction. */
+  private recount(): { repaired: number; missing: string[]; usage: number } {
+    const counts = new Map<string, { n: number; size: number }>();
+    for (const { value } of this.entries.getRange()) {
+      for (const ref of uniqueRefs(value)) {
+        const c = counts.get(ref.hash);
+        if (c) c.n++;
+        else counts.set(ref.hash, { n: 1, size: ref.size });
       }
-      let repaired = 0;
-      for (const { key } of this.refs.getRange()) {
-        if (!counts.has(key)) {
-          this.refs.remove(key);
-          repaired++;
-        }
-      }
-      let usage = 0;
-      const missing: string[] = [];
-      for (const [hash, { n, size }] of counts) {
-        if (this.refs.get(hash) !== n) {
-          this.refs.put(hash, n);
-          repaired++;
-        }
-        usage += size;
-        if (!this.blobs.has(hash)) missing.push(hash);
-      }
-      if (this.usage() !== usage) {
-        this.counters.put(USAGE_KEY, usage);
+    }
+    let repaired = 0;
+    for (const { key } of this.refs.getRange()) {
+      if (!counts.has(key)) {
+        this.refs.remove(key);
         repaired++;
       }
-      return { repaired, missing, usage };
-    });
+    }
+    let usage = 0;
+    const missing: string[] = [];
+    for (const [hash, { n, size }] of counts) {
+      if (this.refs.get(hash) !== n) {
+        this.refs.put(hash, n);
+        repaired++;
+      }
+      usage += size;
+      if (!this.blobs.has(hash)) missing.push(hash);
+    }
+    if (this.usage() !== usage) {
+      this.counters.put(USAGE_KEY, usage);
+      repaired++;
+    }
+    return { repaired, missing, usage };
   }
 
   /** Inside a write transaction: counts one more reference to each blob of `entry`. */
