@@ -62,7 +62,11 @@ export function policyLookup(settings: Pick<Settings, 'config'>): EvictOptions['
  * An entry's TTL is the shorter of the one it was saved with (which includes a `--ttl` flag) and
  * its task's policy now, so lowering a TTL in the config takes effect on existing entries.
  */
-export function isExpired(entry: Entry, policy: Pick<Policy, 'ttlMs'>, now: number): boolean {
+export function isExpired(
+  entry: Pick<Entry, 'createdAt' | 'ttlMs'>,
+  policy: Pick<Policy, 'ttlMs'>,
+  now: number,
+): boolean {
   return entry.createdAt + Math.min(entry.ttlMs, policy.ttlMs) <= now;
 }
 
@@ -83,13 +87,15 @@ export async function evict(store: Store, o: EvictOptions): Promise<EvictReport>
     complete: true,
   };
   const sim = o.dryRun ? new DryRun(store) : undefined;
+  // The deadline is checked before each batch but the first, so a slow plan still makes progress.
+  let batches = 0;
   const remove = async (
     items: Array<{ key: string; at?: number }>,
     reason: EvictReason,
     stopAtUsage?: number,
   ): Promise<boolean> => {
     for (let i = 0; i < items.length; i += BATCH) {
-      if (o.deadline !== undefined && performance.now() > o.deadline) return false;
+      if (o.deadline !== undefined && batches++ > 0 && performance.now() > o.deadline) return false;
       const batch = items.slice(i, i + BATCH);
       const removed = sim
         ? sim.remove(batch, stopAtUsage)
@@ -103,7 +109,7 @@ export async function evict(store: Store, o: EvictOptions): Promise<EvictReport>
 
   const expired: Array<{ key: string }> = [];
   const oversize: Array<{ key: string }> = [];
-  for (const entry of store.allEntries()) {
+  for (const entry of store.summariesOf()) {
     if (entry.key === o.protect) continue;
     const policy = o.policyFor(entry.task);
     if (isExpired(entry, policy, o.now)) expired.push({ key: entry.key });
@@ -127,11 +133,11 @@ export async function evict(store: Store, o: EvictOptions): Promise<EvictReport>
 /** Removes entries by hand (`taskvault clean`): every entry, or those of one task. */
 export async function removeMatching(
   store: Store,
-  match: (entry: Entry) => boolean,
+  match: (entry: Pick<Entry, 'key' | 'task'>) => boolean,
   o: { dryRun?: boolean; source: string },
 ): Promise<Tally> {
   const keys: Array<{ key: string }> = [];
-  for (const entry of store.allEntries()) if (match(entry)) keys.push({ key: entry.key });
+  for (const entry of store.summariesOf()) if (match(entry)) keys.push({ key: entry.key });
   const sim = o.dryRun ? new DryRun(store) : undefined;
   const total = tally();
   for (let i = 0; i < keys.length; i += BATCH) {

@@ -14,6 +14,18 @@ const USAGE_KEY = 'blobBytes';
 /** Set in the meta db once the refs db has been built for this index. */
 const REFS_FLAG = 'refs';
 
+type SummaryRecord = [createdAt: number, ttlMs: number, bytes: number, task: string];
+
+export interface EntrySummary {
+  key: string;
+  createdAt: number;
+  ttlMs: number;
+  bytes: number;
+  task: string;
+}
+
+const summaryOf = (e: Entry): SummaryRecord => [e.createdAt, e.ttlMs, e.bytes, e.task];
+
 /** What removing one entry freed: its blobs that no other entry referenced. */
 export interface Removed {
   key: string;
@@ -69,6 +81,8 @@ export class Store {
     private readonly stats: Database<StatRecord, string>,
     /** Blob hash → number of entries referencing it (see addRefs/dropRefs). */
     private readonly refs: Database<number, string>,
+    /** Entry key → what eviction needs to know about it, small enough to scan 100k of quickly. */
+    private readonly summaries: Database<SummaryRecord, string>,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.audit = new AuditLog(layout.audit);
@@ -102,6 +116,7 @@ export class Store {
         db.openDB({ name: 'counters' }),
         db.openDB({ name: 'stat' }),
         db.openDB({ name: 'refs' }),
+        db.openDB({ name: 'summary' }),
       );
       // An index written before blob reference counts existed gets them once, from its entries:
       // removal must never take a shared blob's missing count for "last reference".
@@ -159,6 +174,7 @@ export class Store {
       this.entries.put(entry.key, entry);
       this.fingerprints.put(entry.key, fingerprint);
       this.access.put(entry.key, entry.createdAt);
+      this.summaries.put(entry.key, summaryOf(entry));
       this.latest.put(label, entry.key);
       return undefined;
     });
@@ -233,6 +249,14 @@ export class Store {
   }
 
   /** Every (key, last access) pair, in key order. */
+  /** Every entry's key, task, creation time, TTL and size, without decoding whole entries. */
+  *summariesOf(): Iterable<EntrySummary> {
+    for (const { key, value } of this.summaries.getRange()) {
+      const [createdAt, ttlMs, bytes, task] = value;
+      yield { key, createdAt, ttlMs, bytes, task };
+    }
+  }
+
   *accessTimes(): Iterable<{ key: string; at: number }> {
     for (const { key, value } of this.access.getRange()) yield { key, at: value };
   }
@@ -257,6 +281,7 @@ export class Store {
         this.entries.remove(key);
         this.fingerprints.remove(key);
         this.access.remove(key);
+        this.summaries.remove(key);
         const freed = this.dropRefs(entry);
         removed.push({ key, entry, ...freed });
       }
@@ -302,14 +327,24 @@ export class Store {
   /** The body of recountRefs; must run inside a write transaction. */
   private recount(): { repaired: number; missing: string[]; usage: number } {
     const counts = new Map<string, { n: number; size: number }>();
-    for (const { value } of this.entries.getRange()) {
+    let summaries = 0;
+    for (const { key } of this.summaries.getRange()) {
+      if (this.entries.get(key) === undefined) this.summaries.remove(key);
+    }
+    for (const { key, value } of this.entries.getRange()) {
+      const summary = summaryOf(value);
+      const had = this.summaries.get(key);
+      if (!had || had.some((v, i) => v !== summary[i])) {
+        this.summaries.put(key, summary);
+        summaries++;
+      }
       for (const ref of uniqueRefs(value)) {
         const c = counts.get(ref.hash);
         if (c) c.n++;
         else counts.set(ref.hash, { n: 1, size: ref.size });
       }
     }
-    let repaired = 0;
+    let repaired = summaries;
     for (const { key } of this.refs.getRange()) {
       if (!counts.has(key)) {
         this.refs.remove(key);
