@@ -31,6 +31,14 @@ export interface RunOptions {
   /** Where a hit's logs are replayed (default: this process's stdout/stderr). */
   replayTo?: ReplayTarget;
   now?: () => number;
+  /** Aborting stops the command (SIGTERM); the run is then interrupted and never cached. */
+  signal?: AbortSignal;
+  /**
+   * Fingerprint the inputs again after the command and do not store if they changed meanwhile:
+   * the outputs may then not match the key. On by default (never serve wrong bytes); the second
+   * pass mostly hits the stat cache.
+   */
+  recheckInputs?: boolean;
 }
 
 export type RunOutcome =
@@ -70,12 +78,13 @@ export const taskKeyLabel = (spec: Pick<TaskSpec, 'name' | 'command'>): string =
 export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions): Promise<RunOutcome> {
   const now = o.now ?? Date.now;
   const source = o.source ?? 'run';
-  if (settings.disabled) return runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)');
+  if (settings.disabled)
+    return runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o.signal);
 
   const opened = Store.open(settings.cacheDir);
   if (!opened.ok) {
     o.reporter.warn(`cache skipped: ${opened.error.message}`);
-    return runUncached(spec, opened.error.message);
+    return runUncached(spec, opened.error.message, o.signal);
   }
   const store = opened.value;
   try {
@@ -133,7 +142,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
     store.log('ERROR', source, { error: errorMessage(e) });
-    return runUncached(spec, errorMessage(e));
+    return runUncached(spec, errorMessage(e), o.signal);
   } finally {
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
@@ -175,7 +184,7 @@ async function runAndStore(
 ): Promise<RunOutcome> {
   const source = o.source ?? 'run';
   const capture = new LogCapture(settings.hashAlgorithm, (tag) => store.blobs.tempPath(tag));
-  const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk));
+  const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk), o.signal);
   const captured = capture.finish();
   const base = {
     kind: 'miss' as const,
@@ -190,7 +199,8 @@ async function runAndStore(
     for (const p of [captured?.stdout.path, captured?.stderr.path]) if (p) await rm(p, { force: true });
   };
 
-  const skip = whyNotCacheable(spec, execution);
+  let skip = whyNotCacheable(spec, execution);
+  if (!skip && o.recheckInputs !== false) skip = await changedDuringRun(store, settings, spec, key);
   if (skip || !captured) {
     await dropCapture();
     if (execution.spawnError) o.reporter.warn(execution.spawnError);
@@ -283,6 +293,21 @@ async function runAndStore(
   }
 }
 
+async function changedDuringRun(
+  store: Store,
+  settings: Settings,
+  spec: TaskSpec,
+  key: string,
+): Promise<string | undefined> {
+  const again = await fingerprintTask(spec, {
+    algorithm: settings.hashAlgorithm,
+    salt: settings.salt,
+    cacheDir: settings.cacheDir,
+    hashCache: store.hashCache(),
+  });
+  return again.ok && again.value.key === key ? undefined : 'inputs changed while the command ran';
+}
+
 function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
   if (ex.spawnError) return `the command could not start: ${ex.spawnError}`;
   if (ex.interrupted || ex.signal) return `the run was interrupted${ex.signal ? ` (${ex.signal})` : ''}`;
@@ -291,8 +316,8 @@ function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
   return undefined;
 }
 
-async function runUncached(spec: TaskSpec, reason: string): Promise<RunOutcome> {
-  const execution = await execute(spec, () => {});
+async function runUncached(spec: TaskSpec, reason: string, signal?: AbortSignal): Promise<RunOutcome> {
+  const execution = await execute(spec, () => {}, signal);
   if (execution.spawnError) process.stderr.write(`taskvault: ${execution.spawnError}\n`);
   return { kind: 'uncached', exitCode: execution.exitCode, durationMs: execution.durationMs, reason };
 }
