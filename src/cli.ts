@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 import { cac } from 'cac';
+import { registerCache } from './cli/cache.js';
+import { registerExplain } from './cli/explain.js';
 import { registerGc } from './cli/gc.js';
 import { registerInit } from './cli/init.js';
+import { registerLs } from './cli/ls.js';
 import { registerRun } from './cli/run.js';
 import { findEmptyOptionValue } from './cli/shared.js';
 import { EXIT_CODES } from './util/result.js';
@@ -12,6 +15,9 @@ import { VERSION } from './version.js';
 const cli = cac('taskvault');
 registerRun(cli);
 registerInit(cli);
+registerCache(cli);
+registerLs(cli);
+registerExplain(cli);
 registerGc(cli);
 cli.help();
 cli.version(VERSION);

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { Settings, TaskSpec } from '../config/resolve.js';
 import { type Fingerprint, fingerprintTask } from '../fingerprint/fingerprint.js';
+import { pullRemote, pushRemote } from '../remote/hooks.js';
 import type { BlobRef, Entry } from '../store/entry.js';
 import { STORE_SCHEMA } from '../store/entry.js';
 import { evictAfterSave } from '../store/evict.js';
@@ -111,14 +112,29 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       return outcome;
     }
 
+    // Team cache: after a local miss, a remote entry is pulled into the local cache and served as a hit.
+    const pulled =
+      !entry && !o.force && settings.remote
+        ? await pullRemote(settings, store, spec, fp.value, label, o.reporter, now())
+        : undefined;
+    if (pulled) entry = pulled.entry;
+
     if (entry) {
       // Touched before restoring, so a concurrent eviction (which re-checks last access) spares it.
       store.touch(key, now());
       const hit = await serveHit(store, settings.root, entry, o);
       if (hit.ok) {
+        if (pulled) hit.restoreMs += pulled.ms; // a remote hit's time includes the download
+        store.recordHit(key, now());
         store.count('hits');
+        if (pulled) store.count('remoteHits');
         store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));
-        store.log('HIT', source, { ...logFields, files: hit.files, bytes: hit.bytes });
+        store.log('HIT', source, {
+          ...logFields,
+          files: hit.files,
+          bytes: hit.bytes,
+          origin: pulled ? 'remote' : undefined,
+        });
         return {
           kind: 'hit',
           key,
@@ -127,7 +143,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
           bytes: hit.bytes,
           restoreMs: hit.restoreMs,
           savedMs: Math.max(0, entry.durationMs - hit.restoreMs),
-          origin: entry.provenance.origin,
+          origin: pulled ? 'remote' : 'local',
         };
       }
       o.reporter.warn(`cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`);
@@ -273,6 +289,7 @@ async function runAndStore(
       bytes: entry.bytes,
       exit: entry.exitCode,
     });
+    if (settings.remote) await pushRemote(settings, store, entry, o.reporter);
     await evictAfterSave(store, settings, {
       now: (o.now ?? Date.now)(),
       protect: key,

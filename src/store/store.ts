@@ -79,6 +79,10 @@ export class Store {
     private readonly latest: Database<string, string>,
     private readonly counters: Database<number, string>,
     private readonly stats: Database<StatRecord, string>,
+    /** Per-entry hit counts (for `ls`). */
+    private readonly hits: Database<number, string>,
+    /** When a `cache get` / SDK lookup last missed a key, so a later save can tell how long the work took. */
+    private readonly pending: Database<number, string>,
     /** Blob hash → number of entries referencing it (see addRefs/dropRefs). */
     private readonly refs: Database<number, string>,
     /** Entry key → what eviction needs to know about it, small enough to scan 100k of quickly. */
@@ -115,6 +119,8 @@ export class Store {
         db.openDB({ name: 'latest' }),
         db.openDB({ name: 'counters' }),
         db.openDB({ name: 'stat' }),
+        db.openDB({ name: 'hits' }),
+        db.openDB({ name: 'pending' }),
         db.openDB({ name: 'refs' }),
         db.openDB({ name: 'summary' }),
       );
@@ -192,6 +198,37 @@ export class Store {
     void this.access.put(key, now);
   }
 
+  /** A hit: the entry's last access moves to now and its hit count goes up. */
+  recordHit(key: string, now = Date.now()): void {
+    void this.db.transaction(() => {
+      this.access.put(key, now);
+      this.hits.put(key, (this.hits.get(key) ?? 0) + 1);
+    });
+  }
+
+  hitCount(key: string): number {
+    return this.hits.get(key) ?? 0;
+  }
+
+  /** Remembers when a lookup of `key` missed; takeMiss() hands it to the save that follows. */
+  markMiss(key: string, now = Date.now()): void {
+    void this.pending.put(key, now);
+  }
+
+  /**
+   * When `key` last missed, if within `windowMs` of `now`; forgets it, and every miss older than the
+   * window, so misses never followed by a save do not pile up.
+   */
+  takeMiss(key: string, now: number, windowMs: number): number | undefined {
+    const at = this.pending.get(key);
+    void this.db.transaction(() => {
+      this.pending.remove(key);
+      for (const { key: k, value } of this.pending.getRange())
+        if (now - value >= windowMs) this.pending.remove(k);
+    });
+    return at !== undefined && now - at >= 0 && now - at < windowMs ? at : undefined;
+  }
+
   count(name: keyof Counters, by = 1): void {
     void this.db.transaction(() => {
       this.counters.put(name, (this.counters.get(name) ?? 0) + by);
@@ -248,7 +285,6 @@ export class Store {
     return this.refs.get(hash) ?? 0;
   }
 
-  /** Every (key, last access) pair, in key order. */
   /** Every entry's key, task, creation time, TTL and size, without decoding whole entries. */
   *summariesOf(): Iterable<EntrySummary> {
     for (const { key, value } of this.summaries.getRange()) {
@@ -257,6 +293,7 @@ export class Store {
     }
   }
 
+  /** Every (key, last access) pair, in key order. */
   *accessTimes(): Iterable<{ key: string; at: number }> {
     for (const { key, value } of this.access.getRange()) yield { key, at: value };
   }
@@ -281,6 +318,7 @@ export class Store {
         this.entries.remove(key);
         this.fingerprints.remove(key);
         this.access.remove(key);
+        this.hits.remove(key);
         this.summaries.remove(key);
         const freed = this.dropRefs(entry);
         removed.push({ key, entry, ...freed });
