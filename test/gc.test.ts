@@ -61,6 +61,29 @@ test('an index written before reference counts existed gets them on open: shared
   assert.is(after.refsRepaired, 0);
 });
 
+test('`cache save` over the limit evicts least recently used results too', async () => {
+  const dir = tempDir('tv-evict-save-');
+  writeFileSync(join(dir, 'taskvault.config.json'), JSON.stringify({ maxSizeGb: 0.0000025 }));
+  for (const n of ['1', '2', '3']) {
+    writeFileSync(join(dir, `in${n}`), n);
+    writeFileSync(join(dir, `out${n}`), n.repeat(1000));
+    const r = await runCli(['cache', 'save', 'job', `in${n}`, `out${n}`], { cwd: dir });
+    assert.is(r.code, 0, r.err);
+  }
+  // 3000 bytes > 2500: the two oldest go, down to the 1250-byte low-water mark.
+  assert.equal(
+    audit(dir, 'EVICT').map((e) => [e.task, e.reason, e.freed]),
+    [
+      ['job', 'lru', '1000'],
+      ['job', 'lru', '1000'],
+    ],
+  );
+  assert.is((await gcJson(dir, Date.now())).usage, 1000);
+  const got = await runCli(['cache', 'get', 'job', 'in3', 'got3'], { cwd: dir });
+  assert.is(got.code, 0, got.err);
+  assert.is(readFileSync(join(dir, 'got3'), 'utf8'), '3'.repeat(1000));
+});
+
 function deadPid(): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['-e', '']);
