@@ -3,6 +3,7 @@ import './compile-cache.js';
 import { cac } from 'cac';
 import { registerCache } from './cli/cache.js';
 import { registerExplain } from './cli/explain.js';
+import { registerGc } from './cli/gc.js';
 import { registerInit } from './cli/init.js';
 import { registerLs } from './cli/ls.js';
 import { registerRun } from './cli/run.js';
@@ -18,6 +19,7 @@ registerInit(cli);
 registerCache(cli);
 registerLs(cli);
 registerExplain(cli);
+registerGc(cli);
 cli.help();
 cli.version(VERSION);
 
