@@ -91,6 +91,11 @@ export class Store {
     return this.layout.root;
   }
 
+  /** Drops the cached read snapshot so that commits by other processes become visible. */
+  refresh(): void {
+    this.db.resetReadTxn();
+  }
+
   getEntry(key: string): Entry | undefined {
     return this.entries.get(key);
   }
