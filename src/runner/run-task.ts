@@ -161,6 +161,10 @@ async function missSingleFlight(
   o: RunOptions,
 ): Promise<RunOutcome> {
   const source = o.source ?? 'run';
+  if (store.noWrites) {
+    o.reporter.warn(`not cached: ${store.noWrites}`);
+    return runUncached(spec, store.noWrites);
+  }
   const lock = await acquireLock(store.layout.locks, key, {
     timeoutMs: lockTimeoutFromEnv() ?? DEFAULT_LOCK_TIMEOUT_MS,
     onWait: (h) =>
@@ -180,7 +184,9 @@ async function missSingleFlight(
       if (entry) {
         const hit = await serveHit(store, settings.root, entry, o);
         if (hit.ok) return recordHit(store, entry, hit, logFields, o);
-        o.reporter.warn(`cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`);
+        o.reporter.warn(
+          `cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`,
+        );
         store.log('ERROR', source, { ...logFields, error: hit.message });
         await store.remove(key);
       }
@@ -247,7 +253,9 @@ async function runAndStore(
   if (skip || !captured) {
     await dropCapture();
     if (execution.spawnError) o.reporter.warn(execution.spawnError);
-    return notStored(skip ?? 'capturing the output failed (is the disk full?)');
+    const why = skip ?? `capturing the output failed: ${capture.error ?? 'unknown error'}`;
+    if (!skip) o.reporter.warn(`not cached: ${why}`);
+    return notStored(why);
   }
 
   try {

@@ -146,7 +146,12 @@ export async function acquireLock(locksDir: string, key: string, o: LockOptions)
   const now = o.now ?? Date.now;
   const staleMs = o.staleMs ?? DEFAULT_STALE_MS;
   const path = join(locksDir, key);
-  const me: LockHolder = { pid: process.pid, host: HOST, startedAt: now(), nonce: randomBytes(8).toString('hex') };
+  const me: LockHolder = {
+    pid: process.pid,
+    host: HOST,
+    startedAt: now(),
+    nonce: randomBytes(8).toString('hex'),
+  };
   const started = now();
   let announced = false;
   let delay = 25;

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import type { HashAlgorithm } from '../config/types.js';
 import type { Fingerprint, HashCache } from '../fingerprint/fingerprint.js';
@@ -8,6 +8,13 @@ import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { type CacheLayout, cacheLayout } from './layout.js';
+
+/**
+ * Below this much free space on the cache's filesystem the store stops writing (no new entries, no
+ * access times or counters): a full disk makes LMDB fail commits in ways that are noisy and late,
+ * and a cache must never be why a disk fills up. Hits are still served.
+ */
+export const LOW_SPACE_BYTES = 16 * 1024 * 1024;
 
 /** A stat-cache hash is trusted only for files last modified this long before it was recorded. */
 export const RACY_WINDOW_NS = 2_000_000_000n;
@@ -38,6 +45,8 @@ type StatRecord = [
 export class Store {
   readonly blobs: BlobStore;
   readonly audit: AuditLog;
+  /** Why this store does not write (disk nearly full), or undefined. Checked once, at open. */
+  readonly noWrites: string | undefined;
   private constructor(
     readonly layout: CacheLayout,
     private readonly db: RootDatabase,
@@ -50,9 +59,11 @@ export class Store {
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.audit = new AuditLog(layout.audit);
+    this.noWrites = lowSpace(layout.root);
   }
 
   static open(cacheDir: string): Result<Store> {
+    guardLmdbWriteFailures();
     const layout = cacheLayout(cacheDir);
     try {
       for (const d of [layout.index, layout.blobs, layout.tmp]) mkdirSync(d, { recursive: true });
@@ -119,38 +130,54 @@ export class Store {
 
   /** Commits an entry after checking that every blob it references is in place (invariant 2). */
   async commit(entry: Entry, fingerprint: Fingerprint, label: string): Promise<Result<void>> {
+    if (this.noWrites) return err(failure('cache', this.noWrites));
     for (const ref of entryBlobs(entry)) {
       if (!this.blobs.has(ref.hash))
         return err(failure('cache', `blob ${ref.hash.slice(0, 12)} vanished before commit`));
     }
-    await this.db.transaction(() => {
-      this.entries.put(entry.key, entry);
-      this.fingerprints.put(entry.key, fingerprint);
-      this.access.put(entry.key, entry.createdAt);
-      this.latest.put(label, entry.key);
-    });
+    try {
+      // Each put inside the transaction returns its own promise, rejected too if the commit fails.
+      await this.db.transaction(() => {
+        background(this.entries.put(entry.key, entry));
+        background(this.fingerprints.put(entry.key, fingerprint));
+        background(this.access.put(entry.key, entry.createdAt));
+        background(this.latest.put(label, entry.key));
+      });
+    } catch (e) {
+      writeFailed = true;
+      return err(failure('cache', `index commit failed: ${await writeErrorMessage(e)}`));
+    }
     return ok(undefined);
   }
 
   /** Removes an entry from the index; blobs are reclaimed by gc once no entry references them. */
   async remove(key: string): Promise<boolean> {
-    return this.db.transaction(() => {
-      const had = this.entries.get(key) !== undefined;
-      this.entries.remove(key);
-      this.fingerprints.remove(key);
-      this.access.remove(key);
-      return had;
-    });
+    if (this.noWrites) return false;
+    try {
+      return await this.db.transaction(() => {
+        const had = this.entries.get(key) !== undefined;
+        background(this.entries.remove(key));
+        background(this.fingerprints.remove(key));
+        background(this.access.remove(key));
+        return had;
+      });
+    } catch (e) {
+      background(Promise.reject(e));
+      return false;
+    }
   }
 
   touch(key: string, now = Date.now()): void {
-    void this.access.put(key, now);
+    if (!this.noWrites) background(this.access.put(key, now));
   }
 
   count(name: keyof Counters, by = 1): void {
-    void this.db.transaction(() => {
-      this.counters.put(name, (this.counters.get(name) ?? 0) + by);
-    });
+    if (this.noWrites) return;
+    background(
+      this.db.transaction(() => {
+        background(this.counters.put(name, (this.counters.get(name) ?? 0) + by));
+      }),
+    );
   }
 
   getCounters(): Counters {
@@ -187,21 +214,101 @@ export class Store {
           : undefined;
       },
       set: (f, algo, hash, recordedNs) => {
-        void this.stats.put(f.abs, [f.dev, f.ino, f.size, f.mtimeNs, f.ctimeNs, algo, hash, recordedNs]);
+        if (this.noWrites) return;
+        background(
+          this.stats.put(f.abs, [f.dev, f.ino, f.size, f.mtimeNs, f.ctimeNs, algo, hash, recordedNs]),
+        );
       },
     };
   }
 
   /** Waits for pending writes (stat cache, access times, counters) to be committed. */
   async flush(): Promise<void> {
-    await this.db.flushed;
+    // After a failed commit lmdb-js never settles `flushed`: don't wait for it (bounded either way).
+    if (writeFailed) return;
+    await bounded(this.db.flushed, 10_000);
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await bounded(this.db.close(), writeFailed ? 1_000 : 10_000);
   }
 
   static exists(cacheDir: string): boolean {
     return existsSync(cacheLayout(cacheDir).index);
   }
+}
+
+/** Set once an index write failed in this process (disk full): lmdb-js then leaves promises pending. */
+let writeFailed = false;
+
+/** Waits for `p`, but no longer than `ms`: shutting down must never hang the run. */
+async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Best-effort index writes (access times, counters, stat cache) must never crash the run: a failed
+ * LMDB commit rejects both the write and a separate commitError promise, and either one unhandled
+ * would kill the process after the command already ran.
+ */
+function background(p: Promise<unknown> | unknown): void {
+  if (p instanceof Promise || (p && typeof (p as Promise<unknown>).then === 'function'))
+    (p as Promise<unknown>).catch((e: { commitError?: Promise<unknown> }) => {
+      writeFailed = true;
+      e?.commitError?.catch(() => {});
+    });
+}
+
+/** lmdb-js reports a failed commit as "Commit failed" with the real cause in a commitError promise. */
+async function writeErrorMessage(e: unknown): Promise<string> {
+  const inner = (e as { commitError?: Promise<unknown> })?.commitError;
+  if (inner && typeof inner.then === 'function') {
+    const cause = await inner.then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    if (cause instanceof Error) return cause.message.replace(/: Attempting to write page.*/, '');
+  }
+  return errorMessage(e);
+}
+
+function lowSpace(dir: string): string | undefined {
+  try {
+    const s = statfsSync(dir);
+    const free = s.bavail * s.bsize;
+    if (free < LOW_SPACE_BYTES)
+      return `the cache disk is full (${Math.round(free / 1024)} KB free at ${dir}); not writing to the cache`;
+  } catch {
+    // statfs unsupported: rely on write errors
+  }
+  return undefined;
+}
+
+let guarded = false;
+
+/**
+ * When a commit fails (disk full), lmdb-js rejects an internal promise nobody can reach, which
+ * would crash the process after the user's command already ran (invariant 3), and it prints the
+ * error with a stack. Both are swallowed here: the failure reaches us through the awaited commit
+ * (one warning) or concerned a best-effort write. Any other unhandled rejection still crashes.
+ */
+function guardLmdbWriteFailures(): void {
+  if (guarded) return;
+  guarded = true;
+  const isLmdbWriteFailure = (x: unknown) =>
+    x instanceof Error &&
+    (/^Commit failed \(see commitError/.test(x.message) || /Attempting to write page/.test(x.message));
+  process.on('unhandledRejection', (reason) => {
+    if (isLmdbWriteFailure(reason)) {
+      (reason as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
+      return;
+    }
+    throw reason;
+  });
+  const consoleError = console.error.bind(console);
+  console.error = (...args: unknown[]) => {
+    if (args.length === 1 && isLmdbWriteFailure(args[0])) return;
+    consoleError(...args);
+  };
 }
