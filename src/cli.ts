@@ -2,6 +2,7 @@
 import { cac } from 'cac';
 import { registerInit } from './cli/init.js';
 import { registerRun } from './cli/run.js';
+import { registerVerify } from './cli/verify.js';
 import { EXIT_CODES } from './util/result.js';
 import { errorLine } from './util/term.js';
 import { VERSION } from './version.js';
@@ -10,6 +11,7 @@ import { VERSION } from './version.js';
 const cli = cac('taskvault');
 registerRun(cli);
 registerInit(cli);
+registerVerify(cli);
 cli.help();
 cli.version(VERSION);
 
