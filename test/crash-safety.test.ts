@@ -32,7 +32,18 @@ function project() {
   return { dir, counter: join(dir, '..', `${dir.split('/').pop()}.counter`) };
 }
 
-const ARGS = ['run', '--inputs', 'src/**', '--inputs', 'gen.js', '--outputs', 'out/**', '--', 'node', 'gen.js'];
+const ARGS = [
+  'run',
+  '--inputs',
+  'src/**',
+  '--inputs',
+  'gen.js',
+  '--outputs',
+  'out/**',
+  '--',
+  'node',
+  'gen.js',
+];
 
 function assertOutputs(dir: string, seed: string) {
   for (let i = 0; i < FILES; i++) {

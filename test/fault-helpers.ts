@@ -68,7 +68,8 @@ export function auditLines(cacheDir: string): string[] {
 }
 
 /** Lines TaskVault printed as warnings. */
-export const warnings = (stderr: string): string[] => stderr.split('\n').filter((l) => l.includes('warning:'));
+export const warnings = (stderr: string): string[] =>
+  stderr.split('\n').filter((l) => l.includes('warning:'));
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
