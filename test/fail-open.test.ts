@@ -30,7 +30,7 @@ function project() {
   return { dir, counter: join(tempDir('tv-failopen-side-'), 'counter') };
 }
 
-const args = (cacheDir: string, name: string) => [
+const args = (cacheDir: string) => [
   'run',
   '--cache-dir',
   cacheDir,
@@ -46,7 +46,7 @@ const args = (cacheDir: string, name: string) => [
 ];
 
 async function run(dir: string, cacheDir: string, env: Record<string, string>) {
-  return runCli(args(cacheDir, env.NAME!), { cwd: dir, env });
+  return runCli(args(cacheDir), { cwd: dir, env });
 }
 
 /** The command ran, its exit code came back, and exactly one warning matching `cause` was printed. */

@@ -25,11 +25,17 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
       raw = mod.default;
     }
   } catch (e) {
+    const message = errorMessage(e);
+    // Parse errors carry "<path>:<line>:<col>" on a later line: keep the position in the one line.
+    const at = new RegExp(`${escapeRe(path)}:(\\d+):(\\d+)`).exec(message);
+    const where = at ? `${name}:${at[1]}:${at[2]}` : name;
     return err(
-      failure('config', `${name}: cannot load: ${firstLine(errorMessage(e))}`, 'fix the file and retry'),
+      failure('config', `${where}: cannot load: ${firstLine(message).trim()}`, 'fix the file and retry'),
     );
   }
   return validateConfig(raw, name);
 }
 
 const firstLine = (s: string): string => s.split('\n').find((l) => l.trim() !== '') ?? s;
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -49,7 +49,7 @@ function checkFields(
     if (!check) return `${prefix}${key} is not a known field (known: ${Object.keys(schema).join(', ')})`;
     if (value === undefined) continue;
     const problem = check(value, `${prefix}${key}`);
-    if (problem) return problem.startsWith(prefix) ? problem : `${prefix}${key} ${problem}`;
+    if (problem) return problem.startsWith(`${prefix}${key}`) ? problem : `${prefix}${key} ${problem}`;
   }
   return undefined;
 }
