@@ -2,6 +2,7 @@
 import { cac } from 'cac';
 import { registerInit } from './cli/init.js';
 import { registerRun } from './cli/run.js';
+import { findEmptyOptionValue } from './cli/shared.js';
 import { registerVerify } from './cli/verify.js';
 import { EXIT_CODES } from './util/result.js';
 import { errorLine } from './util/term.js';
@@ -16,6 +17,8 @@ cli.help();
 cli.version(VERSION);
 
 try {
+  const empty = findEmptyOptionValue(process.argv.slice(2));
+  if (empty) throw new Error(`${empty} needs a non-empty value`);
   cli.parse(process.argv, { run: false });
   if (!cli.matchedCommand && cli.args.length > 0) {
     errorLine(`unknown command '${cli.args[0]}'`, "see 'taskvault --help'");

@@ -112,6 +112,7 @@ export function runProcess(file: string, args: string[], o: CliOptions): Promise
       const stderr = Buffer.concat(err);
       resolve({ code, signal, stdout, stderr, out: stdout.toString(), err: stderr.toString() });
     });
+    child.stdin.on('error', () => {}); // the child may exit without reading its stdin
     child.stdin.end(o.input ?? '');
   });
 }

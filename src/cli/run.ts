@@ -30,9 +30,9 @@ export interface RunFlags extends CommonFlags {
 
 export function taskFlags(flags: RunFlags): TaskFlags {
   const t: TaskFlags = {};
-  const inputs = list(flags.inputs);
-  const outputs = list(flags.outputs);
-  const env = list(flags.env);
+  const inputs = list(flags.inputs, 'inputs');
+  const outputs = list(flags.outputs, 'outputs');
+  const env = list(flags.env, 'env');
   if (inputs) t.inputs = inputs;
   if (outputs) t.outputs = outputs;
   if (env) t.env = env;
@@ -50,7 +50,7 @@ export function withTaskOptions<T extends ReturnType<CAC['command']>>(cmd: T): T
     .option('--inputs <glob>', 'Input files (repeatable); default: every file under the working directory', {
       type: [String],
     })
-    .option('--outputs <glob>', 'Output files to cache and restore (repeatable)', { type: [String] })
+    .option('--outputs <glob>', 'Output files to cache and restore (repeatable)')
     .option('--env <name>', 'Environment variable whose value is part of the key (repeatable)', {
       type: [String],
     })

@@ -1,6 +1,6 @@
 import type { CAC } from 'cac';
 import { resolveSettings, type Settings, type SettingsOverrides } from '../config/resolve.js';
-import { EXIT_CODES, type Failure, FailureError } from '../util/result.js';
+import { EXIT_CODES, type Failure, FailureError, failure } from '../util/result.js';
 import { errorLine } from '../util/term.js';
 
 /** A command action returns the process exit code; failures it expects come back as values. */
@@ -58,10 +58,29 @@ export async function settingsFor(flags: CommonFlags, extra: SettingsOverrides =
   return s.value;
 }
 
-/** cac gives a string for one use of a flag and an array for several; always take an array. */
-export function list(v: unknown): string[] | undefined {
+/**
+ * cac gives a value for one use of a flag and an array for several; always take an array.
+ * A bare flag with no value arrives as `true`, which is a usage error, not the glob "true".
+ */
+export function list(v: unknown, flag: string): string[] | undefined {
   if (v === undefined || v === false) return undefined;
-  return (Array.isArray(v) ? v : [v]).map(String);
+  const values = Array.isArray(v) ? v : [v];
+  if (values.some((x) => x === true || x === '')) {
+    throw new FailureError(failure('usage', `--${flag} needs a value`, `e.g. --${flag} 'src/**'`));
+  }
+  return values.map(String);
+}
+
+/**
+ * mri (inside cac) turns an empty option value into the number 0; catch `--flag ''` in the raw
+ * argv before that happens. Only looks before `--`: the command's own arguments are never touched.
+ */
+export function findEmptyOptionValue(argv: string[]): string | undefined {
+  const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
+  for (let i = 1; i < end; i++) {
+    if (argv[i] === '' && argv[i - 1]!.startsWith('--')) return argv[i - 1];
+  }
+  return undefined;
 }
 
 export function writeJson(value: unknown, stream: NodeJS.WriteStream = process.stdout): void {

@@ -160,7 +160,8 @@ export function resolveTask(
   args: string[],
   flags: TaskFlags,
 ): Result<TaskSpec> {
-  const configured = taskName !== undefined ? settings.config.tasks?.[taskName] : undefined;
+  const tasks = settings.config.tasks ?? {};
+  const configured = taskName !== undefined && Object.hasOwn(tasks, taskName) ? tasks[taskName] : undefined;
   if (taskName !== undefined && !configured && args.length === 0) {
     const known = Object.keys(settings.config.tasks ?? {});
     return err(

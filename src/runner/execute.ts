@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
 
@@ -16,16 +17,7 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', '
 
 /** Exit code a shell reports for a child killed by `signal`. */
 export function signalExitCode(signal: NodeJS.Signals): number {
-  const numbers: Partial<Record<NodeJS.Signals, number>> = {
-    SIGHUP: 1,
-    SIGINT: 2,
-    SIGQUIT: 3,
-    SIGKILL: 9,
-    SIGUSR1: 10,
-    SIGUSR2: 12,
-    SIGTERM: 15,
-  };
-  return 128 + (numbers[signal] ?? 1);
+  return 128 + (constants.signals[signal] ?? 1);
 }
 
 /**
@@ -63,10 +55,25 @@ export async function execute(
   };
   for (const s of FORWARDED) process.on(s, forward);
 
-  const pump = (stream: StreamId, source: NodeJS.ReadableStream | null, sink: NodeJS.WriteStream) =>
+  const pump = (
+    stream: StreamId,
+    source: (NodeJS.ReadableStream & { destroy(): void }) | null,
+    sink: NodeJS.WriteStream,
+  ) =>
     new Promise<void>((resolve) => {
       if (!source) return resolve();
+      let closed = false;
+      // Our stdout closed early (`taskvault run -- cmd | head -1`): the child gets SIGPIPE, just as
+      // it would have on its next write without TaskVault in between.
+      const onSinkError = () => {
+        closed = true;
+        child.kill('SIGPIPE');
+        source.destroy();
+        resolve();
+      };
+      sink.once('error', onSinkError);
       source.on('data', (chunk: Buffer) => {
+        if (closed) return;
         onChunk(stream, chunk);
         // Backpressure: a slow terminal or pipe pauses the child rather than filling memory.
         if (!sink.write(chunk)) {
@@ -74,8 +81,13 @@ export async function execute(
           sink.once('drain', () => source.resume());
         }
       });
-      source.on('end', resolve);
-      source.on('error', () => resolve());
+      const done = () => {
+        sink.off('error', onSinkError);
+        resolve();
+      };
+      source.on('end', done);
+      source.on('close', done);
+      source.on('error', done);
     });
 
   const pumps = Promise.all([pump(1, child.stdout, process.stdout), pump(2, child.stderr, process.stderr)]);

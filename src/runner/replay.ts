@@ -7,13 +7,32 @@ export interface ReplayTarget {
   write(stream: StreamId, chunk: Uint8Array): Promise<void>;
 }
 
+const closedStreams = new Set<StreamId>();
+let watchingErrors = false;
+
 /** Writes to the process's own stdout/stderr, waiting for each write to be accepted. */
 export const processTarget: ReplayTarget = {
-  write: (stream, chunk) =>
-    new Promise((resolve, reject) => {
-      (stream === 1 ? process.stdout : process.stderr).write(chunk, (e) => (e ? reject(e) : resolve()));
-    }),
+  write: (stream, chunk) => {
+    if (!watchingErrors) {
+      // A reader that went away (`| head -1`) ends the replay, as it would have ended the command.
+      // The 'error' event can come after the write callback, so the listeners stay for good.
+      watchingErrors = true;
+      process.stdout.on('error', () => closedStreams.add(1));
+      process.stderr.on('error', () => closedStreams.add(2));
+    }
+    if (closedStreams.has(stream)) return Promise.reject(new ReplayClosed());
+    return new Promise((resolve, reject) => {
+      (stream === 1 ? process.stdout : process.stderr).write(chunk, (e) => {
+        if (!e) resolve();
+        else if ((e as NodeJS.ErrnoException).code === 'EPIPE') reject(new ReplayClosed());
+        else reject(e);
+      });
+    });
+  },
 };
+
+/** The reader of our stdout or stderr closed it: stop replaying; not a cache problem. */
+export class ReplayClosed extends Error {}
 
 /** Checks the log blobs of an entry before a single byte is replayed (invariant 1). */
 export async function verifyLogs(blobs: BlobStore, entry: Entry): Promise<BlobProblem | undefined> {
@@ -52,7 +71,12 @@ export async function replayLogs(
         if (n === 0) return;
         offsets[stream] += n;
         left -= n;
-        await target.write(stream, Buffer.from(buf.subarray(0, n)));
+        try {
+          await target.write(stream, Buffer.from(buf.subarray(0, n)));
+        } catch (e) {
+          if (e instanceof ReplayClosed) return;
+          throw e;
+        }
       }
     }
   } finally {
