@@ -28,9 +28,13 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
     const message = errorMessage(e);
     // Parse errors carry "<path>:<line>:<col>" on a later line: keep the position in the one line.
     const at = new RegExp(`${escapeRe(path)}:(\\d+):(\\d+)`).exec(message);
-    const where = at ? `${name}:${at[1]}:${at[2]}` : name;
+    const where = at ? ` at line ${at[1]}, column ${at[2]}` : '';
     return err(
-      failure('config', `${where}: cannot load: ${firstLine(message).trim()}`, 'fix the file and retry'),
+      failure(
+        'config',
+        `${name}: cannot load: ${firstLine(message).trim()}${where}`,
+        'fix the file and retry',
+      ),
     );
   }
   return validateConfig(raw, name);
