@@ -216,7 +216,7 @@ test('hostile cwd / output globs cannot make the stale-output sweep delete outsi
   attempted++;
   const r = await runCli(ARGS, { cwd: c.dir, env: { COUNTER: c.counter } });
   assert.is(r.code, 0, r.err);
-  assert.match(r.err, /\bhit\b/, 'the entry was restored, so its globs were swept');
+  assert.match(r.err, /\bhit\b/, `the entry was restored, so its globs were swept: ${r.err}`);
   assert.ok(existsSync(join(c.outside, 'victim.txt')), 'outside files survive the sweep');
   assert.ok(existsSync(join(c.outside, 'sub', 'keep.txt')));
   refused++;
@@ -227,6 +227,20 @@ test('hostile cwd / output globs cannot make the stale-output sweep delete outsi
   });
   await expectRefused(c2, 'hostile cwd', /unsafe cwd/);
   assert.ok(existsSync(join(c2.outside, 'victim.txt')));
+});
+
+test('the stale-output sweep never deletes through a directory symlink on disk', async () => {
+  const c = await setup();
+  // out/ is a symlink to the outside dir; an entry with no outputs makes a restore sweep out/**.
+  symlinkSync(c.outside, join(c.dir, 'out'));
+  await plant(c, []);
+  attempted++;
+  const before = readTreeSnapshot(c.outside);
+  const r = await runCli(ARGS, { cwd: c.dir, env: { COUNTER: c.counter } });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /\bhit\b/, r.err);
+  assert.equal(readTreeSnapshot(c.outside), before, 'nothing outside was deleted');
+  refused++;
 });
 
 test('setuid/setgid bits in an entry are not restored', async () => {

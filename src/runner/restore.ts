@@ -199,7 +199,12 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
   // Stale outputs: whatever the globs match now that the entry does not have.
   const wanted = new Set(entry.outputs.map((o) => o.path));
   const cwd = resolve(root, entry.cwd);
-  for (const m of (await matchOutputs(root, cwd, entry.outputGlobs)).reverse()) {
+  // Globs from an entry may be hostile: only relative ones without `..` are swept (no walking /).
+  const globs = entry.outputGlobs.filter((g) => {
+    const body = g.startsWith('!') ? g.slice(1) : g;
+    return body !== '' && !isAbsolute(body) && !body.split('/').includes('..');
+  });
+  for (const m of (await matchOutputs(root, cwd, globs)).reverse()) {
     if (wanted.has(m.path)) continue;
     // Globs come from the entry too: only ever delete below the root, never through a symlink.
     if (!plainPathInside(root, m.abs)) continue;
