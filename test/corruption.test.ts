@@ -54,20 +54,21 @@ async function project(seed = 'one') {
   return { dir, counter, key, cacheDir: join(dir, '.taskvault', 'cache') };
 }
 
-function withStore<T>(cacheDir: string, fn: (s: Store) => T): T {
+async function withStore<T>(cacheDir: string, fn: (s: Store) => T | Promise<T>): Promise<T> {
   const opened = Store.open(cacheDir);
   if (!opened.ok) throw new Error(opened.error.message);
   try {
-    return fn(opened.value);
+    return await fn(opened.value);
   } finally {
-    void opened.value.close();
+    await opened.value.close();
   }
 }
 
 type Target = 'small' | 'big' | 'stdout';
-function blobOf(cacheDir: string, key: string, target: Target): { path: string; hash: string } {
+function blobOf(cacheDir: string, key: string, target: Target): Promise<{ path: string; hash: string }> {
   return withStore(cacheDir, (s) => {
-    const e = s.getEntry(key)!;
+    const e = s.getEntry(key);
+    if (!e) throw new Error(`no entry ${key}`);
     const hash =
       target === 'stdout'
         ? e.logs.stdout!.hash
@@ -122,7 +123,7 @@ async function expectDetected(dir: string, counter: string, cacheDir: string, wh
 for (const [what, target, inject] of injections) {
   test(`${what}: detected on restore, a miss, removed, logged, the command runs`, async () => {
     const { dir, counter, key, cacheDir } = await project();
-    const blob = blobOf(cacheDir, key, target);
+    const blob = await blobOf(cacheDir, key, target);
     inject(blob.path);
     injected++;
     await expectDetected(dir, counter, cacheDir, what);
@@ -132,7 +133,7 @@ for (const [what, target, inject] of injections) {
     // And the next run is a clean hit.
     rmSync(join(dir, 'out'), { recursive: true, force: true });
     const hit = await runCli(ARGS, { cwd: dir, env: { COUNTER: counter } });
-    assert.match(hit.err, /\bhit\b/);
+    assert.match(hit.err, /\bhit\b/, hit.err);
     assert.is(readFileSync(join(dir, 'out', 'small.txt'), 'utf8'), SMALL);
   });
 }
@@ -167,8 +168,8 @@ test('taskvault verify reports every broken entry; --repair removes them and lef
     keys.push(dry.out.split(' ')[0]!);
   }
   // Seeds give different small outputs only via stdout; corrupt each entry's stdout blob differently.
-  flip(blobOf(cacheDir, keys[0]!, 'stdout').path);
-  rmSync(blobOf(cacheDir, keys[1]!, 'stdout').path);
+  flip((await blobOf(cacheDir, keys[0]!, 'stdout')).path);
+  rmSync((await blobOf(cacheDir, keys[1]!, 'stdout')).path);
   injected += 2;
   // A temp file of a process that no longer exists (a kill -9 mid-snapshot leaves these).
   writeFileSync(join(cacheDir, 'tmp', '999999-1-deadbeef.blob'), 'half');
