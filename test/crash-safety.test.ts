@@ -63,6 +63,7 @@ test('kill -9 during snapshot/commit and during restore: every later lookup miss
   let iterations = 0;
   let killedMidRun = 0;
   let laterHits = 0;
+  let killedMidRestore = 0;
   for (let i = 0; i < maxIterations && Date.now() < deadline; i++) {
     const seed = `seed-${i}`;
     writeFileSync(join(dir, 'src', 'in.txt'), seed);
@@ -86,10 +87,19 @@ test('kill -9 during snapshot/commit and during restore: every later lookup miss
 
     // 3. Kill a hit while it restores, then the next hit must still produce complete files.
     rmSync(join(dir, 'out'), { recursive: true, force: true });
+    // Kill it as soon as the restore has started writing into out/ (or after a random delay).
     const hit = spawnCli(ARGS, dir, env);
-    await sleep(150 + Math.random() * 250);
+    const killAt = Date.now() + 200 + Math.random() * 800;
+    while (Date.now() < killAt && hit.child.exitCode === null) {
+      if (existsSync(join(dir, 'out')) && readdirSync(join(dir, 'out')).length > 0) break;
+      await sleep(2);
+    }
     hit.child.kill('SIGKILL');
-    await hit.done;
+    if ((await hit.done).signal === 'SIGKILL') {
+      const names = existsSync(join(dir, 'out')) ? readdirSync(join(dir, 'out')) : [];
+      if (names.length > 0 && (names.length < FILES || names.some((n) => n.includes('.tv-'))))
+        killedMidRestore++;
+    }
     const again = await runCli(ARGS, { cwd: dir, env });
     assert.is(again.code, 0, again.err);
     assertOutputs(dir, seed);
@@ -100,7 +110,7 @@ test('kill -9 during snapshot/commit and during restore: every later lookup miss
   assert.is(verify.code, 0, verify.out + verify.err);
   assert.match(verify.out, / 0 broken/);
   console.log(
-    `crash safety: ${iterations} iterations survived (${killedMidRun} miss runs killed before exiting, ${laterHits} later lookups were hits)`,
+    `crash safety: ${iterations} iterations survived (${killedMidRun} miss runs killed before exiting, ${laterHits} later lookups were hits, ${killedMidRestore} restores killed half-way)`,
   );
   assert.ok(iterations >= 3, `enough iterations ran (${iterations})`);
   assert.ok(killedMidRun > 0, 'at least one kill landed mid-run');

@@ -6,7 +6,7 @@ import type { BlobProblem, BlobStore } from '../store/blobs.js';
 import type { Entry, OutputRecord } from '../store/entry.js';
 import { isInside, safeJoin } from '../util/paths.js';
 import { err, failure, ok, type Result } from '../util/result.js';
-import { matchOutputs } from './outputs.js';
+import { matchOutputs, restoreTempName, restoreTempOwner } from './outputs.js';
 
 export type RestoreResult =
   | { ok: true; files: number; bytes: number }
@@ -174,7 +174,7 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
         failed = { ok: false, kind: 'refused', message: dir.error.message };
         return;
       }
-      const tmp = join(dirname(dest), `.${basename(dest)}.tv-${randomBytes(4).toString('hex')}.tmp`);
+      const tmp = join(dirname(dest), restoreTempName(basename(dest), randomBytes(4).toString('hex')));
       const mode = o.mode & 0o777; // never restore setuid/setgid bits from a cache
       temps.push([tmp, dest, mode]);
       const problem = await blobs.copyVerified(entry.algorithm, { hash: o.hash, size: o.size }, tmp, mode);
@@ -204,8 +204,11 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     const body = g.startsWith('!') ? g.slice(1) : g;
     return body !== '' && !isAbsolute(body) && !body.split('/').includes('..');
   });
-  for (const m of (await matchOutputs(root, cwd, globs)).reverse()) {
+  for (const m of (await matchOutputs(root, cwd, globs, true)).reverse()) {
     if (wanted.has(m.path)) continue;
+    // Temp files of a restore that was killed (kill -9, power loss) go; a live one's are left be.
+    const owner = restoreTempOwner(basename(m.path));
+    if (owner !== undefined && m.type === 'file' && (owner === process.pid || processAlive(owner))) continue;
     // Globs come from the entry too: only ever delete below the root, never through a symlink.
     if (!plainPathInside(root, m.abs)) continue;
     if (m.type === 'dir' && entry.outputs.some((o) => o.path.startsWith(`${m.path}/`))) continue;
@@ -241,4 +244,13 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     await rename(tmp, dest);
   }
   return { ok: true, files: files.length, bytes };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
