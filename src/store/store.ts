@@ -304,7 +304,8 @@ function guardLmdbWriteFailures(): void {
       (reason as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
       return;
     }
-    throw reason;
+    // Anything else: if the embedding program has its own handler, it decides; else crash as usual.
+    if (process.listenerCount('unhandledRejection') === 1) throw reason;
   });
   const consoleError = console.error.bind(console);
   console.error = (...args: unknown[]) => {
