@@ -154,12 +154,15 @@ export async function acquireLock(locksDir: string, key: string, o: LockOptions)
   };
   const started = now();
   let announced = false;
+  /** Someone else held it at some point: they may have committed what we are about to run. */
+  let contended = false;
   let delay = 25;
   try {
     mkdirSync(locksDir, { recursive: true });
     for (;;) {
       me.startedAt = now();
-      if (tryCreate(path, me)) return { kind: 'acquired', waited: announced, release: holdLock(path, me, o) };
+      if (tryCreate(path, me)) return { kind: 'acquired', waited: contended, release: holdLock(path, me, o) };
+      contended = true;
       const seen = isStale(path, staleMs, now());
       if (seen.stale) {
         breakStale(path, seen.holder);
