@@ -19,7 +19,7 @@ function walk(dir) {
 
 const files = walk(join(root, 'test'))
   .filter((f) => f.endsWith('.test.ts'))
-  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .filter((f) => filters.length === 0 || filters.some((x) => relative(root, f).includes(x)))
   .sort();
 
 const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');

@@ -344,4 +344,15 @@ test('a reader that closes early (| head -1) ends the command like it would with
   assert.not.match(replay.err, /EPIPE|\n\s+at /);
 });
 
+test('inputs edited while the command runs: the result is not stored under the old key', async () => {
+  const dir = tempDir();
+  writeTree(dir, { 'src/a.txt': 'v1', 'edit.sh': 'cat src/a.txt; echo v2 > src/a.txt' });
+  const args = ['run', '--inputs', 'src/**', '--', 'sh', 'edit.sh'];
+  const first = await runCli(args, { cwd: dir });
+  assert.is(first.out, 'v1');
+  assert.match(first.err, /not cached: inputs changed while the command ran/);
+  writeFileSync(join(dir, 'src/a.txt'), 'v1');
+  assert.match((await runCli(['run', '--dry-run', ...args.slice(1)], { cwd: dir })).out, / miss\n$/);
+});
+
 test.run();

@@ -12,6 +12,7 @@ import {
   withCommonOptions,
   writeJson,
 } from './shared.js';
+import { runWatch, type WatchFlags } from './watch.js';
 
 export interface RunFlags extends CommonFlags {
   '--': string[];
@@ -67,16 +68,23 @@ export function registerRun(cli: CAC): void {
     .option('--dry-run', 'Print the key and whether it would hit; run nothing')
     .option('--ttl <duration>', "Override the policy's TTL, e.g. 2h, 7d")
     .option('--max-entry-size <size>', "Override the policy's per-entry size limit, e.g. 500MB")
+    .option('--watch', 'Run, then run again through the cache whenever an input or the config changes')
+    .option('--restart', 'With --watch: stop a running command when inputs change, and start over')
+    .option('--poll', 'With --watch: poll for changes (network mounts, some containers)')
+    .option('--debounce <ms>', 'With --watch: run once changes have been quiet this long (default 100)')
     .example('taskvault run --inputs "src/**" --outputs "dist/**" -- tsc -p .')
     .example("taskvault run -- 'npm test && echo ok'")
     .example('taskvault run build -- --verbose')
+    .example('taskvault run --watch test')
     .action(action(run));
 }
 
 async function run(
   task: string | undefined,
-  flags: RunFlags,
+  flags: WatchFlags,
 ): Promise<number | import('../util/result.js').Failure> {
+  if (flags.watch || flags.restart || flags.poll || flags.debounce !== undefined)
+    return runWatch(task, flags);
   const settings = await settingsFor(flags, flags.cache === false ? { noCache: true } : {});
   const spec = resolveTask(settings, task, flags['--'] ?? [], taskFlags(flags));
   if (!spec.ok) return spec.error;

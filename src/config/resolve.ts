@@ -1,4 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
+import { type RemoteSettings, resolveRemote } from '../remote/settings.js';
 import { parseDuration, parseSize } from '../util/format.js';
 import { err, failure, ok, type Result } from '../util/result.js';
 import { loadConfig } from './load.js';
@@ -23,6 +24,8 @@ export interface Settings {
   salt: string;
   /** TASKVAULT_DISABLE=1 or --no-cache: run commands straight through. */
   disabled: boolean;
+  /** The team cache, when one is configured (config `remote` and TASKVAULT_REMOTE_* env). */
+  remote?: RemoteSettings;
 }
 
 export interface Policy {
@@ -89,6 +92,8 @@ export async function resolveSettings(o: SettingsOverrides = {}): Promise<Result
     disabled: o.noCache === true || truthy(env.TASKVAULT_DISABLE),
   };
   if (located.configPath) settings.configPath = located.configPath;
+  const remote = resolveRemote(config.remote, env);
+  if (remote) settings.remote = remote;
   return ok(settings);
 }
 

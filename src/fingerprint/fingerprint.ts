@@ -56,10 +56,16 @@ export interface Fingerprinted {
   bytesHashed: number;
 }
 
-export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Promise<Result<Fingerprinted>> {
-  const cacheRel = toPosix(relative(spec.cwd, o.cacheDir));
+/** Globs (relative to the task's cwd) never taken as inputs: the outputs and the cache directory. */
+export function excludedFromInputs(spec: Pick<TaskSpec, 'cwd' | 'outputs'>, cacheDir: string): string[] {
+  const cacheRel = toPosix(relative(spec.cwd, cacheDir));
   const exclude = [...spec.outputs];
   if (cacheRel && !cacheRel.startsWith('..')) exclude.push(`${cacheRel}/**`);
+  return exclude;
+}
+
+export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Promise<Result<Fingerprinted>> {
+  const exclude = excludedFromInputs(spec, o.cacheDir);
   const files = await expandInputs({ root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude });
   if (!files.ok) return files;
 

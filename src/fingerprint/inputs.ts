@@ -29,16 +29,26 @@ export interface ExpandOptions {
 
 const explicitlyNames = (globs: string[], dir: string): boolean => globs.some((g) => g.includes(dir));
 
+/** The globs that select inputs and the ones that drop them again (shared with the watcher). */
+export function inputGlobs(
+  globs: string[] | undefined,
+  exclude: string[],
+): { positive: string[]; ignore: string[] } {
+  const all = globs ?? ['**/*'];
+  const positive = all.filter((g) => !g.startsWith('!'));
+  const negated = all.filter((g) => g.startsWith('!')).map((g) => g.slice(1));
+  const ignore = [
+    ...DEFAULT_IGNORES.filter((d) => !explicitlyNames(positive, d.split('/')[1]!)),
+    ...exclude,
+    ...negated,
+  ];
+  return { positive, ignore };
+}
+
 /** Expands input globs to a sorted file list with the stat fields the stat cache needs. */
 export async function expandInputs(o: ExpandOptions): Promise<Result<InputFile[]>> {
   const globs = o.globs ?? ['**/*'];
-  const positive = globs.filter((g) => !g.startsWith('!'));
-  const negated = globs.filter((g) => g.startsWith('!')).map((g) => g.slice(1));
-  const ignore = [
-    ...DEFAULT_IGNORES.filter((d) => !explicitlyNames(positive, d.split('/')[1]!)),
-    ...o.exclude,
-    ...negated,
-  ];
+  const { positive, ignore } = inputGlobs(o.globs, o.exclude);
   for (const g of globs) {
     if (g.trim() === '' || g === '!')
       return err(failure('input', `invalid input glob ${JSON.stringify(g)}`, 'globs must not be empty'));

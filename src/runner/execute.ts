@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
+import { descendants, signalAll } from './process-tree.js';
 
 export interface Execution {
   exitCode: number;
@@ -29,6 +30,7 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 export async function execute(
   spec: TaskSpec,
   onChunk: (stream: StreamId, chunk: Uint8Array) => void,
+  cancel?: AbortSignal,
 ): Promise<Execution> {
   const { execa } = await import('execa');
   const started = performance.now();
@@ -54,6 +56,19 @@ export async function execute(
     child.kill(signal);
   };
   for (const s of FORWARDED) process.on(s, forward);
+  // Cancellation (watch --restart): SIGTERM the child and everything below it (a shell's own
+  // children would otherwise keep running and hold the output pipes open). The run counts as
+  // interrupted, so it is never cached.
+  const onCancel = () => {
+    interrupted = true;
+    const below = child.pid === undefined ? Promise.resolve([]) : descendants(child.pid);
+    void below.then((pids) => {
+      child.kill('SIGTERM');
+      signalAll(pids, 'SIGTERM');
+    });
+  };
+  if (cancel?.aborted) onCancel();
+  else cancel?.addEventListener('abort', onCancel, { once: true });
 
   const pump = (
     stream: StreamId,
@@ -94,6 +109,7 @@ export async function execute(
   const result = await child;
   await pumps;
   for (const s of FORWARDED) process.off(s, forward);
+  cancel?.removeEventListener('abort', onCancel);
 
   const durationMs = performance.now() - started;
   const signal = result.signal as NodeJS.Signals | undefined;

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { type Settings, type TaskSpec, taskLabel } from '../config/resolve.js';
 import { type Fingerprint, fingerprintTask } from '../fingerprint/fingerprint.js';
+import { pullRemote, pushRemote } from '../remote/hooks.js';
 import type { BlobRef, Entry } from '../store/entry.js';
 import { STORE_SCHEMA } from '../store/entry.js';
 import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, lockTimeoutFromEnv } from '../store/lock.js';
@@ -31,6 +32,14 @@ export interface RunOptions {
   /** Where a hit's logs are replayed (default: this process's stdout/stderr). */
   replayTo?: ReplayTarget;
   now?: () => number;
+  /** Aborting stops the command (SIGTERM); the run is then interrupted and never cached. */
+  signal?: AbortSignal;
+  /**
+   * Fingerprint the inputs again after the command and do not store if they changed meanwhile:
+   * the outputs may then not match the key. On by default (never serve wrong bytes); the second
+   * pass mostly hits the stat cache.
+   */
+  recheckInputs?: boolean;
 }
 
 export type RunOutcome =
@@ -70,12 +79,13 @@ export const taskKeyLabel = (spec: Pick<TaskSpec, 'name' | 'command'>): string =
 export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions): Promise<RunOutcome> {
   const now = o.now ?? Date.now;
   const source = o.source ?? 'run';
-  if (settings.disabled) return runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)');
+  if (settings.disabled)
+    return runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o.signal);
 
   const opened = Store.open(settings.cacheDir);
   if (!opened.ok) {
     o.reporter.warn(`cache skipped: ${opened.error.message}`);
-    return runUncached(spec, opened.error.message);
+    return runUncached(spec, opened.error.message, o.signal);
   }
   const store = opened.value;
   try {
@@ -102,9 +112,16 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       return outcome;
     }
 
+    // Team cache: after a local miss, a remote entry is pulled into the local cache and served as a hit.
+    const pulled =
+      !entry && !o.force && settings.remote
+        ? await pullRemote(settings, store, spec, fp.value, label, o.reporter, now())
+        : undefined;
+    if (pulled) entry = pulled.entry;
+
     if (entry) {
       const hit = await serveHit(store, settings.root, entry, o);
-      if (hit.ok) return recordHit(store, entry, hit, logFields, o);
+      if (hit.ok) return recordHit(store, entry, hit, logFields, o, pulled?.ms);
       o.reporter.warn(`cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`);
       store.log('ERROR', source, { ...logFields, error: hit.message });
       await store.remove(key);
@@ -115,24 +132,35 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
     store.log('ERROR', source, { error: errorMessage(e) });
-    return runUncached(spec, errorMessage(e));
+    return runUncached(spec, errorMessage(e), o.signal);
   } finally {
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
   }
 }
 
+/** Books a served hit (access time, counters, audit) and builds its outcome. */
 function recordHit(
   store: Store,
   entry: Entry,
   hit: { files: number; bytes: number; restoreMs: number },
   logFields: Record<string, string>,
   o: RunOptions,
+  /** Set for a hit pulled from the team cache: how long the download took. */
+  pulledMs?: number,
 ): RunOutcome {
+  const pulled = pulledMs !== undefined;
+  if (pulled) hit.restoreMs += pulledMs; // a remote hit's time includes the download
   store.touch(entry.key, (o.now ?? Date.now)());
   store.count('hits');
+  if (pulled) store.count('remoteHits');
   store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));
-  store.log('HIT', o.source ?? 'run', { ...logFields, files: hit.files, bytes: hit.bytes });
+  store.log('HIT', o.source ?? 'run', {
+    ...logFields,
+    files: hit.files,
+    bytes: hit.bytes,
+    origin: pulled ? 'remote' : undefined,
+  });
   return {
     kind: 'hit',
     key: entry.key,
@@ -141,7 +169,7 @@ function recordHit(
     bytes: hit.bytes,
     restoreMs: hit.restoreMs,
     savedMs: Math.max(0, entry.durationMs - hit.restoreMs),
-    origin: entry.provenance.origin,
+    origin: pulled ? 'remote' : 'local',
   };
 }
 
@@ -234,7 +262,7 @@ async function runAndStore(
 ): Promise<RunOutcome> {
   const source = o.source ?? 'run';
   const capture = new LogCapture(settings.hashAlgorithm, (tag) => store.blobs.tempPath(tag));
-  const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk));
+  const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk), o.signal);
   const captured = capture.finish();
   const base = {
     kind: 'miss' as const,
@@ -249,7 +277,8 @@ async function runAndStore(
     for (const p of [captured?.stdout.path, captured?.stderr.path]) if (p) await rm(p, { force: true });
   };
 
-  const skip = whyNotCacheable(spec, execution);
+  let skip = whyNotCacheable(spec, execution);
+  if (!skip && o.recheckInputs !== false) skip = await changedDuringRun(store, settings, spec, key);
   if (skip || !captured) {
     await dropCapture();
     if (execution.spawnError) o.reporter.warn(execution.spawnError);
@@ -316,6 +345,7 @@ async function runAndStore(
       bytes: entry.bytes,
       exit: entry.exitCode,
     });
+    if (settings.remote) await pushRemote(settings, store, entry, o.reporter);
     return {
       ...base,
       stored: true,
@@ -330,6 +360,21 @@ async function runAndStore(
   }
 }
 
+async function changedDuringRun(
+  store: Store,
+  settings: Settings,
+  spec: TaskSpec,
+  key: string,
+): Promise<string | undefined> {
+  const again = await fingerprintTask(spec, {
+    algorithm: settings.hashAlgorithm,
+    salt: settings.salt,
+    cacheDir: settings.cacheDir,
+    hashCache: store.hashCache(),
+  });
+  return again.ok && again.value.key === key ? undefined : 'inputs changed while the command ran';
+}
+
 function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
   if (ex.spawnError) return `the command could not start: ${ex.spawnError}`;
   if (ex.interrupted || ex.signal) return `the run was interrupted${ex.signal ? ` (${ex.signal})` : ''}`;
@@ -338,8 +383,8 @@ function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
   return undefined;
 }
 
-async function runUncached(spec: TaskSpec, reason: string): Promise<RunOutcome> {
-  const execution = await execute(spec, () => {});
+async function runUncached(spec: TaskSpec, reason: string, signal?: AbortSignal): Promise<RunOutcome> {
+  const execution = await execute(spec, () => {}, signal);
   if (execution.spawnError) process.stderr.write(`taskvault: ${execution.spawnError}\n`);
   return { kind: 'uncached', exitCode: execution.exitCode, durationMs: execution.durationMs, reason };
 }

@@ -1,0 +1,335 @@
+import { rm } from 'node:fs/promises';
+import type { Policy } from '../config/resolve.js';
+import type { HashAlgorithm } from '../config/types.js';
+import type { Fingerprint } from '../fingerprint/fingerprint.js';
+import { checkEntryPaths } from '../runner/restore.js';
+import type { Reporter } from '../runner/run-task.js';
+import type { BlobStore } from '../store/blobs.js';
+import { type BlobRef, type Entry, entryBlobs, type Provenance } from '../store/entry.js';
+import type { Store } from '../store/store.js';
+import { errorMessage } from '../util/result.js';
+import { openBackend, type RemoteBackend, type RemoteProblem, type RemoteResult } from './backend.js';
+import { buildDocument, parseDocument, type RemoteDocument } from './document.js';
+import { Progress } from './progress.js';
+import type { RemoteSettings } from './settings.js';
+import { encodeBlob, receiver, type WireRef } from './wire.js';
+
+/** Tries per request for problems worth retrying (network, 5xx), with growing pauses between them. */
+export const ATTEMPTS = 3;
+const BACKOFF_MS = [200, 600];
+/** Failed operations (each after its retries) before the remote is left alone for the rest of the run. */
+export const MAX_STRIKES = 2;
+const TRANSFERS = 4;
+
+const FAILED = Symbol('failed');
+type Failed = typeof FAILED;
+
+/**
+ * One remote as seen by this process: its backend and a circuit breaker. After MAX_STRIKES failed
+ * operations, or one that says the remote is unreachable, nothing more is asked of it until the
+ * process ends (a watch loop or a many-task run must not pay a timeout per task).
+ */
+class RemoteSession {
+  private backend: RemoteBackend | undefined;
+  private strikes = 0;
+  off = false;
+
+  constructor(readonly settings: RemoteSettings) {}
+
+  async open(env: NodeJS.ProcessEnv, reporter: Reporter): Promise<RemoteBackend | undefined> {
+    if (this.off) return undefined;
+    if (this.backend) return this.backend;
+    const opened = await openBackend(this.settings, env);
+    if (!opened.ok) {
+      this.fail(opened.problem, reporter);
+      return undefined;
+    }
+    this.backend = opened.value;
+    return this.backend;
+  }
+
+  /** One pull or push: its requests share retries' outcome, and it strikes at most once. */
+  operation(reporter: Reporter): Operation {
+    return new Operation(this, reporter);
+  }
+
+  fail(p: RemoteProblem, reporter: Reporter): void {
+    if (this.off) return;
+    this.strikes++;
+    if (p.stop || this.strikes >= MAX_STRIKES) this.off = true;
+    reporter.warn(
+      `remote cache: ${p.message}; ${this.off ? 'not using the remote for the rest of this run' : 'continuing with the local cache'}`,
+    );
+  }
+}
+
+/**
+ * The requests of one pull or push. The first request that fails for good marks the operation
+ * failed: requests still in flight stop retrying and no new ones start, and the session gets one
+ * strike and one warning for the whole operation.
+ */
+class Operation {
+  problem: RemoteProblem | undefined;
+
+  constructor(
+    private readonly session: RemoteSession,
+    private readonly reporter: Reporter,
+  ) {}
+
+  get failed(): boolean {
+    return this.problem !== undefined || this.session.off;
+  }
+
+  /** One request with retries (for problems worth retrying, with growing pauses). */
+  async call<T>(request: () => Promise<RemoteResult<T>>): Promise<T | Failed> {
+    let last: RemoteProblem | undefined;
+    for (let i = 0; i < ATTEMPTS && !this.failed; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, BACKOFF_MS[i - 1] ?? 1000));
+      const r = await request();
+      if (r.ok) return r.value;
+      last = r.problem;
+      if (!last.retryable || last.stop) break; // refused, unresolvable or timed out: waiting won't fix it
+    }
+    if (last && !this.problem) this.problem = last;
+    return FAILED;
+  }
+
+  end(): void {
+    if (this.problem) this.session.fail(this.problem, this.reporter);
+  }
+}
+
+/**
+ * Runs `fn` over items, `limit` at a time, until `stop()`. The first item goes alone: against a
+ * remote that is failing, that costs one request's retries instead of one per worker.
+ */
+async function eachLimited<T>(
+  items: T[],
+  limit: number,
+  stop: () => boolean,
+  fn: (item: T) => Promise<void>,
+) {
+  if (items.length === 0) return;
+  await fn(items[0]!);
+  let next = 1;
+  const worker = async () => {
+    while (next < items.length && !stop()) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length - 1) }, worker));
+}
+
+const sessions = new Map<string, RemoteSession>();
+
+function session(s: RemoteSettings): RemoteSession {
+  const id = `${s.url}\n${s.endpoint ?? ''}`;
+  let x = sessions.get(id);
+  if (!x) {
+    x = new RemoteSession(s);
+    sessions.set(id, x);
+  }
+  return x;
+}
+
+export interface PullRequest {
+  remote: RemoteSettings;
+  store: Store;
+  root: string;
+  key: string;
+  /** The local fingerprint of this run: the key was derived from it, so a true entry agrees with it. */
+  fingerprint: Fingerprint;
+  label: string;
+  policy: Policy;
+  reporter: Reporter;
+  now: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * After a local miss: fetches the entry from the remote, checks it (shape, signature, paths, TTL,
+ * size), downloads the blobs the local cache lacks (each verified, then renamed into place) and
+ * commits the entry locally with origin 'remote'. The caller then restores it like any local hit.
+ * undefined: no usable remote entry (a warning says why, when there is a why).
+ */
+export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined> {
+  const s = session(r.remote);
+  const op = s.operation(r.reporter);
+  try {
+    const backend = await s.open(r.env ?? process.env, r.reporter);
+    if (!backend) return undefined;
+    const got = await op.call(() => backend.getEntry(r.key));
+    if (got === FAILED || got === undefined) return undefined;
+    const short = r.key.slice(0, 12);
+    const notUsed = (why: string) => {
+      r.reporter.warn(`remote entry ${short} not used: ${why}`);
+      r.store.log('ERROR', 'remote', { hash: short, error: why });
+      return undefined;
+    };
+
+    const expect: Parameters<typeof parseDocument>[1] = { key: r.key, algorithm: r.fingerprint.algorithm };
+    if (r.remote.signatureKey) expect.signatureKey = r.remote.signatureKey;
+    const parsed = parseDocument(got, expect);
+    if (!parsed.ok) return notUsed(parsed.message);
+    const doc = parsed.doc;
+    if (doc.entry.createdAt + r.policy.ttlMs <= r.now) return undefined; // expired: a plain miss
+    // Sizes as the blobs will be checked, not as the entry claims in its total.
+    const bytes = entryBlobs(doc.entry).reduce((n, b) => n + b.size, 0);
+    if (bytes > r.policy.maxEntryBytes) return undefined;
+    // A restore clears stale outputs by matching the entry's globs from its cwd: both must be the
+    // ones this run's key was computed from, or a forged entry could aim the clean-up elsewhere.
+    if (doc.entry.cwd !== r.fingerprint.cwd || !sameList(doc.entry.outputGlobs, r.fingerprint.outputs))
+      return notUsed('its working directory or output globs differ from this task');
+    // Invariant 4, before a single byte is fetched: a hostile entry is refused as a whole.
+    const paths = checkEntryPaths(r.root, doc.entry.outputs);
+    if (!paths.ok) return notUsed(paths.error.message);
+
+    const wanted = unique(entryBlobs(doc.entry)).filter((b) => !r.store.blobs.has(b.hash));
+    const fetched = await download(op, backend, r.store.blobs, r.fingerprint.algorithm, doc, wanted);
+    if (fetched !== true) return fetched === FAILED ? undefined : notUsed(fetched);
+
+    const entry = { ...cleanEntry(doc.entry), bytes, ttlMs: r.policy.ttlMs };
+    const committed = await r.store.commit(entry, r.fingerprint, r.label);
+    if (!committed.ok) return notUsed(committed.error.message);
+    return entry;
+  } catch (e) {
+    r.reporter.warn(`remote cache: ${errorMessage(e)}; continuing with the local cache`);
+    return undefined;
+  } finally {
+    op.end();
+  }
+}
+
+/** Fetches blobs into the local store: each verified in tmp/, then renamed into place. */
+async function download(
+  op: Operation,
+  backend: RemoteBackend,
+  blobs: BlobStore,
+  algorithm: HashAlgorithm,
+  doc: RemoteDocument,
+  wanted: BlobRef[],
+): Promise<true | Failed | string> {
+  const total = wanted.reduce((n, b) => n + doc.blobs[b.hash]!.size, 0);
+  const progress = new Progress('downloading', total, wanted.length);
+  let outcome: true | Failed | string = true;
+  const stop = () => outcome !== true || op.failed;
+  try {
+    await eachLimited(wanted, TRANSFERS, stop, async (ref) => {
+      const wire = doc.blobs[ref.hash]!;
+      const tmp = blobs.tempPath('remote');
+      try {
+        const rx = receiver(algorithm, ref, wire, tmp, (n) => progress.add(n));
+        const got = await op.call(() => backend.getBlob(wire.key, rx.consume));
+        if (got === FAILED) outcome = FAILED;
+        else if (!got) outcome = `blob ${wire.key.slice(0, 12)} is missing on the remote`;
+        else {
+          const checked = rx.check();
+          if (!checked.ok) outcome = checked.message;
+          else {
+            await blobs.adopt(tmp, ref.hash);
+            progress.blobDone();
+          }
+        }
+      } finally {
+        await rm(tmp, { force: true });
+      }
+    });
+  } finally {
+    progress.finish();
+  }
+  return outcome;
+}
+
+export interface PushRequest {
+  remote: RemoteSettings;
+  store: Store;
+  entry: Entry;
+  reporter: Reporter;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * After a local save: uploads the blobs the remote lacks (HEAD first), then the entry, so that a
+ * reader never sees an entry whose blobs are not all there yet (invariant 2, on the remote).
+ */
+export async function pushToRemote(r: PushRequest): Promise<void> {
+  if (r.remote.readOnly) return;
+  const s = session(r.remote);
+  const op = s.operation(r.reporter);
+  try {
+    const backend = await s.open(r.env ?? process.env, r.reporter);
+    if (!backend) return;
+    const refs = unique(entryBlobs(r.entry));
+    const wires: Record<string, WireRef> = {};
+    const progress = new Progress('uploading', r.entry.bytes, refs.length);
+    try {
+      await eachLimited(
+        refs,
+        TRANSFERS,
+        () => op.failed,
+        async (ref) => {
+          const out = await encodeBlob(r.store.blobs, r.entry.algorithm, ref);
+          try {
+            const has = await op.call(() => backend.hasBlob(out.key));
+            if (has === false) await op.call(() => backend.putBlob(out.key, out.file, out.size));
+            wires[ref.hash] = { key: out.key, encoding: out.encoding, size: out.size };
+            progress.add(ref.size);
+            progress.blobDone();
+          } finally {
+            if (out.temp) await rm(out.file, { force: true });
+          }
+        },
+      );
+    } finally {
+      progress.finish();
+    }
+    if (op.failed) return;
+    const doc = buildDocument(r.entry, wires, r.remote.signatureKey);
+    await op.call(() => backend.putEntry(r.entry.key, doc));
+  } catch (e) {
+    r.reporter.warn(`remote cache: upload failed: ${errorMessage(e)}`);
+  } finally {
+    op.end();
+  }
+}
+
+const sameList = (a: string[], b: string[]): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+function unique(refs: BlobRef[]): BlobRef[] {
+  const seen = new Map<string, BlobRef>();
+  for (const b of refs) seen.set(b.hash, b);
+  return [...seen.values()];
+}
+
+/** Rebuilds the entry from checked fields only, marked as pulled from the remote. */
+function cleanEntry(e: Entry): Entry {
+  const p = e.provenance as Partial<Provenance>;
+  const provenance: Provenance = {
+    host: String(p.host ?? ''),
+    user: String(p.user ?? ''),
+    version: String(p.version ?? ''),
+    origin: 'remote',
+  };
+  if (typeof p.gitCommit === 'string') provenance.gitCommit = p.gitCommit;
+  return {
+    schema: e.schema,
+    key: e.key,
+    task: e.task,
+    algorithm: e.algorithm,
+    outputs: e.outputs.map((o) =>
+      o.type === 'file'
+        ? { path: o.path, type: 'file', mode: o.mode & 0o777, size: o.size, hash: o.hash }
+        : o.type === 'dir'
+          ? { path: o.path, type: 'dir', mode: o.mode & 0o777 }
+          : { path: o.path, type: 'symlink', target: o.target },
+    ),
+    outputGlobs: e.outputGlobs,
+    cwd: e.cwd,
+    logs: e.logs,
+    exitCode: e.exitCode,
+    durationMs: e.durationMs,
+    createdAt: e.createdAt,
+    bytes: e.bytes,
+    ttlMs: e.ttlMs,
+    provenance,
+  };
+}
