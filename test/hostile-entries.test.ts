@@ -2,13 +2,24 @@
  * Invariant 4: whatever an entry says (a poisoned remote cache, a hand-edited index), a restore
  * never writes or deletes outside the project root. Entries are crafted directly in the LMDB index.
  */
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Entry, OutputRecord } from '../src/store/entry.js';
 import { Store } from '../src/store/store.js';
-import { executions, warnings } from './fault-helpers.js';
+import { executions, sleep, spawnCli, warnings } from './fault-helpers.js';
 import { readTreeSnapshot, runCli, tempDir, writeTree } from './helpers.js';
 
 const ARGS = ['run', '--inputs', 'src/**', '--outputs', 'out/**', '--', 'node', 'make.js'];
@@ -241,6 +252,54 @@ test('the stale-output sweep never deletes through a directory symlink on disk',
   assert.match(r.err, /\bhit\b/, r.err);
   assert.equal(readTreeSnapshot(c.outside), before, 'nothing outside was deleted');
   refused++;
+});
+
+test('a directory swapped for a symlink while a restore is writing: the rename is refused', async () => {
+  const dir = tempDir('tv-swap-');
+  const outside = tempDir('tv-outside-');
+  // A directory where the swapped path would put the file: replacing it would delete what is inside.
+  writeTree(outside, { 'big.bin/precious.txt': 'precious' });
+  const outsideBefore = readTreeSnapshot(outside);
+  // The command never writes through a symlink itself, so anything outside would be the cache's doing.
+  writeTree(dir, {
+    'src/in.txt': 'x',
+    'big.js': `
+const fs = require('fs');
+fs.mkdirSync('out/sub', { recursive: true });
+if (!fs.lstatSync('out/sub').isSymbolicLink()) fs.writeFileSync('out/sub/big.bin', Buffer.alloc(64 << 20, 7));
+`,
+  });
+  // Only the file is an output (no directory records), so nothing but the pre-rename check stands guard.
+  const args = ['run', '--inputs', 'src/**', '--outputs', 'out/sub/*.bin', '--', 'node', 'big.js'];
+  const first = await runCli(args, { cwd: dir });
+  assert.is(first.code, 0, first.err);
+  let swapped = 0;
+  for (let attempt = 0; attempt < 6 && swapped === 0; attempt++) {
+    rmSync(join(dir, 'out'), { recursive: true, force: true });
+    rmSync(join(dir, 'out.real'), { recursive: true, force: true });
+    const hit = spawnCli(args, dir);
+    // As soon as the restore's temp file appears in out/sub, swap out/sub for a symlink to outside.
+    const until = Date.now() + 20_000;
+    while (Date.now() < until && hit.child.exitCode === null) {
+      const sub = join(dir, 'out', 'sub');
+      if (existsSync(sub) && readdirSync(sub).some((n) => n.includes('.tv-'))) {
+        renameSync(join(dir, 'out'), join(dir, 'out.real'));
+        mkdirSync(join(dir, 'out'));
+        symlinkSync(outside, sub);
+        swapped++;
+        break;
+      }
+      await sleep(1);
+    }
+    const ended = await hit.done;
+    assert.is(ended.code, 0, hit.err());
+    if (swapped) assert.match(hit.err(), /refused .*symlink/);
+  }
+  console.log(
+    `dir swapped for a symlink mid-restore: ${swapped ? 'caught' : 'restore always finished first'}`,
+  );
+  assert.ok(swapped > 0, 'the swap landed while the restore was writing');
+  assert.equal(readTreeSnapshot(outside), outsideBefore, 'nothing outside was replaced or deleted');
 });
 
 test('setuid/setgid bits in an entry are not restored', async () => {
