@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { cac } from 'cac';
+import { registerCache } from './cli/cache.js';
+import { registerExplain } from './cli/explain.js';
 import { registerInit } from './cli/init.js';
+import { registerLs } from './cli/ls.js';
 import { registerRun } from './cli/run.js';
 import { findEmptyOptionValue } from './cli/shared.js';
 import { registerVerify } from './cli/verify.js';
@@ -13,6 +16,9 @@ const cli = cac('taskvault');
 registerRun(cli);
 registerInit(cli);
 registerVerify(cli);
+registerCache(cli);
+registerLs(cli);
+registerExplain(cli);
 cli.help();
 cli.version(VERSION);
 

@@ -1,5 +1,6 @@
 /** The public API: `import { defineConfig, Client } from 'taskvault'`. */
 
+export type { Settings } from './config/resolve.js';
 export type {
   HashAlgorithm,
   LogLevel,
@@ -9,7 +10,22 @@ export type {
   TaskVaultConfig,
 } from './config/types.js';
 export { defineConfig } from './config/types.js';
+export type { FingerprintChange } from './fingerprint/diff.js';
 export type { Fingerprint } from './fingerprint/fingerprint.js';
+export type { Comparison, Explanation } from './runner/explain.js';
 export type { RunOutcome } from './runner/run-task.js';
-export type { Entry, OutputRecord } from './store/entry.js';
+export {
+  type CachedResult,
+  type CacheResultOptions,
+  type CacheStats,
+  Client,
+  type ClientOptions,
+  type GetToFileOptions,
+  type MemoizeOptions,
+  type ResultData,
+  type RunResult,
+  type RunSpec,
+  TaskVaultError,
+} from './sdk/client.js';
+export type { Entry, OutputRecord, Provenance } from './store/entry.js';
 export { VERSION } from './version.js';

@@ -151,7 +151,7 @@ function recordHit(
 ): RunOutcome {
   const pulled = pulledMs !== undefined;
   if (pulled) hit.restoreMs += pulledMs; // a remote hit's time includes the download
-  store.touch(entry.key, (o.now ?? Date.now)());
+  store.recordHit(entry.key, (o.now ?? Date.now)());
   store.count('hits');
   if (pulled) store.count('remoteHits');
   store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));

@@ -1,9 +1,13 @@
-import { appendFileSync, renameSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
 
 export type AuditEvent = 'HIT' | 'MISS' | 'SAVE' | 'EVICT' | 'ERROR';
 
 /** Rotate to audit.log.1 past this size, so the trail never grows without bound. */
 export const AUDIT_MAX_BYTES = 10 * 1024 * 1024;
+/** Rotated files kept: audit.log.1 (newest) … audit.log.N (oldest). */
+export const AUDIT_KEEP = 3;
+/** A rotation lock older than this was left by a process that died mid-rotation. */
+const STALE_LOCK_MS = 30_000;
 
 /**
  * One line per event, appended with O_APPEND in a single write: lines from concurrent processes
@@ -14,6 +18,7 @@ export class AuditLog {
   constructor(
     readonly path: string,
     readonly maxBytes = AUDIT_MAX_BYTES,
+    readonly keep = AUDIT_KEEP,
   ) {}
 
   write(
@@ -35,13 +40,43 @@ export class AuditLog {
     }
   }
 
+  /**
+   * Renames audit.log → .1 (→ .2 …) once it is over maxBytes. Only the holder of an O_EXCL lock file
+   * rotates, and it re-checks the size under the lock: without that, two writers that both saw a full
+   * log would rotate twice and the second rename would clobber the first one's audit.log.1. Writers
+   * never wait for the lock; a line appended during a rotation lands in one file or the other, whole.
+   */
   private rotateIfLarge(): void {
     try {
       if (statSync(this.path).size < this.maxBytes) return;
-      // Only one concurrent writer wins the rename; the others append to the fresh file.
-      renameSync(this.path, `${this.path}.1`);
     } catch {
-      // missing file or lost the race: nothing to rotate
+      return; // no log yet
+    }
+    const lock = `${this.path}.lock`;
+    let fd: number;
+    try {
+      fd = openSync(lock, 'wx');
+    } catch {
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS) rmSync(lock, { force: true });
+      } catch {
+        // the holder just finished
+      }
+      return;
+    }
+    try {
+      if (statSync(this.path).size < this.maxBytes) return; // someone rotated just before us
+      for (let i = this.keep - 1; i >= 1; i--) {
+        try {
+          renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+        } catch {
+          // that generation does not exist yet
+        }
+      }
+      renameSync(this.path, `${this.path}.1`);
+    } finally {
+      closeSync(fd);
+      rmSync(lock, { force: true });
     }
   }
 }

@@ -51,7 +51,15 @@ export interface Entry {
   bytes: number;
   ttlMs: number;
   provenance: Provenance;
+  /**
+   * Set on entries made by `cache save` / the SDK (a stored result, not a command run): the single
+   * output is the result, served to whatever path or caller asks, never restored to its recorded path.
+   */
+  result?: { encoding: ResultEncoding };
 }
+
+/** 'raw': the bytes as given; 'json': a JSON text (memoize's default codec). */
+export type ResultEncoding = 'raw' | 'json';
 
 export function entryBlobs(entry: Entry): BlobRef[] {
   const refs: BlobRef[] = [];

@@ -56,6 +56,10 @@ export class Store {
     private readonly latest: Database<string, string>,
     private readonly counters: Database<number, string>,
     private readonly stats: Database<StatRecord, string>,
+    /** Per-entry hit counts (for `ls`). */
+    private readonly hits: Database<number, string>,
+    /** When a `cache get` / SDK lookup last missed a key, so a later save can tell how long the work took. */
+    private readonly pending: Database<number, string>,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.audit = new AuditLog(layout.audit);
@@ -91,6 +95,8 @@ export class Store {
           db.openDB({ name: 'latest' }),
           db.openDB({ name: 'counters' }),
           db.openDB({ name: 'stat' }),
+          db.openDB({ name: 'hits' }),
+          db.openDB({ name: 'pending' }),
         ),
       );
     } catch (e) {
@@ -152,13 +158,14 @@ export class Store {
 
   /** Removes an entry from the index; blobs are reclaimed by gc once no entry references them. */
   async remove(key: string): Promise<boolean> {
-    if (this.noWrites) return false;
+    // Allowed on a nearly full disk too: removing is how space comes back (failures are caught).
     try {
       return await this.db.transaction(() => {
         const had = this.entries.get(key) !== undefined;
         background(this.entries.remove(key));
         background(this.fingerprints.remove(key));
         background(this.access.remove(key));
+        background(this.hits.remove(key));
         return had;
       });
     } catch (e) {
@@ -169,6 +176,43 @@ export class Store {
 
   touch(key: string, now = Date.now()): void {
     if (!this.noWrites) background(this.access.put(key, now));
+  }
+
+  /** A hit: the entry's last access moves to now and its hit count goes up. */
+  recordHit(key: string, now = Date.now()): void {
+    if (this.noWrites) return;
+    background(
+      this.db.transaction(() => {
+        background(this.access.put(key, now));
+        background(this.hits.put(key, (this.hits.get(key) ?? 0) + 1));
+      }),
+    );
+  }
+
+  hitCount(key: string): number {
+    return this.hits.get(key) ?? 0;
+  }
+
+  /** Remembers when a lookup of `key` missed; takeMiss() hands it to the save that follows. */
+  markMiss(key: string, now = Date.now()): void {
+    if (!this.noWrites) background(this.pending.put(key, now));
+  }
+
+  /**
+   * When `key` last missed, if within `windowMs` of `now`; forgets it, and every miss older than the
+   * window, so misses never followed by a save do not pile up.
+   */
+  takeMiss(key: string, now: number, windowMs: number): number | undefined {
+    const at = this.pending.get(key);
+    if (!this.noWrites)
+      background(
+        this.db.transaction(() => {
+          background(this.pending.remove(key));
+          for (const { key: k, value } of this.pending.getRange())
+            if (now - value >= windowMs) background(this.pending.remove(k));
+        }),
+      );
+    return at !== undefined && now - at >= 0 && now - at < windowMs ? at : undefined;
   }
 
   count(name: keyof Counters, by = 1): void {

@@ -1,0 +1,359 @@
+import {
+  resolveSettings,
+  resolveTask,
+  type Settings,
+  type SettingsOverrides,
+  type TaskFlags,
+} from '../config/resolve.js';
+import type { HashAlgorithm } from '../config/types.js';
+import { canonicalJson, hashBytes } from '../fingerprint/hash.js';
+import { type Explanation, explainTask } from '../runner/explain.js';
+import { type RunOutcome, runTask } from '../runner/run-task.js';
+import { getResult, keyForInput, type ResultData, saveResult } from '../store/results.js';
+import { type CacheStats, cacheStats } from '../store/stats.js';
+import { Store } from '../store/store.js';
+import { err, errorMessage, type Failure, failure, type Result } from '../util/result.js';
+import { warn as stderrWarn } from '../util/term.js';
+
+export type { ResultData } from '../store/results.js';
+export type { CacheStats } from '../store/stats.js';
+
+/** Options for `new Client(...)`; every field is optional and defaults to what the CLI would use. */
+export interface ClientOptions {
+  /** Use this config file instead of searching upward from `cwd` for taskvault.config.*. */
+  configPath?: string;
+  /** Where to look for the project (config file, `.git`); default `process.cwd()`. */
+  cwd?: string;
+  /** Cache directory (default: the config's cacheDir, env TASKVAULT_CACHE_DIR, or .taskvault/cache). */
+  cacheDir?: string;
+  hashAlgorithm?: HashAlgorithm;
+  /** Environment the TASKVAULT_* settings are read from; default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Where cache warnings go (the SDK never throws for a broken cache); default stderr. */
+  onWarning?: (message: string) => void;
+}
+
+/** `{ hit: true, value }` on a hit (bytes, or the path written with `toFile`); `{ hit: false }` on a miss. */
+export type CachedResult<T = Buffer> =
+  | { hit: true; key: string; value: T; size: number }
+  | { hit: false; key: string };
+
+export interface CacheResultOptions {
+  /** How long producing the output took, for "time saved" (default: time since this key last missed). */
+  durationMs?: number;
+}
+
+export interface GetToFileOptions {
+  /** Write the result to this file (streamed, verified, then renamed into place) instead of memory. */
+  toFile: string;
+}
+
+/** How memoize stores results. Default: Uint8Array as raw bytes, anything else as JSON. */
+export interface MemoizeOptions<R> {
+  encode?: (value: R) => Uint8Array | string;
+  decode?: (data: Buffer) => R;
+}
+
+/** What `taskvault run` takes, as an object: a configured task, or a command with its own options. */
+export interface RunSpec {
+  /** A task from taskvault.config.*; with `command` set too, this only names an ad-hoc task. */
+  task?: string;
+  /** argv (run without a shell) or a string (run through the shell). Appended to a configured task. */
+  command?: string[] | string;
+  inputs?: string[];
+  outputs?: string[];
+  env?: string[];
+  /** Working directory relative to the project root (or absolute). Default: the client's cwd. */
+  cwd?: string;
+  shell?: boolean;
+  cacheFailures?: boolean;
+  /** Run even on a hit, and store the new result. */
+  force?: boolean;
+  /** Override the policy's TTL, e.g. '2h'. */
+  ttl?: string;
+  /** Override the policy's per-entry size limit, e.g. '500MB'. */
+  maxEntrySize?: string;
+}
+
+/** What `run()` returns: a hit, a miss (the command ran), or a run without the cache (and why). */
+export type RunResult = Exclude<RunOutcome, { kind: 'failed' } | { kind: 'dry-run' }>;
+
+/** Thrown by Client methods for TaskVault's own expected failures (bad input path, bad config, ...). */
+export class TaskVaultError extends Error {
+  readonly reason: Failure['reason'];
+  readonly hint: string | undefined;
+  constructor(f: Failure) {
+    super(f.hint ? `${f.message} (${f.hint})` : f.message);
+    this.name = 'TaskVaultError';
+    this.reason = f.reason;
+    this.hint = f.hint;
+  }
+}
+
+const unwrap = <T>(r: Result<T>): T => {
+  if (!r.ok) throw new TaskVaultError(r.error);
+  return r.value;
+};
+
+const VIA = { via: 'sdk' } as const;
+
+/**
+ * The programmatic face of TaskVault. It opens the same cache the CLI uses (same config lookup, same
+ * cache directory), so results saved by one are found by the other; audit lines are written alike.
+ *
+ * ```ts
+ * const tv = new Client();
+ * const key = await tv.cacheResult('aggregate', csvBytes, JSON.stringify(summary));
+ * const r = await tv.getCachedResult('aggregate', csvBytes); // { hit: true, value: Buffer }
+ * await tv.close();
+ * ```
+ */
+export class Client {
+  private readonly settingsP: Promise<Result<Settings>>;
+  private storeP: Promise<Store | undefined> | undefined;
+  private closed = false;
+  private readonly warn: (message: string) => void;
+  private readonly options: ClientOptions;
+
+  constructor(configPathOrOptions?: string | ClientOptions) {
+    this.options =
+      typeof configPathOrOptions === 'string'
+        ? { configPath: configPathOrOptions }
+        : { ...configPathOrOptions };
+    this.warn = this.options.onWarning ?? stderrWarn;
+    const o: SettingsOverrides = {};
+    if (this.options.configPath !== undefined) o.configPath = this.options.configPath;
+    if (this.options.cwd !== undefined) o.cwd = this.options.cwd;
+    if (this.options.cacheDir !== undefined) o.cacheDir = this.options.cacheDir;
+    if (this.options.hashAlgorithm !== undefined) o.hashAlgorithm = this.options.hashAlgorithm;
+    if (this.options.env !== undefined) o.env = this.options.env;
+    // Never rejects, so an unused Client cannot cause an unhandled rejection.
+    this.settingsP = resolveSettings(o).catch((e) => err(failure('config', errorMessage(e))));
+  }
+
+  /** Marks a path (relative to process.cwd()) as a file to stream, for data too large for memory. */
+  static file(path: string): { path: string } {
+    return { path };
+  }
+
+  /** The resolved settings (project root, cache directory, algorithm, limits). */
+  async settings(): Promise<Settings> {
+    if (this.closed) throw new TaskVaultError(failure('usage', 'this Client is closed'));
+    return unwrap(await this.settingsP);
+  }
+
+  /** The store, opened once; undefined (with one warning) if the cache cannot be opened. */
+  private async store(): Promise<Store | undefined> {
+    const settings = await this.settings();
+    this.storeP ??= Promise.resolve().then(() => {
+      const opened = Store.open(settings.cacheDir);
+      if (opened.ok) return opened.value;
+      this.warn(`cache skipped: ${opened.error.message}`);
+      return undefined;
+    });
+    return this.storeP;
+  }
+
+  private async needStore(): Promise<Store> {
+    const store = await this.store();
+    if (!store)
+      throw new TaskVaultError(failure('cache', 'the cache cannot be opened (see the warning above)'));
+    return store;
+  }
+
+  /**
+   * Stores `output` as the result of `task` for this `input` and returns the key. Input and output
+   * may be bytes, a string, `Client.file(path)` or a stream (hashed and copied in slices).
+   */
+  async cacheResult(
+    task: string,
+    input: ResultData,
+    output: ResultData,
+    options: CacheResultOptions = {},
+  ): Promise<string> {
+    const settings = await this.settings();
+    const store = await this.needStore();
+    const saved = await saveResult(store, settings, task, input, output, {
+      source: 'save',
+      ...VIA,
+      ...options,
+    });
+    await store.flush();
+    return unwrap(saved).key;
+  }
+
+  /** Looks up the result of `task` for `input`; the value is verified against its hash before use. */
+  getCachedResult(task: string, input: ResultData): Promise<CachedResult<Buffer>>;
+  getCachedResult(task: string, input: ResultData, options: GetToFileOptions): Promise<CachedResult<string>>;
+  async getCachedResult(
+    task: string,
+    input: ResultData,
+    options?: GetToFileOptions,
+  ): Promise<CachedResult<Buffer> | CachedResult<string>> {
+    const settings = await this.settings();
+    const store = await this.store();
+    if (!store) {
+      const key = unwrap(await keyForInput(settings, task, input));
+      return { hit: false, key };
+    }
+    const target =
+      options?.toFile !== undefined
+        ? { kind: 'file' as const, path: options.toFile }
+        : { kind: 'bytes' as const };
+    const got = unwrap(await getResult(store, settings, task, input, target, { source: 'get', ...VIA }));
+    await store.flush();
+    if (!got.hit) return { hit: false, key: got.key };
+    if (target.kind === 'file') return { hit: true, key: got.key, value: target.path, size: got.size };
+    return { hit: true, key: got.key, value: got.data ?? Buffer.alloc(0), size: got.size };
+  }
+
+  /** Entries, size, limit, hits, misses, hit rate and time saved, as `taskvault stats --json`. */
+  async getStats(): Promise<CacheStats> {
+    const settings = await this.settings();
+    const store = await this.needStore();
+    return cacheStats(store, settings.maxSizeBytes);
+  }
+
+  /**
+   * Wraps an async function of serialisable arguments: a call whose arguments (as canonical JSON;
+   * Uint8Array arguments by content hash) were seen before returns the stored result without calling
+   * `fn`. A broken cache never breaks the call: `fn` then simply runs. Concurrent identical calls in
+   * this process share one execution.
+   */
+  memoize<A extends unknown[], R>(
+    task: string,
+    fn: (...args: A) => R | Promise<R>,
+    options: MemoizeOptions<R> = {},
+  ): (...args: A) => Promise<R> {
+    const inflight = new Map<string, Promise<R>>();
+    return async (...args: A): Promise<R> => {
+      const settings = await this.settings();
+      const input = canonicalJson(argsForKey(settings.hashAlgorithm, args));
+      const call = inflight.get(input) ?? this.memoCall(task, fn, args, input, options);
+      inflight.set(input, call);
+      try {
+        return await call;
+      } finally {
+        inflight.delete(input);
+      }
+    };
+  }
+
+  private async memoCall<A extends unknown[], R>(
+    task: string,
+    fn: (...args: A) => R | Promise<R>,
+    args: A,
+    input: string,
+    o: MemoizeOptions<R>,
+  ): Promise<R> {
+    const settings = await this.settings();
+    const store = await this.store();
+    if (store) {
+      try {
+        const got = await getResult(
+          store,
+          settings,
+          task,
+          input,
+          { kind: 'bytes' },
+          { source: 'memoize', ...VIA },
+        );
+        if (got.ok && got.value.hit && got.value.data) {
+          const data = got.value.data;
+          if (o.decode) return o.decode(data);
+          return (
+            got.value.entry.result?.encoding === 'json' ? JSON.parse(data.toString('utf8')) : data
+          ) as R;
+        }
+        if (!got.ok) this.warn(`memoize ${task}: cache skipped: ${got.error.message}`);
+      } catch (e) {
+        this.warn(`memoize ${task}: cache skipped: ${errorMessage(e)}`);
+      }
+    }
+    const started = performance.now();
+    const value = await fn(...args);
+    const durationMs = performance.now() - started;
+    if (store) {
+      try {
+        const raw = !o.encode && value instanceof Uint8Array;
+        const encoded = o.encode ? o.encode(value) : raw ? (value as Uint8Array) : JSON.stringify(value);
+        if (encoded === undefined) throw new Error('the result is not JSON-serialisable (undefined)');
+        const saved = await saveResult(store, settings, task, input, encoded, {
+          source: 'memoize',
+          ...VIA,
+          durationMs,
+          encoding: raw || o.encode ? 'raw' : 'json',
+        });
+        if (!saved.ok) this.warn(`memoize ${task}: not cached: ${saved.error.message}`);
+        await store.flush();
+      } catch (e) {
+        this.warn(`memoize ${task}: not cached: ${errorMessage(e)}`);
+      }
+    }
+    return value;
+  }
+
+  /**
+   * Does what `taskvault run` does: restore on a hit, or run the command and store its outputs.
+   * The command's exit code is in the outcome; TaskVault's own failures (e.g. a bad input glob) throw.
+   */
+  async run(spec: RunSpec): Promise<RunResult> {
+    const settings = await this.settings();
+    const task = unwrap(this.resolve(settings, spec));
+    const outcome = await runTask(settings, task, {
+      force: spec.force === true,
+      source: 'run',
+      reporter: { warn: this.warn, info: () => {} },
+    });
+    if (outcome.kind === 'failed') throw new TaskVaultError(outcome.failure);
+    if (outcome.kind === 'dry-run') throw new Error('unreachable: run() never asks for a dry run');
+    return outcome;
+  }
+
+  /** What `taskvault explain` prints, as data: the key, the fingerprint, and why it would miss. */
+  async explain(spec: RunSpec): Promise<Explanation> {
+    const settings = await this.settings();
+    return unwrap(await explainTask(settings, unwrap(this.resolve(settings, spec))));
+  }
+
+  private resolve(settings: Settings, spec: RunSpec) {
+    const flags: TaskFlags = {};
+    if (spec.inputs) flags.inputs = spec.inputs;
+    if (spec.outputs) flags.outputs = spec.outputs;
+    if (spec.env) flags.env = spec.env;
+    if (spec.cacheFailures !== undefined) flags.cacheFailures = spec.cacheFailures;
+    if (spec.ttl !== undefined) flags.ttl = spec.ttl;
+    if (spec.maxEntrySize !== undefined) flags.maxEntrySize = spec.maxEntrySize;
+    const cwd = spec.cwd ?? this.options.cwd;
+    if (cwd !== undefined) flags.cwd = cwd;
+    const command = spec.command;
+    if (typeof command === 'string') flags.shell = true;
+    else if (spec.shell) flags.shell = true;
+    const args = command === undefined ? [] : typeof command === 'string' ? [command] : command;
+    return resolveTask(settings, spec.task, args, flags);
+  }
+
+  /** Waits for pending writes and closes the cache. The client cannot be used afterwards. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const store = await this.storeP?.catch(() => undefined);
+    if (store) {
+      await store.flush().catch(() => {});
+      await store.close().catch(() => {});
+    }
+  }
+}
+
+/** Arguments as a JSON-able value for the key: byte arrays by content hash, not element by element. */
+function argsForKey(algorithm: HashAlgorithm, value: unknown): unknown {
+  if (value instanceof Uint8Array) return { $bytes: hashBytes(algorithm, value) };
+  if (Array.isArray(value)) return value.map((v) => (v === undefined ? null : argsForKey(algorithm, v)));
+  if (value && typeof value === 'object') {
+    const json = (value as { toJSON?: () => unknown }).toJSON;
+    if (typeof json === 'function') return argsForKey(algorithm, json.call(value));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, argsForKey(algorithm, v)]));
+  }
+  if (typeof value === 'bigint') return { $bigint: value.toString() };
+  return value;
+}

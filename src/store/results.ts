@@ -1,0 +1,307 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { resolvePolicy, type Settings } from '../config/resolve.js';
+import { createHasher, hashBytes, hashFile, hashStream } from '../fingerprint/hash.js';
+import { resultFingerprint, resultKey, resultLabel } from '../fingerprint/result-key.js';
+import { provenance } from '../runner/provenance.js';
+import { formatBytes } from '../util/format.js';
+import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
+import type { BlobRef, Entry, ResultEncoding } from './entry.js';
+import { STORE_SCHEMA } from './entry.js';
+import type { Store } from './store.js';
+
+/**
+ * Data handed to `cache save|get` and the SDK: bytes or text in memory, a file by path, or a stream.
+ * Files and streams are hashed and copied in 1 MB slices, so their size is bounded only by the disk.
+ */
+export type ResultData = string | Uint8Array | { path: string } | AsyncIterable<Uint8Array>;
+
+/** A miss remembered longer than this says nothing about how long the work took. */
+export const MISS_TO_SAVE_WINDOW_MS = 24 * 3600_000;
+
+/** Where an audit line says an event came from: the operation, and `via=sdk` for the SDK. */
+export interface AuditSource {
+  source: string;
+  via?: string;
+}
+
+const isPath = (d: ResultData): d is { path: string } =>
+  typeof d === 'object' && d !== null && !(d instanceof Uint8Array) && 'path' in d;
+
+/** Content hash of the input, streamed for files and streams. */
+export async function hashInput(
+  algorithm: Settings['hashAlgorithm'],
+  input: ResultData,
+): Promise<Result<string>> {
+  if (typeof input === 'string' || input instanceof Uint8Array) return ok(hashBytes(algorithm, input));
+  if (isPath(input)) {
+    try {
+      const s = await stat(input.path);
+      if (!s.isFile()) return err(failure('input', `input ${input.path} is not a file`));
+      return ok(await hashFile(algorithm, input.path, s.size));
+    } catch (e) {
+      return err(
+        failure('input', `cannot read input file ${input.path}: ${errorMessage(e)}`, 'check the path'),
+      );
+    }
+  }
+  return ok((await hashStream(algorithm, input)).hash);
+}
+
+/** The key `save` and `get` use for (task, input). */
+export async function keyForInput(
+  settings: Settings,
+  task: string,
+  input: ResultData,
+): Promise<Result<string>> {
+  const h = await hashInput(settings.hashAlgorithm, input);
+  return h.ok ? ok(resultKey(settings.hashAlgorithm, task, h.value, settings.salt)) : h;
+}
+
+async function putOutput(
+  store: Store,
+  settings: Settings,
+  output: ResultData,
+): Promise<Result<BlobRef & { mode: number; name: string }>> {
+  const algo = settings.hashAlgorithm;
+  if (typeof output === 'string' || output instanceof Uint8Array) {
+    const bytes = typeof output === 'string' ? Buffer.from(output) : output;
+    return ok({ ...(await store.blobs.putBytes(algo, bytes)), mode: 0o644, name: 'result' });
+  }
+  if (isPath(output)) {
+    let s: Awaited<ReturnType<typeof stat>>;
+    try {
+      s = await stat(output.path);
+    } catch (e) {
+      return err(
+        failure('input', `cannot read output file ${output.path}: ${errorMessage(e)}`, 'check the path'),
+      );
+    }
+    if (!s.isFile()) return err(failure('input', `output ${output.path} is not a file`));
+    const ref = await store.blobs.putFile(algo, output.path, s.size);
+    return ok({ ...ref, mode: s.mode & 0o777, name: safeName(basename(output.path)) });
+  }
+  // A stream: written to tmp/ while hashed, then renamed to its content address.
+  const tmp = store.blobs.tempPath();
+  const hasher = createHasher(algo);
+  let size = 0;
+  try {
+    await pipeline(
+      output,
+      async function* (source: AsyncIterable<Uint8Array | string>) {
+        for await (const chunk of source) {
+          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+          hasher.update(buf);
+          size += buf.byteLength;
+          yield buf;
+        }
+      },
+      createWriteStream(tmp),
+    );
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  const hash = hasher.digest();
+  await store.blobs.adopt(tmp, hash);
+  return ok({ hash, size, mode: 0o644, name: 'result' });
+}
+
+/**
+ * mkdir -p one level at a time: Node's recursive mkdir never returns for some paths (e.g. under
+ * /proc), and a user-given output path can be anything.
+ */
+async function mkdirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (
+    let d = dir;
+    !(await stat(d).then(
+      () => true,
+      () => false,
+    ));
+    d = dirname(d)
+  ) {
+    if (dirname(d) === d) break;
+    missing.unshift(d);
+  }
+  for (const d of missing)
+    await mkdir(d).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+}
+
+/** The recorded name of a result: informative only, never used as a restore path. */
+const safeName = (n: string): string =>
+  /^[\w@%+=:,.-]{1,200}$/.test(n) && n !== '.' && n !== '..' ? n : 'result';
+
+export interface SaveOptions extends AuditSource {
+  /** How long producing the output took; default: the time since this key last missed (within 24 h). */
+  durationMs?: number;
+  encoding?: ResultEncoding;
+  now?: number;
+}
+
+export interface Saved {
+  key: string;
+  size: number;
+  /** Content hash of the stored output. */
+  hash: string;
+}
+
+/** Stores `output` under (task, input). The entry is committed only once its blob is in place. */
+export async function saveResult(
+  store: Store,
+  settings: Settings,
+  task: string,
+  input: ResultData,
+  output: ResultData,
+  o: SaveOptions,
+): Promise<Result<Saved>> {
+  const policy = resolvePolicy(settings, task);
+  if (!policy.ok) return policy;
+  const inputHash = await hashInput(settings.hashAlgorithm, input);
+  if (!inputHash.ok) return inputHash;
+  const fingerprint = resultFingerprint(settings.hashAlgorithm, task, inputHash.value, settings.salt);
+  const key = resultKey(settings.hashAlgorithm, task, inputHash.value, settings.salt);
+  const fields = { task, hash: key.slice(0, 12), via: o.via };
+
+  if (isPath(output)) {
+    const size = await stat(output.path).then(
+      (s) => s.size,
+      () => undefined,
+    );
+    if (size !== undefined && size > policy.value.maxEntryBytes)
+      return tooLarge(size, policy.value.maxEntryBytes);
+  }
+  const put = await putOutput(store, settings, output);
+  if (!put.ok) return put;
+  if (put.value.size > policy.value.maxEntryBytes)
+    return tooLarge(put.value.size, policy.value.maxEntryBytes);
+
+  const now = o.now ?? Date.now();
+  const missedAt = store.takeMiss(key, now, MISS_TO_SAVE_WINDOW_MS);
+  const durationMs = o.durationMs ?? (missedAt !== undefined ? now - missedAt : 0);
+  const { hash, size, mode, name } = put.value;
+  const entry: Entry = {
+    schema: STORE_SCHEMA,
+    key,
+    task,
+    algorithm: settings.hashAlgorithm,
+    outputs: [{ path: name, type: 'file', mode, size, hash }],
+    outputGlobs: [],
+    cwd: '',
+    logs: { stdout: null, stderr: null, chunks: [] },
+    exitCode: 0,
+    durationMs: Math.round(durationMs),
+    createdAt: now,
+    bytes: size,
+    ttlMs: policy.value.ttlMs,
+    provenance: provenance(settings.root),
+    result: { encoding: o.encoding ?? 'raw' },
+  };
+  const committed = await store.commit(entry, fingerprint, resultLabel(task));
+  if (!committed.ok) {
+    store.log('ERROR', o.source, { ...fields, error: committed.error.message });
+    return committed;
+  }
+  store.log('SAVE', o.source, { ...fields, bytes: size });
+  return ok({ key, size, hash });
+}
+
+function tooLarge(size: number, limit: number): Result<never> {
+  return err(
+    failure(
+      'cache',
+      `not cached: the result is ${formatBytes(size)}, over the ${formatBytes(limit)} per-entry limit of its policy`,
+      'raise policies.<task>.maxSizeBytes in taskvault.config.ts',
+    ),
+  );
+}
+
+/** Where a hit goes: a file (written whole and verified before it appears) or memory. */
+export type GetTarget = { kind: 'file'; path: string } | { kind: 'bytes' };
+
+export type Got =
+  | { hit: true; key: string; size: number; entry: Entry; data?: Buffer }
+  | { hit: false; key: string; why: 'absent' | 'expired' | 'corrupt' };
+
+export interface GetOptions extends AuditSource {
+  now?: number;
+}
+
+/**
+ * Looks (task, input) up and serves the stored output. A blob that does not match its name is a
+ * miss (the entry and blob are dropped and an ERROR line logged); on a miss nothing is written.
+ */
+export async function getResult(
+  store: Store,
+  settings: Settings,
+  task: string,
+  input: ResultData,
+  target: GetTarget,
+  o: GetOptions,
+): Promise<Result<Got>> {
+  const started = performance.now();
+  const keyed = await keyForInput(settings, task, input);
+  if (!keyed.ok) return keyed;
+  const key = keyed.value;
+  const now = o.now ?? Date.now();
+  const fields = { task, hash: key.slice(0, 12), via: o.via };
+  const miss = (why: 'absent' | 'expired' | 'corrupt'): Result<Got> => {
+    store.count('misses');
+    store.markMiss(key, now);
+    store.log('MISS', o.source, { ...fields, reason: why === 'absent' ? undefined : why });
+    return ok({ hit: false, key, why });
+  };
+
+  const entry = store.getEntry(key);
+  const out = entry?.outputs[0];
+  if (!entry || !out || out.type !== 'file') return miss('absent');
+  const policy = resolvePolicy(settings, task);
+  const ttlMs = policy.ok ? policy.value.ttlMs : entry.ttlMs;
+  if (entry.createdAt + ttlMs <= now) {
+    await store.remove(key);
+    store.log('EVICT', o.source, { ...fields, reason: 'ttl' });
+    return miss('expired');
+  }
+
+  const ref = { hash: out.hash, size: out.size };
+  const corrupt = async (detail: string): Promise<Result<Got>> => {
+    await store.blobs.remove(ref.hash);
+    await store.remove(key);
+    store.log('ERROR', o.source, { ...fields, error: `blob ${detail}` });
+    return miss('corrupt');
+  };
+  let data: Buffer | undefined;
+  if (target.kind === 'bytes') {
+    const read = await store.blobs.readVerified(entry.algorithm, ref);
+    if (!read.ok) return corrupt(`${read.problem.kind}: ${read.problem.detail}`);
+    data = read.data;
+  } else {
+    const dest = resolve(target.path);
+    const tmp = join(dirname(dest), `.${basename(dest)}.tv-${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      await mkdirs(dirname(dest));
+      const problem = await store.blobs.copyVerified(entry.algorithm, ref, tmp, out.mode);
+      if (problem) return corrupt(`${problem.kind}: ${problem.detail}`);
+      await chmod(tmp, out.mode);
+      await rename(tmp, dest);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      return err(
+        failure('cache', `cannot write ${target.path}: ${errorMessage(e)}`, 'check the output path'),
+      );
+    }
+  }
+
+  store.recordHit(key, now);
+  store.count('hits');
+  store.count('savedMs', Math.max(0, Math.round(entry.durationMs - (performance.now() - started))));
+  store.log('HIT', o.source, { ...fields, bytes: out.size });
+  const got: Got = { hit: true, key, size: out.size, entry };
+  if (data) got.data = data;
+  return ok(got);
+}
