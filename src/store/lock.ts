@@ -129,9 +129,15 @@ function tryCreate(path: string, holder: LockHolder): boolean {
   }
   try {
     writeSync(fd, JSON.stringify(holder));
-  } finally {
+  } catch (e) {
+    // e.g. ENOSPC: an empty lock file would make others wait until it counts as stale.
     closeSync(fd);
+    try {
+      unlinkSync(path);
+    } catch {}
+    throw e;
   }
+  closeSync(fd);
   return true;
 }
 
@@ -156,6 +162,7 @@ export async function acquireLock(locksDir: string, key: string, o: LockOptions)
   let announced = false;
   /** Someone else held it at some point: they may have committed what we are about to run. */
   let contended = false;
+  let breaks = 0;
   let delay = 25;
   try {
     mkdirSync(locksDir, { recursive: true });
@@ -164,7 +171,9 @@ export async function acquireLock(locksDir: string, key: string, o: LockOptions)
       if (tryCreate(path, me)) return { kind: 'acquired', waited: contended, release: holdLock(path, me, o) };
       contended = true;
       const seen = isStale(path, staleMs, now());
-      if (seen.stale) {
+      // A stale lock is broken and retried at once; if that keeps failing (no permission to
+      // rename, say), fall through to the bounded wait instead of spinning.
+      if (seen.stale && ++breaks <= 3) {
         breakStale(path, seen.holder);
         continue;
       }
