@@ -2,6 +2,7 @@
 import { cac } from 'cac';
 import { registerCache } from './cli/cache.js';
 import { registerExplain } from './cli/explain.js';
+import { registerGc } from './cli/gc.js';
 import { registerInit } from './cli/init.js';
 import { registerLs } from './cli/ls.js';
 import { registerRun } from './cli/run.js';
@@ -19,6 +20,7 @@ registerVerify(cli);
 registerCache(cli);
 registerLs(cli);
 registerExplain(cli);
+registerGc(cli);
 cli.help();
 cli.version(VERSION);
 

@@ -12,6 +12,7 @@ import {
   rmSync,
   statfsSync,
   statSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -91,6 +92,11 @@ function bigTempDir(): string {
 
 test('1 GB input and 1 GB output: save and get stream with bounded memory', async () => {
   const dir = bigTempDir();
+  // The default policy refuses results over 100 MiB; this project allows big ones (as ml_training would).
+  writeFileSync(
+    join(dir, 'taskvault.config.json'),
+    JSON.stringify({ policies: { default: { maxSizeBytes: '2GB' } } }),
+  );
   makeFile(join(dir, 'dataset.bin'));
   makeFile(join(dir, 'checkpoint.bin'));
 

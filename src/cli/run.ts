@@ -3,6 +3,7 @@ import { isQuiet, resolveTask, type TaskFlags, taskLabel } from '../config/resol
 import { type RunOutcome, runTask } from '../runner/run-task.js';
 import { formatBytes, formatDuration } from '../util/format.js';
 import { color, info, warn } from '../util/term.js';
+import { clockFromEnv } from './clock.js';
 import {
   action,
   type CommonFlags,
@@ -92,6 +93,7 @@ async function run(
   const outcome = await runTask(settings, spec.value, {
     force: flags.force === true,
     dryRun: flags.dryRun === true,
+    now: clockFromEnv(),
     reporter: { warn, info: (m) => !quiet && info(m) },
   });
   const label = taskLabel(spec.value);

@@ -10,6 +10,8 @@ export const DEFAULT_CACHE_DIR = '.taskvault/cache';
 export const DEFAULT_MAX_SIZE_GB = 10;
 export const DEFAULT_TTL_MS = 7 * 86400_000;
 export const DEFAULT_LOW_WATER_MARK = 0.5;
+/** policies.default.maxSizeBytes when unset: results over 100 MiB are not stored. */
+export const DEFAULT_MAX_ENTRY_BYTES = 104_857_600;
 
 /** Where the cache is and how it behaves, after config file, env vars and flags are merged. */
 export interface Settings {
@@ -108,7 +110,7 @@ export function isQuiet(settings: Settings, flag: boolean | undefined, env = pro
 
 /** Field-by-field merge: task's own policy, then policies[task], then policies.default, then defaults. */
 export function resolvePolicy(
-  settings: Settings,
+  settings: Pick<Settings, 'config'>,
   task: string,
   own?: PolicyConfig,
   flags?: PolicyFlags,
@@ -132,7 +134,7 @@ export function resolvePolicy(
     );
   }
   const maxEntryBytes =
-    max === undefined ? settings.maxSizeBytes : typeof max === 'number' ? max : parseSize(max);
+    max === undefined ? DEFAULT_MAX_ENTRY_BYTES : typeof max === 'number' ? max : parseSize(max);
   if (maxEntryBytes === undefined || maxEntryBytes <= 0) {
     return err(
       failure('usage', `invalid size ${JSON.stringify(max)}`, "use bytes or a size like '500MB', '10GB'"),

@@ -4,11 +4,13 @@ import { type Fingerprint, fingerprintTask } from '../fingerprint/fingerprint.js
 import { pullRemote, pushRemote } from '../remote/hooks.js';
 import type { BlobRef, Entry } from '../store/entry.js';
 import { STORE_SCHEMA } from '../store/entry.js';
+import { evictAfterSave } from '../store/evict.js';
 import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, lockTimeoutFromEnv } from '../store/lock.js';
 import { Store } from '../store/store.js';
-import { formatBytes, formatDuration } from '../util/format.js';
+import { formatDuration } from '../util/format.js';
 import { errorMessage, type Failure } from '../util/result.js';
 import { LogCapture } from './capture.js';
+import { outputBytes, oversizeReason } from './entry-size.js';
 import { type Execution, execute } from './execute.js';
 import { matchOutputs } from './outputs.js';
 import { provenance } from './provenance.js';
@@ -120,6 +122,8 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     if (pulled) entry = pulled.entry;
 
     if (entry) {
+      // Touched before restoring, so a concurrent eviction (which re-checks last access) spares it.
+      store.touch(key, now());
       const hit = await serveHit(store, settings.root, entry, o);
       if (hit.ok) return recordHit(store, entry, hit, logFields, o, pulled?.ms);
       o.reporter.warn(`cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`);
@@ -287,7 +291,17 @@ async function runAndStore(
     return notStored(why);
   }
 
+  const tooBig = async (bytes: number): Promise<RunOutcome> => {
+    await dropCapture();
+    const why = oversizeReason(bytes, spec.policy.maxEntryBytes);
+    o.reporter.warn(`not cached: ${why} (raise policies.<task>.maxSizeBytes or --max-entry-size)`);
+    return notStored(why);
+  };
+
   try {
+    const logBytes = captured.stdout.size + captured.stderr.size;
+    const expected = logBytes + (await outputBytes(spec.root, spec.cwd, spec.outputs));
+    if (expected > spec.policy.maxEntryBytes) return await tooBig(expected);
     const snap = await snapshotOutputs(
       store.blobs,
       settings.hashAlgorithm,
@@ -323,11 +337,9 @@ async function runAndStore(
       ttlMs: spec.policy.ttlMs,
       provenance: provenance(spec.root),
     };
-    if (entry.bytes > spec.policy.maxEntryBytes) {
-      const why = `result is ${formatBytes(entry.bytes)}, over the ${formatBytes(spec.policy.maxEntryBytes)} per-entry limit of its policy`;
-      o.reporter.warn(`not cached: ${why} (raise policies.<task>.maxSizeBytes or --max-entry-size)`);
-      return notStored(why);
-    }
+    // Outputs can grow between the measurement and the copy; the limit holds either way (the copied
+    // blobs are unreferenced and gc sweeps them).
+    if (entry.bytes > spec.policy.maxEntryBytes) return await tooBig(entry.bytes);
     const paths = checkEntryPaths(spec.root, entry.outputs);
     if (!paths.ok) {
       o.reporter.warn(`not cached: ${paths.error.message}`);
@@ -346,6 +358,12 @@ async function runAndStore(
       exit: entry.exitCode,
     });
     if (settings.remote) await pushRemote(settings, store, entry, o.reporter);
+    await evictAfterSave(store, settings, {
+      now: (o.now ?? Date.now)(),
+      protect: key,
+      source,
+      info: (m) => o.reporter.info(m),
+    }).catch((e) => o.reporter.warn(`eviction skipped: ${errorMessage(e)}`));
     return {
       ...base,
       stored: true,

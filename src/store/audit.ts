@@ -27,14 +27,28 @@ export class AuditLog {
     fields: Record<string, string | number | undefined>,
     now = new Date(),
   ): void {
+    this.writeAll([{ event, source, fields }], now);
+  }
+
+  /** Several lines in one append (eviction of thousands of entries stays one write per batch). */
+  writeAll(
+    lines: Array<{ event: AuditEvent; source: string; fields: Record<string, string | number | undefined> }>,
+    now = new Date(),
+  ): void {
+    if (lines.length === 0) return;
     const ts = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const parts = Object.entries(fields)
-      .filter(([, v]) => v !== undefined && v !== '')
-      .map(([k, v]) => `${k}=${formatValue(String(v))}`);
-    const line = `[${ts}] ${event} ${source} ${parts.join(' ')}`.trimEnd();
+    const text = lines
+      .map(({ event, source, fields }) => {
+        const parts = Object.entries(fields)
+          .filter(([, v]) => v !== undefined && v !== '')
+          .map(([k, v]) => `${k}=${formatValue(String(v))}`);
+        const line = `[${ts}] ${event} ${source} ${parts.join(' ')}`.trimEnd();
+        return `${line.replace(/[\r\n]+/g, ' ')}\n`;
+      })
+      .join('');
     try {
       this.rotateIfLarge();
-      appendFileSync(this.path, `${line.replace(/[\r\n]+/g, ' ')}\n`);
+      appendFileSync(this.path, text);
     } catch {
       // The cache dir may be read-only or gone; the run itself reports that once.
     }

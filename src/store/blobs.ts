@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { HashAlgorithm } from '../config/types.js';
@@ -38,7 +38,8 @@ export class BlobStore {
 
   async putBytes(algorithm: HashAlgorithm, data: Uint8Array): Promise<BlobRef> {
     const hash = hashBytes(algorithm, data);
-    if (!this.has(hash)) {
+    if (this.has(hash)) await this.refresh(hash);
+    else {
       const tmp = this.tempPath();
       try {
         await writeFile(tmp, data);
@@ -84,10 +85,20 @@ export class BlobStore {
     const dest = this.path(hash);
     if (existsSync(dest)) {
       await rm(tmp, { force: true });
+      await this.refresh(hash);
       return;
     }
     await mkdir(dirname(dest), { recursive: true });
     await rename(tmp, dest);
+  }
+
+  /**
+   * Marks an existing blob as just written. gc deletes unreferenced blobs only past a grace period
+   * by mtime, so a blob this run reuses but has not yet committed an entry for is left alone.
+   */
+  private async refresh(hash: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.path(hash), now, now).catch(() => {});
   }
 
   /** Reads a small blob whole, verified. */

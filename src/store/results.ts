@@ -11,6 +11,7 @@ import { formatBytes } from '../util/format.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import type { BlobRef, Entry, ResultEncoding } from './entry.js';
 import { STORE_SCHEMA } from './entry.js';
+import { evictAfterSave } from './evict.js';
 import type { Store } from './store.js';
 
 /**
@@ -208,6 +209,11 @@ export async function saveResult(
     return committed;
   }
   store.log('SAVE', o.source, { ...fields, bytes: size });
+  // Over the cache limit: evict as a run's save does (bounded in time, the new entry is kept, every
+  // removal audited). The save itself has succeeded whatever happens here.
+  await evictAfterSave(store, settings, { now, protect: key, source: o.source, info: () => {} }).catch(
+    () => {},
+  );
   return ok({ key, size, hash });
 }
 

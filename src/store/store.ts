@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync, statSync, unlinkSync } from 'node:fs';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import type { HashAlgorithm } from '../config/types.js';
 import type { Fingerprint, HashCache } from '../fingerprint/fingerprint.js';
@@ -6,7 +6,7 @@ import type { InputFile } from '../fingerprint/inputs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
-import { type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
+import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { type CacheLayout, cacheLayout } from './layout.js';
 
 /**
@@ -15,6 +15,38 @@ import { type CacheLayout, cacheLayout } from './layout.js';
  * and a cache must never be why a disk fills up. Hits are still served.
  */
 export const LOW_SPACE_BYTES = 16 * 1024 * 1024;
+
+/** Counter holding the bytes of unique referenced blobs, kept in step by commit and removal. */
+const USAGE_KEY = 'blobBytes';
+/** Set in the meta db once the refs db has been built for this index. */
+const REFS_FLAG = 'refs';
+
+type SummaryRecord = [createdAt: number, ttlMs: number, bytes: number, task: string];
+
+export interface EntrySummary {
+  key: string;
+  createdAt: number;
+  ttlMs: number;
+  bytes: number;
+  task: string;
+}
+
+const summaryOf = (e: Entry): SummaryRecord => [e.createdAt, e.ttlMs, e.bytes, e.task];
+
+/** What removing one entry freed: its blobs that no other entry referenced. */
+export interface Removed {
+  key: string;
+  entry: Entry;
+  blobs: number;
+  bytes: number;
+}
+
+/** An entry's blobs, each once (two identical outputs share one blob and one reference). */
+function uniqueRefs(entry: Entry): BlobRef[] {
+  const seen = new Map<string, BlobRef>();
+  for (const ref of entryBlobs(entry)) seen.set(ref.hash, ref);
+  return [...seen.values()];
+}
 
 /** A stat-cache hash is trusted only for files last modified this long before it was recorded. */
 export const RACY_WINDOW_NS = 2_000_000_000n;
@@ -60,6 +92,10 @@ export class Store {
     private readonly hits: Database<number, string>,
     /** When a `cache get` / SDK lookup last missed a key, so a later save can tell how long the work took. */
     private readonly pending: Database<number, string>,
+    /** Blob hash → number of entries referencing it (see addRefs/dropRefs). */
+    private readonly refs: Database<number, string>,
+    /** Entry key → what eviction needs to know about it, small enough to scan 100k of quickly. */
+    private readonly summaries: Database<SummaryRecord, string>,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.audit = new AuditLog(layout.audit);
@@ -85,20 +121,30 @@ export class Store {
           ),
         );
       }
-      return ok(
-        new Store(
-          layout,
-          db,
-          db.openDB({ name: 'entries' }),
-          db.openDB({ name: 'fingerprints' }),
-          db.openDB({ name: 'access' }),
-          db.openDB({ name: 'latest' }),
-          db.openDB({ name: 'counters' }),
-          db.openDB({ name: 'stat' }),
-          db.openDB({ name: 'hits' }),
-          db.openDB({ name: 'pending' }),
-        ),
+      const store = new Store(
+        layout,
+        db,
+        db.openDB({ name: 'entries' }),
+        db.openDB({ name: 'fingerprints' }),
+        db.openDB({ name: 'access' }),
+        db.openDB({ name: 'latest' }),
+        db.openDB({ name: 'counters' }),
+        db.openDB({ name: 'stat' }),
+        db.openDB({ name: 'hits' }),
+        db.openDB({ name: 'pending' }),
+        db.openDB({ name: 'refs' }),
+        db.openDB({ name: 'summary' }),
       );
+      // An index written before blob reference counts existed gets them once, from its entries:
+      // removal must never take a shared blob's missing count for "last reference".
+      if (meta.get(REFS_FLAG) === undefined) {
+        db.transactionSync(() => {
+          if (meta.get(REFS_FLAG) !== undefined) return;
+          store.recount();
+          meta.put(REFS_FLAG, 1);
+        });
+      }
+      return ok(store);
     } catch (e) {
       return err(failure('cache', `cannot open the cache at ${cacheDir}: ${errorMessage(e)}`));
     }
@@ -134,42 +180,46 @@ export class Store {
     for (const { value } of this.entries.getRange()) yield value;
   }
 
-  /** Commits an entry after checking that every blob it references is in place (invariant 2). */
+  /**
+   * Commits an entry after checking that every blob it references is in place (invariant 2). The
+   * check runs inside the write transaction: eviction deletes a blob only inside its own write
+   * transaction, after its reference count reached zero, so a blob seen here cannot disappear
+   * before this entry's references are counted.
+   */
   async commit(entry: Entry, fingerprint: Fingerprint, label: string): Promise<Result<void>> {
     if (this.noWrites) return err(failure('cache', this.noWrites));
-    for (const ref of entryBlobs(entry)) {
-      if (!this.blobs.has(ref.hash))
-        return err(failure('cache', `blob ${ref.hash.slice(0, 12)} vanished before commit`));
-    }
+    let missing: string | undefined;
     try {
-      // Each put inside the transaction returns its own promise, rejected too if the commit fails.
-      await this.db.transaction(() => {
+      missing = await this.db.transaction(() => {
+        for (const ref of entryBlobs(entry)) if (!this.blobs.has(ref.hash)) return ref.hash;
+        const previous = this.entries.get(entry.key);
+        // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
+        this.addRefs(entry);
+        if (previous) this.dropRefs(previous);
+        // Each put inside the transaction returns its own promise, rejected too if the commit fails.
         background(this.entries.put(entry.key, entry));
         background(this.fingerprints.put(entry.key, fingerprint));
         background(this.access.put(entry.key, entry.createdAt));
+        background(this.summaries.put(entry.key, summaryOf(entry)));
         background(this.latest.put(label, entry.key));
+        return undefined;
       });
     } catch (e) {
       writeFailed = true;
       return err(failure('cache', `index commit failed: ${await writeErrorMessage(e)}`));
     }
+    if (missing) return err(failure('cache', `blob ${missing.slice(0, 12)} vanished before commit`));
     return ok(undefined);
   }
 
-  /** Removes an entry from the index; blobs are reclaimed by gc once no entry references them. */
+  /** Removes an entry from the index and deletes the blobs no other entry references. */
   async remove(key: string): Promise<boolean> {
-    // Allowed on a nearly full disk too: removing is how space comes back (failures are caught).
+    // Allowed on a nearly full disk too: removing is how space comes back.
     try {
-      return await this.db.transaction(() => {
-        const had = this.entries.get(key) !== undefined;
-        background(this.entries.remove(key));
-        background(this.fingerprints.remove(key));
-        background(this.access.remove(key));
-        background(this.hits.remove(key));
-        return had;
-      });
+      const removed = await this.removeEntries([{ key }]);
+      return removed.length > 0;
     } catch (e) {
-      background(Promise.reject(e));
+      background(Promise.reject(e)); // a failed commit (disk full): the entry simply stays
       return false;
     }
   }
@@ -266,6 +316,172 @@ export class Store {
     };
   }
 
+  // --- Reference counts and eviction support -------------------------------------------------
+
+  /** Bytes of the unique blobs referenced by entries: what `maxSizeGb` limits. */
+  usage(): number {
+    return this.counters.get(USAGE_KEY) ?? 0;
+  }
+
+  refCount(hash: string): number {
+    return this.refs.get(hash) ?? 0;
+  }
+
+  /** Every entry's key, task, creation time, TTL and size, without decoding whole entries. */
+  *summariesOf(): Iterable<EntrySummary> {
+    for (const { key, value } of this.summaries.getRange()) {
+      const [createdAt, ttlMs, bytes, task] = value;
+      yield { key, createdAt, ttlMs, bytes, task };
+    }
+  }
+
+  /** Every (key, last access) pair, in key order. */
+  *accessTimes(): Iterable<{ key: string; at: number }> {
+    for (const { key, value } of this.access.getRange()) yield { key, at: value };
+  }
+
+  /**
+   * Removes entries in one write transaction and deletes, inside it, the blobs whose reference
+   * count reaches zero. `at` guards against a hit that happened after eviction planned: an entry
+   * whose last access changed is kept. `stopAtUsage` ends the batch once usage is down to it.
+   */
+  async removeEntries(
+    items: Array<{ key: string; at?: number }>,
+    o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean } = {},
+  ): Promise<Removed[]> {
+    return this.db.transaction(() => {
+      const removed: Removed[] = [];
+      for (const { key, at } of items) {
+        if (o.stopAtUsage !== undefined && this.usage() <= o.stopAtUsage) break;
+        const entry = this.entries.get(key);
+        if (!entry) continue;
+        if (at !== undefined && this.access.get(key) !== at) continue;
+        if (o.keep?.(entry)) continue;
+        this.entries.remove(key);
+        this.fingerprints.remove(key);
+        this.access.remove(key);
+        this.hits.remove(key);
+        this.summaries.remove(key);
+        const freed = this.dropRefs(entry);
+        removed.push({ key, entry, ...freed });
+      }
+      return removed;
+    });
+  }
+
+  /**
+   * Deletes blob files no entry references, re-checked inside a write transaction so no commit can
+   * start referencing one in between. `olderThan` (epoch ms) spares blobs written or reused
+   * recently: a run adopts its blobs before it commits the entry that references them.
+   */
+  async removeOrphanBlobs(hashes: string[], olderThan: number): Promise<{ blobs: number; bytes: number }> {
+    return this.db.transaction(() => {
+      let blobs = 0;
+      let bytes = 0;
+      for (const hash of hashes) {
+        if (this.refs.get(hash) !== undefined) continue;
+        const path = this.blobs.path(hash);
+        try {
+          const s = statSync(path);
+          if (s.mtimeMs >= olderThan) continue;
+          unlinkSync(path);
+          blobs++;
+          bytes += s.size;
+        } catch {
+          // already gone
+        }
+      }
+      return { blobs, bytes };
+    });
+  }
+
+  /**
+   * Recomputes every reference count and the usage total from the entries (the "mark" of gc), in
+   * one write transaction so no commit interleaves; returns how many counts were wrong and which
+   * referenced blobs are missing. Normally both are zero.
+   */
+  async recountRefs(): Promise<{ repaired: number; missing: string[]; usage: number }> {
+    return this.db.transaction(() => this.recount());
+  }
+
+  /** The body of recountRefs; must run inside a write transaction. */
+  private recount(): { repaired: number; missing: string[]; usage: number } {
+    const counts = new Map<string, { n: number; size: number }>();
+    let summaries = 0;
+    for (const { key } of this.summaries.getRange()) {
+      if (this.entries.get(key) === undefined) this.summaries.remove(key);
+    }
+    for (const { key, value } of this.entries.getRange()) {
+      const summary = summaryOf(value);
+      const had = this.summaries.get(key);
+      if (!had || had.some((v, i) => v !== summary[i])) {
+        this.summaries.put(key, summary);
+        summaries++;
+      }
+      for (const ref of uniqueRefs(value)) {
+        const c = counts.get(ref.hash);
+        if (c) c.n++;
+        else counts.set(ref.hash, { n: 1, size: ref.size });
+      }
+    }
+    let repaired = summaries;
+    for (const { key } of this.refs.getRange()) {
+      if (!counts.has(key)) {
+        this.refs.remove(key);
+        repaired++;
+      }
+    }
+    let usage = 0;
+    const missing: string[] = [];
+    for (const [hash, { n, size }] of counts) {
+      if (this.refs.get(hash) !== n) {
+        this.refs.put(hash, n);
+        repaired++;
+      }
+      usage += size;
+      if (!this.blobs.has(hash)) missing.push(hash);
+    }
+    if (this.usage() !== usage) {
+      this.counters.put(USAGE_KEY, usage);
+      repaired++;
+    }
+    return { repaired, missing, usage };
+  }
+
+  /** Inside a write transaction: counts one more reference to each blob of `entry`. */
+  private addRefs(entry: Entry): void {
+    let added = 0;
+    for (const ref of uniqueRefs(entry)) {
+      const n = this.refs.get(ref.hash) ?? 0;
+      if (n === 0) added += ref.size;
+      this.refs.put(ref.hash, n + 1);
+    }
+    if (added) this.counters.put(USAGE_KEY, this.usage() + added);
+  }
+
+  /** Inside a write transaction: drops `entry`'s references and deletes blobs nobody references. */
+  private dropRefs(entry: Entry): { blobs: number; bytes: number } {
+    let blobs = 0;
+    let bytes = 0;
+    for (const ref of uniqueRefs(entry)) {
+      const n = this.refs.get(ref.hash) ?? 0;
+      if (n > 1) {
+        this.refs.put(ref.hash, n - 1);
+        continue;
+      }
+      this.refs.remove(ref.hash);
+      bytes += ref.size;
+      try {
+        unlinkSync(this.blobs.path(ref.hash));
+        blobs++;
+      } catch {
+        // already gone (a corrupt blob removed on the hit path)
+      }
+    }
+    if (bytes) this.counters.put(USAGE_KEY, Math.max(0, this.usage() - bytes));
+    return { blobs, bytes };
+  }
+
   /** Waits for pending writes (stat cache, access times, counters) to be committed. */
   async flush(): Promise<void> {
     // After a failed commit lmdb-js never settles `flushed`: don't wait for it (bounded either way).
@@ -345,6 +561,7 @@ function guardLmdbWriteFailures(): void {
     (/^Commit failed \(see commitError/.test(x.message) || /Attempting to write page/.test(x.message));
   process.on('unhandledRejection', (reason) => {
     if (isLmdbWriteFailure(reason)) {
+      writeFailed = true;
       (reason as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
       return;
     }

@@ -1,0 +1,149 @@
+import { readdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { type EvictOptions, type EvictReport, evict } from './evict.js';
+import type { Store } from './store.js';
+
+/** How old an unreferenced blob or a dead process's temp file must be before gc deletes it. */
+export const DEFAULT_GRACE_MS = 60 * 60_000;
+
+export interface SweepTally {
+  files: number;
+  bytes: number;
+}
+
+export interface GcReport {
+  evicted: EvictReport;
+  orphanBlobs: SweepTally;
+  staleTmp: SweepTally;
+  /** Reference counts that were wrong and were rebuilt from the entries (normally 0). */
+  refsRepaired: number;
+  /** Blobs an entry references that are not on disk (such hits turn into misses; normally 0). */
+  missingBlobs: number;
+  dryRun: boolean;
+}
+
+export interface GcOptions extends Omit<EvictOptions, 'enforceEntrySize' | 'protect'> {
+  graceMs?: number;
+}
+
+/**
+ * `taskvault gc`: rebuild reference counts from the entries (mark), expire and evict to the limits,
+ * then sweep blobs no entry references and temp files left by killed processes.
+ *
+ * Why sweeping is safe with other processes running: a run writes (or reuses, refreshing its
+ * mtime) every blob before it commits the entry that references it, and the commit re-checks that
+ * the blobs exist inside its write transaction. The sweep deletes a blob only inside a write
+ * transaction that sees no reference to it and an mtime older than the grace period, so a blob
+ * that a run is about to reference is either still fresh (kept) or already referenced (kept); in
+ * the worst interleaving the run's commit finds the blob gone and the run is simply not cached.
+ */
+export async function collectGarbage(store: Store, o: GcOptions): Promise<GcReport> {
+  const grace = o.graceMs ?? DEFAULT_GRACE_MS;
+  let refsRepaired = 0;
+  let missingBlobs = 0;
+  if (!o.dryRun) {
+    const recount = await store.recountRefs();
+    refsRepaired = recount.repaired;
+    missingBlobs = recount.missing.length;
+  }
+  const evicted = await evict(store, { ...o, enforceEntrySize: true });
+  const { orphanBlobs, staleTmp } = await sweep(store, o.now - grace, o.dryRun === true);
+  return { evicted, orphanBlobs, staleTmp, refsRepaired, missingBlobs, dryRun: o.dryRun === true };
+}
+
+/** Deletes unreferenced blobs and dead processes' temp files not modified since `olderThan`. */
+export async function sweep(
+  store: Store,
+  olderThan: number,
+  dryRun: boolean,
+): Promise<{ orphanBlobs: SweepTally; staleTmp: SweepTally }> {
+  const orphanBlobs = await sweepOrphanBlobs(store, olderThan, dryRun);
+  const staleTmp = sweepTmp(store.layout.tmp, olderThan, dryRun);
+  return { orphanBlobs, staleTmp };
+}
+
+/** Blob files that no entry references and that are older than `olderThan` (epoch ms). */
+async function sweepOrphanBlobs(store: Store, olderThan: number, dryRun: boolean): Promise<SweepTally> {
+  const total: SweepTally = { files: 0, bytes: 0 };
+  let batch: string[] = [];
+  const flush = async () => {
+    const r = await store.removeOrphanBlobs(batch, olderThan);
+    total.files += r.blobs;
+    total.bytes += r.bytes;
+    batch = [];
+  };
+  for (const fan of listDir(store.blobs.dir)) {
+    for (const name of listDir(join(store.blobs.dir, fan))) {
+      const hash = fan + name;
+      // A cheap first filter outside any transaction; removeOrphanBlobs re-checks both conditions.
+      if (store.refCount(hash) > 0) continue;
+      const s = statOrUndefined(store.blobs.path(hash));
+      if (!s || s.mtimeMs >= olderThan) continue;
+      if (dryRun) {
+        total.files++;
+        total.bytes += s.size;
+        continue;
+      }
+      batch.push(hash);
+      if (batch.length >= 256) await flush();
+    }
+  }
+  if (batch.length > 0) await flush();
+  return total;
+}
+
+/** Temp names are `<pid>-<ms>-<rand>.<tag>` (BlobStore.tempPath). */
+const TMP_NAME = /^(\d+)-\d+-[0-9a-f]+\./;
+
+/**
+ * Temp files of processes that are gone. A file is deleted only when its writer's pid is not
+ * alive AND it has not been modified for the grace period: a live writer (even a silent one whose
+ * log file has not grown for hours) keeps its file, and a recycled pid errs on the side of keeping.
+ */
+function sweepTmp(dir: string, olderThan: number, dryRun: boolean): SweepTally {
+  const total: SweepTally = { files: 0, bytes: 0 };
+  for (const name of listDir(dir)) {
+    const m = TMP_NAME.exec(name);
+    const pid = m ? Number(m[1]) : undefined;
+    if (pid !== undefined && isAlive(pid)) continue;
+    const path = join(dir, name);
+    const s = statOrUndefined(path);
+    if (!s || s.mtimeMs >= olderThan) continue;
+    try {
+      if (!dryRun) unlinkSync(path);
+      total.files++;
+      total.bytes += s.size;
+    } catch {
+      // gone already, or not ours to delete
+    }
+  }
+  return total;
+}
+
+export function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: the process exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function statOrUndefined(path: string) {
+  try {
+    const s = statSync(path);
+    return s.isFile() ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
