@@ -22,7 +22,7 @@ export class BlobStore {
 
   /** A blob's path. The hash may come from a hostile entry, so anything but hex is refused. */
   path(hash: string): string {
-    if (!/^[0-9a-f]{16,128}$/.test(hash))
+    if (!/^[0-9a-f]{3,128}$/.test(hash))
       throw new Error(`malformed blob hash ${JSON.stringify(hash).slice(0, 40)}`);
     return blobPath(this.dir, hash);
   }
@@ -178,7 +178,7 @@ export class BlobStore {
   }
 
   async remove(hash: string): Promise<void> {
-    if (!/^[0-9a-f]{16,128}$/.test(hash)) return;
+    if (!/^[0-9a-f]{3,128}$/.test(hash)) return;
     await rm(this.path(hash), { force: true });
   }
 }
