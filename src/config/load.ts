@@ -32,11 +32,21 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
     }
     if (ext !== '.json' && cached === undefined) writeCachedConfig(path, source, raw);
   } catch (e) {
+    const message = errorMessage(e);
+    // Parse errors carry "<path>:<line>:<col>" on a later line: keep the position in the one line.
+    const at = new RegExp(`${escapeRe(path)}:(\\d+):(\\d+)`).exec(message);
+    const where = at ? ` at line ${at[1]}, column ${at[2]}` : '';
     return err(
-      failure('config', `${name}: cannot load: ${firstLine(errorMessage(e))}`, 'fix the file and retry'),
+      failure(
+        'config',
+        `${name}: cannot load: ${firstLine(message).trim()}${where}`,
+        'fix the file and retry',
+      ),
     );
   }
   return validateConfig(raw, name);
 }
 
 const firstLine = (s: string): string => s.split('\n').find((l) => l.trim() !== '') ?? s;
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

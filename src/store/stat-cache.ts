@@ -1,6 +1,4 @@
-import type { Database } from 'lmdb';
 import type { HashAlgorithm } from '../config/types.js';
-import type { HashCache } from '../fingerprint/fingerprint.js';
 import type { InputFile } from '../fingerprint/inputs.js';
 
 /** A stat-cache hash is trusted only for files last modified this long before it was recorded. */
@@ -28,7 +26,11 @@ export function encodeStat(f: InputFile, algo: HashAlgorithm, hash: string, reco
   return b;
 }
 
-/** The recorded hash if `f`'s stat is unchanged and was recorded safely after its last change. */
+/**
+ * The recorded hash if `f`'s stat is unchanged and was recorded safely after its last change.
+ * `buf` may be a view of LMDB's shared read buffer (getBinaryFast) whose byteLength exceeds its
+ * length: only `length` bounds the record.
+ */
 export function decodeStat(buf: Buffer | undefined, f: InputFile, algo: HashAlgorithm): string | undefined {
   if (!buf || buf.length !== HEADER + DIGEST) return undefined;
   if (
@@ -44,15 +46,5 @@ export function decodeStat(buf: Buffer | undefined, f: InputFile, algo: HashAlgo
   // hash recorded that close to the file's mtime or ctime proves nothing.
   const recordedNs = buf.readBigInt64LE(40);
   if (f.mtimeNs + RACY_WINDOW_NS >= recordedNs || f.ctimeNs + RACY_WINDOW_NS >= recordedNs) return undefined;
-  return buf.toString('hex', HEADER, HEADER + DIGEST); // explicit end: see getBinaryFast below
-}
-
-/** The fingerprinter's HashCache over an LMDB database opened with `encoding: 'binary'`. */
-export function statCache(db: Database<Buffer, string>): HashCache {
-  return {
-    // getBinaryFast returns a view of LMDB's shared read buffer, valid until the next read (decoded
-    // at once) and whose byteLength may exceed its length (only `length` bounds the value).
-    get: (f, algo) => decodeStat(db.getBinaryFast(f.abs), f, algo),
-    set: (f, algo, hash, recordedNs) => void db.put(f.abs, encodeStat(f, algo, hash, recordedNs)),
-  };
+  return buf.toString('hex', HEADER, HEADER + DIGEST);
 }
