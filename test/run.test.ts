@@ -355,4 +355,22 @@ test('inputs edited while the command runs: the result is not stored under the o
   assert.match((await runCli(['run', '--dry-run', ...args.slice(1)], { cwd: dir })).out, / miss\n$/);
 });
 
+test('a same-size edit while the command runs is caught too (stat compared, racy files re-read)', async () => {
+  const dir = tempDir();
+  // Same length before and after, so only the content (and mtime) tell the edit apart.
+  writeTree(dir, {
+    'src/a.txt': 'AAAA',
+    'src/b.txt': 'keep',
+    'edit.sh': 'cat src/a.txt; printf BBBB > src/a.txt',
+  });
+  const args = ['run', '--inputs', 'src/**', '--', 'sh', 'edit.sh'];
+  const first = await runCli(args, { cwd: dir });
+  assert.is(first.out, 'AAAA');
+  assert.match(first.err, /not cached: inputs changed while the command ran/);
+  // A run that leaves its inputs alone is stored and then served.
+  writeTree(dir, { 'edit.sh': 'cat src/a.txt' });
+  assert.match((await runCli(args, { cwd: dir })).err, /miss .*cached/);
+  assert.match((await runCli(args, { cwd: dir })).err, /hit /);
+});
+
 test.run();

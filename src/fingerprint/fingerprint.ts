@@ -57,6 +57,11 @@ export interface Fingerprinted {
   fingerprint: Fingerprint;
   /** Bytes of input read (not served from the stat cache), for diagnostics and benchmarks. */
   bytesHashed: number;
+  /** The inputs as statted, with their hashes (same order): what a re-check compares against. */
+  files: InputFile[];
+  hashes: string[];
+  /** Wall clock (ns) once every input was hashed: edits near it may not show in a stat. */
+  hashedAtNs: bigint;
 }
 
 /** Globs (relative to the task's cwd) never taken as inputs: the outputs and the cache directory. */
@@ -111,6 +116,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     await Promise.all(Array.from({ length: o.concurrency ?? 16 }, worker));
   }
 
+  const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
   const env = o.env ?? process.env;
   const fingerprint: Fingerprint = {
     schema: FINGERPRINT_SCHEMA,
@@ -124,7 +130,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     outputs: [...spec.outputs],
     salt: o.salt,
   };
-  return ok({ key: keyOf(fingerprint), fingerprint, bytesHashed });
+  return ok({ key: keyOf(fingerprint), fingerprint, bytesHashed, files: files.value, hashes, hashedAtNs });
 }
 
 export function keyOf(fingerprint: Fingerprint): string {

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { type Settings, type TaskSpec, taskLabel } from '../config/resolve.js';
-import { type Fingerprint, fingerprintTask } from '../fingerprint/fingerprint.js';
+import { type Fingerprint, type Fingerprinted, fingerprintTask } from '../fingerprint/fingerprint.js';
+import { inputsChangedSince } from '../fingerprint/recheck.js';
 import { pullRemote, pushRemote } from '../remote/hooks.js';
 import type { BlobRef, Entry } from '../store/entry.js';
 import { STORE_SCHEMA } from '../store/entry.js';
@@ -131,7 +132,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       await store.remove(key);
     }
 
-    return await missSingleFlight(store, settings, spec, key, fingerprint, label, logFields, o);
+    return await missSingleFlight(store, settings, spec, fp.value, label, logFields, o);
   } catch (e) {
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
@@ -186,13 +187,13 @@ async function missSingleFlight(
   store: Store,
   settings: Settings,
   spec: TaskSpec,
-  key: string,
-  fingerprint: Fingerprint,
+  fp: Fingerprinted,
   label: string,
   logFields: Record<string, string>,
   o: RunOptions,
 ): Promise<RunOutcome> {
   const source = o.source ?? 'run';
+  const { key } = fp;
   if (store.noWrites) {
     o.reporter.warn(`not cached: ${store.noWrites}`);
     return runUncached(spec, store.noWrites);
@@ -225,7 +226,7 @@ async function missSingleFlight(
     }
     store.count('misses');
     store.log('MISS', source, logFields);
-    return await runAndStore(store, settings, spec, key, fingerprint, label, o);
+    return await runAndStore(store, settings, spec, fp, label, o);
   } finally {
     if (lock.kind === 'acquired') lock.release();
   }
@@ -259,12 +260,12 @@ async function runAndStore(
   store: Store,
   settings: Settings,
   spec: TaskSpec,
-  key: string,
-  fingerprint: Fingerprint,
+  fp: Fingerprinted,
   label: string,
   o: RunOptions,
 ): Promise<RunOutcome> {
   const source = o.source ?? 'run';
+  const { key, fingerprint } = fp;
   const capture = new LogCapture(settings.hashAlgorithm, (tag) => store.blobs.tempPath(tag));
   const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk), o.signal);
   const captured = capture.finish();
@@ -282,7 +283,8 @@ async function runAndStore(
   };
 
   let skip = whyNotCacheable(spec, execution);
-  if (!skip && o.recheckInputs !== false) skip = await changedDuringRun(store, settings, spec, key);
+  if (!skip && o.recheckInputs !== false && (await inputsChangedSince(spec, fp, settings.cacheDir)))
+    skip = 'inputs changed while the command ran';
   if (skip || !captured) {
     await dropCapture();
     if (execution.spawnError) o.reporter.warn(execution.spawnError);
@@ -376,21 +378,6 @@ async function runAndStore(
     store.log('ERROR', source, { task: spec.name, hash: key.slice(0, 12), error: errorMessage(e) });
     return notStored(errorMessage(e));
   }
-}
-
-async function changedDuringRun(
-  store: Store,
-  settings: Settings,
-  spec: TaskSpec,
-  key: string,
-): Promise<string | undefined> {
-  const again = await fingerprintTask(spec, {
-    algorithm: settings.hashAlgorithm,
-    salt: settings.salt,
-    cacheDir: settings.cacheDir,
-    hashCache: store.hashCache(),
-  });
-  return again.ok && again.value.key === key ? undefined : 'inputs changed while the command ran';
 }
 
 function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {

@@ -1,0 +1,58 @@
+import type { TaskSpec } from '../config/resolve.js';
+import { RACY_WINDOW_NS } from '../store/stat-cache.js';
+import { excludedFromInputs, type Fingerprinted } from './fingerprint.js';
+import { hashFile } from './hash.js';
+import { expandInputs, type InputFile } from './inputs.js';
+
+const sameStat = (a: InputFile, b: InputFile): boolean =>
+  a.dev === b.dev &&
+  a.ino === b.ino &&
+  a.size === b.size &&
+  a.mode === b.mode &&
+  a.mtimeNs === b.mtimeNs &&
+  a.ctimeNs === b.ctimeNs;
+
+/**
+ * Whether the inputs differ from what `first` fingerprinted (after the command ran, so that a result
+ * is never stored under a key its inputs no longer have). Cheaper than fingerprinting again: the
+ * same glob, then each file's stat against the one taken in the first pass, in memory. A file is
+ * read again only if its stat moved, or if it was modified so close to when the first pass hashed
+ * it that an edit within the same timestamp tick would not show in its stat ("racy git").
+ */
+export async function inputsChangedSince(
+  spec: TaskSpec,
+  first: Pick<Fingerprinted, 'fingerprint' | 'files' | 'hashes' | 'hashedAtNs'>,
+  cacheDir: string,
+): Promise<boolean> {
+  const algorithm = first.fingerprint.algorithm;
+  const now = await expandInputs({
+    root: spec.root,
+    cwd: spec.cwd,
+    globs: spec.inputs,
+    exclude: excludedFromInputs(spec, cacheDir),
+  });
+  if (!now.ok || now.value.length !== first.files.length) return true;
+  const racyAfter = first.hashedAtNs - RACY_WINDOW_NS;
+  const toRead: number[] = [];
+  for (let i = 0; i < now.value.length; i++) {
+    const a = first.files[i]!;
+    const b = now.value[i]!;
+    if (a.path !== b.path) return true;
+    if (!sameStat(a, b) || b.mtimeNs >= racyAfter || b.ctimeNs >= racyAfter) {
+      if (((a.mode & 0o111) !== 0) !== ((b.mode & 0o111) !== 0)) return true;
+      toRead.push(i);
+    }
+  }
+  let changed = false;
+  let next = 0;
+  const worker = async () => {
+    while (!changed && next < toRead.length) {
+      const i = toRead[next++]!;
+      const f = now.value[i]!;
+      const h = await hashFile(algorithm, f.abs, f.size).catch(() => undefined);
+      if (h !== first.hashes[i]) changed = true;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, toRead.length) }, worker));
+  return changed;
+}
