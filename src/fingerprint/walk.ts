@@ -1,0 +1,106 @@
+import { type Dirent, readdirSync, statSync } from 'node:fs';
+
+/*
+ * A fast path for the globs almost every task uses (`src/**`, `**\/*`, with ignores like
+ * `**\/node_modules/**` and `dist/**`): a plain directory walk gives the same files as fast-glob
+ * without loading it and without matching every path against regular expressions, which is most
+ * of a hit's input expansion. Anything it does not fully understand returns undefined and goes to
+ * fast-glob, so its answers are only ever the ones fast-glob would give.
+ */
+
+/** Literal path segments: no glob syntax, no `.`/`..`. */
+const LITERAL = /^(?:[\w.@+~-]+\/)*$/;
+const SEGMENT = /^[\w.@+~-]+$/;
+
+interface Plan {
+  /** Directories to walk, relative to cwd ('' = cwd itself), each wholly taken. */
+  bases: string[];
+  /** Entry names skipped anywhere (`**\/name/**`). */
+  names: Set<string>;
+  /** Relative paths skipped with everything under them (`path/**`). */
+  paths: Set<string>;
+}
+
+function plan(positive: string[], ignore: string[]): Plan | undefined {
+  if (positive.length === 0) return undefined;
+  const bases: string[] = [];
+  for (const g of positive) {
+    const base = g.endsWith('/**/*')
+      ? g.slice(0, -4)
+      : g.endsWith('/**')
+        ? g.slice(0, -2)
+        : g === '**' || g === '**/*'
+          ? ''
+          : undefined;
+    if (base === undefined || !LITERAL.test(base)) return undefined;
+    if (base.split('/').some((s) => s === '.' || s === '..')) return undefined;
+    bases.push(base.replace(/\/$/, ''));
+  }
+  const names = new Set<string>();
+  const paths = new Set<string>();
+  for (const g of ignore) {
+    const named = /^\*\*\/([^/]+)\/\*\*$/.exec(g);
+    if (named && SEGMENT.test(named[1]!) && named[1] !== '.' && named[1] !== '..') {
+      names.add(named[1]!);
+      continue;
+    }
+    if (!g.endsWith('/**')) return undefined;
+    const p = g.slice(0, -3);
+    if (!LITERAL.test(`${p}/`) || p.split('/').some((s) => s === '.' || s === '..')) return undefined;
+    paths.add(p);
+  }
+  return { bases, names, paths };
+}
+
+/**
+ * Files (relative to cwd, '/'-separated) matched by `positive` minus `ignore`, as fast-glob with
+ * `dot`, `onlyFiles` and `followSymbolicLinks` would give them; undefined when the globs are not
+ * simple enough for this walk or the tree holds a symbolic link to a directory.
+ */
+export function walkSimpleGlobs(cwd: string, positive: string[], ignore: string[]): string[] | undefined {
+  const p = plan(positive, ignore);
+  if (!p) return undefined;
+  const out = new Set<string>();
+  const skipped = (rel: string, name: string) => p.names.has(name) || p.paths.has(rel);
+  const walk = (rel: string): boolean => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(rel ? `${cwd}/${rel}` : cwd, { withFileTypes: true });
+    } catch {
+      return true; // unreadable or gone: fast-glob (suppressErrors) skips it too
+    }
+    for (const e of entries) {
+      const child = rel ? `${rel}/${e.name}` : e.name;
+      if (skipped(child, e.name)) continue;
+      if (e.isDirectory()) {
+        if (!walk(child)) return false;
+      } else if (e.isSymbolicLink()) {
+        const s = statSync(`${cwd}/${child}`, { throwIfNoEntry: false });
+        if (s?.isDirectory()) return false; // fast-glob follows these (and guards loops): let it
+        if (s) out.add(child);
+      } else out.add(child);
+    }
+    return true;
+  };
+  for (const base of p.bases) {
+    if (base) {
+      // Each segment of the base must be a real directory (not ignored, not a link) for a plain walk.
+      const segs = base.split('/');
+      let rel = '';
+      let walkable = true;
+      for (const s of segs) {
+        rel = rel ? `${rel}/${s}` : s;
+        if (skipped(rel, s)) return undefined;
+        const st = statSync(`${cwd}/${rel}`, { throwIfNoEntry: false });
+        if (!st) {
+          walkable = false; // nothing there: no files
+          break;
+        }
+        if (!st.isDirectory()) return undefined;
+      }
+      if (!walkable) continue;
+    }
+    if (!walk(base)) return undefined;
+  }
+  return [...out];
+}
