@@ -3,6 +3,7 @@ import type fg from 'fast-glob';
 import { DEFAULT_IGNORES } from '../fingerprint/inputs.js';
 import { toPosix } from '../util/paths.js';
 import { loadFastGlob } from '../util/vendor.js';
+import { walkSimpleOutputs } from './outputs-walk.js';
 
 export interface OutputMatch {
   /** Relative to the project root, POSIX separators. */
@@ -24,6 +25,9 @@ export function restoreTempOwner(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** DEFAULT_IGNORES as directory names (`**\/name/**`). */
+const IGNORED_NAMES = new Set(DEFAULT_IGNORES.map((g) => g.split('/')[1]!));
+
 /**
  * Everything the output globs match, without following symlinks. A glob that names a directory
  * takes the whole tree below it, as users of `--outputs dist` expect.
@@ -36,6 +40,8 @@ export async function matchOutputs(
   withRestoreTemps = false,
 ): Promise<OutputMatch[]> {
   if (globs.length === 0) return [];
+  const walked = walkSimpleOutputs(root, cwd, globs, IGNORED_NAMES, !withRestoreTemps);
+  if (walked) return walked.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const glob = await loadFastGlob();
   const options: fg.Options & { objectMode: true } = {
     cwd,
