@@ -19,7 +19,10 @@ registerCache(cli);
 registerLs(cli);
 registerExplain(cli);
 registerGc(cli);
-cli.help();
+// cac labels every `--no-x` flag "(default: true)", which reads as if the flag were on by default.
+cli.help((sections) =>
+  sections.map((s) => ({ ...s, body: s.body.replace(/^( +--no-.*?) *\(default: true\)$/gm, '$1') })),
+);
 cli.version(VERSION);
 
 try {

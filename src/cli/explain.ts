@@ -25,7 +25,11 @@ export function registerExplain(cli: CAC): void {
 async function explain(task: string | undefined, flags: RunFlags): Promise<number | Failure> {
   const settings = await settingsFor(flags);
   const spec = resolveTask(settings, task, flags['--'] ?? [], taskFlags(flags));
-  if (!spec.ok) return spec.error;
+  // resolveTask's usage hint is written for `run`; explain takes the same arguments.
+  if (!spec.ok)
+    return spec.error.hint
+      ? { ...spec.error, hint: spec.error.hint.replace('taskvault run ', 'taskvault explain ') }
+      : spec.error;
   const explained = await explainTask(settings, spec.value);
   if (!explained.ok) return explained.error;
   const e = explained.value;

@@ -46,15 +46,21 @@ export function taskFlags(flags: RunFlags): TaskFlags {
   return t;
 }
 
+/**
+ * Values of repeatable options stay strings (as with String), but a flag given
+ * without a value stays `true`, so that list() rejects it instead of using the glob or name "true".
+ */
+const keepMissing = (v: unknown): unknown => (v === true ? v : String(v));
+
 /** Options that describe a task: shared by run, explain and watch. */
 export function withTaskOptions<T extends ReturnType<CAC['command']>>(cmd: T): T {
   return withCommonOptions(cmd)
     .option('--inputs <glob>', 'Input files (repeatable); default: every file under the working directory', {
-      type: [String],
+      type: [keepMissing],
     })
     .option('--outputs <glob>', 'Output files to cache and restore (repeatable)')
     .option('--env <name>', 'Environment variable whose value is part of the key (repeatable)', {
-      type: [String],
+      type: [keepMissing],
     })
     .option('--shell', 'Run the command through the system shell (joined with spaces)')
     .option('--cwd <dir>', 'Working directory for the command, relative to the project root')
