@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runCli, tempDir, writeTree } from './helpers.js';
+import { CLI, runCli, tempDir, writeTree } from './helpers.js';
 
 const oneLine = (s: string) => s.trim().split('\n').length === 1;
 
@@ -105,6 +105,31 @@ test('--help: --no-cache is not shown as on by default; explain errors name expl
   const explain = await runCli(['explain'], { cwd: dir });
   assert.is(explain.code, 2);
   assert.match(explain.err, /usage: taskvault explain \[TASK\]/);
+});
+
+test('a task whose command runs the same task again stops with one error instead of recursing', async () => {
+  const dir = writeTree(tempDir(), {
+    'taskvault.config.json': JSON.stringify({
+      tasks: {
+        // What `"build": "taskvault run build"` in package.json + `command: 'npm run build'` amounts to.
+        build: { command: [process.execPath, CLI, 'run', 'build'] },
+        // Nesting different tasks is fine.
+        leaf: { command: ['echo', 'leaf ran'] },
+        ci: { command: [process.execPath, CLI, 'run', 'leaf'] },
+      },
+    }),
+  });
+  const r = await runCli(['run', 'build'], { cwd: dir, timeoutMs: 30_000 });
+  assert.is(r.signal, null);
+  assert.is(r.code, 78, r.err);
+  assert.is(r.err.match(/runs itself/g)?.length, 1, r.err);
+  assert.match(r.err, /error: task 'build' runs itself: its command starts 'taskvault run build' again/);
+  const nested = await runCli(['run', 'ci'], { cwd: dir });
+  assert.is(nested.code, 0, nested.err);
+  assert.is(nested.out, 'leaf ran\n');
+  const again = await runCli(['run', 'ci'], { cwd: dir });
+  assert.is(again.out, 'leaf ran\n');
+  assert.match(again.err, /hit .* ci/);
 });
 
 test.run();

@@ -4,6 +4,7 @@ import { type RunOutcome, runTask } from '../runner/run-task.js';
 import { formatBytes, formatDuration } from '../util/format.js';
 import { color, info, warn } from '../util/term.js';
 import { clockFromEnv } from './clock.js';
+import { enterRun } from './recursion.js';
 import {
   action,
   type CommonFlags,
@@ -95,6 +96,8 @@ async function run(
   const settings = await settingsFor(flags, flags.cache === false ? { noCache: true } : {});
   const spec = resolveTask(settings, task, flags['--'] ?? [], taskFlags(flags));
   if (!spec.ok) return spec.error;
+  const recursion = flags.dryRun ? undefined : enterRun(spec.value, taskLabel(spec.value));
+  if (recursion) return recursion;
   const quiet = isQuiet(settings, flags.quiet);
   const outcome = await runTask(settings, spec.value, {
     force: flags.force === true,
