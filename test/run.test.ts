@@ -82,7 +82,7 @@ test('stdout and stderr keep their interleaving on a hit', async () => {
   const dir = tempDir();
   const script = `
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-    (async () => { for (let i = 0; i < 4; i++) { process.stdout.write('out' + i + '\\n'); await sleep(30); process.stderr.write('err' + i + '\\n'); await sleep(30); } })();`;
+    (async () => { for (let i = 0; i < 4; i++) { process.stdout.write('out' + i + '\\n'); await sleep(120); process.stderr.write('err' + i + '\\n'); await sleep(120); } })();`;
   writeTree(dir, { 'inter.cjs': script });
   const both = (args: string[]) =>
     runProcess('sh', ['-c', `node "$CLI" ${args.map((a) => `'${a}'`).join(' ')} 2>&1`], {

@@ -26,8 +26,16 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
       raw = await importJs(path);
     }
   } catch (e) {
+    const message = errorMessage(e);
+    // Parse errors carry "<path>:<line>:<col>" on a later line: keep the position in the one line.
+    const at = new RegExp(`${escapeRe(path)}:(\\d+):(\\d+)`).exec(message);
+    const where = at ? ` at line ${at[1]}, column ${at[2]}` : '';
     return err(
-      failure('config', `${name}: cannot load: ${firstLine(errorMessage(e))}`, 'fix the file and retry'),
+      failure(
+        'config',
+        `${name}: cannot load: ${firstLine(message).trim()}${where}`,
+        'fix the file and retry',
+      ),
     );
   }
   return validateConfig(raw, name);
@@ -52,3 +60,5 @@ async function importJs(path: string): Promise<unknown> {
 }
 
 const firstLine = (s: string): string => s.split('\n').find((l) => l.trim() !== '') ?? s;
+
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

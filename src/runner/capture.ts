@@ -1,7 +1,8 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import type { HashAlgorithm } from '../config/types.js';
 import { createHasher, type Hasher } from '../fingerprint/hash.js';
 import type { StreamId } from '../store/entry.js';
+import { errorMessage } from '../util/result.js';
 
 export interface CapturedStream {
   /** Temp file holding the bytes, or undefined if nothing was written. */
@@ -27,6 +28,8 @@ export class LogCapture {
   private readonly sizes: [number, number] = [0, 0];
   private readonly chunks: Array<[StreamId, number]> = [];
   private failed = false;
+  /** Why capture stopped (e.g. ENOSPC), if it did. */
+  error: string | undefined;
 
   constructor(
     readonly algorithm: HashAlgorithm,
@@ -46,9 +49,10 @@ export class LogCapture {
         this.fds[i] = openSync(this.paths[i]!, 'w');
       }
       writeSync(this.fds[i]!, chunk);
-    } catch {
+    } catch (e) {
       // Disk full or cache dir gone: keep streaming to the terminal, just don't cache this run.
       this.failed = true;
+      this.error = errorMessage(e);
       return;
     }
     this.hashers[i]!.update(chunk);
@@ -61,6 +65,7 @@ export class LogCapture {
   /** Closes the temp files. undefined if capture failed part way (the run is then not cached). */
   finish(): Captured | undefined {
     for (const fd of this.fds) if (fd !== undefined) closeSync(fd);
+    if (this.failed) for (const p of this.paths) if (p) rmSync(p, { force: true });
     if (this.failed || !this.tempPath) return undefined;
     const stream = (i: 0 | 1): CapturedStream => ({
       path: this.paths[i],

@@ -13,11 +13,27 @@ export interface OutputMatch {
 /** Temp files a restore writes beside their destination; never treated as outputs. */
 export const RESTORE_TEMP_GLOB = '**/.*.tv-*.tmp';
 
+/** `.<name>.tv-<pid>-<rand>.tmp`: the pid tells whether a leftover's writer is still alive. */
+export const restoreTempName = (name: string, rand: string): string =>
+  `.${name}.tv-${process.pid}-${rand}.tmp`;
+
+/** The pid that wrote a restore temp file, or undefined if `name` is not one. */
+export function restoreTempOwner(name: string): number | undefined {
+  const m = /^\..*\.tv-(\d+)-[0-9a-f]+\.tmp$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
 /**
  * Everything the output globs match, without following symlinks. A glob that names a directory
  * takes the whole tree below it, as users of `--outputs dist` expect.
  */
-export async function matchOutputs(root: string, cwd: string, globs: string[]): Promise<OutputMatch[]> {
+export async function matchOutputs(
+  root: string,
+  cwd: string,
+  globs: string[],
+  /** Also return restore temp files (the restore's stale sweep removes those of dead processes). */
+  withRestoreTemps = false,
+): Promise<OutputMatch[]> {
   if (globs.length === 0) return [];
   const options: fg.Options & { objectMode: true } = {
     cwd,
@@ -26,7 +42,7 @@ export async function matchOutputs(root: string, cwd: string, globs: string[]): 
     followSymbolicLinks: false,
     absolute: true,
     objectMode: true,
-    ignore: [...DEFAULT_IGNORES, RESTORE_TEMP_GLOB],
+    ignore: withRestoreTemps ? DEFAULT_IGNORES : [...DEFAULT_IGNORES, RESTORE_TEMP_GLOB],
     suppressErrors: true,
   };
   const found = new Map<string, OutputMatch>();

@@ -1,45 +1,132 @@
 import { randomBytes } from 'node:crypto';
+import { lstatSync, readlinkSync } from 'node:fs';
 import { chmod, lstat, mkdir, rename, rm, symlink } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { BlobProblem, BlobStore } from '../store/blobs.js';
 import type { Entry, OutputRecord } from '../store/entry.js';
 import { isInside, safeJoin } from '../util/paths.js';
 import { err, failure, ok, type Result } from '../util/result.js';
-import { matchOutputs } from './outputs.js';
+import { matchOutputs, restoreTempName, restoreTempOwner } from './outputs.js';
 
 export type RestoreResult =
   | { ok: true; files: number; bytes: number }
   | { ok: false; kind: 'refused'; message: string }
   | { ok: false; kind: 'blob'; problem: BlobProblem };
 
+/** Directories no legitimate entry writes into (outputs never match them): VCS, deps, the cache. */
+const RESERVED_SEGMENTS = new Set(['.git', '.taskvault', 'node_modules']);
+
+const HASH_RE = /^[0-9a-f]{16,128}$/;
+
 /**
  * Checks every path an entry would write, before anything is written (invariant 4): no absolute
- * paths or `..`, no symlink pointing out of the root, and no file written through a symlink that
- * the same entry creates.
+ * paths or `..`, nothing under .git/.taskvault/node_modules, no symlink that resolves out of the
+ * root (following the entry's own links and links already on disk, as the kernel would), and no
+ * file written through a symlink that the same entry creates.
  */
 export function checkEntryPaths(root: string, outputs: OutputRecord[]): Result<Map<string, string>> {
   const absolute = new Map<string, string>();
-  const links = new Set<string>();
+  const links = new Map<string, string>();
   for (const o of outputs) {
     const joined = safeJoin(root, o.path);
     if (!joined.ok) return joined;
+    if (o.path.split('/').some((s) => RESERVED_SEGMENTS.has(s)))
+      return err(
+        failure('cache', `refused ${o.path}: restores never write into .git, .taskvault or node_modules`),
+      );
     absolute.set(o.path, joined.value);
+    const shape = checkRecordShape(o);
+    if (shape) return err(failure('cache', `refused ${o.path}: ${shape}`));
     if (o.type === 'symlink') {
       if (isAbsolute(o.target))
         return err(failure('cache', `refused symlink ${o.path}: absolute target ${o.target}`));
-      const to = resolve(dirname(joined.value), o.target);
-      if (!isInside(root, to))
-        return err(failure('cache', `refused symlink ${o.path}: target ${o.target} is outside the project`));
-      links.add(o.path);
+      links.set(joined.value, o.target);
     }
   }
   for (const o of outputs) {
+    if (o.type === 'symlink' && escapes(root, dirname(absolute.get(o.path)!), o.target, links))
+      return err(failure('cache', `refused symlink ${o.path}: target ${o.target} is outside the project`));
     for (let p = dirname(o.path); p !== '.' && p !== ''; p = dirname(p)) {
-      if (links.has(p))
+      if (links.has(resolve(root, p)))
         return err(failure('cache', `refused ${o.path}: it would be written through the symlink ${p}`));
     }
   }
   return ok(absolute);
+}
+
+/** Field types of a record from a possibly hand-edited or remote entry. */
+function checkRecordShape(o: OutputRecord): string | undefined {
+  if (o.type === 'file') {
+    if (typeof o.hash !== 'string' || !HASH_RE.test(o.hash)) return 'malformed blob hash';
+    if (!Number.isSafeInteger(o.size) || o.size < 0) return 'malformed size';
+  } else if (o.type === 'symlink') {
+    if (typeof o.target !== 'string' || o.target === '' || o.target.includes('\0'))
+      return 'malformed link target';
+    return undefined;
+  } else if (o.type !== 'dir') return `unknown output type ${JSON.stringify((o as { type: unknown }).type)}`;
+  if (!Number.isInteger(o.mode) || o.mode < 0 || o.mode > 0o7777) return 'malformed mode';
+  return undefined;
+}
+
+/**
+ * Whether `target`, read from a symlink in directory `from`, resolves outside `root`. Components are
+ * resolved one at a time, substituting links the entry will create and links already on disk, so a
+ * chain like `c -> .` plus `a -> c/..` is caught (a purely lexical check would let it through).
+ */
+function escapes(root: string, from: string, target: string, links: Map<string, string>): boolean {
+  const stack = relative(root, from).split(sep).filter(Boolean);
+  let pending = target.split('/');
+  for (let hops = 0; pending.length > 0; ) {
+    const c = pending.shift()!;
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      if (stack.length === 0) return true;
+      stack.pop();
+      continue;
+    }
+    stack.push(c);
+    const abs = join(root, ...stack);
+    const next = links.get(abs) ?? diskLink(abs);
+    if (next === undefined) continue;
+    if (isAbsolute(next) || ++hops > 40) return true;
+    stack.pop();
+    pending = [...next.split('/'), ...pending];
+  }
+  return false;
+}
+
+function diskLink(abs: string): string | undefined {
+  try {
+    return lstatSync(abs).isSymbolicLink() ? readlinkSync(abs) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Entry fields beyond the output records that a restore acts on. */
+function checkEntryShape(root: string, entry: Entry): string | undefined {
+  if (entry.cwd !== '' && entry.cwd !== '.' && !safeJoin(root, entry.cwd).ok)
+    return `unsafe cwd ${JSON.stringify(entry.cwd)}`;
+  if (!Array.isArray(entry.outputGlobs) || !entry.outputGlobs.every((g) => typeof g === 'string'))
+    return 'malformed output globs';
+  for (const ref of [entry.logs?.stdout, entry.logs?.stderr])
+    if (ref && (typeof ref.hash !== 'string' || !HASH_RE.test(ref.hash))) return 'malformed log blob hash';
+  return undefined;
+}
+
+/** True if every directory between root and `abs` is a real directory (no symlink swapped in). */
+function plainPathInside(root: string, abs: string): boolean {
+  if (!isInside(root, abs) || abs === root) return false;
+  let cur = root;
+  for (const part of relative(root, dirname(abs)).split(sep).filter(Boolean)) {
+    cur = join(cur, part);
+    try {
+      if (!lstatSync(cur).isDirectory()) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
 }
 
 /** mkdir -p that refuses to pass through a symlink and replaces stale non-directories. */
@@ -66,6 +153,8 @@ async function ensureDir(root: string, dir: string): Promise<Result<void>> {
  * place, so a corrupt blob leaves the project as it was.
  */
 export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: string): Promise<RestoreResult> {
+  const shape = checkEntryShape(root, entry);
+  if (shape) return { ok: false, kind: 'refused', message: `refused entry: ${shape}` };
   const checked = checkEntryPaths(root, entry.outputs);
   if (!checked.ok) return { ok: false, kind: 'refused', message: checked.error.message };
   const abs = checked.value;
@@ -85,9 +174,10 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
         failed = { ok: false, kind: 'refused', message: dir.error.message };
         return;
       }
-      const tmp = join(dirname(dest), `.${basename(dest)}.tv-${randomBytes(4).toString('hex')}.tmp`);
-      temps.push([tmp, dest, o.mode]);
-      const problem = await blobs.copyVerified(entry.algorithm, { hash: o.hash, size: o.size }, tmp, o.mode);
+      const tmp = join(dirname(dest), restoreTempName(basename(dest), randomBytes(4).toString('hex')));
+      const mode = o.mode & 0o777; // never restore setuid/setgid bits from a cache
+      temps.push([tmp, dest, mode]);
+      const problem = await blobs.copyVerified(entry.algorithm, { hash: o.hash, size: o.size }, tmp, mode);
       if (problem) {
         failed = { ok: false, kind: 'blob', problem };
         return;
@@ -109,8 +199,18 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
   // Stale outputs: whatever the globs match now that the entry does not have.
   const wanted = new Set(entry.outputs.map((o) => o.path));
   const cwd = resolve(root, entry.cwd);
-  for (const m of (await matchOutputs(root, cwd, entry.outputGlobs)).reverse()) {
+  // Globs from an entry may be hostile: only relative ones without `..` are swept (no walking /).
+  const globs = entry.outputGlobs.filter((g) => {
+    const body = g.startsWith('!') ? g.slice(1) : g;
+    return body !== '' && !isAbsolute(body) && !body.split('/').includes('..');
+  });
+  for (const m of (await matchOutputs(root, cwd, globs, true)).reverse()) {
     if (wanted.has(m.path)) continue;
+    // Temp files of a restore that was killed (kill -9, power loss) go; a live one's are left be.
+    const owner = restoreTempOwner(basename(m.path));
+    if (owner !== undefined && m.type === 'file' && (owner === process.pid || processAlive(owner))) continue;
+    // Globs come from the entry too: only ever delete below the root, never through a symlink.
+    if (!plainPathInside(root, m.abs)) continue;
     if (m.type === 'dir' && entry.outputs.some((o) => o.path.startsWith(`${m.path}/`))) continue;
     await rm(m.abs, { recursive: true, force: true });
   }
@@ -120,7 +220,7 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     if (o.type === 'dir') {
       const dir = await ensureDir(root, dest);
       if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
-      await chmod(dest, o.mode);
+      await chmod(dest, o.mode & 0o1777);
     } else if (o.type === 'symlink') {
       const dir = await ensureDir(root, dirname(dest));
       if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
@@ -129,10 +229,28 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     }
   }
   for (const [tmp, dest, mode] of temps) {
+    // A directory on the way may have been swapped for a symlink since the temp was written.
+    if (!plainPathInside(root, dest)) {
+      await cleanup();
+      return {
+        ok: false,
+        kind: 'refused',
+        message: `refused ${relative(root, dest)}: a parent directory is a symlink`,
+      };
+    }
     const s = await lstat(dest).catch(() => undefined);
     if (s?.isDirectory()) await rm(dest, { recursive: true, force: true });
     await chmod(tmp, mode); // writeFile's mode is filtered by the umask
     await rename(tmp, dest);
   }
   return { ok: true, files: files.length, bytes };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -1,11 +1,13 @@
 import { rm } from 'node:fs/promises';
-import type { Settings, TaskSpec } from '../config/resolve.js';
+import { type Settings, type TaskSpec, taskLabel } from '../config/resolve.js';
 import { type Fingerprint, fingerprintTask } from '../fingerprint/fingerprint.js';
 import { pullRemote, pushRemote } from '../remote/hooks.js';
 import type { BlobRef, Entry } from '../store/entry.js';
 import { STORE_SCHEMA } from '../store/entry.js';
 import { evictAfterSave } from '../store/evict.js';
+import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, lockTimeoutFromEnv } from '../store/lock.js';
 import { Store } from '../store/store.js';
+import { formatDuration } from '../util/format.js';
 import { errorMessage, type Failure } from '../util/result.js';
 import { LogCapture } from './capture.js';
 import { outputBytes, oversizeReason } from './entry-size.js';
@@ -123,37 +125,13 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       // Touched before restoring, so a concurrent eviction (which re-checks last access) spares it.
       store.touch(key, now());
       const hit = await serveHit(store, settings.root, entry, o);
-      if (hit.ok) {
-        if (pulled) hit.restoreMs += pulled.ms; // a remote hit's time includes the download
-        store.recordHit(key, now());
-        store.count('hits');
-        if (pulled) store.count('remoteHits');
-        store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));
-        store.log('HIT', source, {
-          ...logFields,
-          files: hit.files,
-          bytes: hit.bytes,
-          origin: pulled ? 'remote' : undefined,
-        });
-        return {
-          kind: 'hit',
-          key,
-          exitCode: entry.exitCode,
-          files: hit.files,
-          bytes: hit.bytes,
-          restoreMs: hit.restoreMs,
-          savedMs: Math.max(0, entry.durationMs - hit.restoreMs),
-          origin: pulled ? 'remote' : 'local',
-        };
-      }
+      if (hit.ok) return recordHit(store, entry, hit, logFields, o, pulled?.ms);
       o.reporter.warn(`cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`);
       store.log('ERROR', source, { ...logFields, error: hit.message });
       await store.remove(key);
     }
 
-    store.count('misses');
-    store.log('MISS', source, logFields);
-    return await runAndStore(store, settings, spec, key, fingerprint, label, o);
+    return await missSingleFlight(store, settings, spec, key, fingerprint, label, logFields, o);
   } catch (e) {
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
@@ -162,6 +140,94 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   } finally {
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
+  }
+}
+
+/** Books a served hit (access time, counters, audit) and builds its outcome. */
+function recordHit(
+  store: Store,
+  entry: Entry,
+  hit: { files: number; bytes: number; restoreMs: number },
+  logFields: Record<string, string>,
+  o: RunOptions,
+  /** Set for a hit pulled from the team cache: how long the download took. */
+  pulledMs?: number,
+): RunOutcome {
+  const pulled = pulledMs !== undefined;
+  if (pulled) hit.restoreMs += pulledMs; // a remote hit's time includes the download
+  store.recordHit(entry.key, (o.now ?? Date.now)());
+  store.count('hits');
+  if (pulled) store.count('remoteHits');
+  store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));
+  store.log('HIT', o.source ?? 'run', {
+    ...logFields,
+    files: hit.files,
+    bytes: hit.bytes,
+    origin: pulled ? 'remote' : undefined,
+  });
+  return {
+    kind: 'hit',
+    key: entry.key,
+    exitCode: entry.exitCode,
+    files: hit.files,
+    bytes: hit.bytes,
+    restoreMs: hit.restoreMs,
+    savedMs: Math.max(0, entry.durationMs - hit.restoreMs),
+    origin: pulled ? 'remote' : 'local',
+  };
+}
+
+/**
+ * A miss under a per-key lock (invariant 5: identical runs that start together execute once). The
+ * first process runs and commits; the others wait, then find the entry and restore it. A holder
+ * that died is detected and its lock broken; waiting is bounded, after which we run anyway.
+ */
+async function missSingleFlight(
+  store: Store,
+  settings: Settings,
+  spec: TaskSpec,
+  key: string,
+  fingerprint: Fingerprint,
+  label: string,
+  logFields: Record<string, string>,
+  o: RunOptions,
+): Promise<RunOutcome> {
+  const source = o.source ?? 'run';
+  if (store.noWrites) {
+    o.reporter.warn(`not cached: ${store.noWrites}`);
+    return runUncached(spec, store.noWrites);
+  }
+  const lock = await acquireLock(store.layout.locks, key, {
+    timeoutMs: lockTimeoutFromEnv() ?? DEFAULT_LOCK_TIMEOUT_MS,
+    onWait: (h) =>
+      o.reporter.info(
+        `waiting for ${taskLabel(spec)} (${key.slice(0, 12)}): already running in ${h ? `pid ${h.pid} on ${h.host}` : 'another process'}`,
+      ),
+  });
+  if (lock.kind === 'timeout')
+    o.reporter.warn(
+      `gave up waiting ${formatDuration(lock.waitedMs)} for ${lock.holder ? `pid ${lock.holder.pid} on ${lock.holder.host}` : 'another process'} to finish ${key.slice(0, 12)}; running the command anyway`,
+    );
+  try {
+    if (lock.kind === 'acquired' && lock.waited) {
+      // Whoever held the lock has probably just committed this key: look again (fresh read txn).
+      store.refresh();
+      const entry = store.getEntry(key);
+      if (entry) {
+        const hit = await serveHit(store, settings.root, entry, o);
+        if (hit.ok) return recordHit(store, entry, hit, logFields, o);
+        o.reporter.warn(
+          `cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`,
+        );
+        store.log('ERROR', source, { ...logFields, error: hit.message });
+        await store.remove(key);
+      }
+    }
+    store.count('misses');
+    store.log('MISS', source, logFields);
+    return await runAndStore(store, settings, spec, key, fingerprint, label, o);
+  } finally {
+    if (lock.kind === 'acquired') lock.release();
   }
 }
 
@@ -220,7 +286,9 @@ async function runAndStore(
   if (skip || !captured) {
     await dropCapture();
     if (execution.spawnError) o.reporter.warn(execution.spawnError);
-    return notStored(skip ?? 'capturing the output failed (is the disk full?)');
+    const why = skip ?? `capturing the output failed: ${capture.error ?? 'unknown error'}`;
+    if (!skip) o.reporter.warn(`not cached: ${why}`);
+    return notStored(why);
   }
 
   const tooBig = async (bytes: number): Promise<RunOutcome> => {

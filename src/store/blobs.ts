@@ -20,7 +20,10 @@ export class BlobStore {
     readonly tmpDir: string,
   ) {}
 
+  /** A blob's path. The hash may come from a hostile entry, so anything but hex is refused. */
   path(hash: string): string {
+    if (!/^[0-9a-f]{3,128}$/.test(hash))
+      throw new Error(`malformed blob hash ${JSON.stringify(hash).slice(0, 40)}`);
     return blobPath(this.dir, hash);
   }
 
@@ -38,8 +41,13 @@ export class BlobStore {
     if (this.has(hash)) await this.refresh(hash);
     else {
       const tmp = this.tempPath();
-      await writeFile(tmp, data);
-      await this.adopt(tmp, hash);
+      try {
+        await writeFile(tmp, data);
+        await this.adopt(tmp, hash);
+      } catch (e) {
+        await rm(tmp, { force: true }).catch(() => {}); // a half-written temp (ENOSPC) must not fill the disk
+        throw e;
+      }
     }
     return { hash, size: data.byteLength };
   }
@@ -51,20 +59,25 @@ export class BlobStore {
     const tmp = this.tempPath();
     const hasher = createHasher(algorithm);
     let bytes = 0;
-    await pipeline(
-      createReadStream(src, { highWaterMark: 1024 * 1024 }),
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          hasher.update(chunk);
-          bytes += chunk.byteLength;
-          yield chunk;
-        }
-      },
-      createWriteStream(tmp),
-    );
-    const hash = hasher.digest();
-    await this.adopt(tmp, hash);
-    return { hash, size: bytes };
+    try {
+      await pipeline(
+        createReadStream(src, { highWaterMark: 1024 * 1024 }),
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            hasher.update(chunk);
+            bytes += chunk.byteLength;
+            yield chunk;
+          }
+        },
+        createWriteStream(tmp),
+      );
+      const hash = hasher.digest();
+      await this.adopt(tmp, hash);
+      return { hash, size: bytes };
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => {});
+      throw e;
+    }
   }
 
   /** Moves a complete temp file to its content address (or drops it if the blob already exists). */
@@ -116,7 +129,8 @@ export class BlobStore {
     if (ref.size <= STREAM_THRESHOLD) {
       const read = await this.readVerified(algorithm, ref);
       if (!read.ok) return read.problem;
-      await writeFile(dest, read.data, mode === undefined ? {} : { mode });
+      // 'wx': never follow a symlink someone planted under the temp name.
+      await writeFile(dest, read.data, mode === undefined ? { flag: 'wx' } : { mode, flag: 'wx' });
       return undefined;
     }
     const hasher = createHasher(algorithm);
@@ -131,7 +145,7 @@ export class BlobStore {
             yield chunk;
           }
         },
-        createWriteStream(dest, mode === undefined ? {} : { mode }),
+        createWriteStream(dest, mode === undefined ? { flags: 'wx' } : { mode, flags: 'wx' }),
       );
     } catch (e) {
       await rm(dest, { force: true });
@@ -164,6 +178,7 @@ export class BlobStore {
   }
 
   async remove(hash: string): Promise<void> {
+    if (!/^[0-9a-f]{3,128}$/.test(hash)) return;
     await rm(this.path(hash), { force: true });
   }
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync, statSync, unlinkSync } from 'node:fs';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import type { HashAlgorithm } from '../config/types.js';
 import type { Fingerprint, HashCache } from '../fingerprint/fingerprint.js';
@@ -8,6 +8,13 @@ import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { type CacheLayout, cacheLayout } from './layout.js';
+
+/**
+ * Below this much free space on the cache's filesystem the store stops writing (no new entries, no
+ * access times or counters): a full disk makes LMDB fail commits in ways that are noisy and late,
+ * and a cache must never be why a disk fills up. Hits are still served.
+ */
+export const LOW_SPACE_BYTES = 16 * 1024 * 1024;
 
 /** Counter holding the bytes of unique referenced blobs, kept in step by commit and removal. */
 const USAGE_KEY = 'blobBytes';
@@ -70,6 +77,8 @@ type StatRecord = [
 export class Store {
   readonly blobs: BlobStore;
   readonly audit: AuditLog;
+  /** Why this store does not write (disk nearly full), or undefined. Checked once, at open. */
+  readonly noWrites: string | undefined;
   private constructor(
     readonly layout: CacheLayout,
     private readonly db: RootDatabase,
@@ -90,9 +99,11 @@ export class Store {
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.audit = new AuditLog(layout.audit);
+    this.noWrites = lowSpace(layout.root);
   }
 
   static open(cacheDir: string): Result<Store> {
+    guardLmdbWriteFailures();
     const layout = cacheLayout(cacheDir);
     try {
       for (const d of [layout.index, layout.blobs, layout.tmp]) mkdirSync(d, { recursive: true });
@@ -143,6 +154,11 @@ export class Store {
     return this.layout.root;
   }
 
+  /** Drops the cached read snapshot so that commits by other processes become visible. */
+  refresh(): void {
+    this.db.resetReadTxn();
+  }
+
   getEntry(key: string): Entry | undefined {
     return this.entries.get(key);
   }
@@ -171,39 +187,56 @@ export class Store {
    * before this entry's references are counted.
    */
   async commit(entry: Entry, fingerprint: Fingerprint, label: string): Promise<Result<void>> {
-    const missing = await this.db.transaction(() => {
-      for (const ref of entryBlobs(entry)) if (!this.blobs.has(ref.hash)) return ref.hash;
-      const previous = this.entries.get(entry.key);
-      // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
-      this.addRefs(entry);
-      if (previous) this.dropRefs(previous);
-      this.entries.put(entry.key, entry);
-      this.fingerprints.put(entry.key, fingerprint);
-      this.access.put(entry.key, entry.createdAt);
-      this.summaries.put(entry.key, summaryOf(entry));
-      this.latest.put(label, entry.key);
-      return undefined;
-    });
+    if (this.noWrites) return err(failure('cache', this.noWrites));
+    let missing: string | undefined;
+    try {
+      missing = await this.db.transaction(() => {
+        for (const ref of entryBlobs(entry)) if (!this.blobs.has(ref.hash)) return ref.hash;
+        const previous = this.entries.get(entry.key);
+        // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
+        this.addRefs(entry);
+        if (previous) this.dropRefs(previous);
+        // Each put inside the transaction returns its own promise, rejected too if the commit fails.
+        background(this.entries.put(entry.key, entry));
+        background(this.fingerprints.put(entry.key, fingerprint));
+        background(this.access.put(entry.key, entry.createdAt));
+        background(this.summaries.put(entry.key, summaryOf(entry)));
+        background(this.latest.put(label, entry.key));
+        return undefined;
+      });
+    } catch (e) {
+      writeFailed = true;
+      return err(failure('cache', `index commit failed: ${await writeErrorMessage(e)}`));
+    }
     if (missing) return err(failure('cache', `blob ${missing.slice(0, 12)} vanished before commit`));
     return ok(undefined);
   }
 
   /** Removes an entry from the index and deletes the blobs no other entry references. */
   async remove(key: string): Promise<boolean> {
-    const removed = await this.removeEntries([{ key }]);
-    return removed.length > 0;
+    // Allowed on a nearly full disk too: removing is how space comes back.
+    try {
+      const removed = await this.removeEntries([{ key }]);
+      return removed.length > 0;
+    } catch (e) {
+      background(Promise.reject(e)); // a failed commit (disk full): the entry simply stays
+      return false;
+    }
   }
 
   touch(key: string, now = Date.now()): void {
-    void this.access.put(key, now);
+    if (!this.noWrites) background(this.access.put(key, now));
   }
 
   /** A hit: the entry's last access moves to now and its hit count goes up. */
   recordHit(key: string, now = Date.now()): void {
-    void this.db.transaction(() => {
-      this.access.put(key, now);
-      this.hits.put(key, (this.hits.get(key) ?? 0) + 1);
-    });
+    if (this.noWrites) return;
+    background(
+      this.db.transaction(() => {
+        background(this.access.put(key, now));
+        background(this.hits.put(key, (this.hits.get(key) ?? 0) + 1));
+      }),
+    );
   }
 
   hitCount(key: string): number {
@@ -212,7 +245,7 @@ export class Store {
 
   /** Remembers when a lookup of `key` missed; takeMiss() hands it to the save that follows. */
   markMiss(key: string, now = Date.now()): void {
-    void this.pending.put(key, now);
+    if (!this.noWrites) background(this.pending.put(key, now));
   }
 
   /**
@@ -221,18 +254,24 @@ export class Store {
    */
   takeMiss(key: string, now: number, windowMs: number): number | undefined {
     const at = this.pending.get(key);
-    void this.db.transaction(() => {
-      this.pending.remove(key);
-      for (const { key: k, value } of this.pending.getRange())
-        if (now - value >= windowMs) this.pending.remove(k);
-    });
+    if (!this.noWrites)
+      background(
+        this.db.transaction(() => {
+          background(this.pending.remove(key));
+          for (const { key: k, value } of this.pending.getRange())
+            if (now - value >= windowMs) background(this.pending.remove(k));
+        }),
+      );
     return at !== undefined && now - at >= 0 && now - at < windowMs ? at : undefined;
   }
 
   count(name: keyof Counters, by = 1): void {
-    void this.db.transaction(() => {
-      this.counters.put(name, (this.counters.get(name) ?? 0) + by);
-    });
+    if (this.noWrites) return;
+    background(
+      this.db.transaction(() => {
+        background(this.counters.put(name, (this.counters.get(name) ?? 0) + by));
+      }),
+    );
   }
 
   getCounters(): Counters {
@@ -269,7 +308,10 @@ export class Store {
           : undefined;
       },
       set: (f, algo, hash, recordedNs) => {
-        void this.stats.put(f.abs, [f.dev, f.ino, f.size, f.mtimeNs, f.ctimeNs, algo, hash, recordedNs]);
+        if (this.noWrites) return;
+        background(
+          this.stats.put(f.abs, [f.dev, f.ino, f.size, f.mtimeNs, f.ctimeNs, algo, hash, recordedNs]),
+        );
       },
     };
   }
@@ -442,14 +484,93 @@ export class Store {
 
   /** Waits for pending writes (stat cache, access times, counters) to be committed. */
   async flush(): Promise<void> {
-    await this.db.flushed;
+    // After a failed commit lmdb-js never settles `flushed`: don't wait for it (bounded either way).
+    if (writeFailed) return;
+    await bounded(this.db.flushed, 10_000);
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await bounded(this.db.close(), writeFailed ? 1_000 : 10_000);
   }
 
   static exists(cacheDir: string): boolean {
     return existsSync(cacheLayout(cacheDir).index);
   }
+}
+
+/** Set once an index write failed in this process (disk full): lmdb-js then leaves promises pending. */
+let writeFailed = false;
+
+/** Waits for `p`, but no longer than `ms`: shutting down must never hang the run. */
+async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Best-effort index writes (access times, counters, stat cache) must never crash the run: a failed
+ * LMDB commit rejects both the write and a separate commitError promise, and either one unhandled
+ * would kill the process after the command already ran.
+ */
+function background(p: Promise<unknown> | unknown): void {
+  if (p instanceof Promise || (p && typeof (p as Promise<unknown>).then === 'function'))
+    (p as Promise<unknown>).catch((e: { commitError?: Promise<unknown> }) => {
+      writeFailed = true;
+      e?.commitError?.catch(() => {});
+    });
+}
+
+/** lmdb-js reports a failed commit as "Commit failed" with the real cause in a commitError promise. */
+async function writeErrorMessage(e: unknown): Promise<string> {
+  const inner = (e as { commitError?: Promise<unknown> })?.commitError;
+  if (inner && typeof inner.then === 'function') {
+    const cause = await inner.then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    if (cause instanceof Error) return cause.message.replace(/: Attempting to write page.*/, '');
+  }
+  return errorMessage(e);
+}
+
+function lowSpace(dir: string): string | undefined {
+  try {
+    const s = statfsSync(dir);
+    const free = s.bavail * s.bsize;
+    if (free < LOW_SPACE_BYTES)
+      return `the cache disk is full (${Math.round(free / 1024)} KB free at ${dir}); not writing to the cache`;
+  } catch {
+    // statfs unsupported: rely on write errors
+  }
+  return undefined;
+}
+
+let guarded = false;
+
+/**
+ * When a commit fails (disk full), lmdb-js rejects an internal promise nobody can reach, which
+ * would crash the process after the user's command already ran (invariant 3), and it prints the
+ * error with a stack. Both are swallowed here: the failure reaches us through the awaited commit
+ * (one warning) or concerned a best-effort write. Any other unhandled rejection still crashes.
+ */
+function guardLmdbWriteFailures(): void {
+  if (guarded) return;
+  guarded = true;
+  const isLmdbWriteFailure = (x: unknown) =>
+    x instanceof Error &&
+    (/^Commit failed \(see commitError/.test(x.message) || /Attempting to write page/.test(x.message));
+  process.on('unhandledRejection', (reason) => {
+    if (isLmdbWriteFailure(reason)) {
+      writeFailed = true;
+      (reason as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
+      return;
+    }
+    // Anything else: if the embedding program has its own handler, it decides; else crash as usual.
+    if (process.listenerCount('unhandledRejection') === 1) throw reason;
+  });
+  const consoleError = console.error.bind(console);
+  console.error = (...args: unknown[]) => {
+    if (args.length === 1 && isLmdbWriteFailure(args[0])) return;
+    consoleError(...args);
+  };
 }

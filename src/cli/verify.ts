@@ -1,0 +1,62 @@
+import type { CAC } from 'cac';
+import { checkEntryPaths } from '../runner/restore.js';
+import { Store } from '../store/store.js';
+import { verifyStore } from '../store/verify.js';
+import { formatBytes } from '../util/format.js';
+import type { Failure } from '../util/result.js';
+import { color } from '../util/term.js';
+import { action, type CommonFlags, report, settingsFor, withCommonOptions, writeJson } from './shared.js';
+
+interface VerifyFlags extends CommonFlags {
+  repair?: boolean;
+}
+
+export function registerVerify(cli: CAC): void {
+  withCommonOptions(cli.command('verify', 'Check every cached entry: blobs present and intact, paths safe'))
+    .option('--repair', 'Remove broken entries, corrupt blobs and leftovers of killed runs')
+    .example('taskvault verify')
+    .example('taskvault verify --repair')
+    .action(action(verify));
+}
+
+/** Exit code: 0 if the store is sound (or was repaired), 1 if broken entries remain. */
+async function verify(flags: VerifyFlags): Promise<number | Failure> {
+  const settings = await settingsFor(flags);
+  if (!Store.exists(settings.cacheDir)) {
+    if (flags.json) writeJson({ entries: 0, blobs: 0, bytes: 0, broken: [], leftovers: 0 });
+    else process.stdout.write(`no cache at ${settings.cacheDir}: nothing to verify\n`);
+    return 0;
+  }
+  const opened = Store.open(settings.cacheDir);
+  if (!opened.ok) return report(opened.error);
+  const store = opened.value;
+  try {
+    const r = await verifyStore(store, {
+      repair: flags.repair === true,
+      checkEntry: (e) => {
+        const paths = checkEntryPaths(settings.root, e.outputs);
+        return paths.ok ? undefined : paths.error.message;
+      },
+    });
+    if (flags.json) writeJson(r);
+    else {
+      for (const b of r.broken)
+        process.stdout.write(
+          `${color.red('broken')} ${b.key.slice(0, 12)} ${b.task}: ${b.problem}${b.removed ? ' (removed)' : ''}\n`,
+        );
+      const removed = r.broken.filter((b) => b.removed).length;
+      process.stdout.write(
+        `checked ${r.entries} entr${r.entries === 1 ? 'y' : 'ies'}, ${r.blobs} blob${r.blobs === 1 ? '' : 's'} (${formatBytes(r.bytes)}): ${r.broken.length} broken` +
+          (flags.repair
+            ? `, ${removed} removed, ${r.leftovers} leftover file${r.leftovers === 1 ? '' : 's'} removed`
+            : '') +
+          (r.broken.length > 0 && !flags.repair ? " (run 'taskvault verify --repair' to remove them)" : '') +
+          '\n',
+      );
+    }
+    return r.broken.some((b) => !b.removed) ? 1 : 0;
+  } finally {
+    await store.flush().catch(() => {});
+    await store.close().catch(() => {});
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Bad input gets one clear error line (what, where) and an exit code outside the usual range of
+ * the wrapped command's codes, never a stack trace; an output glob matching nothing only warns.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { EXIT_CODES } from '../src/util/result.js';
+import { warnings } from './fault-helpers.js';
+import { runCli, tempDir, writeTree } from './helpers.js';
+
+function oneErrorLine(err: string): string {
+  const lines = err.trim().split('\n');
+  assert.is(lines.length, 1, `exactly one line, got:\n${err}`);
+  assert.match(lines[0]!, /^taskvault: error: /);
+  assert.not.match(err, /\n\s+at /);
+  return lines[0]!;
+}
+
+const cases: Array<[string, Record<string, string>, string[], number, RegExp]> = [
+  [
+    'JSON config syntax error',
+    { 'taskvault.config.json': '{ "tasks": { ' },
+    ['run', 'b'],
+    EXIT_CODES.config,
+    /taskvault\.config\.json: cannot load: .*JSON/,
+  ],
+  [
+    'TypeScript config syntax error (file, line and column)',
+    { 'taskvault.config.ts': 'export default {\n  tasks: { b: { command: "x" } } ;\n' },
+    ['run', 'b'],
+    EXIT_CODES.config,
+    /taskvault\.config\.ts: cannot load: .* at line 2, column \d+/,
+  ],
+  [
+    'wrong type (file and field named)',
+    { 'taskvault.config.json': '{ "tasks": { "b": { "command": "echo", "outputs": "dist" } } }' },
+    ['run', 'b'],
+    EXIT_CODES.config,
+    /taskvault\.config\.json: tasks\.b\.outputs must be an array of strings \(got "dist"\)/,
+  ],
+  [
+    'wrong type in a TypeScript config',
+    { 'taskvault.config.ts': 'export default { maxSizeGb: "ten" };\n' },
+    ['run', '--', 'true'],
+    EXIT_CODES.config,
+    /taskvault\.config\.ts: maxSizeGb must be a positive number/,
+  ],
+  [
+    'unknown field',
+    { 'taskvault.config.json': '{ "taks": {} }' },
+    ['run', '--', 'true'],
+    EXIT_CODES.config,
+    /taskvault\.config\.json: taks is not a known field/,
+  ],
+  [
+    'unknown task',
+    { 'taskvault.config.json': '{ "tasks": { "build": { "command": "true" } } }' },
+    ['run', 'biuld'],
+    EXIT_CODES['unknown-task'],
+    /unknown task 'biuld' \(known tasks: build\)/,
+  ],
+  ['no command', {}, ['run'], EXIT_CODES.usage, /no command given/],
+  [
+    'invalid input glob',
+    {},
+    ['run', '--inputs', '!', '--', 'true'],
+    EXIT_CODES.input,
+    /invalid input glob "!"/,
+  ],
+  ['invalid TTL', {}, ['run', '--ttl', 'soon', '--', 'true'], EXIT_CODES.usage, /invalid TTL "soon"/],
+  ['unknown option', {}, ['run', '--frobnicate', '--', 'true'], EXIT_CODES.usage, /unknown option/i],
+];
+
+for (const [name, files, args, code, pattern] of cases) {
+  test(`${name}: one error line, exit ${code}`, async () => {
+    const dir = writeTree(tempDir('tv-badinput-'), files);
+    const r = await runCli(args, { cwd: dir });
+    assert.is(r.code, code, r.err);
+    assert.match(oneErrorLine(r.err), pattern);
+    assert.is(r.out, '', 'nothing on stdout');
+  });
+}
+
+test('exit codes of TaskVault itself stay clear of the command range they could be confused with', () => {
+  for (const [reason, c] of Object.entries(EXIT_CODES)) {
+    if (reason === 'miss' || reason === 'usage' || reason === 'unknown-task') continue; // conventional 1/2
+    assert.ok(c > 63 && c < 126, `${reason}: ${c} is a sysexits code, not 1, 2 or 126+`);
+  }
+});
+
+test('an output glob that matches nothing: a warning, and the command still runs and is cached', async () => {
+  const dir = writeTree(tempDir('tv-badinput-'), { 'src/in.txt': 'x' });
+  const r = await runCli(
+    ['run', '--inputs', 'src/**', '--outputs', 'dist/**', '--', 'sh', '-c', 'echo ran; exit 0'],
+    {
+      cwd: dir,
+    },
+  );
+  assert.is(r.code, 0);
+  assert.is(r.out, 'ran\n');
+  const w = warnings(r.err);
+  assert.is(w.length, 1);
+  assert.match(w[0]!, /output globs 'dist\/\*\*' matched no files/);
+  const again = await runCli(
+    ['run', '--inputs', 'src/**', '--outputs', 'dist/**', '--', 'sh', '-c', 'echo ran; exit 0'],
+    {
+      cwd: dir,
+    },
+  );
+  assert.is(again.out, 'ran\n');
+  assert.match(again.err, /\bhit\b/);
+});
+
+test('a command that does not exist: 127 like a shell, one line, not cached', async () => {
+  const dir = tempDir('tv-badinput-');
+  writeFileSync(join(dir, 'in.txt'), 'x');
+  const r = await runCli(['run', '--', 'no-such-command-tv'], { cwd: dir });
+  assert.is(r.code, 127, r.err);
+  assert.match(r.err, /no-such-command-tv/);
+  assert.match(r.err, /not cached/);
+});
+
+test.run();
