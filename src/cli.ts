@@ -41,7 +41,11 @@ try {
   }
 } catch (e) {
   // cac's own errors: unknown option, missing argument, unused argument.
-  const message = e instanceof Error ? e.message.replace(/`/g, "'") : String(e);
+  // cac names an unknown option in camelCase (`--maxEntrySize`); show it as it was typed.
+  const message = (e instanceof Error ? e.message.replace(/`/g, "'") : String(e)).replace(
+    /'--([a-z]+(?:[A-Z][a-z0-9]*)+)'/,
+    (_, name: string) => `'--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}'`,
+  );
   const hint = /Unused args/.test(message)
     ? "put the command after '--', e.g. taskvault run -- echo hi"
     : `see 'taskvault ${cli.matchedCommandName ?? ''} --help'`.replace('  ', ' ');

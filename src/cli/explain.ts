@@ -17,6 +17,9 @@ export function registerExplain(cli: CAC): void {
     cli.command('explain [task]', 'Show the key a run would use and why it would hit or miss; runs nothing'),
   )
     .usage('explain [TASK] [options] -- <cmd> [args...]')
+    // The policy flags of `run` change the verdict (an entry past --ttl would miss), so they apply here too.
+    .option('--ttl <duration>', "Override the policy's TTL, e.g. 2h, 7d")
+    .option('--max-entry-size <size>', "Override the policy's per-entry size limit, e.g. 500MB")
     .example('taskvault explain build')
     .example('taskvault explain --inputs "src/**" --env NODE_ENV -- tsc -p .')
     .action(action(explain));
