@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './compile-cache.js';
 import { cac } from 'cac';
 import { registerCache } from './cli/cache.js';
 import { registerExplain } from './cli/explain.js';

@@ -73,6 +73,37 @@ test('validateConfig accepts a full config and names the bad field', () => {
     assert.match(bad.error.message, /c\.json: policies\.default\.ttlSeconds must be seconds or a duration/);
 });
 
+test('canonicalJson writes exactly what JSON.stringify with sorted keys writes', () => {
+  const reference = (value: unknown) =>
+    JSON.stringify(value, (_k, v: unknown) =>
+      v && typeof v === 'object' && !Array.isArray(v)
+        ? Object.fromEntries(
+            Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)),
+          )
+        : v,
+    );
+  const samples: unknown[] = [
+    {
+      schema: 1,
+      argv: ['node', 'a "quoted" \\ arg', 'ünï\u2028'],
+      env: { Z: null, A: '' },
+      inputs: [
+        ['src/a.ts', 'ab'.repeat(32), true],
+        ['src/b.ts', 'cd', false],
+      ],
+      skip: undefined,
+      fn: () => 1,
+      nested: [undefined, null, 1.5, -0, 1e21, { b: [], a: {} }],
+      when: new Date(0),
+    },
+    'text',
+    42,
+    null,
+    [],
+  ];
+  for (const s of samples) assert.is(canonicalJson(s), reference(s));
+});
+
 test('canonicalJson is independent of key order, so keys are stable', () => {
   assert.is(
     canonicalJson({ b: 1, a: { d: 2, c: [3, { f: 1, e: 2 }] } }),

@@ -14,7 +14,7 @@ import {
   withCommonOptions,
   writeJson,
 } from './shared.js';
-import { runWatch, type WatchFlags } from './watch.js';
+import type { WatchFlags } from './watch.js';
 
 export interface RunFlags extends CommonFlags {
   '--': string[];
@@ -91,8 +91,9 @@ async function run(
   task: string | undefined,
   flags: WatchFlags,
 ): Promise<number | import('../util/result.js').Failure> {
+  // Imported only when asked for: chokidar must not load on the hit path.
   if (flags.watch || flags.restart || flags.poll || flags.debounce !== undefined)
-    return runWatch(task, flags);
+    return (await import('./watch.js')).runWatch(task, flags);
   const settings = await settingsFor(flags, flags.cache === false ? { noCache: true } : {});
   const spec = resolveTask(settings, task, flags['--'] ?? [], taskFlags(flags));
   if (!spec.ok) return spec.error;

@@ -3,7 +3,8 @@ import type { TaskSpec } from '../config/resolve.js';
 import type { HashAlgorithm } from '../config/types.js';
 import { toPosix } from '../util/paths.js';
 import { ok, type Result } from '../util/result.js';
-import { canonicalJson, hashBytes, hashFile } from './hash.js';
+import { canonicalJson, hashBytes, hashFile, READ_BUFFER_BYTES } from './hash.js';
+import { hashFilesInPool, POOL_MIN_BYTES, poolThreads } from './hash-pool.js';
 import { expandInputs, type InputFile } from './inputs.js';
 
 /** Bump when anything about how keys are derived changes: old entries then simply miss. */
@@ -47,6 +48,8 @@ export interface FingerprintOptions {
   hashCache?: HashCache;
   /** Concurrent file reads; the libuv pool does the I/O, the hash runs natively. */
   concurrency?: number;
+  /** Hashing threads for large cold inputs (default: one per core; 0 or 1: none). */
+  threads?: number;
 }
 
 export interface Fingerprinted {
@@ -71,22 +74,42 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
 
   const startedNs = BigInt(Date.now()) * 1_000_000n;
   const hashes = new Array<string>(files.value.length);
+  // The stat cache answers first; only what it cannot answer is read.
+  const toHash: number[] = [];
   let bytesHashed = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < files.value.length) {
-      const i = next++;
-      const f = files.value[i]!;
-      let h = o.hashCache?.get(f, o.algorithm);
-      if (h === undefined) {
-        h = await hashFile(o.algorithm, f.abs, f.size);
-        bytesHashed += f.size;
-        o.hashCache?.set(f, o.algorithm, h, startedNs);
-      }
-      hashes[i] = h;
-    }
+  files.value.forEach((f, i) => {
+    const h = o.hashCache?.get(f, o.algorithm);
+    if (h === undefined) {
+      toHash.push(i);
+      bytesHashed += f.size;
+    } else hashes[i] = h;
+  });
+  const remember = (i: number, h: string) => {
+    hashes[i] = h;
+    o.hashCache?.set(files.value[i]!, o.algorithm, h, startedNs);
   };
-  await Promise.all(Array.from({ length: o.concurrency ?? 16 }, worker));
+
+  const threads = o.threads ?? poolThreads();
+  if (threads > 1 && bytesHashed >= POOL_MIN_BYTES && toHash.length > 1) {
+    const pooled = await hashFilesInPool(
+      o.algorithm,
+      toHash.map((i) => files.value[i]!.abs),
+      threads,
+    );
+    for (const [k, i] of toHash.entries()) remember(i, pooled[k]!);
+  } else {
+    let next = 0;
+    const worker = async () => {
+      let buf: Buffer | undefined; // allocated on the first file this worker actually reads
+      while (next < toHash.length) {
+        const i = toHash[next++]!;
+        const f = files.value[i]!;
+        buf ??= Buffer.allocUnsafe(READ_BUFFER_BYTES);
+        remember(i, await hashFile(o.algorithm, f.abs, f.size, buf));
+      }
+    };
+    await Promise.all(Array.from({ length: o.concurrency ?? 16 }, worker));
+  }
 
   const env = o.env ?? process.env;
   const fingerprint: Fingerprint = {

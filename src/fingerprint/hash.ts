@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 import type { HashAlgorithm } from '../config/types.js';
 
@@ -46,19 +46,76 @@ export async function hashStream(
   return { hash: h.digest(), size };
 }
 
-/** Content hash of a file, read whole when small and streamed when large. */
-export async function hashFile(algorithm: HashAlgorithm, path: string, size: number): Promise<string> {
-  if (size <= STREAM_THRESHOLD) return hashBytes(algorithm, await readFile(path));
-  return (await hashStream(algorithm, createReadStream(path, { highWaterMark: 1024 * 1024 }))).hash;
+/** Bytes each concurrent file read uses; reused across files, so memory stays bounded. */
+export const READ_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * Content hash of a file, read in slices into `buf` (a caller-owned scratch buffer, reused across
+ * files so hashing thousands of files allocates nothing per file). A file that fits is one read.
+ * Reads until end of file, whatever `size` said.
+ */
+export async function hashFile(
+  algorithm: HashAlgorithm,
+  path: string,
+  size: number,
+  buf: Buffer = Buffer.allocUnsafe(Math.min(Math.max(size, 1), READ_BUFFER_BYTES)),
+): Promise<string> {
+  const fh = await open(path, 'r');
+  try {
+    let n = (await fh.read(buf, 0, buf.length, null)).bytesRead;
+    // A short read of a regular file means end of file: most files are one read, one-shot hash.
+    if (n < buf.length) return hashBytes(algorithm, buf.subarray(0, n));
+    const h = createHasher(algorithm);
+    while (n > 0) {
+      h.update(buf.subarray(0, n));
+      n = (await fh.read(buf, 0, buf.length, null)).bytesRead;
+    }
+    return h.digest();
+  } finally {
+    await fh.close();
+  }
 }
 
-/** A stable JSON text: object keys sorted, so equal values always hash equal. */
+/** hashFile for a thread that does nothing else (hash-worker.ts): blocking reads, same result. */
+export function hashFileSync(algorithm: HashAlgorithm, path: string, buf: Buffer): string {
+  const fd = openSync(path, 'r');
+  try {
+    let n = readSync(fd, buf, 0, buf.length, null);
+    if (n < buf.length) return hashBytes(algorithm, buf.subarray(0, n));
+    const h = createHasher(algorithm);
+    while (n > 0) {
+      h.update(buf.subarray(0, n));
+      n = readSync(fd, buf, 0, buf.length, null);
+    }
+    return h.digest();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A stable JSON text: object keys sorted, so equal values always hash equal. The same text as
+ * JSON.stringify with sorted keys, written out by hand because a replacer function costs a call
+ * per value, which dominates for fingerprints of many thousands of inputs.
+ */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-        )
-      : v,
-  );
+  return canonical(value) ?? 'null';
+}
+
+function canonical(v: unknown): string | undefined {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  const withJson = v as { toJSON?: () => unknown };
+  if (typeof withJson.toJSON === 'function') return canonical(withJson.toJSON());
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) out += `${i === 0 ? '' : ','}${canonical(v[i]) ?? 'null'}`;
+    return `${out}]`;
+  }
+  const o = v as Record<string, unknown>;
+  let out = '';
+  for (const k of Object.keys(o).sort()) {
+    const s = canonical(o[k]);
+    if (s !== undefined) out += `${out === '' ? '' : ','}${JSON.stringify(k)}:${s}`;
+  }
+  return `{${out}}`;
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
+import { loadExeca } from '../util/vendor.js';
 import { descendants, signalAll } from './process-tree.js';
 
 export interface Execution {
@@ -33,7 +34,7 @@ export async function execute(
   onChunk: (stream: StreamId, chunk: Uint8Array) => void,
   cancel?: AbortSignal,
 ): Promise<Execution> {
-  const { execa } = await import('execa');
+  const { execa } = await loadExeca();
   const started = performance.now();
   const [file, ...args] = spec.command as [string, ...string[]];
   const child = execa(file, args, {

@@ -1,7 +1,8 @@
 import { relative } from 'node:path';
-import fg from 'fast-glob';
+import type fg from 'fast-glob';
 import { DEFAULT_IGNORES } from '../fingerprint/inputs.js';
 import { toPosix } from '../util/paths.js';
+import { loadFastGlob } from '../util/vendor.js';
 
 export interface OutputMatch {
   /** Relative to the project root, POSIX separators. */
@@ -35,6 +36,7 @@ export async function matchOutputs(
   withRestoreTemps = false,
 ): Promise<OutputMatch[]> {
   if (globs.length === 0) return [];
+  const glob = await loadFastGlob();
   const options: fg.Options & { objectMode: true } = {
     cwd,
     dot: true,
@@ -58,12 +60,12 @@ export async function matchOutputs(
       if (type) found.set(e.path, { path: toPosix(relative(root, e.path)), abs: e.path, type });
     }
   };
-  add(await fg(globs, options));
+  add(await glob(globs, options));
   const dirs = [...found.values()].filter((m) => m.type === 'dir');
   if (dirs.length > 0)
     add(
-      await fg(
-        dirs.map((d) => `${fg.escapePath(toPosix(relative(cwd, d.abs)))}/**`),
+      await glob(
+        dirs.map((d) => `${glob.escapePath(toPosix(relative(cwd, d.abs)))}/**`),
         options,
       ),
     );

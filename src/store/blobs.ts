@@ -1,10 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { HashAlgorithm } from '../config/types.js';
-import { createHasher, hashBytes, STREAM_THRESHOLD } from '../fingerprint/hash.js';
+import {
+  createHasher,
+  hashBytes,
+  hashFile,
+  READ_BUFFER_BYTES,
+  STREAM_THRESHOLD,
+} from '../fingerprint/hash.js';
+import { hashFilesInPool, POOL_MIN_BYTES, poolThreads } from '../fingerprint/hash-pool.js';
 import type { BlobRef } from './entry.js';
 import { blobPath } from './layout.js';
 
@@ -175,6 +182,59 @@ export class BlobStore {
       h.update(chunk as Buffer);
     const actual = h.digest();
     return actual === ref.hash ? undefined : corrupt(ref, actual, ref.size);
+  }
+
+  /**
+   * Checks many blobs at once, each read once: sizes first (no reading), then contents, on hashing
+   * threads when there is enough to hash. The first problem found is returned.
+   */
+  async verifyAll(algorithm: HashAlgorithm, refs: BlobRef[]): Promise<BlobProblem | undefined> {
+    const unique = [...new Map(refs.map((r) => [r.hash, r])).values()];
+    let total = 0;
+    for (const ref of unique) {
+      const s = statSync(this.path(ref.hash), { throwIfNoEntry: false });
+      if (!s) return { kind: 'missing', hash: ref.hash, detail: 'blob file is gone' };
+      if (s.size !== ref.size) return corrupt(ref, '(size differs)', s.size);
+      total += s.size;
+    }
+    const paths = unique.map((r) => this.path(r.hash));
+    let actual: string[];
+    try {
+      const threads = poolThreads();
+      if (threads > 1 && total >= POOL_MIN_BYTES && unique.length > 1) {
+        actual = await hashFilesInPool(algorithm, paths, threads);
+      } else {
+        actual = new Array<string>(paths.length);
+        let next = 0;
+        const worker = async () => {
+          const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+          while (next < paths.length) {
+            const i = next++;
+            actual[i] = await hashFile(algorithm, paths[i]!, unique[i]!.size, buf);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(8, paths.length) }, worker));
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        const gone = unique.find((r) => !this.has(r.hash)) ?? unique[0]!;
+        return { kind: 'missing', hash: gone.hash, detail: 'blob file is gone' };
+      }
+      throw e;
+    }
+    for (let i = 0; i < unique.length; i++) {
+      if (actual[i] !== unique[i]!.hash) return corrupt(unique[i]!, actual[i]!, unique[i]!.size);
+    }
+    return undefined;
+  }
+
+  /**
+   * Copies a blob to `dest`, as a copy-on-write clone where the filesystem has it (btrfs, XFS,
+   * APFS), else an in-kernel copy. Unverified: `dest` must stay invisible (a temp name) until
+   * verifyAll has checked the blob.
+   */
+  async cloneTo(hash: string, dest: string): Promise<void> {
+    await copyFile(this.path(hash), dest, constants.COPYFILE_FICLONE);
   }
 
   async remove(hash: string): Promise<void> {

@@ -1,13 +1,19 @@
 import { existsSync, mkdirSync, statfsSync, statSync, unlinkSync } from 'node:fs';
-import { type Database, open, type RootDatabase } from 'lmdb';
-import type { HashAlgorithm } from '../config/types.js';
+import { createRequire } from 'node:module';
+import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, HashCache } from '../fingerprint/fingerprint.js';
-import type { InputFile } from '../fingerprint/inputs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { type CacheLayout, cacheLayout } from './layout.js';
+import { decodeStat, encodeStat } from './stat-cache.js';
+
+export { RACY_WINDOW_NS } from './stat-cache.js';
+
+// lmdb's CommonJS build is one file; its ESM entry is a graph of a dozen modules that takes ~13 ms
+// more to load, on every run. Import lmdb only this way (one instance per process).
+const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
 
 /**
  * Below this much free space on the cache's filesystem the store stops writing (no new entries, no
@@ -48,26 +54,12 @@ function uniqueRefs(entry: Entry): BlobRef[] {
   return [...seen.values()];
 }
 
-/** A stat-cache hash is trusted only for files last modified this long before it was recorded. */
-export const RACY_WINDOW_NS = 2_000_000_000n;
-
 export interface Counters {
   hits: number;
   remoteHits: number;
   misses: number;
   savedMs: number;
 }
-
-type StatRecord = [
-  dev: number,
-  ino: number,
-  size: number,
-  mtimeNs: bigint,
-  ctimeNs: bigint,
-  algo: string,
-  hash: string,
-  recordedNs: bigint,
-];
 
 /**
  * The local cache: an LMDB index (entries, fingerprints, last access, counters, stat cache) plus
@@ -87,7 +79,7 @@ export class Store {
     private readonly access: Database<number, string>,
     private readonly latest: Database<string, string>,
     private readonly counters: Database<number, string>,
-    private readonly stats: Database<StatRecord, string>,
+    private readonly stats: Database<Buffer, string>,
     /** Per-entry hit counts (for `ls`). */
     private readonly hits: Database<number, string>,
     /** When a `cache get` / SDK lookup last missed a key, so a later save can tell how long the work took. */
@@ -129,7 +121,7 @@ export class Store {
         db.openDB({ name: 'access' }),
         db.openDB({ name: 'latest' }),
         db.openDB({ name: 'counters' }),
-        db.openDB({ name: 'stat' }),
+        db.openDB({ name: 'stat', encoding: 'binary' }),
         db.openDB({ name: 'hits' }),
         db.openDB({ name: 'pending' }),
         db.openDB({ name: 'refs' }),
@@ -290,28 +282,12 @@ export class Store {
   /** The stat cache, as the fingerprinter's HashCache. */
   hashCache(): HashCache {
     return {
-      get: (f: InputFile, algo: HashAlgorithm) => {
-        const r = this.stats.get(f.abs);
-        if (!r) return undefined;
-        const [dev, ino, size, mtimeNs, ctimeNs, a, hash, recordedNs] = r;
-        const same =
-          dev === f.dev &&
-          ino === f.ino &&
-          size === f.size &&
-          mtimeNs === f.mtimeNs &&
-          ctimeNs === f.ctimeNs &&
-          a === algo;
-        // "Racy git": a file changed in the same tick as it was hashed keeps its stat, so a hash
-        // recorded that close to the file's mtime proves nothing.
-        return same && f.mtimeNs + RACY_WINDOW_NS < recordedNs && f.ctimeNs + RACY_WINDOW_NS < recordedNs
-          ? hash
-          : undefined;
-      },
+      // getBinaryFast returns a view of LMDB's shared read buffer, valid until the next read:
+      // decoded at once, without a copy.
+      get: (f, algo) => decodeStat(this.stats.getBinaryFast(f.abs), f, algo),
       set: (f, algo, hash, recordedNs) => {
         if (this.noWrites) return;
-        background(
-          this.stats.put(f.abs, [f.dev, f.ino, f.size, f.mtimeNs, f.ctimeNs, algo, hash, recordedNs]),
-        );
+        background(this.stats.put(f.abs, encodeStat(f, algo, hash, recordedNs)));
       },
     };
   }

@@ -1,0 +1,69 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { HashAlgorithm } from '../config/types.js';
+
+/**
+ * Below this many bytes to hash, starting threads costs more than it saves: the main thread
+ * hashes (the hit path, where the stat cache answers, never gets here).
+ */
+export const POOL_MIN_BYTES = 64 * 1024 * 1024;
+
+/** Hashing threads worth starting here: one per core, none on a single core. */
+export function poolThreads(): number {
+  const n = availableParallelism();
+  return n > 1 ? Math.min(n, 8) : 0;
+}
+
+type Reply = { i: number; hash?: string; error?: { message: string; code?: string } };
+
+/**
+ * Hashes files on `threads` worker threads (blake3 and sha256 are CPU-bound at gigabytes per
+ * second, so one thread cannot keep up with the page cache). Each thread keeps two files queued so
+ * it never waits for the next path; memory is one read buffer per thread.
+ */
+export async function hashFilesInPool(
+  algorithm: HashAlgorithm,
+  paths: string[],
+  threads: number,
+): Promise<string[]> {
+  const hashes = new Array<string>(paths.length);
+  const workers = Array.from(
+    { length: Math.min(threads, paths.length) },
+    () => new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { algorithm } }),
+  );
+  let next = 0;
+  try {
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            let inFlight = 0;
+            const send = () => {
+              if (next >= paths.length) return;
+              const i = next++;
+              inFlight++;
+              w.postMessage({ i, path: paths[i] });
+            };
+            w.on('message', (r: Reply) => {
+              inFlight--;
+              if (r.error) {
+                next = paths.length; // stop handing out work everywhere
+                reject(Object.assign(new Error(r.error.message), { code: r.error.code }));
+                return;
+              }
+              hashes[r.i] = r.hash!;
+              send();
+              if (inFlight === 0) resolve();
+            });
+            w.on('error', reject);
+            send();
+            send();
+            if (inFlight === 0) resolve();
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+  return hashes;
+}

@@ -1,0 +1,303 @@
+/**
+ * The speed-ups must not change what runs: the evaluated-config cache (invalidated by any edit,
+ * skipped for dynamic configs, never loading jiti when it applies), the stat cache's racy-write
+ * rule on a real LMDB index, and parallel restores that still verify every byte.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { configCachePath, isStaticConfigSource } from '../src/config/config-cache.js';
+import { hashBytes, hashFile } from '../src/fingerprint/hash.js';
+import { expandInputs } from '../src/fingerprint/inputs.js';
+import { RACY_WINDOW_NS, Store } from '../src/store/store.js';
+import { CLI, linkNodeModules, REPO, runCli, runProcess, tempDir, writeTree } from './helpers.js';
+
+/** A module-resolution hook that appends every resolved URL to $TV_LOAD_LOG. */
+function loadTracer(): { flags: string[]; loaded: (log: string) => string[] } {
+  const dir = tempDir('tv-tracer-');
+  writeTree(dir, {
+    'hooks.mjs': `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  if (process.env.TV_LOAD_LOG) appendFileSync(process.env.TV_LOAD_LOG, r.url + '\\n');
+  return r;
+}\n`,
+    'register.mjs': `import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n`,
+  });
+  return {
+    flags: ['--import', pathToFileURL(join(dir, 'register.mjs')).href],
+    loaded: (log) => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []),
+  };
+}
+
+const configWith = (message: string) => `import { defineConfig } from 'taskvault';
+
+// A static config: plain data only.
+export default defineConfig({
+  tasks: {
+    say: { command: ['node', '-e', "require('fs').writeFileSync('out.txt', '${message}')"], inputs: ['in.txt'], outputs: ['out.txt'] },
+  },
+});
+`;
+
+test('an unchanged static .ts config is served from its cached value, without loading jiti', async () => {
+  const dir = tempDir();
+  writeTree(dir, { 'in.txt': 'x', 'taskvault.config.ts': configWith('first') });
+  linkNodeModules(dir);
+  const tracer = loadTracer();
+  const run = (log: string) =>
+    runProcess(process.execPath, [...tracer.flags, CLI, 'run', 'say'], {
+      cwd: dir,
+      env: { TV_LOAD_LOG: join(dir, log) },
+    });
+
+  const a = await run('a.log');
+  assert.is(a.code, 0, a.err);
+  assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'first');
+  assert.ok(
+    tracer.loaded(join(dir, 'a.log')).some((u) => u.includes('/jiti/')),
+    'first run evaluates the config with jiti',
+  );
+  assert.ok(existsSync(configCachePath(join(dir, 'taskvault.config.ts'))), 'evaluated value was kept');
+  const loadedA = tracer.loaded(join(dir, 'a.log'));
+  assert.ok(
+    loadedA.some((u) => u.endsWith('/dist/vendor/execa.js')) &&
+      !loadedA.some((u) => u.includes('/node_modules/execa/')),
+    'a miss loads the single-file execa bundle, not the package',
+  );
+
+  rmSync(join(dir, 'out.txt'));
+  const b = await run('b.log');
+  assert.is(b.code, 0, b.err);
+  assert.match(b.err, /hit/);
+  assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'first');
+  const loadedB = tracer.loaded(join(dir, 'b.log'));
+  assert.ok(loadedB.length > 0, 'the tracer saw the CLI load');
+  assert.not.ok(
+    loadedB.some((u) => /jiti|execa|chokidar/.test(u)),
+    `hit path loaded: ${loadedB.filter((u) => /jiti|execa|chokidar/.test(u))}`,
+  );
+
+  // Same length, same mtime: only the content differs, and the new command must run.
+  const path = join(dir, 'taskvault.config.ts');
+  writeFileSync(path, configWith('other'));
+  utimesSync(path, new Date(1_600_000_000_000), new Date(1_600_000_000_000));
+  const c = await run('c.log');
+  assert.is(c.code, 0, c.err);
+  assert.match(c.err, /miss/);
+  assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'other');
+  assert.ok(
+    tracer.loaded(join(dir, 'c.log')).some((u) => u.includes('/jiti/')),
+    'changed config re-evaluated',
+  );
+});
+
+test('a config that reads the environment is evaluated on every run', async () => {
+  const dir = tempDir();
+  writeTree(dir, {
+    'in.txt': 'x',
+    'taskvault.config.ts': `export default {
+  tasks: { say: { command: ['node', '-e', "require('fs').writeFileSync('out.txt', '" + process.env.TV_MSG + "')"], outputs: ['out.txt'], inputs: ['in.txt'] } },
+};\n`,
+  });
+  const one = await runCli(['run', 'say'], { cwd: dir, env: { TV_MSG: 'one' } });
+  assert.is(one.code, 0, one.err);
+  assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'one');
+  assert.not.ok(existsSync(configCachePath(join(dir, 'taskvault.config.ts'))), 'dynamic config not cached');
+  const two = await runCli(['run', 'say'], { cwd: dir, env: { TV_MSG: 'two' } });
+  assert.is(two.code, 0, two.err);
+  assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'two');
+});
+
+test('a corrupt or foreign evaluated-config file is ignored and replaced', async () => {
+  const dir = tempDir();
+  writeTree(dir, { 'in.txt': 'x', 'taskvault.config.ts': configWith('fine') });
+  linkNodeModules(dir);
+  const cachePath = configCachePath(join(dir, 'taskvault.config.ts'));
+  writeTree(dir, {
+    [join('.taskvault', 'taskvault.config.ts.evaluated.json')]: '{"key": "nope", "value": {"tasks"',
+  });
+  const r = await runCli(['run', 'say'], { cwd: dir });
+  assert.is(r.code, 0, r.err);
+  assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'fine');
+  assert.ok(JSON.parse(readFileSync(cachePath, 'utf8')).value.tasks.say, 'rewritten with the real value');
+  // A value cached under another source's key is not used.
+  writeFileSync(cachePath, JSON.stringify({ key: 'f'.repeat(64), value: { tasks: {} } }));
+  rmSync(join(dir, 'out.txt'));
+  const again = await runCli(['run', 'say'], { cwd: dir });
+  assert.is(again.code, 0, again.err);
+  assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'fine');
+});
+
+test('isStaticConfigSource: imports other than taskvault, env, time and randomness are dynamic', () => {
+  assert.ok(isStaticConfigSource(configWith('x')));
+  assert.ok(isStaticConfigSource("import type { TaskVaultConfig } from 'taskvault';\nexport default {};"));
+  assert.not.ok(isStaticConfigSource("import base from './base.ts';\nexport default base;"));
+  assert.not.ok(isStaticConfigSource('export default { salt: process.env.SALT };'));
+  assert.not.ok(isStaticConfigSource('export default { salt: String(Date.now()) };'));
+  assert.not.ok(isStaticConfigSource("const m = await import('./x.js'); export default m;"));
+  assert.not.ok(isStaticConfigSource('export default { cacheDir: import.meta.dirname };'));
+  // Words inside strings and comments are data; code hidden behind quotes in comments is not.
+  assert.ok(isStaticConfigSource("// process.env is not read here\nexport default { c: 'process.env' };"));
+  assert.not.ok(isStaticConfigSource("export default { a: 'http://x', b: process.env.B };"));
+  assert.not.ok(isStaticConfigSource("/* ' */ export default { b: process.env.B }; /* ' */"));
+  assert.not.ok(isStaticConfigSource(['export default { b: `$', '{1 + 1}` };'].join('')));
+});
+
+test('stat cache: a hash recorded within the racy window is not trusted, an older one is', async () => {
+  const dir = tempDir();
+  writeTree(dir, { 'src/a.txt': 'aaaa' });
+  const opened = Store.open(join(dir, 'cache'));
+  assert.ok(opened.ok);
+  const store = opened.value;
+  try {
+    const cache = store.hashCache();
+    const expand = async () => {
+      const r = await expandInputs({ root: dir, cwd: dir, globs: ['src/**'], exclude: [] });
+      assert.ok(r.ok);
+      return r.value[0]!;
+    };
+    const f = await expand();
+    const hash = await hashFile('blake3', f.abs, f.size);
+
+    // Recorded right after the write: the file could still change within the same tick, keeping
+    // its (size, mtime, ctime), so the recorded hash must not be served.
+    cache.set(f, 'blake3', hash, f.mtimeNs + RACY_WINDOW_NS / 2n);
+    await store.flush();
+    assert.is(cache.get(f, 'blake3'), undefined, 'racy entry served');
+
+    // The racy case itself: same size, same stat, new content. It must be re-hashed.
+    writeFileSync(f.abs, 'bbbb');
+    const sameStat = { ...(await expand()), mtimeNs: f.mtimeNs, ctimeNs: f.ctimeNs, ino: f.ino, dev: f.dev };
+    assert.is(cache.get(sameStat, 'blake3'), undefined, 'stale hash served for a racily modified file');
+
+    // Recorded well after the last modification: trusted while the stat matches.
+    const g = await expand();
+    const gHash = await hashFile('blake3', g.abs, g.size);
+    cache.set(g, 'blake3', gHash, g.mtimeNs + RACY_WINDOW_NS * 2n);
+    await store.flush();
+    assert.is(cache.get(g, 'blake3'), gHash);
+    assert.is(cache.get(g, 'sha256'), undefined, 'hash of another algorithm not served');
+    assert.is(cache.get({ ...g, size: g.size + 1 }, 'blake3'), undefined);
+    assert.is(cache.get({ ...g, mtimeNs: g.mtimeNs + 1n }, 'blake3'), undefined, 'ns mtime compared');
+    assert.is(cache.get({ ...g, ctimeNs: g.ctimeNs + 1n }, 'blake3'), undefined, 'ns ctime compared');
+    assert.is(cache.get({ ...g, ino: g.ino + 1 }, 'blake3'), undefined);
+  } finally {
+    await store.close();
+  }
+});
+
+test('a racily modified input is re-hashed end to end: the run after a same-size edit misses', async () => {
+  const dir = tempDir();
+  writeTree(dir, {
+    'in.txt': 'v1',
+    'cmd.cjs': "require('fs').writeFileSync('out.txt', require('fs').readFileSync('in.txt'))",
+  });
+  const args = [
+    'run',
+    '--inputs',
+    'in.txt',
+    '--inputs',
+    'cmd.cjs',
+    '--outputs',
+    'out.txt',
+    '--',
+    'node',
+    'cmd.cjs',
+  ];
+  const first = await runCli(args, { cwd: dir });
+  assert.is(first.code, 0, first.err);
+  // Same size, and the mtime put back to what the first run saw: only the content (and ctime) differ.
+  const { mtime } = await import('node:fs').then((fs) => fs.statSync(join(dir, 'in.txt')));
+  writeFileSync(join(dir, 'in.txt'), 'v2');
+  utimesSync(join(dir, 'in.txt'), mtime, mtime);
+  const second = await runCli(args, { cwd: dir });
+  assert.is(second.code, 0, second.err);
+  assert.match(second.err, /miss/);
+  assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'v2');
+});
+
+test('the hashing threads give the same hashes as the main thread, and report a missing file', async () => {
+  // Through dist/: the worker file is the built one, as in production.
+  const pool = (await import(
+    pathToFileURL(join(REPO, 'dist/fingerprint/hash-pool.js')).href
+  )) as typeof import('../src/fingerprint/hash-pool.js');
+  const dir = tempDir();
+  const big = Buffer.alloc(9 * 1024 * 1024 + 7); // spans several reads of a worker's buffer
+  for (let i = 0; i < big.length; i += 4096) big[i] = i % 251;
+  writeTree(dir, { empty: '', small: 'small file', exact: Buffer.alloc(4 * 1024 * 1024, 1), big });
+  const paths = ['empty', 'small', 'exact', 'big'].map((n) => join(dir, n));
+  for (const algorithm of ['blake3', 'sha256'] as const) {
+    const expected = await Promise.all(paths.map((p) => hashFile(algorithm, p, statSync(p).size)));
+    assert.equal(await pool.hashFilesInPool(algorithm, paths, 2), expected);
+    assert.is(expected[1], hashBytes(algorithm, 'small file'));
+  }
+  try {
+    await pool.hashFilesInPool('blake3', [...paths, join(dir, 'gone')], 2);
+    assert.unreachable('a missing file must reject');
+  } catch (e) {
+    assert.is((e as NodeJS.ErrnoException).code, 'ENOENT');
+  }
+});
+
+test('large inputs and outputs (threaded hashing, verify while cloning): a changed input misses, a corrupt blob is caught', async () => {
+  const dir = tempDir();
+  const mb = 1024 * 1024;
+  const block = (seed: number) => Buffer.alloc(36 * mb, seed);
+  writeTree(dir, {
+    'data/a.bin': block(1),
+    'data/b.bin': block(2),
+    'copy.cjs':
+      "const fs=require('fs');fs.mkdirSync('out',{recursive:true});for(const f of fs.readdirSync('data'))fs.copyFileSync('data/'+f,'out/'+f);",
+  });
+  const args = [
+    'run',
+    '--inputs',
+    'data/**',
+    '--inputs',
+    'copy.cjs',
+    '--outputs',
+    'out',
+    '--',
+    'node',
+    'copy.cjs',
+  ];
+  const miss = await runCli(args, { cwd: dir });
+  assert.is(miss.code, 0, miss.err);
+  assert.match(miss.err, /miss/);
+  rmSync(join(dir, 'out'), { recursive: true });
+  const hit = await runCli(args, { cwd: dir });
+  assert.match(hit.err, /hit/);
+  assert.ok(readFileSync(join(dir, 'out/b.bin')).equals(block(2)));
+
+  // Same size, new content: must miss (the stat cache must not vouch for it).
+  const changed = block(2);
+  changed[changed.length - 1] = 9;
+  writeFileSync(join(dir, 'data/b.bin'), changed);
+  const again = await runCli(args, { cwd: dir });
+  assert.match(again.err, /miss/);
+  assert.ok(readFileSync(join(dir, 'out/b.bin')).equals(changed));
+
+  // Flip one byte of one output blob: the hit must refuse it and rerun.
+  const blobs = join(dir, '.taskvault/cache/blobs');
+  const target = readdirSync(blobs)
+    .flatMap((fan) => readdirSync(join(blobs, fan)).map((n) => join(blobs, fan, n)))
+    .find((p) => statSync(p).size === changed.length && readFileSync(p).equals(changed))!;
+  assert.ok(target, 'found the blob of out/b.bin');
+  const bad = Buffer.from(changed);
+  bad[123] = 0xee;
+  writeFileSync(target, bad);
+  rmSync(join(dir, 'out'), { recursive: true });
+  const caught = await runCli(args, { cwd: dir });
+  assert.is(caught.code, 0, caught.err);
+  assert.match(caught.err, /not used: output blob corrupt/);
+  assert.ok(readFileSync(join(dir, 'out/b.bin')).equals(changed), 'outputs are right after the rerun');
+  assert.not.ok(
+    readdirSync(join(dir, 'out')).some((n) => n.includes('.tv-')),
+    'no temp file left beside the outputs',
+  );
+});
+
+test.run();
