@@ -8,6 +8,7 @@ import {
   createHasher,
   hashBytes,
   hashFile,
+  hashingTap,
   READ_BUFFER_BYTES,
   STREAM_THRESHOLD,
 } from '../fingerprint/hash.js';
@@ -69,13 +70,9 @@ export class BlobStore {
     try {
       await pipeline(
         createReadStream(src, { highWaterMark: 1024 * 1024 }),
-        async function* (source: AsyncIterable<Buffer>) {
-          for await (const chunk of source) {
-            hasher.update(chunk);
-            bytes += chunk.byteLength;
-            yield chunk;
-          }
-        },
+        hashingTap(hasher, (n) => {
+          bytes += n;
+        }),
         createWriteStream(tmp),
       );
       const hash = hasher.digest();

@@ -4,7 +4,7 @@ import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { resolvePolicy, type Settings } from '../config/resolve.js';
-import { createHasher, hashBytes, hashFile, hashStream } from '../fingerprint/hash.js';
+import { createHasher, hashBytes, hashFile, hashingTap, hashStream } from '../fingerprint/hash.js';
 import { resultFingerprint, resultKey, resultLabel } from '../fingerprint/result-key.js';
 import { provenance } from '../runner/provenance.js';
 import { formatBytes } from '../util/format.js';
@@ -92,14 +92,9 @@ async function putOutput(
   try {
     await pipeline(
       output,
-      async function* (source: AsyncIterable<Uint8Array | string>) {
-        for await (const chunk of source) {
-          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          hasher.update(buf);
-          size += buf.byteLength;
-          yield buf;
-        }
-      },
+      hashingTap(hasher, (n) => {
+        size += n;
+      }),
       createWriteStream(tmp),
     );
   } catch (e) {
