@@ -22,7 +22,10 @@ registerCache(cli);
 registerLs(cli);
 registerExplain(cli);
 registerGc(cli);
-cli.help();
+// cac labels every `--no-x` flag "(default: true)", which reads as if the flag were on by default.
+cli.help((sections) =>
+  sections.map((s) => ({ ...s, body: s.body.replace(/^( +--no-.*?) *\(default: true\)$/gm, '$1') })),
+);
 cli.version(VERSION);
 
 try {
@@ -39,7 +42,11 @@ try {
   }
 } catch (e) {
   // cac's own errors: unknown option, missing argument, unused argument.
-  const message = e instanceof Error ? e.message.replace(/`/g, "'") : String(e);
+  // cac names an unknown option in camelCase (`--maxEntrySize`); show it as it was typed.
+  const message = (e instanceof Error ? e.message.replace(/`/g, "'") : String(e)).replace(
+    /'--([a-z]+(?:[A-Z][a-z0-9]*)+)'/,
+    (_, name: string) => `'--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}'`,
+  );
   const hint = /Unused args/.test(message)
     ? "put the command after '--', e.g. taskvault run -- echo hi"
     : `see 'taskvault ${cli.matchedCommandName ?? ''} --help'`.replace('  ', ' ');

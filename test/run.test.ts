@@ -373,4 +373,17 @@ test('a same-size edit while the command runs is caught too (stat compared, racy
   assert.match((await runCli(args, { cwd: dir })).err, /hit /);
 });
 
+test('a cache dir that cannot be created (under /proc) never blocks the command', async () => {
+  const dir = tempDir();
+  const r = await runCli(['run', '--inputs', 'none', '--', 'echo', 'still runs'], {
+    cwd: dir,
+    env: { TASKVAULT_CACHE_DIR: '/proc/taskvault-nope/cache' },
+    timeoutMs: 20_000,
+  });
+  assert.is(r.signal, null, 'timed out: creating the cache dir hung');
+  assert.is(r.code, 0);
+  assert.is(r.out, 'still runs\n');
+  assert.match(r.err, /warning: cache skipped/);
+});
+
 test.run();

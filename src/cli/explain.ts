@@ -17,6 +17,9 @@ export function registerExplain(cli: CAC): void {
     cli.command('explain [task]', 'Show the key a run would use and why it would hit or miss; runs nothing'),
   )
     .usage('explain [TASK] [options] -- <cmd> [args...]')
+    // The policy flags of `run` change the verdict (an entry past --ttl would miss), so they apply here too.
+    .option('--ttl <duration>', "Override the policy's TTL, e.g. 2h, 7d")
+    .option('--max-entry-size <size>', "Override the policy's per-entry size limit, e.g. 500MB")
     .example('taskvault explain build')
     .example('taskvault explain --inputs "src/**" --env NODE_ENV -- tsc -p .')
     .action(action(explain));
@@ -25,7 +28,11 @@ export function registerExplain(cli: CAC): void {
 async function explain(task: string | undefined, flags: RunFlags): Promise<number | Failure> {
   const settings = await settingsFor(flags);
   const spec = resolveTask(settings, task, flags['--'] ?? [], taskFlags(flags));
-  if (!spec.ok) return spec.error;
+  // resolveTask's usage hint is written for `run`; explain takes the same arguments.
+  if (!spec.ok)
+    return spec.error.hint
+      ? { ...spec.error, hint: spec.error.hint.replace('taskvault run ', 'taskvault explain ') }
+      : spec.error;
   const explained = await explainTask(settings, spec.value);
   if (!explained.ok) return explained.error;
   const e = explained.value;

@@ -4,6 +4,7 @@ import { type RunOutcome, runTask } from '../runner/run-task.js';
 import { formatBytes, formatDuration } from '../util/format.js';
 import { color, info, warn } from '../util/term.js';
 import { clockFromEnv } from './clock.js';
+import { enterRun } from './recursion.js';
 import {
   action,
   type CommonFlags,
@@ -46,15 +47,21 @@ export function taskFlags(flags: RunFlags): TaskFlags {
   return t;
 }
 
+/**
+ * Values of repeatable options stay strings (as with String), but a flag given
+ * without a value stays `true`, so that list() rejects it instead of using the glob or name "true".
+ */
+const keepMissing = (v: unknown): unknown => (v === true ? v : String(v));
+
 /** Options that describe a task: shared by run, explain and watch. */
 export function withTaskOptions<T extends ReturnType<CAC['command']>>(cmd: T): T {
   return withCommonOptions(cmd)
     .option('--inputs <glob>', 'Input files (repeatable); default: every file under the working directory', {
-      type: [String],
+      type: [keepMissing],
     })
     .option('--outputs <glob>', 'Output files to cache and restore (repeatable)')
     .option('--env <name>', 'Environment variable whose value is part of the key (repeatable)', {
-      type: [String],
+      type: [keepMissing],
     })
     .option('--shell', 'Run the command through the system shell (joined with spaces)')
     .option('--cwd <dir>', 'Working directory for the command, relative to the project root')
@@ -90,6 +97,8 @@ async function run(
   const settings = await settingsFor(flags, flags.cache === false ? { noCache: true } : {});
   const spec = resolveTask(settings, task, flags['--'] ?? [], taskFlags(flags));
   if (!spec.ok) return spec.error;
+  const recursion = flags.dryRun ? undefined : enterRun(spec.value, taskLabel(spec.value));
+  if (recursion) return recursion;
   const quiet = isQuiet(settings, flags.quiet);
   const outcome = await runTask(settings, spec.value, {
     force: flags.force === true,

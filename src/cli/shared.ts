@@ -66,7 +66,13 @@ export function list(v: unknown, flag: string): string[] | undefined {
   if (v === undefined || v === false) return undefined;
   const values = Array.isArray(v) ? v : [v];
   if (values.some((x) => x === true || x === '')) {
-    throw new FailureError(failure('usage', `--${flag} needs a value`, `e.g. --${flag} 'src/**'`));
+    throw new FailureError(
+      failure(
+        'usage',
+        `--${flag} needs a value`,
+        `e.g. --${flag} ${flag === 'env' ? 'NODE_ENV' : "'src/**'"}`,
+      ),
+    );
   }
   return values.map(String);
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { mkdirsSync } from '../util/mkdirs.js';
 import { VERSION } from '../version.js';
 
 /**
@@ -74,7 +75,7 @@ export function writeCachedConfig(configPath: string, source: string, value: unk
   if (!isStaticConfigSource(source) || !isPlainData(value)) return;
   const file = configCachePath(configPath);
   try {
-    mkdirSync(dirname(file), { recursive: true });
+    mkdirsSync(dirname(file));
     // Written to a temp name and renamed so a concurrent reader never sees half a file.
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify({ key: keyOf(source), value } satisfies CachedConfig));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { err, errorMessage, failure, type Result } from '../util/result.js';
 import { readCachedConfig, writeCachedConfig } from './config-cache.js';
 import type { TaskVaultConfig } from './types.js';
@@ -24,11 +24,12 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
       raw = cached;
     } else if (ext === '.ts' || ext === '.mts') {
       const { createJiti } = await import('jiti');
-      const jiti = createJiti(import.meta.url, { moduleCache: false });
+      // `import { defineConfig } from 'taskvault'` must work in a project that has no local install
+      // (a global or npx taskvault, or right after `taskvault init`): it means this TaskVault.
+      const jiti = createJiti(import.meta.url, { moduleCache: false, alias: { taskvault: SELF } });
       raw = await jiti.import(path, { default: true });
     } else {
-      const mod = (await import(`${pathToFileURL(path).href}?t=${Date.now()}`)) as { default?: unknown };
-      raw = mod.default;
+      raw = await importJs(path);
     }
     if (ext !== '.json' && cached === undefined) writeCachedConfig(path, source, raw);
   } catch (e) {
@@ -45,6 +46,24 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
     );
   }
   return validateConfig(raw, name);
+}
+
+/** This package's public entry (dist/index.js), what a config's `from 'taskvault'` resolves to. */
+const SELF = fileURLToPath(new URL('../index.js', import.meta.url));
+
+/** Native import; a .js/.mjs config importing 'taskvault' without a local install goes through jiti. */
+async function importJs(path: string): Promise<unknown> {
+  try {
+    const mod = (await import(`${pathToFileURL(path).href}?t=${Date.now()}`)) as { default?: unknown };
+    return mod.default;
+  } catch (e) {
+    const missingSelf =
+      (e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /'taskvault'/.test(errorMessage(e));
+    if (!missingSelf) throw e;
+    const { createJiti } = await import('jiti');
+    const jiti = createJiti(import.meta.url, { moduleCache: false, alias: { taskvault: SELF } });
+    return await jiti.import(path, { default: true });
+  }
 }
 
 const firstLine = (s: string): string => s.split('\n').find((l) => l.trim() !== '') ?? s;

@@ -5,6 +5,21 @@ import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 import type { HashAlgorithm } from '../config/types.js';
 
 /** Files up to this size are read whole; larger ones are streamed so memory stays bounded. */
+/**
+ * A stream.pipeline stage that feeds every chunk to `hasher` (and its size to `count`) on the way
+ * through, so a file is hashed in the same pass that copies it.
+ */
+export function hashingTap(hasher: { update(data: Uint8Array): unknown }, count?: (bytes: number) => void) {
+  return async function* (source: AsyncIterable<Uint8Array | string>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of source) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      hasher.update(buf);
+      count?.(buf.byteLength);
+      yield buf;
+    }
+  };
+}
+
 export const STREAM_THRESHOLD = 8 * 1024 * 1024;
 
 export interface Hasher {

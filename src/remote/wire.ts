@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGunzip, createGzip } from 'node:zlib';
 import type { HashAlgorithm } from '../config/types.js';
-import { createHasher } from '../fingerprint/hash.js';
+import { createHasher, hashingTap } from '../fingerprint/hash.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { BlobRef } from '../store/entry.js';
 
@@ -59,21 +59,12 @@ export async function encodeBlob(
   try {
     await pipeline(
       createReadStream(src, { highWaterMark: 1024 * 1024 }),
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          raw.update(chunk);
-          yield chunk;
-        }
-      },
+      hashingTap(raw),
       // Level 1: most of gzip's gain on build outputs at a fraction of the CPU of the default.
       createGzip({ level: constants.Z_BEST_SPEED }),
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          packed.update(chunk);
-          packedSize += chunk.byteLength;
-          yield chunk;
-        }
-      },
+      hashingTap(packed, (n) => {
+        packedSize += n;
+      }),
       createWriteStream(tmp),
     );
   } catch (e) {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
@@ -120,7 +121,7 @@ export async function execute(
       exitCode: code === 'ENOENT' ? 127 : code === 'EACCES' ? 126 : 1,
       interrupted,
       durationMs,
-      spawnError: result.shortMessage ?? String(result.cause),
+      spawnError: spawnErrorLine(file, spec.cwd, code, result.shortMessage ?? String(result.cause)),
     };
   }
   const execution: Execution = {
@@ -130,4 +131,13 @@ export async function execute(
   };
   if (signal) execution.signal = signal;
   return execution;
+}
+
+/** One line (execa's message spans several) saying what could not start and why. */
+function spawnErrorLine(file: string, cwd: string, code: string | undefined, message: string): string {
+  if (code === 'ENOENT')
+    return existsSync(cwd) ? `command not found: ${file}` : `working directory does not exist: ${cwd}`;
+  if (code === 'EACCES') return `permission denied: ${file} (is it executable?)`;
+  const line = message.split('\n').find((l) => l.trim() !== '') ?? message;
+  return `cannot start ${file}: ${line}`;
 }

@@ -370,7 +370,7 @@ async function runAndStore(
       ...base,
       stored: true,
       files: snap.outputs.filter((x) => x.type === 'file').length,
-      bytes: entry.bytes,
+      bytes: snap.bytes, // the output files, as a hit reports them (entry.bytes adds the logs)
     };
   } catch (e) {
     await dropCapture();

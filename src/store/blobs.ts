@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { HashAlgorithm } from '../config/types.js';
@@ -8,10 +8,12 @@ import {
   createHasher,
   hashBytes,
   hashFile,
+  hashingTap,
   READ_BUFFER_BYTES,
   STREAM_THRESHOLD,
 } from '../fingerprint/hash.js';
 import { hashFilesInPool, POOL_MIN_BYTES, poolThreads } from '../fingerprint/hash-pool.js';
+import { mkdirs } from '../util/mkdirs.js';
 import type { BlobRef } from './entry.js';
 import { blobPath } from './layout.js';
 
@@ -69,13 +71,9 @@ export class BlobStore {
     try {
       await pipeline(
         createReadStream(src, { highWaterMark: 1024 * 1024 }),
-        async function* (source: AsyncIterable<Buffer>) {
-          for await (const chunk of source) {
-            hasher.update(chunk);
-            bytes += chunk.byteLength;
-            yield chunk;
-          }
-        },
+        hashingTap(hasher, (n) => {
+          bytes += n;
+        }),
         createWriteStream(tmp),
       );
       const hash = hasher.digest();
@@ -95,7 +93,7 @@ export class BlobStore {
       await this.refresh(hash);
       return;
     }
-    await mkdir(dirname(dest), { recursive: true });
+    await mkdirs(dirname(dest));
     await rename(tmp, dest);
   }
 

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   linkSync,
-  mkdirSync,
   openSync,
   readFileSync,
   renameSync,
@@ -14,6 +13,7 @@ import {
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from '../util/format.js';
+import { mkdirsSync } from '../util/mkdirs.js';
 
 /** What a lock file holds: who took it and when, plus a nonce that tells two takers apart. */
 export interface LockHolder {
@@ -165,7 +165,7 @@ export async function acquireLock(locksDir: string, key: string, o: LockOptions)
   let breaks = 0;
   let delay = 25;
   try {
-    mkdirSync(locksDir, { recursive: true });
+    mkdirsSync(locksDir);
     for (;;) {
       me.startedAt = now();
       if (tryCreate(path, me)) return { kind: 'acquired', waited: contended, release: holdLock(path, me, o) };

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { resolvePolicy, type Settings } from '../config/resolve.js';
-import { createHasher, hashBytes, hashFile, hashStream } from '../fingerprint/hash.js';
+import { createHasher, hashBytes, hashFile, hashingTap, hashStream } from '../fingerprint/hash.js';
 import { resultFingerprint, resultKey, resultLabel } from '../fingerprint/result-key.js';
 import { provenance } from '../runner/provenance.js';
 import { formatBytes } from '../util/format.js';
+import { mkdirs } from '../util/mkdirs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import type { BlobRef, Entry, ResultEncoding } from './entry.js';
 import { STORE_SCHEMA } from './entry.js';
@@ -92,14 +93,9 @@ async function putOutput(
   try {
     await pipeline(
       output,
-      async function* (source: AsyncIterable<Uint8Array | string>) {
-        for await (const chunk of source) {
-          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          hasher.update(buf);
-          size += buf.byteLength;
-          yield buf;
-        }
-      },
+      hashingTap(hasher, (n) => {
+        size += n;
+      }),
       createWriteStream(tmp),
     );
   } catch (e) {
@@ -109,29 +105,6 @@ async function putOutput(
   const hash = hasher.digest();
   await store.blobs.adopt(tmp, hash);
   return ok({ hash, size, mode: 0o644, name: 'result' });
-}
-
-/**
- * mkdir -p one level at a time: Node's recursive mkdir never returns for some paths (e.g. under
- * /proc), and a user-given output path can be anything.
- */
-async function mkdirs(dir: string): Promise<void> {
-  const missing: string[] = [];
-  for (
-    let d = dir;
-    !(await stat(d).then(
-      () => true,
-      () => false,
-    ));
-    d = dirname(d)
-  ) {
-    if (dirname(d) === d) break;
-    missing.unshift(d);
-  }
-  for (const d of missing)
-    await mkdir(d).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
 }
 
 /** The recorded name of a result: informative only, never used as a restore path. */

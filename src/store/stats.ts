@@ -11,6 +11,8 @@ export interface CacheStats {
   /** totalBytes / limitBytes × 100. */
   usagePercent: number;
   hits: number;
+  /** The hits served from the team cache (counted in `hits` too). */
+  remoteHits: number;
   misses: number;
   /** hits / (hits + misses), 0…1; null before the first lookup. */
   hitRate: number | null;
@@ -27,13 +29,14 @@ export function cacheStats(store: Store, limitBytes: number): CacheStats {
   }
   let totalBytes = 0;
   for (const size of blobs.values()) totalBytes += size;
-  const { hits, misses, savedMs } = store.getCounters();
+  const { hits, remoteHits, misses, savedMs } = store.getCounters();
   return {
     entries,
     totalBytes,
     limitBytes,
     usagePercent: limitBytes > 0 ? (totalBytes / limitBytes) * 100 : 0,
     hits,
+    remoteHits,
     misses,
     hitRate: hits + misses > 0 ? hits / (hits + misses) : null,
     savedMs,

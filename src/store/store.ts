@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, statfsSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, statfsSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, HashCache } from '../fingerprint/fingerprint.js';
+import { mkdirsSync } from '../util/mkdirs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
@@ -98,7 +99,7 @@ export class Store {
     guardLmdbWriteFailures();
     const layout = cacheLayout(cacheDir);
     try {
-      for (const d of [layout.index, layout.blobs, layout.tmp]) mkdirSync(d, { recursive: true });
+      for (const d of [layout.index, layout.blobs, layout.tmp]) mkdirsSync(d);
       const db = open({ path: layout.index, maxDbs: 16, compression: false, noMemInit: true });
       const meta = db.openDB<number, string>({ name: 'meta' });
       const schema = meta.get('schema');
