@@ -12,8 +12,9 @@ mkdirSync(join(dir, 'node_modules'));
 symlinkSync(repo, join(dir, 'node_modules', 'taskvault'));
 
 const cli = join(repo, 'dist', 'cli.js');
+const bold = (s) => (process.stdout.isTTY && !('NO_COLOR' in process.env) ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (title, args) => {
-  console.log(`\n\x1b[1m$ taskvault ${args.join(' ')}\x1b[0m   # ${title}`);
+  console.log(`\n${bold(`$ taskvault ${args.join(' ')}`)}   # ${title}`);
   const r = spawnSync(process.execPath, [cli, ...args], { cwd: dir, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 };

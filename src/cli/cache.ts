@@ -6,7 +6,14 @@ import { Store } from '../store/store.js';
 import { formatBytes, formatDuration, parseDuration } from '../util/format.js';
 import { type Failure, failure } from '../util/result.js';
 import { warn } from '../util/term.js';
-import { action, type CommonFlags, settingsFor, withCommonOptions, writeJson } from './shared.js';
+import {
+  action,
+  type CommonFlags,
+  settingsFor,
+  withCommonOptions,
+  withQuietOption,
+  writeJson,
+} from './shared.js';
 
 interface CacheFlags extends CommonFlags {
   duration?: string;
@@ -22,7 +29,11 @@ const USAGE = {
  * its first argument) and the `taskvault stats` alias.
  */
 export function registerCache(cli: CAC): void {
-  withCommonOptions(cli.command('cache <action> [...args]', 'Store or fetch a result by task + input file'))
+  withQuietOption(
+    withCommonOptions(
+      cli.command('cache <action> [...args]', 'Store or fetch a result by task + input file'),
+    ),
+  )
     .usage('cache save|get <task> <input-file> <output-file>  |  cache stats')
     .option('--duration <time>', 'save: how long producing the output took (for "time saved"), e.g. 90s')
     .example('taskvault cache save train_model data.csv model.bin')

@@ -12,6 +12,7 @@ import {
   report,
   settingsFor,
   withCommonOptions,
+  withQuietOption,
   writeJson,
 } from './shared.js';
 import type { WatchFlags } from './watch.js';
@@ -69,7 +70,7 @@ export function withTaskOptions<T extends ReturnType<CAC['command']>>(cmd: T): T
 }
 
 export function registerRun(cli: CAC): void {
-  withTaskOptions(cli.command('run [task]', 'Run a command or named task through the cache'))
+  withQuietOption(withTaskOptions(cli.command('run [task]', 'Run a command or named task through the cache')))
     .usage('run [TASK] [options] -- <cmd> [args...]')
     .option('--force', 'Run even if cached, and store the new result')
     .option('--no-cache', 'Run without the cache at all (env TASKVAULT_DISABLE=1)')

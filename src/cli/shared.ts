@@ -45,8 +45,12 @@ export function withCommonOptions<T extends ReturnType<CAC['command']>>(cmd: T):
       'Cache directory (env TASKVAULT_CACHE_DIR; default .taskvault/cache under the project root)',
     )
     .option('--config <file>', 'Use this config file instead of searching upward for taskvault.config.*')
-    .option('--json', 'Machine-readable output')
-    .option('-q, --quiet', 'No summary line (env TASKVAULT_QUIET=1)') as T;
+    .option('--json', 'Machine-readable output') as T;
+}
+
+/** `-q`: only for commands that print a summary line besides their real output. */
+export function withQuietOption<T extends ReturnType<CAC['command']>>(cmd: T): T {
+  return cmd.option('-q, --quiet', 'No summary line (env TASKVAULT_QUIET=1)') as T;
 }
 
 export async function settingsFor(flags: CommonFlags, extra: SettingsOverrides = {}): Promise<Settings> {

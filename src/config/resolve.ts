@@ -79,7 +79,13 @@ export async function resolveSettings(o: SettingsOverrides = {}): Promise<Result
   }
   const algo = o.hashAlgorithm ?? env.TASKVAULT_HASH_ALGORITHM ?? config.hashAlgorithm ?? 'blake3';
   if (algo !== 'blake3' && algo !== 'sha256') {
-    return err(failure('usage', `unknown hash algorithm '${algo}'`, "use 'blake3' or 'sha256'"));
+    const where =
+      o.hashAlgorithm !== undefined
+        ? 'the hash algorithm option'
+        : env.TASKVAULT_HASH_ALGORITHM !== undefined
+          ? 'TASKVAULT_HASH_ALGORITHM'
+          : 'hashAlgorithm';
+    return err(failure('config', `${where}: unknown hash algorithm '${algo}'`, "use 'blake3' or 'sha256'"));
   }
   const cacheDirText = o.cacheDir ?? env.TASKVAULT_CACHE_DIR ?? config.cacheDir ?? DEFAULT_CACHE_DIR;
   const settings: Settings = {
@@ -174,7 +180,7 @@ export function resolveTask(
     return err(
       failure(
         'unknown-task',
-        `unknown task '${taskName}'${settings.configPath ? '' : ' (no taskvault.config.ts found)'}`,
+        `unknown task '${taskName}'${settings.configPath ? '' : ': no taskvault.config.ts found'}`,
         known.length
           ? `known tasks: ${known.join(', ')}`
           : 'define it under tasks in taskvault.config.ts, or give a command after --',
