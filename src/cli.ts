@@ -1,27 +1,41 @@
 #!/usr/bin/env node
 import './compile-cache.js';
+import type { CAC } from 'cac';
 import { cac } from 'cac';
-import { registerCache } from './cli/cache.js';
-import { registerExplain } from './cli/explain.js';
-import { registerGc } from './cli/gc.js';
-import { registerInit } from './cli/init.js';
-import { registerLs } from './cli/ls.js';
-import { registerRun } from './cli/run.js';
 import { findEmptyOptionValue } from './cli/shared.js';
-import { registerVerify } from './cli/verify.js';
 import { EXIT_CODES } from './util/result.js';
 import { errorLine } from './util/term.js';
 import { VERSION } from './version.js';
 
+/**
+ * Each command's module, loaded on demand: a hit through `taskvault run` loads only run's code
+ * (start-up time is most of a hit), while `--help` and unknown commands load them all.
+ */
+const COMMANDS: Record<string, () => Promise<(cli: CAC) => void>> = {
+  run: async () => (await import('./cli/run.js')).registerRun,
+  init: async () => (await import('./cli/init.js')).registerInit,
+  verify: async () => (await import('./cli/verify.js')).registerVerify,
+  cache: async () => (await import('./cli/cache.js')).registerCache,
+  stats: async () => (await import('./cli/cache.js')).registerCache,
+  ls: async () => (await import('./cli/ls.js')).registerLs,
+  explain: async () => (await import('./cli/explain.js')).registerExplain,
+  gc: async () => (await import('./cli/gc.js')).registerGc,
+  clean: async () => (await import('./cli/gc.js')).registerGc,
+};
+
 /** The CLI only parses arguments and prints results; every command lives in src/cli/. */
 const cli = cac('taskvault');
-registerRun(cli);
-registerInit(cli);
-registerVerify(cli);
-registerCache(cli);
-registerLs(cli);
-registerExplain(cli);
-registerGc(cli);
+const named = process.argv[2];
+const loaders =
+  named !== undefined && Object.hasOwn(COMMANDS, named)
+    ? [COMMANDS[named]!]
+    : [...new Set(Object.values(COMMANDS))];
+const registered = new Set<(cli: CAC) => void>();
+for (const register of await Promise.all(loaders.map((load) => load()))) {
+  if (registered.has(register)) continue;
+  registered.add(register);
+  register(cli);
+}
 // cac labels every `--no-x` flag "(default: true)", which reads as if the flag were on by default.
 cli.help((sections) =>
   sections.map((s) => ({ ...s, body: s.body.replace(/^( +--no-.*?) *\(default: true\)$/gm, '$1') })),
