@@ -48,6 +48,10 @@ export class AuditLog {
       .join('');
     try {
       this.rotateIfLarge();
+    } catch {
+      // A failed rotation (e.g. another process rotated first) must never cost the line itself.
+    }
+    try {
       appendFileSync(this.path, text);
     } catch {
       // The cache dir may be read-only or gone; the run itself reports that once.
@@ -79,7 +83,8 @@ export class AuditLog {
       return;
     }
     try {
-      if (statSync(this.path).size < this.maxBytes) return; // someone rotated just before us
+      // Someone rotated just before us (the log may not even exist yet): nothing to do.
+      if ((statSync(this.path, { throwIfNoEntry: false })?.size ?? 0) < this.maxBytes) return;
       for (let i = this.keep - 1; i >= 1; i--) {
         try {
           renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
