@@ -125,17 +125,21 @@ function summaryJson(o: Ran, task: string): Record<string, unknown> {
   return { task, ...o };
 }
 
+const files = (n: number, bytes: number): string => `${n} file${n === 1 ? '' : 's'} (${formatBytes(bytes)})`;
+
 /** The one line a run leaves on stderr. */
 export function summaryLine(o: Ran, task: string): string {
   const tag = color.dim('taskvault:');
   const key = (k: string) => color.cyan(k.slice(0, 10));
   switch (o.kind) {
     case 'hit':
-      return `${tag} ${color.green('hit')}${o.origin === 'remote' ? ' (remote)' : ''} ${key(o.key)} ${task} · restored ${o.files} file${o.files === 1 ? '' : 's'} (${formatBytes(o.bytes)}) in ${formatDuration(o.restoreMs)} · saved ${formatDuration(o.savedMs)}`;
+      return `${tag} ${color.green('hit')}${o.origin === 'remote' ? ' (remote)' : ''} ${key(o.key)} ${task} · ${o.files === 0 ? 'replayed the logs' : `restored ${files(o.files, o.bytes)}`} in ${formatDuration(o.restoreMs)} · saved ${formatDuration(o.savedMs)}`;
     case 'miss':
       return `${tag} ${color.yellow('miss')} ${key(o.key)} ${task} · ran in ${formatDuration(o.durationMs)} · ${
         o.stored
-          ? `cached ${o.files} file${o.files === 1 ? '' : 's'} (${formatBytes(o.bytes)})`
+          ? o.files === 0
+            ? 'cached its logs and exit code'
+            : `cached ${files(o.files, o.bytes)}`
           : `not cached: ${o.notStored}`
       }`;
     case 'uncached':
