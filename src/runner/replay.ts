@@ -34,49 +34,75 @@ export const processTarget: ReplayTarget = {
 /** The reader of our stdout or stderr closed it: stop replaying; not a cache problem. */
 export class ReplayClosed extends Error {}
 
-/** Checks the log blobs of an entry before a single byte is replayed (invariant 1). */
-export async function verifyLogs(blobs: BlobStore, entry: Entry): Promise<BlobProblem | undefined> {
-  for (const ref of [entry.logs.stdout, entry.logs.stderr]) {
-    if (!ref) continue;
-    const problem = await blobs.verify(entry.algorithm, ref);
-    if (problem) return problem;
-  }
-  return undefined;
-}
+/** Verified logs: small ones held in memory (read once), large ones checked and left in the store. */
+export type VerifiedLogs = Partial<Record<StreamId, Buffer | 'in-store'>>;
 
 /**
- * Replays stdout and stderr in the order the original run produced them. Logs must have been
- * verified first; large logs are read in slices so memory stays bounded.
+ * Checks the log blobs of an entry before a single byte is replayed (invariant 1). Logs up to
+ * STREAM_THRESHOLD are read once and replayed from that same buffer; larger ones are hashed in a
+ * streaming pass and replayed from the (immutable) blob in slices, so memory stays bounded.
  */
+export async function verifyLogs(
+  blobs: BlobStore,
+  entry: Entry,
+): Promise<{ ok: true; logs: VerifiedLogs } | { ok: false; problem: BlobProblem }> {
+  const logs: VerifiedLogs = {};
+  for (const [stream, ref] of [
+    [1, entry.logs.stdout],
+    [2, entry.logs.stderr],
+  ] as const) {
+    if (!ref) continue;
+    if (ref.size <= STREAM_THRESHOLD) {
+      const read = await blobs.readVerified(entry.algorithm, ref);
+      if (!read.ok) return read;
+      logs[stream] = read.data;
+    } else {
+      const problem = await blobs.verify(entry.algorithm, ref);
+      if (problem) return { ok: false, problem };
+      logs[stream] = 'in-store';
+    }
+  }
+  return { ok: true, logs };
+}
+
+/** Replays stdout and stderr, verified by verifyLogs, in the order the original run produced them. */
 export async function replayLogs(
   blobs: BlobStore,
   entry: Entry,
+  logs: VerifiedLogs,
   target: ReplayTarget = processTarget,
 ): Promise<void> {
-  const { stdout, stderr } = entry.logs;
   const fds: Partial<Record<StreamId, number>> = {};
   const offsets: Record<StreamId, number> = { 1: 0, 2: 0 };
+  let slice: Buffer | undefined;
+  const write = async (stream: StreamId, chunk: Buffer): Promise<boolean> => {
+    try {
+      await target.write(stream, chunk);
+      return true;
+    } catch (e) {
+      if (e instanceof ReplayClosed) return false;
+      throw e;
+    }
+  };
   try {
-    if (stdout) fds[1] = openSync(blobs.path(stdout.hash), 'r');
-    if (stderr) fds[2] = openSync(blobs.path(stderr.hash), 'r');
-    const buf = Buffer.allocUnsafe(
-      Math.min(STREAM_THRESHOLD, Math.max(stdout?.size ?? 0, stderr?.size ?? 0, 1)),
-    );
     for (const [stream, length] of entry.logs.chunks) {
-      const fd = fds[stream];
-      if (fd === undefined) continue;
-      let left = length;
-      while (left > 0) {
-        const n = readSync(fd, buf, 0, Math.min(left, buf.length), offsets[stream]);
+      const log = logs[stream];
+      const ref = stream === 1 ? entry.logs.stdout : entry.logs.stderr;
+      if (log === undefined || !ref) continue;
+      if (log !== 'in-store') {
+        const at = offsets[stream];
+        offsets[stream] += length;
+        if (!(await write(stream, log.subarray(at, at + length)))) return;
+        continue;
+      }
+      fds[stream] ??= openSync(blobs.path(ref.hash), 'r');
+      slice ??= Buffer.allocUnsafe(STREAM_THRESHOLD);
+      for (let left = length; left > 0; ) {
+        const n = readSync(fds[stream], slice, 0, Math.min(left, slice.length), offsets[stream]);
         if (n === 0) return;
         offsets[stream] += n;
         left -= n;
-        try {
-          await target.write(stream, Buffer.from(buf.subarray(0, n)));
-        } catch (e) {
-          if (e instanceof ReplayClosed) return;
-          throw e;
-        }
+        if (!(await write(stream, Buffer.from(slice.subarray(0, n))))) return;
       }
     }
   } finally {

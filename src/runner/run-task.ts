@@ -156,10 +156,11 @@ function recordHit(
 ): RunOutcome {
   const pulled = pulledMs !== undefined;
   if (pulled) hit.restoreMs += pulledMs; // a remote hit's time includes the download
-  store.recordHit(entry.key, (o.now ?? Date.now)());
-  store.count('hits');
-  if (pulled) store.count('remoteHits');
-  store.count('savedMs', Math.max(0, Math.round(entry.durationMs - hit.restoreMs)));
+  store.recordHit(entry.key, {
+    now: (o.now ?? Date.now)(),
+    savedMs: entry.durationMs - hit.restoreMs,
+    remote: pulled,
+  });
   store.log('HIT', o.source ?? 'run', {
     ...logFields,
     files: hit.files,
@@ -239,10 +240,10 @@ async function serveHit(
   o: RunOptions,
 ): Promise<{ ok: true; files: number; bytes: number; restoreMs: number } | { ok: false; message: string }> {
   const started = performance.now();
-  const logProblem = await verifyLogs(store.blobs, entry);
-  if (logProblem) {
-    await store.blobs.remove(logProblem.hash);
-    return { ok: false, message: `log blob ${logProblem.kind}: ${logProblem.detail}` };
+  const logs = await verifyLogs(store.blobs, entry);
+  if (!logs.ok) {
+    await store.blobs.remove(logs.problem.hash);
+    return { ok: false, message: `log blob ${logs.problem.kind}: ${logs.problem.detail}` };
   }
   const restored = await restoreOutputs(store.blobs, entry, root);
   if (!restored.ok) {
@@ -252,7 +253,7 @@ async function serveHit(
     }
     return { ok: false, message: restored.message };
   }
-  await replayLogs(store.blobs, entry, o.replayTo);
+  await replayLogs(store.blobs, entry, logs.logs, o.replayTo);
   return { ok: true, files: restored.files, bytes: restored.bytes, restoreMs: performance.now() - started };
 }
 

@@ -276,9 +276,7 @@ export async function getResult(
     }
   }
 
-  store.recordHit(key, now);
-  store.count('hits');
-  store.count('savedMs', Math.max(0, Math.round(entry.durationMs - (performance.now() - started))));
+  store.recordHit(key, { now, savedMs: entry.durationMs - (performance.now() - started) });
   store.log('HIT', o.source, { ...fields, bytes: out.size });
   const got: Got = { hit: true, key, size: out.size, entry };
   if (data) got.data = data;

@@ -221,13 +221,21 @@ export class Store {
     if (!this.noWrites) background(this.access.put(key, now));
   }
 
-  /** A hit: the entry's last access moves to now and its hit count goes up. */
-  recordHit(key: string, now = Date.now()): void {
+  /**
+   * A served hit, booked in one write transaction (the hit path pays one commit): the entry's last
+   * access and hit count, and the cache-wide counters.
+   */
+  recordHit(key: string, o: { now: number; savedMs: number; remote?: boolean }): void {
     if (this.noWrites) return;
+    const bump = (name: keyof Counters, by: number) =>
+      background(this.counters.put(name, (this.counters.get(name) ?? 0) + by));
     background(
       this.db.transaction(() => {
-        background(this.access.put(key, now));
+        background(this.access.put(key, o.now));
         background(this.hits.put(key, (this.hits.get(key) ?? 0) + 1));
+        bump('hits', 1);
+        if (o.remote) bump('remoteHits', 1);
+        bump('savedMs', Math.max(0, Math.round(o.savedMs)));
       }),
     );
   }
