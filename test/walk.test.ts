@@ -9,9 +9,9 @@ import { join, relative } from 'node:path';
 import fg from 'fast-glob';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { inputGlobs } from '../src/fingerprint/inputs.js';
+import { INPUT_GLOB_OPTIONS, inputGlobs } from '../src/fingerprint/inputs.js';
 import { walkSimpleGlobs } from '../src/fingerprint/walk.js';
-import { matchOutputs } from '../src/runner/outputs.js';
+import { matchOutputs, outputGlobOptions } from '../src/runner/outputs.js';
 import { walkSimpleOutputs } from '../src/runner/outputs-walk.js';
 import { tempDir, writeTree } from './helpers.js';
 
@@ -64,15 +64,7 @@ test('input walk: same files as fast-glob for every glob it takes, declines the 
     const { cwd } = tree(withDirLink);
     for (const [globs, exclude] of INPUT_CASES) {
       const { positive, ignore } = inputGlobs(globs, exclude);
-      const expected = await fg(positive, {
-        cwd,
-        dot: true,
-        onlyFiles: true,
-        followSymbolicLinks: true,
-        ignore,
-        unique: true,
-        suppressErrors: true,
-      });
+      const expected = await fg(positive, { ...INPUT_GLOB_OPTIONS, cwd, ignore });
       const got = walkSimpleGlobs(cwd, positive, ignore);
       if (got === undefined) continue;
       walked++;
@@ -99,17 +91,7 @@ test('output walk: same matches as fast-glob (through matchOutputs), with and wi
     ['top.txt/**'],
   ]) {
     for (const withTemps of [false, true]) {
-      const ignore = ['**/node_modules/**', '**/.git/**', '**/.taskvault/**'];
-      const entries = await fg(globs, {
-        cwd,
-        dot: true,
-        onlyFiles: false,
-        followSymbolicLinks: false,
-        absolute: true,
-        objectMode: true,
-        ignore: withTemps ? ignore : [...ignore, '**/.*.tv-*.tmp'],
-        suppressErrors: true,
-      });
+      const entries = await fg(globs, outputGlobOptions(cwd, withTemps));
       const expected = entries
         .map((e) => ({
           path: relative(root, e.path),

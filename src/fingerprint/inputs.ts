@@ -5,6 +5,15 @@ import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { loadFastGlob } from '../util/vendor.js';
 import { walkSimpleGlobs } from './walk.js';
 
+/** fast-glob's options for inputs; the plain walk (walk.ts) must give the same files. */
+export const INPUT_GLOB_OPTIONS = {
+  dot: true,
+  onlyFiles: true,
+  followSymbolicLinks: true,
+  unique: true,
+  suppressErrors: true,
+} as const;
+
 /** Never inputs unless a glob names them explicitly. */
 export const DEFAULT_IGNORES = ['**/node_modules/**', '**/.git/**', '**/.taskvault/**'];
 
@@ -64,15 +73,7 @@ export async function expandInputs(o: ExpandOptions): Promise<Result<InputFile[]
       walkSimpleGlobs(o.cwd, positive, ignore) ??
       (await (
         await loadFastGlob()
-      )(positive, {
-        cwd: o.cwd,
-        dot: true,
-        onlyFiles: true,
-        followSymbolicLinks: true,
-        ignore,
-        unique: true,
-        suppressErrors: true,
-      }));
+      )(positive, { ...INPUT_GLOB_OPTIONS, cwd: o.cwd, ignore }));
   } catch (e) {
     return err(failure('input', `invalid input glob: ${errorMessage(e)}`, 'check --inputs / tasks.*.inputs'));
   }

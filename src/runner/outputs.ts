@@ -28,6 +28,20 @@ export function restoreTempOwner(name: string): number | undefined {
 /** DEFAULT_IGNORES as directory names (`**\/name/**`). */
 const IGNORED_NAMES = new Set(DEFAULT_IGNORES.map((g) => g.split('/')[1]!));
 
+/** fast-glob's options for outputs (symlinks kept as links); the plain walk must agree with them. */
+export function outputGlobOptions(cwd: string, withRestoreTemps: boolean): fg.Options & { objectMode: true } {
+  return {
+    cwd,
+    dot: true,
+    onlyFiles: false,
+    followSymbolicLinks: false,
+    absolute: true,
+    objectMode: true,
+    ignore: withRestoreTemps ? DEFAULT_IGNORES : [...DEFAULT_IGNORES, RESTORE_TEMP_GLOB],
+    suppressErrors: true,
+  };
+}
+
 /**
  * Everything the output globs match, without following symlinks. A glob that names a directory
  * takes the whole tree below it, as users of `--outputs dist` expect.
@@ -43,16 +57,7 @@ export async function matchOutputs(
   const walked = walkSimpleOutputs(root, cwd, globs, IGNORED_NAMES, !withRestoreTemps);
   if (walked) return walked.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const glob = await loadFastGlob();
-  const options: fg.Options & { objectMode: true } = {
-    cwd,
-    dot: true,
-    onlyFiles: false,
-    followSymbolicLinks: false,
-    absolute: true,
-    objectMode: true,
-    ignore: withRestoreTemps ? DEFAULT_IGNORES : [...DEFAULT_IGNORES, RESTORE_TEMP_GLOB],
-    suppressErrors: true,
-  };
+  const options = outputGlobOptions(cwd, withRestoreTemps);
   const found = new Map<string, OutputMatch>();
   const add = (entries: fg.Entry[]) => {
     for (const e of entries) {
