@@ -1,11 +1,8 @@
 import type { Readable } from 'node:stream';
 import { done, type RemoteBackend, type RemoteResult } from './backend.js';
+import { blobReply, entryReply, existsReply } from './replies.js';
 import type { RemoteSettings } from './settings.js';
 import { discard, readAll, redact, send, statusProblem } from './transport.js';
-import { isPermanent } from './wire.js';
-
-/** Remote entries are small JSON documents; anything bigger is not ours. */
-export const MAX_ENTRY_BYTES = 64 * 1024 * 1024;
 
 /**
  * Bazel's HTTP remote cache layout: GET/PUT/HEAD on <base>/ac/<key> and <base>/cas/<sha256>.
@@ -35,27 +32,13 @@ export class HttpBackend implements RemoteBackend {
     return new URL(`${this.base}/${kind}/${key}`);
   }
 
+  private get(url: URL, method: 'GET' | 'HEAD' = 'GET') {
+    return send({ method, url, headers: this.headers, timeoutMs: this.timeoutMs });
+  }
+
   async getEntry(key: string): Promise<RemoteResult<Buffer | undefined>> {
     const url = this.url('ac', key);
-    const r = await send({ method: 'GET', url, headers: this.headers, timeoutMs: this.timeoutMs });
-    if (!r.ok) return r;
-    const { status, body } = r.value;
-    if (status === 404) {
-      discard(body);
-      return done(undefined);
-    }
-    if (status !== 200) {
-      discard(body);
-      return statusProblem('GET', url, status);
-    }
-    try {
-      return done(await readAll(body, MAX_ENTRY_BYTES));
-    } catch (e) {
-      return {
-        ok: false,
-        problem: { message: `GET ${redact(url)}: ${(e as Error).message}`, retryable: !isPermanent(e) },
-      };
-    }
+    return entryReply(url, await this.get(url));
   }
 
   putEntry(key: string, body: Buffer): Promise<RemoteResult<void>> {
@@ -64,37 +47,12 @@ export class HttpBackend implements RemoteBackend {
 
   async hasBlob(key: string): Promise<RemoteResult<boolean>> {
     const url = this.url('cas', key);
-    const r = await send({ method: 'HEAD', url, headers: this.headers, timeoutMs: this.timeoutMs });
-    if (!r.ok) return r;
-    discard(r.value.body);
-    if (r.value.status === 200) return done(true);
-    if (r.value.status === 404) return done(false);
-    return statusProblem('HEAD', url, r.value.status);
+    return existsReply(url, await this.get(url, 'HEAD'));
   }
 
   async getBlob(key: string, consume: (body: Readable) => Promise<void>): Promise<RemoteResult<boolean>> {
     const url = this.url('cas', key);
-    const r = await send({ method: 'GET', url, headers: this.headers, timeoutMs: this.timeoutMs });
-    if (!r.ok) return r;
-    const { status, body } = r.value;
-    if (status === 404) {
-      discard(body);
-      return done(false);
-    }
-    if (status !== 200) {
-      discard(body);
-      return statusProblem('GET', url, status);
-    }
-    try {
-      await consume(body);
-      return done(true);
-    } catch (e) {
-      body.destroy();
-      return {
-        ok: false,
-        problem: { message: `GET ${redact(url)}: ${(e as Error).message}`, retryable: !isPermanent(e) },
-      };
-    }
+    return blobReply(url, await this.get(url), consume);
   }
 
   putBlob(key: string, file: string, size: number): Promise<RemoteResult<void>> {

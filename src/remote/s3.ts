@@ -8,10 +8,9 @@ import type { Readable } from 'node:stream';
 import { AwsV4Signer } from 'aws4fetch';
 import { type AwsCredentials, findAwsCredentials, findAwsRegion } from './aws-credentials.js';
 import { done, problem, type RemoteBackend, type RemoteResult } from './backend.js';
-import { MAX_ENTRY_BYTES } from './http.js';
+import { blobReply, entryReply, existsReply } from './replies.js';
 import type { RemoteSettings } from './settings.js';
 import { discard, readAll, send, statusProblem } from './transport.js';
-import { isPermanent } from './wire.js';
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
@@ -93,18 +92,7 @@ class S3Backend implements RemoteBackend {
 
   async getEntry(key: string): Promise<RemoteResult<Buffer | undefined>> {
     const { url, r } = await this.request('GET', 'ac', key, EMPTY_SHA256);
-    if (!r.ok) return r;
-    const { status, body } = r.value;
-    if (status === 404) {
-      discard(body);
-      return done(undefined);
-    }
-    if (status !== 200) return this.failed('GET', url, status, body);
-    try {
-      return done(await readAll(body, MAX_ENTRY_BYTES));
-    } catch (e) {
-      return problem({ message: `GET ${url.href}: ${(e as Error).message}`, retryable: !isPermanent(e) });
-    }
+    return entryReply(url, r, (m, u, status, body) => this.failed(m, u, status, body));
   }
 
   async putEntry(key: string, bytes: Buffer): Promise<RemoteResult<void>> {
@@ -118,29 +106,12 @@ class S3Backend implements RemoteBackend {
 
   async hasBlob(key: string): Promise<RemoteResult<boolean>> {
     const { url, r } = await this.request('HEAD', 'cas', key, EMPTY_SHA256);
-    if (!r.ok) return r;
-    discard(r.value.body);
-    if (r.value.status === 200) return done(true);
-    if (r.value.status === 404) return done(false);
-    return statusProblem('HEAD', url, r.value.status);
+    return existsReply(url, r);
   }
 
   async getBlob(key: string, consume: (body: Readable) => Promise<void>): Promise<RemoteResult<boolean>> {
     const { url, r } = await this.request('GET', 'cas', key, EMPTY_SHA256);
-    if (!r.ok) return r;
-    const { status, body } = r.value;
-    if (status === 404) {
-      discard(body);
-      return done(false);
-    }
-    if (status !== 200) return this.failed('GET', url, status, body);
-    try {
-      await consume(body);
-      return done(true);
-    } catch (e) {
-      body.destroy();
-      return problem({ message: `GET ${url.href}: ${(e as Error).message}`, retryable: !isPermanent(e) });
-    }
+    return blobReply(url, r, consume, (m, u, status, body) => this.failed(m, u, status, body));
   }
 
   async putBlob(key: string, file: string, size: number): Promise<RemoteResult<void>> {
