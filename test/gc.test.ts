@@ -179,6 +179,7 @@ test('clean: refuses without --yes on a non-TTY; with --yes removes everything (
 test('clean on a terminal asks first and removes nothing unless the answer is yes', async () => {
   // util-linux `script` gives the CLI a real pseudo-terminal; without it this case cannot be driven.
   if (spawnSync('script', ['--version']).status !== 0) {
+    assert.not.ok(process.env.CI, 'CI installs script(1) (.ci/install-system-packages)');
     console.log('  (skipped: no `script` for a pseudo-terminal)');
     return;
   }
