@@ -157,7 +157,7 @@ test('stat cache: a hash recorded within the racy window is not trusted, an olde
     const expand = async () => {
       const r = await expandInputs({ root: dir, cwd: dir, globs: ['src/**'], exclude: [] });
       assert.ok(r.ok);
-      return r.value[0]!;
+      return r.value.files[0]!;
     };
     const f = await expand();
     const hash = await hashFile('blake3', f.abs, f.size);

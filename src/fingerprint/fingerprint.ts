@@ -5,7 +5,16 @@ import { toPosix } from '../util/paths.js';
 import { ok, type Result } from '../util/result.js';
 import { canonicalJson, hashBytes, hashFile, READ_BUFFER_BYTES } from './hash.js';
 import { hashFilesInPool, POOL_MIN_BYTES, poolThreads } from './hash-pool.js';
-import { expandInputs, type InputFile } from './inputs.js';
+import { expandInputs, type InputFile, inputGlobs } from './inputs.js';
+import {
+  columns,
+  digestAt,
+  fileAt,
+  fileUnchanged,
+  type Manifest,
+  manifestHolds,
+  manifestId,
+} from './manifest.js';
 
 /** Bump when anything about how keys are derived changes: old entries then simply miss. */
 export const FINGERPRINT_SCHEMA = 1;
@@ -40,12 +49,19 @@ export interface HashCache {
   set(file: InputFile, algorithm: HashAlgorithm, hash: string, recordedAtNs: bigint): void;
 }
 
+/** Where input manifests (manifest.ts) are kept between runs. */
+export interface ManifestStore {
+  get(id: string, algorithm: HashAlgorithm, root: string): Manifest | undefined;
+  put(id: string, manifest: Manifest): void;
+}
+
 export interface FingerprintOptions {
   algorithm: HashAlgorithm;
   salt: string;
   cacheDir: string;
   env?: NodeJS.ProcessEnv;
   hashCache?: HashCache;
+  manifests?: ManifestStore;
   /** Concurrent file reads; the libuv pool does the I/O, the hash runs natively. */
   concurrency?: number;
   /** Hashing threads for large cold inputs (default: one per core; 0 or 1: none). */
@@ -54,12 +70,13 @@ export interface FingerprintOptions {
 
 export interface Fingerprinted {
   key: string;
-  fingerprint: Fingerprint;
+  /** Built on first use: a hit whose inputs all match their manifest never needs it. */
+  readonly fingerprint: Fingerprint;
   /** Bytes of input read (not served from the stat cache), for diagnostics and benchmarks. */
   bytesHashed: number;
   /** The inputs as statted, with their hashes (same order): what a re-check compares against. */
-  files: InputFile[];
-  hashes: string[];
+  readonly files: InputFile[];
+  readonly hashes: string[];
   /** Wall clock (ns) once every input was hashed: edits near it may not show in a stat. */
   hashedAtNs: bigint;
 }
@@ -74,31 +91,73 @@ export function excludedFromInputs(spec: Pick<TaskSpec, 'cwd' | 'outputs'>, cach
 
 export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Promise<Result<Fingerprinted>> {
   const exclude = excludedFromInputs(spec, o.cacheDir);
-  const files = await expandInputs({ root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude });
-  if (!files.ok) return files;
+  const { positive, ignore } = inputGlobs(spec.inputs, exclude);
+  const env = o.env ?? process.env;
+  const rest: Omit<Fingerprint, 'inputs'> = {
+    schema: FINGERPRINT_SCHEMA,
+    algorithm: o.algorithm,
+    task: spec.name,
+    argv: spec.command,
+    shell: spec.shell,
+    cwd: toPosix(relative(spec.root, spec.cwd)),
+    env: Object.fromEntries(spec.env.map((name) => [name, env[name] ?? null])),
+    outputs: [...spec.outputs],
+    salt: o.salt,
+  };
+  const restHash = hashBytes('sha256', canonicalJson(rest));
+  const id = o.manifests && manifestId(o.algorithm, spec.root, spec.cwd, positive, ignore);
+  const prior = id ? o.manifests!.get(id, o.algorithm, spec.root) : undefined;
+  // The repeat run: same command, and no input or directory changed since the manifest.
+  if (prior?.restHash === restHash && manifestHolds(prior, spec.cwd)) {
+    const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
+    return ok(
+      fingerprinted(prior.key, rest, prior.digests, 0, hashedAtNs, () =>
+        prior.files.paths.map((_, i) => fileAt(prior.files, i)),
+      ),
+    );
+  }
 
+  // Taken before anything is listed or statted: what the manifest and stat cache record trust by.
   const startedNs = BigInt(Date.now()) * 1_000_000n;
-  const hashes = new Array<string>(files.value.length);
-  // The stat cache answers first; only what it cannot answer is read.
+  const expanded = await expandInputs({ root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude }, prior);
+  if (!expanded.ok) return expanded;
+  const { files, listing, fromPrior } = expanded.value;
+
+  // Answered in order by the manifest, the stat cache, and reading the file.
+  const digests = Buffer.allocUnsafe(DIGEST_BYTES * files.length);
   const toHash: number[] = [];
   let bytesHashed = 0;
-  files.value.forEach((f, i) => {
+  let samePlace = prior !== undefined && prior.files.paths.length === files.length;
+  let byPath: Map<string, number> | undefined;
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
+    let j: number | undefined = i;
+    if (!fromPrior && prior && prior.files.paths[i] !== f.path) {
+      byPath ??= new Map(prior.files.paths.map((p, k) => [p, k]));
+      j = byPath.get(f.path);
+      samePlace = false;
+    }
+    if (prior && j !== undefined && fileUnchanged(prior, j, f)) {
+      prior.digests.copy(digests, i * DIGEST_BYTES, j * DIGEST_BYTES, (j + 1) * DIGEST_BYTES);
+      continue;
+    }
+    samePlace = false;
     const h = o.hashCache?.get(f, o.algorithm);
     if (h === undefined) {
       toHash.push(i);
       bytesHashed += f.size;
-    } else hashes[i] = h;
-  });
+    } else digests.write(h, i * DIGEST_BYTES, 'hex');
+  }
   const remember = (i: number, h: string) => {
-    hashes[i] = h;
-    o.hashCache?.set(files.value[i]!, o.algorithm, h, startedNs);
+    digests.write(h, i * DIGEST_BYTES, 'hex');
+    o.hashCache?.set(files[i]!, o.algorithm, h, startedNs);
   };
 
   const threads = o.threads ?? poolThreads();
   if (threads > 1 && bytesHashed >= POOL_MIN_BYTES && toHash.length > 1) {
     const pooled = await hashFilesInPool(
       o.algorithm,
-      toHash.map((i) => files.value[i]!.abs),
+      toHash.map((i) => files[i]!.abs),
       threads,
     );
     for (const [k, i] of toHash.entries()) remember(i, pooled[k]!);
@@ -108,7 +167,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
       let buf: Buffer | undefined; // allocated on the first file this worker actually reads
       while (next < toHash.length) {
         const i = toHash[next++]!;
-        const f = files.value[i]!;
+        const f = files[i]!;
         buf ??= Buffer.allocUnsafe(READ_BUFFER_BYTES);
         remember(i, await hashFile(o.algorithm, f.abs, f.size, buf));
       }
@@ -117,21 +176,69 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   }
 
   const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
-  const env = o.env ?? process.env;
-  const fingerprint: Fingerprint = {
-    schema: FINGERPRINT_SCHEMA,
-    algorithm: o.algorithm,
-    task: spec.name,
-    argv: spec.command,
-    shell: spec.shell,
-    cwd: toPosix(relative(spec.root, spec.cwd)),
-    env: Object.fromEntries(spec.env.map((name) => [name, env[name] ?? null])),
-    inputs: files.value.map((f, i) => [f.path, hashes[i]!, (f.mode & 0o111) !== 0]),
-    outputs: [...spec.outputs],
-    salt: o.salt,
-  };
-  return ok({ key: keyOf(fingerprint), fingerprint, bytesHashed, files: files.value, hashes, hashedAtNs });
+  // Every input as the manifest had it, in the same order: the key it gave still holds unless the
+  // rest of the fingerprint (command, env, salt, ...) changed.
+  const sameKey = samePlace && prior?.restHash === restHash;
+  const result = fingerprinted(
+    sameKey ? prior!.key : undefined,
+    rest,
+    digests,
+    bytesHashed,
+    hashedAtNs,
+    () => files,
+  );
+  if (id && (!sameKey || (!fromPrior && listing))) {
+    o.manifests!.put(id, {
+      algorithm: o.algorithm,
+      recordedNs: startedNs,
+      listing,
+      files: columns(files, spec.root),
+      digests,
+      restHash,
+      key: result.key,
+    });
+  }
+  return ok(result);
 }
+
+/**
+ * The result, with what only a miss, a dry run or `explain` reads built on first use: a hit from
+ * an unchanged manifest touches no per-file object.
+ */
+function fingerprinted(
+  knownKey: string | undefined,
+  rest: Omit<Fingerprint, 'inputs'>,
+  digests: Buffer,
+  bytesHashed: number,
+  hashedAtNs: bigint,
+  inputFiles: () => InputFile[],
+): Fingerprinted {
+  let files: InputFile[] | undefined;
+  let hashes: string[] | undefined;
+  let fingerprint: Fingerprint | undefined;
+  const r = {
+    bytesHashed,
+    hashedAtNs,
+    get files() {
+      files ??= inputFiles();
+      return files;
+    },
+    get hashes() {
+      hashes ??= r.files.map((_, i) => digestAt({ digests }, i));
+      return hashes;
+    },
+    get fingerprint() {
+      const h = r.hashes;
+      fingerprint ??= { ...rest, inputs: r.files.map((f, i) => [f.path, h[i]!, (f.mode & 0o111) !== 0]) };
+      return fingerprint;
+    },
+    key: knownKey ?? '',
+  };
+  if (knownKey === undefined) r.key = keyOf(r.fingerprint);
+  return r;
+}
+
+const DIGEST_BYTES = 32;
 
 export function keyOf(fingerprint: Fingerprint): string {
   return hashBytes(fingerprint.algorithm, canonicalJson(fingerprint));

@@ -3,6 +3,7 @@ import { relative, resolve, sep } from 'node:path';
 import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { loadFastGlob } from '../util/vendor.js';
+import { type Listing, listingHolds, type Manifest } from './manifest.js';
 import { walkSimpleGlobs } from './walk.js';
 
 /** fast-glob's options for inputs; the plain walk (walk.ts) must give the same files. */
@@ -56,21 +57,50 @@ export function inputGlobs(
   return { positive, ignore };
 }
 
-/** Expands input globs to a sorted file list with the stat fields the stat cache needs. */
-export async function expandInputs(o: ExpandOptions): Promise<Result<InputFile[]>> {
+export interface Expanded {
+  /** Sorted by path. */
+  files: InputFile[];
+  /** The directories a plain walk read (see walk.ts), when they can vouch for the file list. */
+  listing: Listing | undefined;
+  /** The file list is `prior`'s, in its order: no directory it came from has changed. */
+  fromPrior: boolean;
+}
+
+/**
+ * Expands input globs to a sorted file list with the stat fields the stat cache needs. With a
+ * `prior` manifest whose directories are all unchanged, its file list is taken as it is and only
+ * statted again.
+ */
+export async function expandInputs(
+  o: ExpandOptions,
+  prior?: Pick<Manifest, 'listing' | 'files' | 'recordedNs'>,
+): Promise<Result<Expanded>> {
   const globs = o.globs ?? ['**/*'];
   const { positive, ignore } = inputGlobs(o.globs, o.exclude);
   for (const g of globs) {
     if (g.trim() === '' || g === '!')
       return err(failure('input', `invalid input glob ${JSON.stringify(g)}`, 'globs must not be empty'));
   }
+  if (prior?.listing && listingHolds(prior.listing, o.cwd, prior.recordedNs)) {
+    const files: InputFile[] = [];
+    const { paths } = prior.files;
+    for (let i = 0; i < paths.length; i++) {
+      const s = statInput(paths[i]!, prior.files.abs(i));
+      if (!s) break; // replaced by something else: its directory's stat should have shown that
+      files.push(s);
+    }
+    if (files.length === paths.length) return ok({ files, listing: prior.listing, fromPrior: true });
+  }
   let entries: string[];
+  let listing: Listing | undefined;
   try {
     // Names only: a bigint statSync per file afterwards costs half the CPU of fast-glob's
     // `stats: true` (which builds fs.Stats objects asynchronously) and gives exact ns timestamps.
     // The plain walk answers the common globs without loading fast-glob; it declines the rest.
+    const walked = walkSimpleGlobs(o.cwd, positive, ignore);
+    listing = walked?.listing;
     entries =
-      walkSimpleGlobs(o.cwd, positive, ignore) ??
+      walked?.files ??
       (await (
         await loadFastGlob()
       )(positive, { ...INPUT_GLOB_OPTIONS, cwd: o.cwd, ignore }));
@@ -86,19 +116,24 @@ export async function expandInputs(o: ExpandOptions): Promise<Result<InputFile[]
     const p = raw.startsWith('./') ? raw.slice(2) : raw;
     const outside = p.startsWith('../');
     const abs = outside ? resolve(o.cwd, p) : cwdSlash + p;
-    const s = statSync(abs, { bigint: true, throwIfNoEntry: false });
-    if (!s?.isFile()) continue; // vanished since the glob, or a link to something else
-    files.push({
-      path: outside ? toPosix(relative(o.root, abs)) : prefix ? `${prefix}/${p}` : p,
-      abs,
-      size: Number(s.size),
-      mode: Number(s.mode),
-      dev: Number(s.dev),
-      ino: Number(s.ino),
-      mtimeNs: s.mtimeNs,
-      ctimeNs: s.ctimeNs,
-    });
+    const f = statInput(outside ? toPosix(relative(o.root, abs)) : prefix ? `${prefix}/${p}` : p, abs);
+    if (f) files.push(f); // else vanished since the glob, or a link to something else
   }
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return ok(files);
+  return ok({ files, listing, fromPrior: false });
+}
+
+function statInput(path: string, abs: string): InputFile | undefined {
+  const s = statSync(abs, { bigint: true, throwIfNoEntry: false });
+  if (!s?.isFile()) return undefined;
+  return {
+    path,
+    abs,
+    size: Number(s.size),
+    mode: Number(s.mode),
+    dev: Number(s.dev),
+    ino: Number(s.ino),
+    mtimeNs: s.mtimeNs,
+    ctimeNs: s.ctimeNs,
+  };
 }

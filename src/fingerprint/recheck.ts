@@ -31,12 +31,12 @@ export async function inputsChangedSince(
     globs: spec.inputs,
     exclude: excludedFromInputs(spec, cacheDir),
   });
-  if (!now.ok || now.value.length !== first.files.length) return true;
+  if (!now.ok || now.value.files.length !== first.files.length) return true;
   const racyAfter = first.hashedAtNs - RACY_WINDOW_NS;
   const toRead: number[] = [];
-  for (let i = 0; i < now.value.length; i++) {
+  for (let i = 0; i < now.value.files.length; i++) {
     const a = first.files[i]!;
-    const b = now.value[i]!;
+    const b = now.value.files[i]!;
     if (a.path !== b.path) return true;
     if (!sameStat(a, b) || b.mtimeNs >= racyAfter || b.ctimeNs >= racyAfter) {
       if (((a.mode & 0o111) !== 0) !== ((b.mode & 0o111) !== 0)) return true;
@@ -48,7 +48,7 @@ export async function inputsChangedSince(
   const worker = async () => {
     while (!changed && next < toRead.length) {
       const i = toRead[next++]!;
-      const f = now.value[i]!;
+      const f = now.value.files[i]!;
       const h = await hashFile(algorithm, f.abs, f.size).catch(() => undefined);
       if (h !== first.hashes[i]) changed = true;
     }

@@ -1,4 +1,5 @@
 import { type Dirent, readdirSync, statSync } from 'node:fs';
+import { dirStat, type Listing } from './manifest.js';
 
 /*
  * A fast path for the globs almost every task uses (`src/**`, `**\/*`, with ignores like
@@ -55,26 +56,44 @@ function plan(positive: string[], ignore: string[]): Plan | undefined {
 /**
  * Files (relative to cwd, '/'-separated) matched by `positive` minus `ignore`, as fast-glob with
  * `dot`, `onlyFiles` and `followSymbolicLinks` would give them; undefined when the globs are not
- * simple enough for this walk or the tree holds a symbolic link to a directory.
+ * simple enough for this walk or the tree holds a symbolic link to a directory. `listing` records
+ * the directories read, for the next run to skip reading them again (fingerprint/manifest.ts); it
+ * is left out when the walk met a symbolic link or a missing base, whose changes a directory's
+ * stat would not show.
  */
-export function walkSimpleGlobs(cwd: string, positive: string[], ignore: string[]): string[] | undefined {
+export function walkSimpleGlobs(
+  cwd: string,
+  positive: string[],
+  ignore: string[],
+): { files: string[]; listing: Listing | undefined } | undefined {
   const p = plan(positive, ignore);
   if (!p) return undefined;
   const out = new Set<string>();
+  const listing: Listing = { dirs: [], stats: [] };
+  let listable = true;
   const skipped = (rel: string, name: string) => p.names.has(name) || p.paths.has(rel);
   const walk = (rel: string): boolean => {
+    const dir = rel ? `${cwd}/${rel}` : cwd;
+    // Stat before reading: an entry added in between then shows as a newer mtime next time.
+    const st = dirStat(dir);
     let entries: Dirent[];
     try {
-      entries = readdirSync(rel ? `${cwd}/${rel}` : cwd, { withFileTypes: true });
+      entries = readdirSync(dir, { withFileTypes: true });
     } catch {
+      listable = false;
       return true; // unreadable or gone: fast-glob (suppressErrors) skips it too
     }
+    if (st) {
+      listing.dirs.push(rel);
+      listing.stats.push(st);
+    } else listable = false;
     for (const e of entries) {
       const child = rel ? `${rel}/${e.name}` : e.name;
       if (skipped(child, e.name)) continue;
       if (e.isDirectory()) {
         if (!walk(child)) return false;
       } else if (e.isSymbolicLink()) {
+        listable = false;
         const s = statSync(`${cwd}/${child}`, { throwIfNoEntry: false });
         if (s?.isDirectory()) return false; // fast-glob follows these (and guards loops): let it
         if (s) out.add(child);
@@ -94,6 +113,7 @@ export function walkSimpleGlobs(cwd: string, positive: string[], ignore: string[
         const st = statSync(`${cwd}/${rel}`, { throwIfNoEntry: false });
         if (!st) {
           walkable = false; // nothing there: no files
+          listable = false;
           break;
         }
         if (!st.isDirectory()) return undefined;
@@ -102,5 +122,5 @@ export function walkSimpleGlobs(cwd: string, positive: string[], ignore: string[
     }
     if (!walk(base)) return undefined;
   }
-  return [...out];
+  return { files: [...out], listing: listable ? listing : undefined };
 }

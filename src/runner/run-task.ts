@@ -97,6 +97,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       salt: settings.salt,
       cacheDir: settings.cacheDir,
       hashCache: store.hashCache(),
+      manifests: store.manifestStore(),
     });
     if (!fp.ok) return { kind: 'failed', failure: fp.error };
     const { key, fingerprint } = fp.value;

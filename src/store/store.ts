@@ -1,7 +1,8 @@
 import { existsSync, statfsSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
-import type { Fingerprint, HashCache } from '../fingerprint/fingerprint.js';
+import type { Fingerprint, HashCache, ManifestStore } from '../fingerprint/fingerprint.js';
+import { decodeManifest, encodeManifest } from '../fingerprint/manifest.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type AuditEvent, AuditLog } from './audit.js';
@@ -89,6 +90,8 @@ export class Store {
     private readonly refs: Database<number, string>,
     /** Entry key → what eviction needs to know about it, small enough to scan 100k of quickly. */
     private readonly summaries: Database<SummaryRecord, string>,
+    /** Input manifests (fingerprint/manifest.ts), one per glob set. */
+    private readonly manifests: Database<Buffer, string>,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.audit = new AuditLog(layout.audit);
@@ -127,6 +130,7 @@ export class Store {
         db.openDB({ name: 'pending' }),
         db.openDB({ name: 'refs' }),
         db.openDB({ name: 'summary' }),
+        db.openDB({ name: 'manifests', encoding: 'binary' }),
       );
       // An index written before blob reference counts existed gets them once, from its entries:
       // removal must never take a shared blob's missing count for "last reference".
@@ -297,6 +301,17 @@ export class Store {
       set: (f, algo, hash, recordedNs) => {
         if (this.noWrites) return;
         background(this.stats.put(f.abs, encodeStat(f, algo, hash, recordedNs)));
+      },
+    };
+  }
+
+  /** Input manifests, as the fingerprinter's ManifestStore. */
+  manifestStore(): ManifestStore {
+    return {
+      get: (id, algo, root) => decodeManifest(this.manifests.getBinaryFast(id), algo, root),
+      put: (id, m) => {
+        if (this.noWrites) return;
+        background(this.manifests.put(id, encodeManifest(m)));
       },
     };
   }
