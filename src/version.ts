@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { besideCode } from './package-dir.js';
 
 /** The package version, read once from package.json beside dist/. */
 export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  JSON.parse(readFileSync(besideCode('../package.json'), 'utf8')) as { version: string }
 ).version;

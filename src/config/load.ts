@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { besideCode } from '../package-dir.js';
 import { err, errorMessage, failure, type Result } from '../util/result.js';
 import { readCachedConfig, writeCachedConfig } from './config-cache.js';
 import type { TaskVaultConfig } from './types.js';
@@ -49,7 +50,7 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
 }
 
 /** This package's public entry (dist/index.js), what a config's `from 'taskvault'` resolves to. */
-const SELF = fileURLToPath(new URL('../index.js', import.meta.url));
+const SELF = fileURLToPath(besideCode('index.js'));
 
 /** Native import; a .js/.mjs config importing 'taskvault' without a local install goes through jiti. */
 async function importJs(path: string): Promise<unknown> {

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { HashAlgorithm } from '../config/types.js';
+import { besideCode } from '../package-dir.js';
 
 /**
  * Below this many bytes to hash, starting threads costs more than it saves: the main thread
@@ -29,7 +30,7 @@ export async function hashFilesInPool(
   const hashes = new Array<string>(paths.length);
   const workers = Array.from(
     { length: Math.min(threads, paths.length) },
-    () => new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: { algorithm } }),
+    () => new Worker(besideCode('fingerprint/hash-worker.js'), { workerData: { algorithm } }),
   );
   let next = 0;
   try {

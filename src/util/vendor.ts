@@ -1,13 +1,15 @@
 /**
  * Pure-JS dependencies on the hot paths, loaded from single-file bundles that the build writes to
- * dist/vendor/ (scripts/bundle-vendor.mjs): loading one file instead of dozens is most of their
+ * dist/vendor/ (scripts/bundle.mjs): loading one file instead of dozens is most of their
  * start-up cost (measured: execa 75 → 22 ms CPU, fast-glob 25 → 9 ms). Without the bundles (a
  * plain tsc build, tests run from src/) the packages themselves are imported.
  */
+import { besideCode } from '../package-dir.js';
+
 type FastGlob = typeof import('fast-glob');
 type Execa = typeof import('execa');
 
-const bundled = <T>(file: string): Promise<T> => import(new URL(`../vendor/${file}`, import.meta.url).href);
+const bundled = <T>(file: string): Promise<T> => import(besideCode(`vendor/${file}`).href);
 
 let fastGlob: Promise<FastGlob> | undefined;
 export function loadFastGlob(): Promise<FastGlob> {
