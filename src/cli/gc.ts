@@ -97,12 +97,12 @@ async function clean(flags: CleanFlags): Promise<number | Failure> {
     const swept =
       task === undefined
         ? await sweep(store, clockFromEnv()() - DEFAULT_GRACE_MS, false)
-        : { orphanBlobs: none(), staleTmp: none() };
-    const bytes = removed.bytes + swept.orphanBlobs.bytes + swept.staleTmp.bytes;
+        : { orphanBlobs: none(), staleTmp: none(), staleHot: none() };
+    const bytes = removed.bytes + swept.orphanBlobs.bytes + swept.staleTmp.bytes + swept.staleHot.bytes;
     if (flags.json) {
       writeJson({ task: task ?? null, entries: removed.entries, bytes, ...swept, usage: store.usage() });
     } else {
-      const extra = sweptText(swept.orphanBlobs, swept.staleTmp);
+      const extra = sweptText(swept);
       process.stdout.write(
         `removed ${entriesText(removed.entries)}${task === undefined ? '' : ` of task '${task}'`}${extra}; reclaimed ${formatBytes(bytes)}\n`,
       );
@@ -140,10 +140,13 @@ const none = (): SweepTally => ({ files: 0, bytes: 0 });
 const entriesText = (n: number) => `${n} entr${n === 1 ? 'y' : 'ies'}`;
 const describe = (t: Tally) => `${entriesText(t.entries)} (${formatBytes(t.bytes)})`;
 
-function sweptText(orphans: SweepTally, tmp: SweepTally): string {
+function sweptText(s: { orphanBlobs: SweepTally; staleTmp: SweepTally; staleHot: SweepTally }): string {
   const parts: string[] = [];
-  if (orphans.files) parts.push(`${orphans.files} orphan blob${orphans.files === 1 ? '' : 's'}`);
-  if (tmp.files) parts.push(`${tmp.files} stale temp file${tmp.files === 1 ? '' : 's'}`);
+  const n = (t: SweepTally, what: string) =>
+    t.files && parts.push(`${t.files} ${what}${t.files === 1 ? '' : 's'}`);
+  n(s.orphanBlobs, 'orphan blob');
+  n(s.staleTmp, 'stale temp file');
+  n(s.staleHot, 'stale hot-path file');
   return parts.length ? `, ${parts.join(', ')}` : '';
 }
 
@@ -152,9 +155,9 @@ function gcText(r: GcReport, settings: Settings): string {
   const reasons = (['ttl', 'size', 'lru'] as const)
     .filter((k) => e.byReason[k].entries > 0)
     .map((k) => `${k} ${e.byReason[k].entries}`);
-  const bytes = e.bytes + r.orphanBlobs.bytes + r.staleTmp.bytes;
+  const bytes = e.bytes + r.orphanBlobs.bytes + r.staleTmp.bytes + r.staleHot.bytes;
   const lines = [
-    `${r.dryRun ? 'would remove' : 'removed'} ${entriesText(e.entries)}${reasons.length ? ` (${reasons.join(', ')})` : ''}${sweptText(r.orphanBlobs, r.staleTmp)}; ${r.dryRun ? 'would reclaim' : 'reclaimed'} ${formatBytes(bytes)}`,
+    `${r.dryRun ? 'would remove' : 'removed'} ${entriesText(e.entries)}${reasons.length ? ` (${reasons.join(', ')})` : ''}${sweptText(r)}; ${r.dryRun ? 'would reclaim' : 'reclaimed'} ${formatBytes(bytes)}`,
     `cache: ${formatBytes(e.usageAfter)} of ${formatBytes(settings.maxSizeBytes)}${e.complete ? '' : ' (still over the limit)'}`,
   ];
   if (r.refsRepaired) lines.push(`repaired ${r.refsRepaired} blob reference count(s)`);
@@ -166,10 +169,11 @@ function gcJson(r: GcReport, settings: Settings) {
   return {
     dryRun: r.dryRun,
     entries: r.evicted.entries,
-    bytes: r.evicted.bytes + r.orphanBlobs.bytes + r.staleTmp.bytes,
+    bytes: r.evicted.bytes + r.orphanBlobs.bytes + r.staleTmp.bytes + r.staleHot.bytes,
     byReason: r.evicted.byReason,
     orphanBlobs: r.orphanBlobs,
     staleTmp: r.staleTmp,
+    staleHot: r.staleHot,
     refsRepaired: r.refsRepaired,
     missingBlobs: r.missingBlobs,
     usageBefore: r.evicted.usageBefore,

@@ -3,11 +3,15 @@ import { type Settings, type TaskSpec, taskLabel } from '../config/resolve.js';
 import { type Fingerprint, type Fingerprinted, fingerprintTask } from '../fingerprint/fingerprint.js';
 import { inputsChangedSince } from '../fingerprint/recheck.js';
 import { pullRemote, pushRemote } from '../remote/hooks.js';
+import { AuditLog } from '../store/audit.js';
+import { BlobStore } from '../store/blobs.js';
 import type { BlobRef, Entry } from '../store/entry.js';
 import { STORE_SCHEMA } from '../store/entry.js';
 import { evictAfterSave } from '../store/evict.js';
+import { HotIndex } from '../store/hot.js';
+import { cacheLayout } from '../store/layout.js';
 import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, lockTimeoutFromEnv } from '../store/lock.js';
-import { Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { formatDuration } from '../util/format.js';
 import { errorMessage, type Failure } from '../util/result.js';
 import { LogCapture } from './capture.js';
@@ -85,6 +89,28 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   if (settings.disabled)
     return runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o.signal);
 
+  const layout = cacheLayout(settings.cacheDir);
+  const hot = new HotIndex(layout);
+  let fp: Awaited<ReturnType<typeof fingerprintTask>>;
+  try {
+    fp = await fingerprintTask(spec, {
+      algorithm: settings.hashAlgorithm,
+      salt: settings.salt,
+      cacheDir: settings.cacheDir,
+      manifests: hot.manifests(),
+    });
+  } catch (e) {
+    o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
+    return runUncached(spec, errorMessage(e), o.signal);
+  }
+  if (!fp.ok) return { kind: 'failed', failure: fp.error };
+  const { key } = fp.value;
+  const logFields = { task: spec.name || spec.command.join(' '), hash: key.slice(0, 12) };
+  const fromHot = o.force || o.dryRun ? undefined : await hotHit(hot, settings, spec, key, logFields, o);
+  if (fromHot?.kind === 'hit') return fromHot;
+
+  // Past here the index is needed: a miss, a dry run, an entry not (or no longer) in hot/.
+  const { Store } = await import('../store/store.js');
   const opened = Store.open(settings.cacheDir);
   if (!opened.ok) {
     o.reporter.warn(`cache skipped: ${opened.error.message}`);
@@ -92,26 +118,29 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   }
   const store = opened.value;
   try {
-    const fp = await fingerprintTask(spec, {
-      algorithm: settings.hashAlgorithm,
-      salt: settings.salt,
-      cacheDir: settings.cacheDir,
-      hashCache: store.hashCache(),
-      manifests: store.manifestStore(),
-    });
-    if (!fp.ok) return { kind: 'failed', failure: fp.error };
-    const { key, fingerprint } = fp.value;
     const label = taskKeyLabel(spec);
-    const logFields = { task: spec.name || spec.command.join(' '), hash: key.slice(0, 12) };
+    if (fromHot?.kind === 'unusable') {
+      // As below for an entry from the index: say why, log it, drop the entry, run the command.
+      o.reporter.warn(
+        `cached result for ${key.slice(0, 12)} not used: ${fromHot.message}; running the command`,
+      );
+      store.log('ERROR', source, { ...logFields, error: fromHot.message });
+      await store.remove(key);
+    }
 
-    let entry = o.force ? undefined : store.getEntry(key);
+    let entry = o.force || fromHot ? undefined : store.getEntry(key);
     if (entry && entry.createdAt + spec.policy.ttlMs <= now()) {
       await store.remove(key);
       store.log('EVICT', source, { ...logFields, reason: 'ttl' });
       entry = undefined;
     }
     if (o.dryRun) {
-      const outcome: RunOutcome = { kind: 'dry-run', key, hit: entry !== undefined, fingerprint };
+      const outcome: RunOutcome = {
+        kind: 'dry-run',
+        key,
+        hit: entry !== undefined,
+        fingerprint: fp.value.fingerprint,
+      };
       if (entry) outcome.entry = entry;
       return outcome;
     }
@@ -126,8 +155,11 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     if (entry) {
       // Touched before restoring, so a concurrent eviction (which re-checks last access) spares it.
       store.touch(key, now());
-      const hit = await serveHit(store, settings.root, entry, o);
-      if (hit.ok) return recordHit(store, entry, hit, logFields, o, pulled?.ms);
+      const hit = await serveHit(store.blobs, settings.root, entry, o);
+      if (hit.ok) {
+        if (!pulled) store.hot.putEntry(entry); // e.g. made by an older version: next time, from hot/
+        return recordHit(store, entry, hit, logFields, o, pulled?.ms);
+      }
       o.reporter.warn(`cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`);
       store.log('ERROR', source, { ...logFields, error: hit.message });
       await store.remove(key);
@@ -217,7 +249,7 @@ async function missSingleFlight(
       store.refresh();
       const entry = store.getEntry(key);
       if (entry) {
-        const hit = await serveHit(store, settings.root, entry, o);
+        const hit = await serveHit(store.blobs, settings.root, entry, o);
         if (hit.ok) return recordHit(store, entry, hit, logFields, o);
         o.reporter.warn(
           `cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`,
@@ -234,27 +266,67 @@ async function missSingleFlight(
   }
 }
 
+/**
+ * A hit served from hot/ (store/hot.ts) without loading the index: the entry copy committed under
+ * this key, within its TTL, restored and replayed after every blob is verified. undefined when
+ * there is no usable copy (the index then decides: an expired entry is removed there), and
+ * 'unusable' with the reason when the copy's blobs failed verification (the corrupt blob is already
+ * deleted; the caller reports it and drops the entry). Either way nothing was restored or printed.
+ */
+async function hotHit(
+  hot: HotIndex,
+  settings: Settings,
+  spec: TaskSpec,
+  key: string,
+  logFields: Record<string, string>,
+  o: RunOptions,
+): Promise<RunOutcome | { kind: 'unusable'; message: string } | undefined> {
+  const entry = hot.getEntry(key);
+  const now = o.now ?? Date.now;
+  if (!entry || entry.createdAt + spec.policy.ttlMs <= now()) return undefined;
+  const blobs = new BlobStore(hot.layout.blobs, hot.layout.tmp);
+  const hit = await serveHit(blobs, settings.root, entry, o);
+  if (!hit.ok) return { kind: 'unusable', message: hit.message };
+  const savedMs = Math.max(0, entry.durationMs - hit.restoreMs);
+  hot.recordHit({ key, at: now(), savedMs });
+  new AuditLog(hot.layout.audit).write('HIT', o.source ?? 'run', {
+    ...logFields,
+    files: hit.files,
+    bytes: hit.bytes,
+  });
+  return {
+    kind: 'hit',
+    key,
+    exitCode: entry.exitCode,
+    files: hit.files,
+    bytes: hit.bytes,
+    restoreMs: hit.restoreMs,
+    savedMs,
+    origin: 'local',
+  };
+}
+
 async function serveHit(
-  store: Store,
+  blobs: BlobStore,
   root: string,
   entry: Entry,
   o: RunOptions,
 ): Promise<{ ok: true; files: number; bytes: number; restoreMs: number } | { ok: false; message: string }> {
   const started = performance.now();
-  const logs = await verifyLogs(store.blobs, entry);
+  const logs = await verifyLogs(blobs, entry);
   if (!logs.ok) {
-    await store.blobs.remove(logs.problem.hash);
+    await blobs.remove(logs.problem.hash);
     return { ok: false, message: `log blob ${logs.problem.kind}: ${logs.problem.detail}` };
   }
-  const restored = await restoreOutputs(store.blobs, entry, root);
+  const restored = await restoreOutputs(blobs, entry, root);
   if (!restored.ok) {
     if (restored.kind === 'blob') {
-      await store.blobs.remove(restored.problem.hash);
+      await blobs.remove(restored.problem.hash);
       return { ok: false, message: `output blob ${restored.problem.kind}: ${restored.problem.detail}` };
     }
     return { ok: false, message: restored.message };
   }
-  await replayLogs(store.blobs, entry, logs.logs, o.replayTo);
+  await replayLogs(blobs, entry, logs.logs, o.replayTo);
   return { ok: true, files: restored.files, bytes: restored.bytes, restoreMs: performance.now() - started };
 }
 

@@ -15,6 +15,8 @@ export interface GcReport {
   evicted: EvictReport;
   orphanBlobs: SweepTally;
   staleTmp: SweepTally;
+  /** Hot entry copies the index no longer has, and input manifests unused for a month (hot.ts). */
+  staleHot: SweepTally;
   /** Reference counts that were wrong and were rebuilt from the entries (normally 0). */
   refsRepaired: number;
   /** Blobs an entry references that are not on disk (such hits turn into misses; normally 0). */
@@ -47,8 +49,8 @@ export async function collectGarbage(store: Store, o: GcOptions): Promise<GcRepo
     missingBlobs = recount.missing.length;
   }
   const evicted = await evict(store, { ...o, enforceEntrySize: true });
-  const { orphanBlobs, staleTmp } = await sweep(store, o.now - grace, o.dryRun === true);
-  return { evicted, orphanBlobs, staleTmp, refsRepaired, missingBlobs, dryRun: o.dryRun === true };
+  const { orphanBlobs, staleTmp, staleHot } = await sweep(store, o.now - grace, o.dryRun === true);
+  return { evicted, orphanBlobs, staleTmp, staleHot, refsRepaired, missingBlobs, dryRun: o.dryRun === true };
 }
 
 /** Deletes unreferenced blobs and dead processes' temp files not modified since `olderThan`. */
@@ -56,10 +58,44 @@ export async function sweep(
   store: Store,
   olderThan: number,
   dryRun: boolean,
-): Promise<{ orphanBlobs: SweepTally; staleTmp: SweepTally }> {
+): Promise<{ orphanBlobs: SweepTally; staleTmp: SweepTally; staleHot: SweepTally }> {
   const orphanBlobs = await sweepOrphanBlobs(store, olderThan, dryRun);
   const staleTmp = sweepTmp(store.layout.tmp, olderThan, dryRun);
-  return { orphanBlobs, staleTmp };
+  // Manifest age is real time: an injected clock (TASKVAULT_NOW_MS) ages entries, not files.
+  const staleHot = sweepHot(store, Date.now() - MANIFEST_UNUSED_MS, dryRun);
+  return { orphanBlobs, staleTmp, staleHot };
+}
+
+/** A manifest rewritten this long ago is probably for globs no task uses any more. */
+const MANIFEST_UNUSED_MS = 30 * 24 * 60 * 60_000;
+
+/**
+ * Hot entry copies whose key the index no longer has (left by a process that died between removing
+ * an entry and its copy), and manifests not rewritten since `manifestsBefore`: deleting one of those
+ * only costs its glob set one slower run.
+ */
+function sweepHot(store: Store, manifestsBefore: number, dryRun: boolean): SweepTally {
+  const total: SweepTally = { files: 0, bytes: 0 };
+  const drop = (path: string, size: number) => {
+    try {
+      if (!dryRun) unlinkSync(path);
+      total.files++;
+      total.bytes += size;
+    } catch {
+      // gone already
+    }
+  };
+  for (const key of listDir(store.layout.hot)) {
+    if (store.getEntry(key)) continue;
+    const path = join(store.layout.hot, key);
+    drop(path, statOrUndefined(path)?.size ?? 0);
+  }
+  for (const id of listDir(store.layout.manifests)) {
+    const path = join(store.layout.manifests, id);
+    const s = statOrUndefined(path);
+    if (s && s.mtimeMs < manifestsBefore) drop(path, s.size);
+  }
+  return total;
 }
 
 /** Blob files that no entry references and that are older than `olderThan` (epoch ms). */

@@ -9,6 +9,10 @@ export function cacheLayout(cacheDir: string) {
     tmp: join(cacheDir, 'tmp'),
     locks: join(cacheDir, 'locks'),
     audit: join(cacheDir, 'audit.log'),
+    // store/hot.ts: what a hit reads without opening the index.
+    hot: join(cacheDir, 'hot'),
+    manifests: join(cacheDir, 'manifests'),
+    hitsJournal: join(cacheDir, 'hits.journal'),
   };
 }
 

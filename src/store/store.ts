@@ -1,13 +1,13 @@
-import { existsSync, statfsSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statfsSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, HashCache, ManifestStore } from '../fingerprint/fingerprint.js';
-import { decodeManifest, encodeManifest } from '../fingerprint/manifest.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
+import { HotIndex, type JournalHit, parseJournal } from './hot.js';
 import { type CacheLayout, cacheLayout } from './layout.js';
 import { decodeStat, encodeStat } from './stat-cache.js';
 
@@ -28,6 +28,10 @@ export const LOW_SPACE_BYTES = 16 * 1024 * 1024;
 const USAGE_KEY = 'blobBytes';
 /** Set in the meta db once the refs db has been built for this index. */
 const REFS_FLAG = 'refs';
+/** Bytes of hits.journal already added to the index (meta db). */
+const JOURNAL_OFFSET = 'journalOffset';
+/** The journal starts over once this much of it has been folded. */
+const JOURNAL_ROTATE_BYTES = 1024 * 1024;
 
 type SummaryRecord = [createdAt: number, ttlMs: number, bytes: number, task: string];
 
@@ -70,6 +74,8 @@ export interface Counters {
  */
 export class Store {
   readonly blobs: BlobStore;
+  /** What hits read without the index: entry copies, input manifests, the hits journal. */
+  readonly hot: HotIndex;
   readonly audit: AuditLog;
   /** Why this store does not write (disk nearly full), or undefined. Checked once, at open. */
   readonly noWrites: string | undefined;
@@ -90,10 +96,10 @@ export class Store {
     private readonly refs: Database<number, string>,
     /** Entry key → what eviction needs to know about it, small enough to scan 100k of quickly. */
     private readonly summaries: Database<SummaryRecord, string>,
-    /** Input manifests (fingerprint/manifest.ts), one per glob set. */
-    private readonly manifests: Database<Buffer, string>,
+    private readonly meta: Database<number, string>,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
+    this.hot = new HotIndex(layout);
     this.audit = new AuditLog(layout.audit);
     this.noWrites = lowSpace(layout.root);
   }
@@ -130,7 +136,7 @@ export class Store {
         db.openDB({ name: 'pending' }),
         db.openDB({ name: 'refs' }),
         db.openDB({ name: 'summary' }),
-        db.openDB({ name: 'manifests', encoding: 'binary' }),
+        meta,
       );
       // An index written before blob reference counts existed gets them once, from its entries:
       // removal must never take a shared blob's missing count for "last reference".
@@ -141,6 +147,7 @@ export class Store {
           meta.put(REFS_FLAG, 1);
         });
       }
+      store.foldHits();
       return ok(store);
     } catch (e) {
       return err(failure('cache', `cannot open the cache at ${cacheDir}: ${errorMessage(e)}`));
@@ -206,6 +213,8 @@ export class Store {
       return err(failure('cache', `index commit failed: ${await writeErrorMessage(e)}`));
     }
     if (missing) return err(failure('cache', `blob ${missing.slice(0, 12)} vanished before commit`));
+    // Results of `cache save` / the SDK are looked up through the index only.
+    if (!entry.result) this.hot.putEntry(entry);
     return ok(undefined);
   }
 
@@ -305,15 +314,60 @@ export class Store {
     };
   }
 
-  /** Input manifests, as the fingerprinter's ManifestStore. */
+  /** Input manifests, as the fingerprinter's ManifestStore (files: see hot.ts). */
   manifestStore(): ManifestStore {
-    return {
-      get: (id, algo, root) => decodeManifest(this.manifests.getBinaryFast(id), algo, root),
-      put: (id, m) => {
-        if (this.noWrites) return;
-        background(this.manifests.put(id, encodeManifest(m)));
-      },
-    };
+    return this.hot.manifests();
+  }
+
+  /**
+   * Adds the hits served from hot/ since the last fold (hits.journal, see hot.ts) to the index:
+   * counters, and each entry's hit count and last access, which eviction orders by. Runs when the
+   * store opens, so stats, ls and eviction see them; inside one write transaction, so that two
+   * processes opening at once fold each line once.
+   */
+  private foldHits(): void {
+    const path = this.layout.hitsJournal;
+    const size = statSync(path, { throwIfNoEntry: false })?.size;
+    if (size === undefined || size === (this.meta.get(JOURNAL_OFFSET) ?? 0) || this.noWrites) return;
+    this.db.transactionSync(() => {
+      let buf: Buffer;
+      try {
+        buf = readFileSync(path);
+      } catch {
+        return;
+      }
+      let from = this.meta.get(JOURNAL_OFFSET) ?? 0;
+      if (from > buf.length) from = 0; // the journal was replaced: start over
+      const end = buf.lastIndexOf(0x0a) + 1; // complete lines only
+      if (end <= from) return;
+      const hits = parseJournal(buf.toString('utf8', from, end));
+      if (end < JOURNAL_ROTATE_BYTES) {
+        this.applyHits(hits);
+        this.meta.put(JOURNAL_OFFSET, end);
+        return;
+      }
+      // Start a new journal; lines appended to the old one after it was read are folded too.
+      const folding = `${path}.${process.pid}.folding`;
+      renameSync(path, folding);
+      const rest = readFileSync(folding);
+      hits.push(...parseJournal(rest.toString('utf8', end, rest.lastIndexOf(0x0a) + 1)));
+      rmSync(folding, { force: true });
+      this.applyHits(hits);
+      this.meta.put(JOURNAL_OFFSET, 0);
+    });
+  }
+
+  private applyHits(hits: JournalHit[]): void {
+    if (hits.length === 0) return;
+    let saved = 0;
+    for (const h of hits) {
+      saved += h.savedMs;
+      if (!this.entries.doesExist(h.key)) continue;
+      this.access.put(h.key, Math.max(this.access.get(h.key) ?? 0, h.at));
+      this.hits.put(h.key, (this.hits.get(h.key) ?? 0) + 1);
+    }
+    this.counters.put('hits', (this.counters.get('hits') ?? 0) + hits.length);
+    this.counters.put('savedMs', (this.counters.get('savedMs') ?? 0) + saved);
   }
 
   // --- Reference counts and eviction support -------------------------------------------------
@@ -349,7 +403,7 @@ export class Store {
     items: Array<{ key: string; at?: number }>,
     o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean } = {},
   ): Promise<Removed[]> {
-    return this.db.transaction(() => {
+    const removed = await this.db.transaction(() => {
       const removed: Removed[] = [];
       for (const { key, at } of items) {
         if (o.stopAtUsage !== undefined && this.usage() <= o.stopAtUsage) break;
@@ -367,6 +421,8 @@ export class Store {
       }
       return removed;
     });
+    for (const r of removed) this.hot.removeEntry(r.key);
+    return removed;
   }
 
   /**

@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { HashAlgorithm } from '../config/types.js';
+import type { ManifestStore } from '../fingerprint/fingerprint.js';
+import { decodeManifest, encodeManifest } from '../fingerprint/manifest.js';
+import { mkdirsSync } from '../util/mkdirs.js';
+import { type Entry, STORE_SCHEMA } from './entry.js';
+import type { CacheLayout } from './layout.js';
+
+/*
+ * What a repeat run needs, kept as plain files so that a hit never loads or opens the LMDB index
+ * (loading lmdb alone is ~20 ms of a ~100 ms hit):
+ *
+ *   manifests/<id>   the input manifest of one glob set (fingerprint/manifest.ts)
+ *   hot/<key>        a copy of the entry committed under <key>, as JSON
+ *   hits.journal     one line per hit served from hot/, folded into the index by Store.open
+ *
+ * The index stays the source of truth. A hot entry is written after its commit and deleted after
+ * its removal (Store), so it can outlive its index entry only if a process dies in between; it then
+ * still names blobs that are verified byte for byte before use, for inputs that hash to its key,
+ * and `gc` deletes it. Every operation here fails soft: a cache that cannot be written costs speed,
+ * never the run.
+ */
+
+/** One journal line: key, epoch ms, ms saved. Small enough that an O_APPEND write never splits. */
+export interface JournalHit {
+  key: string;
+  at: number;
+  savedMs: number;
+}
+
+const KEY = /^[0-9a-f]{16,128}$/;
+
+export class HotIndex {
+  constructor(readonly layout: CacheLayout) {}
+
+  /** The entry last committed under `key`, if its copy is here and readable by this version. */
+  getEntry(key: string): Entry | undefined {
+    if (!KEY.test(key)) return undefined;
+    try {
+      const e = JSON.parse(readFileSync(join(this.layout.hot, key), 'utf8')) as Entry;
+      return e.schema === STORE_SCHEMA && e.key === key ? e : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  putEntry(entry: Entry): void {
+    if (KEY.test(entry.key)) this.writeAtomic(this.layout.hot, entry.key, JSON.stringify(entry));
+  }
+
+  removeEntry(key: string): void {
+    if (!KEY.test(key)) return;
+    try {
+      rmSync(join(this.layout.hot, key), { force: true });
+    } catch {
+      // gc removes hot entries whose key the index no longer has.
+    }
+  }
+
+  /** Input manifests as files, one per glob set. */
+  manifests(): ManifestStore {
+    return {
+      get: (id: string, algorithm: HashAlgorithm, root: string) => {
+        try {
+          return decodeManifest(readFileSync(join(this.layout.manifests, id)), algorithm, root);
+        } catch {
+          return undefined;
+        }
+      },
+      put: (id, m) => this.writeAtomic(this.layout.manifests, id, encodeManifest(m)),
+    };
+  }
+
+  /** Books a hit served without the index; Store.open adds it to the index's counts. */
+  recordHit(h: JournalHit): void {
+    try {
+      appendFileSync(
+        this.layout.hitsJournal,
+        `${h.key} ${Math.round(h.at)} ${Math.max(0, Math.round(h.savedMs))}\n`,
+      );
+    } catch {
+      // A read-only cache still serves hits; they are just not counted.
+    }
+  }
+
+  /** Written beside its final name's filesystem (tmp/), then renamed: readers see all or nothing. */
+  private writeAtomic(dir: string, name: string, data: string | Buffer): void {
+    const tmp = join(this.layout.tmp, `${process.pid}-${Date.now()}-${randomBytes(4).toString('hex')}.hot`);
+    try {
+      mkdirsSync(this.layout.tmp);
+      mkdirsSync(dir);
+      writeFileSync(tmp, data);
+      renameSync(tmp, join(dir, name));
+    } catch {
+      try {
+        rmSync(tmp, { force: true });
+      } catch {
+        // gc sweeps stale temp files.
+      }
+    }
+  }
+}
+
+/** Parses journal text; lines that are not complete records (a torn tail, garbage) are skipped. */
+export function parseJournal(text: string): JournalHit[] {
+  const out: JournalHit[] = [];
+  for (const line of text.split('\n')) {
+    const [key, at, saved] = line.split(' ');
+    if (!key || !KEY.test(key) || at === undefined || saved === undefined) continue;
+    const a = Number(at);
+    const s = Number(saved);
+    if (Number.isFinite(a) && Number.isFinite(s)) out.push({ key, at: a, savedMs: s });
+  }
+  return out;
+}
