@@ -3,8 +3,8 @@ import type { TaskSpec } from '../config/resolve.js';
 import type { HashAlgorithm } from '../config/types.js';
 import { toPosix } from '../util/paths.js';
 import { ok, type Result } from '../util/result.js';
-import { canonicalJson, hashBytes, hashFile, READ_BUFFER_BYTES } from './hash.js';
-import { hashFilesInPool, POOL_MIN_BYTES, poolThreads } from './hash-pool.js';
+import { canonicalJson, hashBytes } from './hash.js';
+import { hashFiles } from './hash-pool.js';
 import { expandInputs, type InputFile, inputGlobs } from './inputs.js';
 import {
   columns,
@@ -153,27 +153,12 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     o.hashCache?.set(files[i]!, o.algorithm, h, startedNs);
   };
 
-  const threads = o.threads ?? poolThreads();
-  if (threads > 1 && bytesHashed >= POOL_MIN_BYTES && toHash.length > 1) {
-    const pooled = await hashFilesInPool(
-      o.algorithm,
-      toHash.map((i) => files[i]!.abs),
-      threads,
-    );
-    for (const [k, i] of toHash.entries()) remember(i, pooled[k]!);
-  } else {
-    let next = 0;
-    const worker = async () => {
-      let buf: Buffer | undefined; // allocated on the first file this worker actually reads
-      while (next < toHash.length) {
-        const i = toHash[next++]!;
-        const f = files[i]!;
-        buf ??= Buffer.allocUnsafe(READ_BUFFER_BYTES);
-        remember(i, await hashFile(o.algorithm, f.abs, f.size, buf));
-      }
-    };
-    await Promise.all(Array.from({ length: o.concurrency ?? 16 }, worker));
-  }
+  const hashed = await hashFiles(
+    o.algorithm,
+    toHash.map((i) => files[i]!),
+    o,
+  );
+  for (const [k, i] of toHash.entries()) remember(i, hashed[k]!);
 
   const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
   // Every input as the manifest had it, in the same order: the key it gave still holds unless the

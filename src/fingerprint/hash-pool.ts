@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { HashAlgorithm } from '../config/types.js';
 import { besideCode } from '../package-dir.js';
+import { hashFile, hashFileSync, READ_BUFFER_BYTES } from './hash.js';
 
 /**
  * Below this many bytes to hash, starting threads costs more than it saves: the main thread
@@ -67,4 +68,44 @@ export async function hashFilesInPool(
     await Promise.all(workers.map((w) => w.terminate()));
   }
   return hashes;
+}
+
+/** Below this many bytes in all, files are hashed one after another with blocking reads. */
+export const SYNC_MAX_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Content hashes of `files`, in order, by the cheapest way for their total size: blocking reads
+ * for a few small files (a miss usually re-reads one; the async file API alone costs ~5 ms to
+ * warm up in a fresh process), concurrent async reads for more, and hashing threads from
+ * POOL_MIN_BYTES on. `threads` defaults to one per core.
+ */
+export async function hashFiles(
+  algorithm: HashAlgorithm,
+  files: Array<{ abs: string; size: number }>,
+  o: { threads?: number; concurrency?: number } = {},
+): Promise<string[]> {
+  const total = files.reduce((n, f) => n + f.size, 0);
+  if (total < SYNC_MAX_BYTES) {
+    const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    return files.map((f) => hashFileSync(algorithm, f.abs, buf));
+  }
+  const threads = o.threads ?? poolThreads();
+  if (threads > 1 && total >= POOL_MIN_BYTES && files.length > 1) {
+    return hashFilesInPool(
+      algorithm,
+      files.map((f) => f.abs),
+      threads,
+    );
+  }
+  const out = new Array<string>(files.length);
+  let next = 0;
+  const worker = async () => {
+    const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    while (next < files.length) {
+      const i = next++;
+      out[i] = await hashFile(algorithm, files[i]!.abs, files[i]!.size, buf);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 16, files.length) }, worker));
+  return out;
 }

@@ -1,7 +1,7 @@
 import type { TaskSpec } from '../config/resolve.js';
 import { RACY_WINDOW_NS } from '../store/stat-cache.js';
 import { excludedFromInputs, type Fingerprinted } from './fingerprint.js';
-import { hashFile } from './hash.js';
+import { hashFiles } from './hash-pool.js';
 import { expandInputs, type InputFile } from './inputs.js';
 
 const sameStat = (a: InputFile, b: InputFile): boolean =>
@@ -43,16 +43,10 @@ export async function inputsChangedSince(
       toRead.push(i);
     }
   }
-  let changed = false;
-  let next = 0;
-  const worker = async () => {
-    while (!changed && next < toRead.length) {
-      const i = toRead[next++]!;
-      const f = now.value.files[i]!;
-      const h = await hashFile(algorithm, f.abs, f.size).catch(() => undefined);
-      if (h !== first.hashes[i]) changed = true;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, toRead.length) }, worker));
-  return changed;
+  const files = now.value.files;
+  const hashes = await hashFiles(
+    algorithm,
+    toRead.map((i) => files[i]!),
+  ).catch(() => undefined); // unreadable now: changed
+  return hashes === undefined || toRead.some((i, k) => hashes[k] !== first.hashes[i]);
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
+import { mark } from '../util/trace.js';
 import { loadExeca } from '../util/vendor.js';
 import { descendants, signalAll } from './process-tree.js';
 
@@ -35,6 +36,7 @@ export async function execute(
   cancel?: AbortSignal,
 ): Promise<Execution> {
   const { execa } = await loadExeca();
+  mark('load execa');
   const started = performance.now();
   const [file, ...args] = spec.command as [string, ...string[]];
   const child = execa(file, args, {

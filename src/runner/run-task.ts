@@ -14,6 +14,7 @@ import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, lockTimeoutFromEnv } from '../sto
 import type { Store } from '../store/store.js';
 import { formatDuration } from '../util/format.js';
 import { errorMessage, type Failure } from '../util/result.js';
+import { mark } from '../util/trace.js';
 import { LogCapture } from './capture.js';
 import { outputBytes, oversizeReason } from './entry-size.js';
 import { type Execution, execute } from './execute.js';
@@ -84,6 +85,7 @@ export const taskKeyLabel = (spec: Pick<TaskSpec, 'name' | 'command'>): string =
  * the command's exit code always comes back.
  */
 export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions): Promise<RunOutcome> {
+  mark('start');
   const now = o.now ?? Date.now;
   const source = o.source ?? 'run';
   if (settings.disabled)
@@ -103,10 +105,12 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
     return runUncached(spec, errorMessage(e), o.signal);
   }
+  mark('fingerprint');
   if (!fp.ok) return { kind: 'failed', failure: fp.error };
   const { key } = fp.value;
   const logFields = { task: spec.name || spec.command.join(' '), hash: key.slice(0, 12) };
   const fromHot = o.force || o.dryRun ? undefined : await hotHit(hot, settings, spec, key, logFields, o);
+  mark(fromHot?.kind === 'hit' ? 'hot hit' : 'hot lookup');
   if (fromHot?.kind === 'hit') return fromHot;
 
   // Past here the index is needed: a miss, a dry run, an entry not (or no longer) in hot/.
@@ -117,6 +121,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     return runUncached(spec, opened.error.message, o.signal);
   }
   const store = opened.value;
+  mark('open index');
   try {
     const label = taskKeyLabel(spec);
     if (fromHot?.kind === 'unusable') {
@@ -156,6 +161,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       // Touched before restoring, so a concurrent eviction (which re-checks last access) spares it.
       store.touch(key, now());
       const hit = await serveHit(store.blobs, settings.root, entry, o);
+      mark('restore');
       if (hit.ok) {
         if (!pulled) store.hot.putEntry(entry); // e.g. made by an older version: next time, from hot/
         return recordHit(store, entry, hit, logFields, o, pulled?.ms);
@@ -174,6 +180,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   } finally {
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
+    mark('close index');
   }
 }
 
@@ -341,8 +348,10 @@ async function runAndStore(
   const source = o.source ?? 'run';
   const { key, fingerprint } = fp;
   const capture = new LogCapture(settings.hashAlgorithm, (tag) => store.blobs.tempPath(tag));
+  mark('lock');
   const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk), o.signal);
   const captured = capture.finish();
+  mark('command');
   const base = {
     kind: 'miss' as const,
     key,
@@ -359,6 +368,7 @@ async function runAndStore(
   let skip = whyNotCacheable(spec, execution);
   if (!skip && o.recheckInputs !== false && (await inputsChangedSince(spec, fp, settings.cacheDir)))
     skip = 'inputs changed while the command ran';
+  mark('recheck inputs');
   if (skip || !captured) {
     await dropCapture();
     if (execution.spawnError) o.reporter.warn(execution.spawnError);
@@ -385,6 +395,7 @@ async function runAndStore(
       spec.cwd,
       spec.outputs,
     );
+    mark('snapshot');
     if (spec.outputs.length > 0 && snap.outputs.length === 0) {
       o.reporter.warn(`output globs ${spec.outputs.map((g) => `'${g}'`).join(', ')} matched no files`);
     }
@@ -422,6 +433,7 @@ async function runAndStore(
       return notStored(paths.error.message);
     }
     const committed = await store.commit(entry, fingerprint, label);
+    mark('commit');
     if (!committed.ok) {
       o.reporter.warn(`not cached: ${committed.error.message}`);
       return notStored(committed.error.message);
@@ -440,6 +452,7 @@ async function runAndStore(
       source,
       info: (m) => o.reporter.info(m),
     }).catch((e) => o.reporter.warn(`eviction skipped: ${errorMessage(e)}`));
+    mark('evict');
     return {
       ...base,
       stored: true,

@@ -4,15 +4,8 @@ import { copyFile, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { HashAlgorithm } from '../config/types.js';
-import {
-  createHasher,
-  hashBytes,
-  hashFile,
-  hashingTap,
-  READ_BUFFER_BYTES,
-  STREAM_THRESHOLD,
-} from '../fingerprint/hash.js';
-import { hashFilesInPool, POOL_MIN_BYTES, poolThreads } from '../fingerprint/hash-pool.js';
+import { createHasher, hashBytes, hashingTap, STREAM_THRESHOLD } from '../fingerprint/hash.js';
+import { hashFiles } from '../fingerprint/hash-pool.js';
 import { mkdirs } from '../util/mkdirs.js';
 import type { BlobRef } from './entry.js';
 import { blobPath } from './layout.js';
@@ -188,31 +181,18 @@ export class BlobStore {
    */
   async verifyAll(algorithm: HashAlgorithm, refs: BlobRef[]): Promise<BlobProblem | undefined> {
     const unique = [...new Map(refs.map((r) => [r.hash, r])).values()];
-    let total = 0;
     for (const ref of unique) {
       const s = statSync(this.path(ref.hash), { throwIfNoEntry: false });
       if (!s) return { kind: 'missing', hash: ref.hash, detail: 'blob file is gone' };
       if (s.size !== ref.size) return corrupt(ref, '(size differs)', s.size);
-      total += s.size;
     }
-    const paths = unique.map((r) => this.path(r.hash));
     let actual: string[];
     try {
-      const threads = poolThreads();
-      if (threads > 1 && total >= POOL_MIN_BYTES && unique.length > 1) {
-        actual = await hashFilesInPool(algorithm, paths, threads);
-      } else {
-        actual = new Array<string>(paths.length);
-        let next = 0;
-        const worker = async () => {
-          const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-          while (next < paths.length) {
-            const i = next++;
-            actual[i] = await hashFile(algorithm, paths[i]!, unique[i]!.size, buf);
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(8, paths.length) }, worker));
-      }
+      actual = await hashFiles(
+        algorithm,
+        unique.map((r) => ({ abs: this.path(r.hash), size: r.size })),
+        { concurrency: 8 },
+      );
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
         const gone = unique.find((r) => !this.has(r.hash)) ?? unique[0]!;

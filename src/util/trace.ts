@@ -1,0 +1,22 @@
+/**
+ * TASKVAULT_TRACE=1: one stderr line per run with the time each phase took since the last mark
+ * (from process start), to see where a slow hit or miss spends its time. Off by default; a mark
+ * then costs one property check.
+ */
+const enabled = Boolean(process.env.TASKVAULT_TRACE);
+const marks: string[] = [];
+let last = 0;
+
+export function mark(phase: string): void {
+  if (!enabled) return;
+  const now = performance.now();
+  marks.push(`${phase} ${(now - last).toFixed(1)}ms`);
+  last = now;
+}
+
+if (enabled) {
+  process.on('exit', () => {
+    mark('exit');
+    process.stderr.write(`taskvault: trace: ${marks.join(' · ')}\n`);
+  });
+}
