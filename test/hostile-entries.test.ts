@@ -58,7 +58,10 @@ async function setup(): Promise<Ctx> {
   };
 }
 
-/** Writes an entry straight into the index, blobs included, bypassing every check of commit. */
+/**
+ * Writes an entry straight into the index and hot/ (where a hit reads it first), blobs included,
+ * bypassing every check of commit.
+ */
 async function plant(c: Ctx, outputs: OutputRecord[], extra: Partial<Entry> = {}, blobs: string[] = []) {
   const opened = Store.open(c.cacheDir);
   if (!opened.ok) throw new Error(opened.error.message);
@@ -85,6 +88,7 @@ async function plant(c: Ctx, outputs: OutputRecord[], extra: Partial<Entry> = {}
     c.key,
     entry,
   );
+  s.hot.putEntry(entry);
   await s.close();
 }
 

@@ -5,7 +5,7 @@ import { toPosix } from '../util/paths.js';
 import { ok, type Result } from '../util/result.js';
 import { canonicalJson, hashBytes } from './hash.js';
 import { hashFiles } from './hash-pool.js';
-import { expandInputs, type InputFile, inputGlobs } from './inputs.js';
+import { expandInputs, type InputFile, inputGlobs, type PriorListing } from './inputs.js';
 import {
   columns,
   digestAt,
@@ -79,6 +79,8 @@ export interface Fingerprinted {
   readonly hashes: string[];
   /** Wall clock (ns) once every input was hashed: edits near it may not show in a stat. */
   hashedAtNs: bigint;
+  /** The file list with the directory listing that vouches for it, for a cheap re-check. */
+  readonly listed: PriorListing;
 }
 
 /** Globs (relative to the task's cwd) never taken as inputs: the outputs and the cache directory. */
@@ -111,7 +113,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   if (prior?.restHash === restHash && manifestHolds(prior, spec.cwd)) {
     const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
     return ok(
-      fingerprinted(prior.key, rest, prior.digests, 0, hashedAtNs, () =>
+      fingerprinted(prior.key, rest, prior.digests, 0, hashedAtNs, prior, () =>
         prior.files.paths.map((_, i) => fileAt(prior.files, i)),
       ),
     );
@@ -170,6 +172,11 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     digests,
     bytesHashed,
     hashedAtNs,
+    {
+      listing,
+      recordedNs: fromPrior ? prior!.recordedNs : startedNs,
+      files: { paths: files.map((f) => f.path), abs: (i) => files[i]!.abs },
+    },
     () => files,
   );
   if (id && (!sameKey || (!fromPrior && listing))) {
@@ -196,6 +203,7 @@ function fingerprinted(
   digests: Buffer,
   bytesHashed: number,
   hashedAtNs: bigint,
+  listed: PriorListing,
   inputFiles: () => InputFile[],
 ): Fingerprinted {
   let files: InputFile[] | undefined;
@@ -204,6 +212,7 @@ function fingerprinted(
   const r = {
     bytesHashed,
     hashedAtNs,
+    listed,
     get files() {
       files ??= inputFiles();
       return files;

@@ -3,7 +3,7 @@ import { relative, resolve, sep } from 'node:path';
 import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { loadFastGlob } from '../util/vendor.js';
-import { type Listing, listingHolds, type Manifest } from './manifest.js';
+import { type Listing, listingHolds, type ManifestFiles } from './manifest.js';
 import { walkSimpleGlobs } from './walk.js';
 
 /** fast-glob's options for inputs; the plain walk (walk.ts) must give the same files. */
@@ -57,6 +57,13 @@ export function inputGlobs(
   return { positive, ignore };
 }
 
+/** A file list and the directory listing it came from, recorded at `recordedNs` (see manifest.ts). */
+export interface PriorListing {
+  listing: Listing | undefined;
+  recordedNs: bigint;
+  files: Pick<ManifestFiles, 'paths' | 'abs'>;
+}
+
 export interface Expanded {
   /** Sorted by path. */
   files: InputFile[];
@@ -71,10 +78,7 @@ export interface Expanded {
  * `prior` manifest whose directories are all unchanged, its file list is taken as it is and only
  * statted again.
  */
-export async function expandInputs(
-  o: ExpandOptions,
-  prior?: Pick<Manifest, 'listing' | 'files' | 'recordedNs'>,
-): Promise<Result<Expanded>> {
+export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Promise<Result<Expanded>> {
   const globs = o.globs ?? ['**/*'];
   const { positive, ignore } = inputGlobs(o.globs, o.exclude);
   for (const g of globs) {

@@ -15,22 +15,22 @@ const sameStat = (a: InputFile, b: InputFile): boolean =>
 /**
  * Whether the inputs differ from what `first` fingerprinted (after the command ran, so that a result
  * is never stored under a key its inputs no longer have). Cheaper than fingerprinting again: the
- * same glob, then each file's stat against the one taken in the first pass, in memory. A file is
+ * same file list (from the first pass's unchanged directories, or the same glob), then each file's
+ * stat against the one taken in the first pass, in memory. A file is
  * read again only if its stat moved, or if it was modified so close to when the first pass hashed
  * it that an edit within the same timestamp tick would not show in its stat ("racy git").
  */
 export async function inputsChangedSince(
   spec: TaskSpec,
-  first: Pick<Fingerprinted, 'fingerprint' | 'files' | 'hashes' | 'hashedAtNs'>,
+  first: Pick<Fingerprinted, 'fingerprint' | 'files' | 'hashes' | 'hashedAtNs' | 'listed'>,
   cacheDir: string,
 ): Promise<boolean> {
   const algorithm = first.fingerprint.algorithm;
-  const now = await expandInputs({
-    root: spec.root,
-    cwd: spec.cwd,
-    globs: spec.inputs,
-    exclude: excludedFromInputs(spec, cacheDir),
-  });
+  // The first pass's directories, if unchanged, vouch for the same file list: no walk again.
+  const now = await expandInputs(
+    { root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude: excludedFromInputs(spec, cacheDir) },
+    first.listed,
+  );
   if (!now.ok || now.value.files.length !== first.files.length) return true;
   const racyAfter = first.hashedAtNs - RACY_WINDOW_NS;
   const toRead: number[] = [];

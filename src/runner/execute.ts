@@ -34,6 +34,8 @@ export async function execute(
   spec: TaskSpec,
   onChunk: (stream: StreamId, chunk: Uint8Array) => void,
   cancel?: AbortSignal,
+  /** Called once the child is started: work that can overlap with it goes here. */
+  onSpawn?: () => void,
 ): Promise<Execution> {
   const { execa } = await loadExeca();
   mark('load execa');
@@ -53,6 +55,7 @@ export async function execute(
     cleanup: true,
     forceKillAfterDelay: false,
   });
+  onSpawn?.();
 
   let interrupted = false;
   const forward = (signal: NodeJS.Signals) => {

@@ -11,9 +11,11 @@ import { evictAfterSave } from '../store/evict.js';
 import { HotIndex } from '../store/hot.js';
 import { cacheLayout } from '../store/layout.js';
 import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, lockTimeoutFromEnv } from '../store/lock.js';
+import { lowSpace } from '../store/space.js';
 import type { Store } from '../store/store.js';
 import { formatDuration } from '../util/format.js';
-import { errorMessage, type Failure } from '../util/result.js';
+import { mkdirsSync } from '../util/mkdirs.js';
+import { err, errorMessage, type Failure, failure, ok, type Result } from '../util/result.js';
 import { mark } from '../util/trace.js';
 import { LogCapture } from './capture.js';
 import { outputBytes, oversizeReason } from './entry-size.js';
@@ -113,7 +115,13 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   mark(fromHot?.kind === 'hit' ? 'hot hit' : 'hot lookup');
   if (fromHot?.kind === 'hit') return fromHot;
 
-  // Past here the index is needed: a miss, a dry run, an entry not (or no longer) in hot/.
+  // No copy in hot/, so no entry (Store.open gives every entry one): run the command at once and
+  // open the index while it runs. The team cache, a dry run and a damaged or expired copy need the
+  // index first.
+  if (fromHot === undefined && !o.dryRun && !settings.remote)
+    return missFirst(hot, settings, spec, fp.value, o);
+
+  // Past here the index is needed.
   const { Store } = await import('../store/store.js');
   const opened = Store.open(settings.cacheDir);
   if (!opened.ok) {
@@ -133,7 +141,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       await store.remove(key);
     }
 
-    let entry = o.force || fromHot ? undefined : store.getEntry(key);
+    let entry = o.force || fromHot?.kind === 'unusable' ? undefined : store.getEntry(key);
     if (entry && entry.createdAt + spec.policy.ttlMs <= now()) {
       await store.remove(key);
       store.log('EVICT', source, { ...logFields, reason: 'ttl' });
@@ -239,17 +247,7 @@ async function missSingleFlight(
     o.reporter.warn(`not cached: ${store.noWrites}`);
     return runUncached(spec, store.noWrites);
   }
-  const lock = await acquireLock(store.layout.locks, key, {
-    timeoutMs: lockTimeoutFromEnv() ?? DEFAULT_LOCK_TIMEOUT_MS,
-    onWait: (h) =>
-      o.reporter.info(
-        `waiting for ${taskLabel(spec)} (${key.slice(0, 12)}): already running in ${h ? `pid ${h.pid} on ${h.host}` : 'another process'}`,
-      ),
-  });
-  if (lock.kind === 'timeout')
-    o.reporter.warn(
-      `gave up waiting ${formatDuration(lock.waitedMs)} for ${lock.holder ? `pid ${lock.holder.pid} on ${lock.holder.host}` : 'another process'} to finish ${key.slice(0, 12)}; running the command anyway`,
-    );
+  const lock = await lockKey(store.layout.locks, spec, key, o);
   try {
     if (lock.kind === 'acquired' && lock.waited) {
       // Whoever held the lock has probably just committed this key: look again (fresh read txn).
@@ -267,18 +265,90 @@ async function missSingleFlight(
     }
     store.count('misses');
     store.log('MISS', source, logFields);
-    return await runAndStore(store, settings, spec, fp, label, o);
+    return await runAndStore(async () => ok(store), settings, spec, fp, label, o);
   } finally {
     if (lock.kind === 'acquired') lock.release();
   }
 }
 
 /**
+ * missSingleFlight for a key with no copy in hot/: the command starts before the index is loaded
+ * (~20 ms of lmdb) and opened, which then happens while it runs. Under the same lock; a process
+ * that waited for it finds the holder's result in hot/.
+ */
+async function missFirst(
+  hot: HotIndex,
+  settings: Settings,
+  spec: TaskSpec,
+  fp: Fingerprinted,
+  o: RunOptions,
+): Promise<RunOutcome> {
+  const { key } = fp;
+  const logFields = { task: spec.name || spec.command.join(' '), hash: key.slice(0, 12) };
+  // What Store.open would find before the command runs: a cache dir that cannot be written to.
+  try {
+    for (const d of [hot.layout.tmp, hot.layout.blobs, hot.layout.locks]) mkdirsSync(d);
+  } catch (e) {
+    const why = `cannot open the cache at ${settings.cacheDir}: ${errorMessage(e)}`;
+    o.reporter.warn(`cache skipped: ${why}`);
+    return runUncached(spec, why, o.signal);
+  }
+  const full = lowSpace(settings.cacheDir);
+  if (full) {
+    o.reporter.warn(`not cached: ${full}`);
+    return runUncached(spec, full, o.signal);
+  }
+  const lock = await lockKey(hot.layout.locks, spec, key, o);
+  let store: Store | undefined;
+  try {
+    if (lock.kind === 'acquired' && lock.waited && !o.force) {
+      const again = await hotHit(hot, settings, spec, key, logFields, o);
+      if (again?.kind === 'hit') return again;
+    }
+    new AuditLog(hot.layout.audit).write('MISS', o.source ?? 'run', logFields);
+    const openIndex = async (): Promise<Result<Store>> => {
+      const { Store } = await import('../store/store.js');
+      const opened = Store.open(settings.cacheDir);
+      if (opened.ok) {
+        store = opened.value;
+        store.count('misses');
+      }
+      return opened;
+    };
+    return await runAndStore(openIndex, settings, spec, fp, taskKeyLabel(spec), o);
+  } finally {
+    if (lock.kind === 'acquired') lock.release();
+    if (store) {
+      await store.flush().catch(() => {});
+      await store.close().catch(() => {});
+      mark('close index');
+    }
+  }
+}
+
+/** The per-key lock of a miss, saying so when it has to wait or gives up waiting. */
+async function lockKey(locksDir: string, spec: TaskSpec, key: string, o: RunOptions) {
+  const lock = await acquireLock(locksDir, key, {
+    timeoutMs: lockTimeoutFromEnv() ?? DEFAULT_LOCK_TIMEOUT_MS,
+    onWait: (h) =>
+      o.reporter.info(
+        `waiting for ${taskLabel(spec)} (${key.slice(0, 12)}): already running in ${h ? `pid ${h.pid} on ${h.host}` : 'another process'}`,
+      ),
+  });
+  if (lock.kind === 'timeout')
+    o.reporter.warn(
+      `gave up waiting ${formatDuration(lock.waitedMs)} for ${lock.holder ? `pid ${lock.holder.pid} on ${lock.holder.host}` : 'another process'} to finish ${key.slice(0, 12)}; running the command anyway`,
+    );
+  return lock;
+}
+
+/**
  * A hit served from hot/ (store/hot.ts) without loading the index: the entry copy committed under
- * this key, within its TTL, restored and replayed after every blob is verified. undefined when
- * there is no usable copy (the index then decides: an expired entry is removed there), and
- * 'unusable' with the reason when the copy's blobs failed verification (the corrupt blob is already
- * deleted; the caller reports it and drops the entry). Either way nothing was restored or printed.
+ * this key, within its TTL, restored and replayed after every blob is verified. Otherwise nothing
+ * is restored or printed, and the caller learns why: no copy (undefined), 'expired' (the index
+ * removes the entry), 'damaged' (a copy this version cannot read: the index has the entry), or
+ * 'unusable' with the reason when its blobs failed verification (the corrupt blob is already
+ * deleted; the caller reports it and drops the entry).
  */
 async function hotHit(
   hot: HotIndex,
@@ -287,10 +357,12 @@ async function hotHit(
   key: string,
   logFields: Record<string, string>,
   o: RunOptions,
-): Promise<RunOutcome | { kind: 'unusable'; message: string } | undefined> {
+): Promise<RunOutcome | { kind: 'unusable'; message: string } | { kind: 'expired' | 'damaged' } | undefined> {
   const entry = hot.getEntry(key);
   const now = o.now ?? Date.now;
-  if (!entry || entry.createdAt + spec.policy.ttlMs <= now()) return undefined;
+  if (!entry) return undefined;
+  if (entry === 'damaged') return { kind: 'damaged' };
+  if (entry.createdAt + spec.policy.ttlMs <= now()) return { kind: 'expired' };
   const blobs = new BlobStore(hot.layout.blobs, hot.layout.tmp);
   const hit = await serveHit(blobs, settings.root, entry, o);
   if (!hit.ok) return { kind: 'unusable', message: hit.message };
@@ -337,8 +409,12 @@ async function serveHit(
   return { ok: true, files: restored.files, bytes: restored.bytes, restoreMs: performance.now() - started };
 }
 
+/**
+ * Runs the command and stores its result. `openIndex` is called once the command has started (or
+ * returns the store already open): its loading overlaps with the command.
+ */
 async function runAndStore(
-  store: Store,
+  openIndex: () => Promise<Result<Store>>,
   settings: Settings,
   spec: TaskSpec,
   fp: Fingerprinted,
@@ -346,10 +422,22 @@ async function runAndStore(
   o: RunOptions,
 ): Promise<RunOutcome> {
   const source = o.source ?? 'run';
-  const { key, fingerprint } = fp;
-  const capture = new LogCapture(settings.hashAlgorithm, (tag) => store.blobs.tempPath(tag));
+  const { key } = fp;
+  const layout = cacheLayout(settings.cacheDir);
+  const temps = new BlobStore(layout.blobs, layout.tmp);
+  const capture = new LogCapture(settings.hashAlgorithm, (tag) => temps.tempPath(tag));
   mark('lock');
-  const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk), o.signal);
+  const opening = () =>
+    openIndex().catch((e: unknown) => err(failure('cache', `cannot open the cache: ${errorMessage(e)}`)));
+  let index: Promise<Result<Store>> | undefined;
+  const execution = await execute(
+    spec,
+    (stream, chunk) => capture.write(stream, chunk),
+    o.signal,
+    () => {
+      index = opening();
+    },
+  );
   const captured = capture.finish();
   mark('command');
   const base = {
@@ -365,7 +453,10 @@ async function runAndStore(
     for (const p of [captured?.stdout.path, captured?.stderr.path]) if (p) await rm(p, { force: true });
   };
 
-  let skip = whyNotCacheable(spec, execution);
+  const opened = await (index ?? opening());
+  mark('index');
+  if (!opened.ok) o.reporter.warn(`cache skipped: ${opened.error.message}`);
+  let skip = whyNotCacheable(spec, execution) ?? (opened.ok ? undefined : opened.error.message);
   if (!skip && o.recheckInputs !== false && (await inputsChangedSince(spec, fp, settings.cacheDir)))
     skip = 'inputs changed while the command ran';
   mark('recheck inputs');
@@ -384,6 +475,9 @@ async function runAndStore(
     return notStored(why);
   };
 
+  if (!opened.ok) return notStored(opened.error.message); // unreachable: skip is set
+  const store = opened.value;
+  const fingerprint = fp.fingerprint;
   try {
     const logBytes = captured.stdout.size + captured.stderr.size;
     const expected = logBytes + (await outputBytes(spec.root, spec.cwd, spec.outputs));

@@ -35,14 +35,24 @@ const KEY = /^[0-9a-f]{16,128}$/;
 export class HotIndex {
   constructor(readonly layout: CacheLayout) {}
 
-  /** The entry last committed under `key`, if its copy is here and readable by this version. */
-  getEntry(key: string): Entry | undefined {
+  /**
+   * The entry last committed under `key`: undefined when there is no copy (so no entry: Store.open
+   * gives every entry one), 'damaged' when there is one this version cannot use (unreadable, or
+   * written by another version): the index must then be asked.
+   */
+  getEntry(key: string): Entry | 'damaged' | undefined {
     if (!KEY.test(key)) return undefined;
+    let text: string;
     try {
-      const e = JSON.parse(readFileSync(join(this.layout.hot, key), 'utf8')) as Entry;
-      return e.schema === STORE_SCHEMA && e.key === key ? e : undefined;
+      text = readFileSync(join(this.layout.hot, key), 'utf8');
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : 'damaged';
+    }
+    try {
+      const e = JSON.parse(text) as Entry;
+      return e.schema === STORE_SCHEMA && e.key === key ? e : 'damaged';
     } catch {
-      return undefined;
+      return 'damaged';
     }
   }
 

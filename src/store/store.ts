@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, rmSync, statfsSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, HashCache, ManifestStore } from '../fingerprint/fingerprint.js';
@@ -9,6 +9,7 @@ import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { HotIndex, type JournalHit, parseJournal } from './hot.js';
 import { type CacheLayout, cacheLayout } from './layout.js';
+import { lowSpace } from './space.js';
 import { decodeStat, encodeStat } from './stat-cache.js';
 
 export { RACY_WINDOW_NS } from './stat-cache.js';
@@ -17,17 +18,14 @@ export { RACY_WINDOW_NS } from './stat-cache.js';
 // more to load, on every run. Import lmdb only this way (one instance per process).
 const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
 
-/**
- * Below this much free space on the cache's filesystem the store stops writing (no new entries, no
- * access times or counters): a full disk makes LMDB fail commits in ways that are noisy and late,
- * and a cache must never be why a disk fills up. Hits are still served.
- */
-export const LOW_SPACE_BYTES = 16 * 1024 * 1024;
+export { LOW_SPACE_BYTES } from './space.js';
 
 /** Counter holding the bytes of unique referenced blobs, kept in step by commit and removal. */
 const USAGE_KEY = 'blobBytes';
 /** Set in the meta db once the refs db has been built for this index. */
 const REFS_FLAG = 'refs';
+/** Set in the meta db once every entry has its copy in hot/ (indexes from before hot/ existed). */
+const HOT_FLAG = 'hot';
 /** Bytes of hits.journal already added to the index (meta db). */
 const JOURNAL_OFFSET = 'journalOffset';
 /** The journal starts over once this much of it has been folded. */
@@ -146,6 +144,12 @@ export class Store {
           store.recount();
           meta.put(REFS_FLAG, 1);
         });
+      }
+      // A run without a hot copy of its key runs the command before reading the index (run-task.ts):
+      // entries committed before hot/ existed get their copies once, or they would all run again.
+      if (meta.get(HOT_FLAG) === undefined && store.noWrites === undefined) {
+        for (const e of store.allEntries()) if (!e.result) store.hot.putEntry(e);
+        meta.putSync(HOT_FLAG, 1);
       }
       store.foldHits();
       return ok(store);
@@ -587,18 +591,6 @@ async function writeErrorMessage(e: unknown): Promise<string> {
     if (cause instanceof Error) return cause.message.replace(/: Attempting to write page.*/, '');
   }
   return errorMessage(e);
-}
-
-function lowSpace(dir: string): string | undefined {
-  try {
-    const s = statfsSync(dir);
-    const free = s.bavail * s.bsize;
-    if (free < LOW_SPACE_BYTES)
-      return `the cache disk is full (${Math.round(free / 1024)} KB free at ${dir}); not writing to the cache`;
-  } catch {
-    // statfs unsupported: rely on write errors
-  }
-  return undefined;
 }
 
 let guarded = false;
