@@ -304,8 +304,25 @@ function restoreBench(tree, bytes, rounds) {
   writeFileSync(join(empty, 'd', 'x'), 'x');
   const cache = { TASKVAULT_CACHE_DIR: join(dir, 'cache') };
   const restoreOf = (src, out) => {
-    const cmd = tv('run', '--inputs', 'seed.txt', '--outputs', out, '--', 'cp', '-r', src, out);
+    const cmd = tv(
+      'run',
+      '--inputs',
+      'seed.txt',
+      '--outputs',
+      out,
+      '--max-entry-size',
+      '100GB',
+      '--',
+      'cp',
+      '-r',
+      src,
+      out,
+    );
     timed(cmd, dir, cache); // the miss that caches it
+    // Sanity: what is timed below must be a restore, not the command running again.
+    rmSync(join(dir, out), { recursive: true, force: true });
+    const check = timed(cmd, dir, { ...cache, TASKVAULT_QUIET: '' });
+    if (!/\bhit\b/.test(check.stderr)) throw new Error(`restore bench: not a hit: ${check.stderr}`);
     return {
       prep: () => rmSync(join(dir, out), { recursive: true, force: true }),
       run: () => timed(cmd, dir, cache).ms,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { lstatSync, readlinkSync } from 'node:fs';
-import { chmod, lstat, mkdir, rename, rm, symlink } from 'node:fs/promises';
+import { chmodSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync } from 'node:fs';
+import { chmod, rm, symlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { BlobProblem, BlobStore } from '../store/blobs.js';
 import type { Entry, OutputRecord } from '../store/entry.js';
@@ -129,20 +129,26 @@ function plainPathInside(root: string, abs: string): boolean {
   return true;
 }
 
-/** mkdir -p that refuses to pass through a symlink and replaces stale non-directories. */
-async function ensureDir(root: string, dir: string): Promise<Result<void>> {
+/**
+ * mkdir -p that refuses to pass through a symlink and replaces stale non-directories. Blocking
+ * calls: run for every restored file, a thread-pool round trip per path component cost more than
+ * the lstat itself.
+ */
+function ensureDir(root: string, dir: string): Result<void> {
   const parts = relative(root, dir).split(/[\\/]/).filter(Boolean);
   let cur = root;
   for (const part of parts) {
     cur = join(cur, part);
-    const s = await lstat(cur).catch(() => undefined);
+    const s = lstatSync(cur, { throwIfNoEntry: false });
     if (s?.isDirectory()) continue;
     if (s?.isSymbolicLink())
       return err(failure('cache', `refused to write through the symlink ${relative(root, cur)}`));
-    if (s) await rm(cur, { force: true });
-    await mkdir(cur).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e; // a parallel worker made it first
-    });
+    if (s) rmSync(cur, { force: true });
+    try {
+      mkdirSync(cur);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
   }
   return ok(undefined);
 }
@@ -177,7 +183,7 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     while (next < files.length && !failed) {
       const o = files[next++]!;
       const dest = abs.get(o.path)!;
-      const dir = await ensureDir(root, dirname(dest));
+      const dir = ensureDir(root, dirname(dest));
       if (!dir.ok) {
         failed = { ok: false, kind: 'refused', message: dir.error.message };
         return;
@@ -234,16 +240,18 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
   for (const o of entry.outputs) {
     const dest = abs.get(o.path)!;
     if (o.type === 'dir') {
-      const dir = await ensureDir(root, dest);
+      const dir = ensureDir(root, dest);
       if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
       await chmod(dest, o.mode & 0o1777);
     } else if (o.type === 'symlink') {
-      const dir = await ensureDir(root, dirname(dest));
+      const dir = ensureDir(root, dirname(dest));
       if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
       await rm(dest, { recursive: true, force: true });
       await symlink(o.target, dest);
     }
   }
+  // Blocking calls: three per file, and a round trip through the thread pool each would cost more
+  // than the calls themselves (~100 ms for 512 files).
   for (const [tmp, dest, mode] of temps) {
     // A directory on the way may have been swapped for a symlink since the temp was written.
     if (!plainPathInside(root, dest)) {
@@ -254,10 +262,10 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
         message: `refused ${relative(root, dest)}: a parent directory is a symlink`,
       };
     }
-    const s = await lstat(dest).catch(() => undefined);
-    if (s?.isDirectory()) await rm(dest, { recursive: true, force: true });
-    await chmod(tmp, mode); // writeFile's mode is filtered by the umask
-    await rename(tmp, dest);
+    if (lstatSync(dest, { throwIfNoEntry: false })?.isDirectory())
+      await rm(dest, { recursive: true, force: true });
+    chmodSync(tmp, mode); // the copy's mode is the blob's
+    renameSync(tmp, dest);
   }
   return { ok: true, files: files.length, bytes };
 }
