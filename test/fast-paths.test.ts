@@ -1,7 +1,7 @@
 /**
  * The speed-ups must not change what runs: the evaluated-config cache (invalidated by any edit,
- * skipped for dynamic configs, never loading jiti when it applies), the stat cache's racy-write
- * rule on a real LMDB index, and parallel restores that still verify every byte.
+ * skipped for dynamic configs, never loading jiti when it applies), the racy-write rule end to end
+ * (manifest.test.ts has it in detail), hashing threads, and restores that still verify every byte.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,8 +10,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { configCachePath, isStaticConfigSource } from '../src/config/config-cache.js';
 import { hashBytes, hashFile } from '../src/fingerprint/hash.js';
-import { expandInputs } from '../src/fingerprint/inputs.js';
-import { RACY_WINDOW_NS, Store } from '../src/store/store.js';
 import { CLI, linkNodeModules, REPO, runCli, runProcess, tempDir, writeTree } from './helpers.js';
 
 /** A module-resolution hook that appends every resolved URL to $TV_LOAD_LOG. */
@@ -146,49 +144,6 @@ test('isStaticConfigSource: imports other than taskvault, env, time and randomne
   assert.not.ok(isStaticConfigSource(['export default { b: `$', '{1 + 1}` };'].join('')));
 });
 
-test('stat cache: a hash recorded within the racy window is not trusted, an older one is', async () => {
-  const dir = tempDir();
-  writeTree(dir, { 'src/a.txt': 'aaaa' });
-  const opened = Store.open(join(dir, 'cache'));
-  assert.ok(opened.ok);
-  const store = opened.value;
-  try {
-    const cache = store.hashCache();
-    const expand = async () => {
-      const r = await expandInputs({ root: dir, cwd: dir, globs: ['src/**'], exclude: [] });
-      assert.ok(r.ok);
-      return r.value.files[0]!;
-    };
-    const f = await expand();
-    const hash = await hashFile('blake3', f.abs, f.size);
-
-    // Recorded right after the write: the file could still change within the same tick, keeping
-    // its (size, mtime, ctime), so the recorded hash must not be served.
-    cache.set(f, 'blake3', hash, f.mtimeNs + RACY_WINDOW_NS / 2n);
-    await store.flush();
-    assert.is(cache.get(f, 'blake3'), undefined, 'racy entry served');
-
-    // The racy case itself: same size, same stat, new content. It must be re-hashed.
-    writeFileSync(f.abs, 'bbbb');
-    const sameStat = { ...(await expand()), mtimeNs: f.mtimeNs, ctimeNs: f.ctimeNs, ino: f.ino, dev: f.dev };
-    assert.is(cache.get(sameStat, 'blake3'), undefined, 'stale hash served for a racily modified file');
-
-    // Recorded well after the last modification: trusted while the stat matches.
-    const g = await expand();
-    const gHash = await hashFile('blake3', g.abs, g.size);
-    cache.set(g, 'blake3', gHash, g.mtimeNs + RACY_WINDOW_NS * 2n);
-    await store.flush();
-    assert.is(cache.get(g, 'blake3'), gHash);
-    assert.is(cache.get(g, 'sha256'), undefined, 'hash of another algorithm not served');
-    assert.is(cache.get({ ...g, size: g.size + 1 }, 'blake3'), undefined);
-    assert.is(cache.get({ ...g, mtimeNs: g.mtimeNs + 1n }, 'blake3'), undefined, 'ns mtime compared');
-    assert.is(cache.get({ ...g, ctimeNs: g.ctimeNs + 1n }, 'blake3'), undefined, 'ns ctime compared');
-    assert.is(cache.get({ ...g, ino: g.ino + 1 }, 'blake3'), undefined);
-  } finally {
-    await store.close();
-  }
-});
-
 test('a racily modified input is re-hashed end to end: the run after a same-size edit misses', async () => {
   const dir = tempDir();
   writeTree(dir, {
@@ -219,7 +174,7 @@ test('a racily modified input is re-hashed end to end: the run after a same-size
   assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'v2');
 });
 
-test('the hashing threads give the same hashes as the main thread, and report a missing file', async () => {
+test('the hashing threads give the same hashes as the main thread, copy exactly, and report a missing file', async () => {
   // Through dist/: the worker file is the built one, as in production.
   const pool = (await import(
     pathToFileURL(join(REPO, 'dist/fingerprint/hash-pool.js')).href
@@ -229,13 +184,24 @@ test('the hashing threads give the same hashes as the main thread, and report a 
   for (let i = 0; i < big.length; i += 4096) big[i] = i % 251;
   writeTree(dir, { empty: '', small: 'small file', exact: Buffer.alloc(4 * 1024 * 1024, 1), big });
   const paths = ['empty', 'small', 'exact', 'big'].map((n) => join(dir, n));
+  const jobs = paths.map((abs) => ({ abs, size: statSync(abs).size }));
   for (const algorithm of ['blake3', 'sha256'] as const) {
     const expected = await Promise.all(paths.map((p) => hashFile(algorithm, p, statSync(p).size)));
-    assert.equal(await pool.hashFilesInPool(algorithm, paths, 2), expected);
+    assert.equal(await pool.hashFilesInPool(algorithm, jobs, 2, false), expected, 'workers only');
+    assert.equal(await pool.hashFilesInPool(algorithm, jobs, 2), expected, 'workers and this thread');
     assert.is(expected[1], hashBytes(algorithm, 'small file'));
+    // Copying while hashing: the copies are byte-identical and the hashes the same.
+    for (const [tag, hereToo] of [
+      ['w', false],
+      ['h', true],
+    ] as const) {
+      const copies = jobs.map((j) => ({ ...j, dest: `${j.abs}.${algorithm}.${tag}` }));
+      assert.equal(await pool.hashFilesInPool(algorithm, copies, 2, hereToo), expected);
+      for (const c of copies) assert.ok(readFileSync(c.dest).equals(readFileSync(c.abs)), c.dest);
+    }
   }
   try {
-    await pool.hashFilesInPool('blake3', [...paths, join(dir, 'gone')], 2);
+    await pool.hashFilesInPool('blake3', [...jobs, { abs: join(dir, 'gone'), size: 1 }], 2, false);
     assert.unreachable('a missing file must reject');
   } catch (e) {
     assert.is((e as NodeJS.ErrnoException).code, 'ENOENT');

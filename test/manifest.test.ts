@@ -20,8 +20,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { TaskSpec } from '../src/config/resolve.js';
 import { type Fingerprinted, fingerprintTask, type ManifestStore } from '../src/fingerprint/fingerprint.js';
-import { decodeManifest, encodeManifest, type Manifest } from '../src/fingerprint/manifest.js';
-import { RACY_WINDOW_NS, Store } from '../src/store/store.js';
+import {
+  decodeManifest,
+  encodeManifest,
+  type Manifest,
+  RACY_WINDOW_NS,
+} from '../src/fingerprint/manifest.js';
+import { Store } from '../src/store/store.js';
 import { tempDir, writeTree } from './helpers.js';
 
 function spec(root: string, inputs: string[] | undefined, env: string[] = []): TaskSpec {
@@ -225,7 +230,6 @@ test('manifest on a real index: edits through the CLI pipeline give from-scratch
     const withIndex = async () => {
       const r = await fingerprintTask(s, {
         ...options(root),
-        hashCache: store.hashCache(),
         manifests: store.manifestStore(),
       });
       assert.ok(r.ok);

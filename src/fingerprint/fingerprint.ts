@@ -39,16 +39,6 @@ export interface Fingerprint {
   salt: string;
 }
 
-/**
- * Remembers content hashes by (dev, ino, size, mtime, ctime) so unchanged files are not re-read.
- * Implementations must not return a hash recorded while the file could still have been changing
- * within the same timestamp tick (see StatCache in store/).
- */
-export interface HashCache {
-  get(file: InputFile, algorithm: HashAlgorithm): string | undefined;
-  set(file: InputFile, algorithm: HashAlgorithm, hash: string, recordedAtNs: bigint): void;
-}
-
 /** Where input manifests (manifest.ts) are kept between runs. */
 export interface ManifestStore {
   get(id: string, algorithm: HashAlgorithm, root: string): Manifest | undefined;
@@ -60,7 +50,6 @@ export interface FingerprintOptions {
   salt: string;
   cacheDir: string;
   env?: NodeJS.ProcessEnv;
-  hashCache?: HashCache;
   manifests?: ManifestStore;
   /** Concurrent file reads; the libuv pool does the I/O, the hash runs natively. */
   concurrency?: number;
@@ -72,7 +61,7 @@ export interface Fingerprinted {
   key: string;
   /** Built on first use: a hit whose inputs all match their manifest never needs it. */
   readonly fingerprint: Fingerprint;
-  /** Bytes of input read (not served from the stat cache), for diagnostics and benchmarks. */
+  /** Bytes of input read (not answered by the manifest), for diagnostics and benchmarks. */
   bytesHashed: number;
   /** The inputs as statted, with their hashes (same order): what a re-check compares against. */
   readonly files: InputFile[];
@@ -119,13 +108,13 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     );
   }
 
-  // Taken before anything is listed or statted: what the manifest and stat cache record trust by.
+  // Taken before anything is listed or statted: what the manifest records trust by.
   const startedNs = BigInt(Date.now()) * 1_000_000n;
   const expanded = await expandInputs({ root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude }, prior);
   if (!expanded.ok) return expanded;
   const { files, listing, fromPrior } = expanded.value;
 
-  // Answered in order by the manifest, the stat cache, and reading the file.
+  // Answered by the manifest where the stat is unchanged, else by reading the file.
   const digests = Buffer.allocUnsafe(DIGEST_BYTES * files.length);
   const toHash: number[] = [];
   let bytesHashed = 0;
@@ -144,23 +133,16 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
       continue;
     }
     samePlace = false;
-    const h = o.hashCache?.get(f, o.algorithm);
-    if (h === undefined) {
-      toHash.push(i);
-      bytesHashed += f.size;
-    } else digests.write(h, i * DIGEST_BYTES, 'hex');
+    toHash.push(i);
+    bytesHashed += f.size;
   }
-  const remember = (i: number, h: string) => {
-    digests.write(h, i * DIGEST_BYTES, 'hex');
-    o.hashCache?.set(files[i]!, o.algorithm, h, startedNs);
-  };
 
   const hashed = await hashFiles(
     o.algorithm,
     toHash.map((i) => files[i]!),
     o,
   );
-  for (const [k, i] of toHash.entries()) remember(i, hashed[k]!);
+  for (const [k, i] of toHash.entries()) digests.write(hashed[k]!, i * DIGEST_BYTES, 'hex');
 
   const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
   // Every input as the manifest had it, in the same order: the key it gave still holds unless the

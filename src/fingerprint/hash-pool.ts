@@ -2,11 +2,11 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { HashAlgorithm } from '../config/types.js';
 import { besideCode } from '../package-dir.js';
-import { hashFile, hashFileSync, READ_BUFFER_BYTES } from './hash.js';
+import { copyHashingSync, hashFile, hashFileSync, READ_BUFFER_BYTES } from './hash.js';
 
 /**
  * Below this many bytes to hash, starting threads costs more than it saves: the main thread
- * hashes (the hit path, where the stat cache answers, never gets here).
+ * hashes (the hit path, where the input manifest answers, never gets here).
  */
 export const POOL_MIN_BYTES = 64 * 1024 * 1024;
 
@@ -27,20 +27,24 @@ type Reply = { i: number; hash?: string; error?: { message: string; code?: strin
  */
 export async function hashFilesInPool(
   algorithm: HashAlgorithm,
-  paths: string[],
+  jobs: HashJob[],
   threads: number,
+  /** false: only the workers hash (tests use it to be sure the workers did the work). */
+  hereToo = true,
 ): Promise<string[]> {
-  const hashes = new Array<string>(paths.length);
+  const hashes = new Array<string>(jobs.length);
+  const paths = jobs.map((j) => j.abs);
   const workers = Array.from(
-    { length: Math.min(threads - 1, paths.length) },
+    { length: Math.min(hereToo ? threads - 1 : threads, paths.length) },
     () => new Worker(besideCode('fingerprint/hash-worker.js'), { workerData: { algorithm } }),
   );
   let next = 0;
   const here = async () => {
+    if (!hereToo) return;
     const buf = Buffer.allocUnsafe(4 * READ_BUFFER_BYTES);
     while (next < paths.length) {
       const i = next++;
-      hashes[i] = hashFileSync(algorithm, paths[i]!, buf);
+      hashes[i] = hashJobSync(algorithm, jobs[i]!, buf);
       await new Promise(setImmediate);
     }
   };
@@ -58,7 +62,7 @@ export async function hashFilesInPool(
               if (next >= paths.length) return;
               const i = next++;
               inFlight++;
-              w.postMessage({ i, path: paths[i] });
+              w.postMessage({ i, path: paths[i], dest: jobs[i]!.dest });
             };
             w.on('message', (r: Reply) => {
               inFlight--;
@@ -87,29 +91,34 @@ export async function hashFilesInPool(
 /** Below this many bytes in all, files are hashed one after another with blocking reads. */
 export const SYNC_MAX_BYTES = 8 * 1024 * 1024;
 
+/** A file to hash; with `dest`, also copied there (created; see copyHashingSync) as it is read. */
+export interface HashJob {
+  abs: string;
+  size: number;
+  dest?: string | undefined;
+}
+
+const hashJobSync = (algorithm: HashAlgorithm, j: HashJob, buf: Buffer): string =>
+  j.dest ? copyHashingSync(algorithm, j.abs, j.dest, buf) : hashFileSync(algorithm, j.abs, buf);
+
 /**
  * Content hashes of `files`, in order, by the cheapest way for their total size: blocking reads
  * for a few small files (a miss usually re-reads one; the async file API alone costs ~5 ms to
  * warm up in a fresh process), concurrent async reads for more, and hashing threads from
- * POOL_MIN_BYTES on. `threads` defaults to one per core.
+ * POOL_MIN_BYTES on. `threads` defaults to one per core. Jobs with a `dest` are copied too.
  */
 export async function hashFiles(
   algorithm: HashAlgorithm,
-  files: Array<{ abs: string; size: number }>,
+  files: HashJob[],
   o: { threads?: number; concurrency?: number } = {},
 ): Promise<string[]> {
   const total = files.reduce((n, f) => n + f.size, 0);
-  if (total < SYNC_MAX_BYTES) {
-    const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-    return files.map((f) => hashFileSync(algorithm, f.abs, buf));
-  }
   const threads = o.threads ?? poolThreads();
-  if (threads > 1 && total >= POOL_MIN_BYTES && files.length > 1) {
-    return hashFilesInPool(
-      algorithm,
-      files.map((f) => f.abs),
-      threads,
-    );
+  if (threads > 1 && total >= POOL_MIN_BYTES && files.length > 1)
+    return hashFilesInPool(algorithm, files, threads);
+  if (total < SYNC_MAX_BYTES || files.some((f) => f.dest)) {
+    const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    return files.map((f) => hashJobSync(algorithm, f, buf));
   }
   const out = new Array<string>(files.length);
   let next = 0;

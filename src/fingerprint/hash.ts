@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { HashAlgorithm } from '../config/types.js';
@@ -94,6 +94,34 @@ export async function hashFile(
     return h.digest();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Copies `src` to `dest` (created here; it must not exist) and returns the hash of the bytes
+ * copied: one read of each byte does both, and what is hashed is exactly what was written.
+ */
+export function copyHashingSync(algorithm: HashAlgorithm, src: string, dest: string, buf: Buffer): string {
+  const from = openSync(src, 'r');
+  try {
+    const to = openSync(dest, 'wx', 0o600);
+    try {
+      const h = createHasher(algorithm);
+      for (
+        let n = readSync(from, buf, 0, buf.length, null);
+        n > 0;
+        n = readSync(from, buf, 0, buf.length, null)
+      ) {
+        const chunk = buf.subarray(0, n);
+        h.update(chunk);
+        for (let off = 0; off < n; ) off += writeSync(to, chunk, off, n - off);
+      }
+      return h.digest();
+    } finally {
+      closeSync(to);
+    }
+  } finally {
+    closeSync(from);
   }
 }
 

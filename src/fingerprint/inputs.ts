@@ -74,7 +74,7 @@ export interface Expanded {
 }
 
 /**
- * Expands input globs to a sorted file list with the stat fields the stat cache needs. With a
+ * Expands input globs to a sorted file list with the stat fields manifests compare. With a
  * `prior` manifest whose directories are all unchanged, its file list is taken as it is and only
  * statted again.
  */

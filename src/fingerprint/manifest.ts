@@ -1,20 +1,23 @@
 import { statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
-import { RACY_WINDOW_NS } from '../store/stat-cache.js';
 import { canonicalJson, hashBytes } from './hash.js';
 import type { InputFile } from './inputs.js';
 
 /*
  * An input manifest: what one glob set matched last time, as one record. A repeat run reads it
- * once instead of looking up every file in the stat cache, skips re-listing directories whose
+ * once instead of keeping a record per file elsewhere, skips re-listing directories whose
  * stat is unchanged, and reuses the key when nothing moved. At 20,000 inputs that is most of a
  * hit's work: readdir of every directory, 20,000 index reads and a 1.5 MB canonical JSON text.
  *
- * Every reuse is backed by a stat comparison under the "racy git" rule (store/stat-cache.ts): a
- * directory's listing or a file's hash is trusted only if its (dev, ino, mtime, ctime) match and
- * it was last modified well before the manifest was recorded.
+ * Every reuse is backed by a stat comparison under the "racy git" rule: a directory's listing or a
+ * file's hash is trusted only if its (dev, ino, mtime, ctime) match and it was last modified well
+ * before the manifest was recorded (a file changed again within the same timestamp tick keeps its
+ * stat, so a stat recorded that close to a change proves nothing).
  */
+
+/** A recorded stat vouches only for what was last modified this long before the recording. */
+export const RACY_WINDOW_NS = 2_000_000_000n;
 
 /** The directories a plain walk read, each stat()ed before its readdir(). */
 export interface Listing {

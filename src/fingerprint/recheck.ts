@@ -1,8 +1,8 @@
 import type { TaskSpec } from '../config/resolve.js';
-import { RACY_WINDOW_NS } from '../store/stat-cache.js';
 import { excludedFromInputs, type Fingerprinted } from './fingerprint.js';
 import { hashFiles } from './hash-pool.js';
 import { expandInputs, type InputFile } from './inputs.js';
+import { RACY_WINDOW_NS } from './manifest.js';
 
 const sameStat = (a: InputFile, b: InputFile): boolean =>
   a.dev === b.dev &&

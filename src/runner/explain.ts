@@ -48,7 +48,7 @@ export async function explainTask(
       algorithm: settings.hashAlgorithm,
       salt: settings.salt,
       cacheDir: settings.cacheDir,
-      ...(store ? { hashCache: store.hashCache(), manifests: store.manifestStore() } : {}),
+      ...(store ? { manifests: store.manifestStore() } : {}),
     });
     if (!fp.ok) return err(fp.error);
     const { key, fingerprint } = fp.value;

@@ -167,56 +167,36 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
 
   const temps: Array<[tmp: string, dest: string, mode: number]> = [];
   const cleanup = () => Promise.all(temps.map(([t]) => rm(t, { force: true })));
-  let bytes = 0;
   const files = entry.outputs.filter((o) => o.type === 'file');
-  // Blobs are verified (each read once, hashed on all cores) while they are copied to temp names
-  // beside their destinations as clones or in-kernel copies; nothing is renamed into place unless
-  // every blob checked out (invariant 1). Blobs are immutable and only ever appear complete
-  // (tmp + rename), so the bytes copied are the bytes verified.
-  const verified = blobs.verifyAll(
-    entry.algorithm,
-    files.map((o) => ({ hash: o.hash, size: o.size })),
-  );
-  let next = 0;
-  let failed: RestoreResult | undefined;
-  const worker = async () => {
-    while (next < files.length && !failed) {
-      const o = files[next++]!;
-      const dest = abs.get(o.path)!;
-      const dir = ensureDir(root, dirname(dest));
-      if (!dir.ok) {
-        failed = { ok: false, kind: 'refused', message: dir.error.message };
-        return;
-      }
-      const tmp = join(dirname(dest), restoreTempName(basename(dest), randomBytes(4).toString('hex')));
-      const mode = o.mode & 0o777; // never restore setuid/setgid bits from a cache
-      temps.push([tmp, dest, mode]);
-      try {
-        await blobs.cloneTo(o.hash, tmp);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || blobs.has(o.hash)) throw e;
-        // Removed since it was verified (a concurrent gc): the entry cannot be served.
-        failed = {
-          ok: false,
-          kind: 'blob',
-          problem: { kind: 'missing', hash: o.hash, detail: 'blob file is gone' },
-        };
-        return;
-      }
-      bytes += o.size;
-    }
-  };
+  for (const o of files) {
+    const dest = abs.get(o.path)!;
+    const dir = ensureDir(root, dirname(dest));
+    if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
+    const tmp = join(dirname(dest), restoreTempName(basename(dest), randomBytes(4).toString('hex')));
+    temps.push([tmp, dest, o.mode & 0o777]); // never restore setuid/setgid bits from a cache
+  }
+  // Every blob is checked before anything is renamed into place (invariant 1): on a filesystem
+  // with copy-on-write clones, each blob is read once to verify it while it is cloned (no data is
+  // copied; blobs are immutable and only ever appear complete); elsewhere each is copied by reading
+  // it once, hashing exactly the bytes written.
+  let problem: BlobProblem | undefined;
   try {
-    const [problem] = await Promise.all([verified, ...Array.from({ length: 8 }, worker)]);
-    if (problem) failed = { ok: false, kind: 'blob', problem };
+    problem =
+      files.length > 0 && blobs.canClone(files[0]!.hash, temps[0]![0])
+        ? await cloneVerified(blobs, entry, files, temps)
+        : await blobs.copyAllVerified(
+            entry.algorithm,
+            files.map((o, k) => ({ ref: { hash: o.hash, size: o.size }, dest: temps[k]![0] })),
+          );
   } catch (e) {
     await cleanup();
     throw e;
   }
-  if (failed) {
+  if (problem) {
     await cleanup();
-    return failed;
+    return { ok: false, kind: 'blob', problem };
   }
+  const bytes = files.reduce((n, o) => n + o.size, 0);
 
   // Stale outputs: whatever the globs match now that the entry does not have.
   const wanted = new Set(entry.outputs.map((o) => o.path));
@@ -268,6 +248,36 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     renameSync(tmp, dest);
   }
   return { ok: true, files: files.length, bytes };
+}
+
+/** Clones every blob to its temp name while all are verified (reading each once). */
+async function cloneVerified(
+  blobs: BlobStore,
+  entry: Entry,
+  files: Array<Extract<OutputRecord, { type: 'file' }>>,
+  temps: Array<[tmp: string, dest: string, mode: number]>,
+): Promise<BlobProblem | undefined> {
+  const verified = blobs.verifyAll(
+    entry.algorithm,
+    files.map((o) => ({ hash: o.hash, size: o.size })),
+  );
+  let next = 0;
+  let gone: BlobProblem | undefined;
+  const worker = async () => {
+    while (next < files.length && !gone) {
+      const k = next++;
+      const o = files[k]!;
+      try {
+        await blobs.cloneTo(o.hash, temps[k]![0]);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || blobs.has(o.hash)) throw e;
+        // Removed since it was verified (a concurrent gc): the entry cannot be served.
+        gone = { kind: 'missing', hash: o.hash, detail: 'blob file is gone' };
+      }
+    }
+  };
+  const [problem] = await Promise.all([verified, ...Array.from({ length: 8 }, worker)]);
+  return problem ?? gone;
 }
 
 function processAlive(pid: number): boolean {

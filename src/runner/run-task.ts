@@ -47,7 +47,7 @@ export interface RunOptions {
   /**
    * Fingerprint the inputs again after the command and do not store if they changed meanwhile:
    * the outputs may then not match the key. On by default (never serve wrong bytes); the second
-   * pass mostly hits the stat cache.
+   * pass mostly only stats the inputs again.
    */
   recheckInputs?: boolean;
 }

@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import {
+  constants,
+  copyFileSync,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { copyFile, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -181,7 +189,30 @@ export class BlobStore {
    */
   async verifyAll(algorithm: HashAlgorithm, refs: BlobRef[]): Promise<BlobProblem | undefined> {
     const unique = [...new Map(refs.map((r) => [r.hash, r])).values()];
-    for (const ref of unique) {
+    return this.hashChecked(
+      algorithm,
+      unique.map((ref) => ({ ref })),
+    );
+  }
+
+  /**
+   * Copies each blob to its `dest` (created here, must not exist), checking the hash of the bytes
+   * as they are copied: what is verified is exactly what was written. The first problem found is
+   * returned; the copies are then the caller's to remove.
+   */
+  async copyAllVerified(
+    algorithm: HashAlgorithm,
+    jobs: Array<{ ref: BlobRef; dest: string }>,
+  ): Promise<BlobProblem | undefined> {
+    return this.hashChecked(algorithm, jobs);
+  }
+
+  /** Sizes first (no reading), then contents, on hashing threads when there is enough to hash. */
+  private async hashChecked(
+    algorithm: HashAlgorithm,
+    jobs: Array<{ ref: BlobRef; dest?: string }>,
+  ): Promise<BlobProblem | undefined> {
+    for (const { ref } of jobs) {
       const s = statSync(this.path(ref.hash), { throwIfNoEntry: false });
       if (!s) return { kind: 'missing', hash: ref.hash, detail: 'blob file is gone' };
       if (s.size !== ref.size) return corrupt(ref, '(size differs)', s.size);
@@ -190,20 +221,29 @@ export class BlobStore {
     try {
       actual = await hashFiles(
         algorithm,
-        unique.map((r) => ({ abs: this.path(r.hash), size: r.size })),
+        jobs.map(({ ref, dest }) => ({ abs: this.path(ref.hash), size: ref.size, dest })),
         { concurrency: 8 },
       );
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        const gone = unique.find((r) => !this.has(r.hash)) ?? unique[0]!;
-        return { kind: 'missing', hash: gone.hash, detail: 'blob file is gone' };
-      }
+      const gone = jobs.find(({ ref }) => !this.has(ref.hash));
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && gone)
+        return { kind: 'missing', hash: gone.ref.hash, detail: 'blob file is gone' };
       throw e;
     }
-    for (let i = 0; i < unique.length; i++) {
-      if (actual[i] !== unique[i]!.hash) return corrupt(unique[i]!, actual[i]!, unique[i]!.size);
+    const bad = jobs.findIndex(({ ref }, i) => actual[i] !== ref.hash);
+    return bad < 0 ? undefined : corrupt(jobs[bad]!.ref, actual[bad]!, jobs[bad]!.ref.size);
+  }
+
+  /** Whether this filesystem makes copy-on-write clones; tried with a real blob (`dest` is removed). */
+  canClone(hash: string, dest: string): boolean {
+    try {
+      copyFileSync(this.path(hash), dest, constants.COPYFILE_FICLONE_FORCE);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      rmSync(dest, { force: true });
     }
-    return undefined;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
-import type { Fingerprint, HashCache, ManifestStore } from '../fingerprint/fingerprint.js';
+import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type AuditEvent, AuditLog } from './audit.js';
@@ -10,9 +10,6 @@ import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { HotIndex, type JournalHit, parseJournal } from './hot.js';
 import { type CacheLayout, cacheLayout } from './layout.js';
 import { lowSpace } from './space.js';
-import { decodeStat, encodeStat } from './stat-cache.js';
-
-export { RACY_WINDOW_NS } from './stat-cache.js';
 
 // lmdb's CommonJS build is one file; its ESM entry is a graph of a dozen modules that takes ~13 ms
 // more to load, on every run. Import lmdb only this way (one instance per process).
@@ -66,7 +63,7 @@ export interface Counters {
 }
 
 /**
- * The local cache: an LMDB index (entries, fingerprints, last access, counters, stat cache) plus
+ * The local cache: an LMDB index (entries, fingerprints, last access, counters) plus
  * content-addressed blobs. LMDB gives multi-process readers and serialised writers with crash-safe
  * commits; entries are committed only after every blob they name exists.
  */
@@ -85,7 +82,6 @@ export class Store {
     private readonly access: Database<number, string>,
     private readonly latest: Database<string, string>,
     private readonly counters: Database<number, string>,
-    private readonly stats: Database<Buffer, string>,
     /** Per-entry hit counts (for `ls`). */
     private readonly hits: Database<number, string>,
     /** When a `cache get` / SDK lookup last missed a key, so a later save can tell how long the work took. */
@@ -129,7 +125,6 @@ export class Store {
         db.openDB({ name: 'access' }),
         db.openDB({ name: 'latest' }),
         db.openDB({ name: 'counters' }),
-        db.openDB({ name: 'stat', encoding: 'binary' }),
         db.openDB({ name: 'hits' }),
         db.openDB({ name: 'pending' }),
         db.openDB({ name: 'refs' }),
@@ -303,19 +298,6 @@ export class Store {
 
   log(event: AuditEvent, source: string, fields: Record<string, string | number | undefined>): void {
     this.audit.write(event, source, fields);
-  }
-
-  /** The stat cache, as the fingerprinter's HashCache. */
-  hashCache(): HashCache {
-    return {
-      // getBinaryFast returns a view of LMDB's shared read buffer, valid until the next read:
-      // decoded at once, without a copy.
-      get: (f, algo) => decodeStat(this.stats.getBinaryFast(f.abs), f, algo),
-      set: (f, algo, hash, recordedNs) => {
-        if (this.noWrites) return;
-        background(this.stats.put(f.abs, encodeStat(f, algo, hash, recordedNs)));
-      },
-    };
   }
 
   /** Input manifests, as the fingerprinter's ManifestStore (files: see hot.ts). */
@@ -542,7 +524,7 @@ export class Store {
     return { blobs, bytes };
   }
 
-  /** Waits for pending writes (stat cache, access times, counters) to be committed. */
+  /** Waits for pending writes (access times, counters) to be committed. */
   async flush(): Promise<void> {
     // After a failed commit lmdb-js never settles `flushed`: don't wait for it (bounded either way).
     if (writeFailed) return;
@@ -568,7 +550,7 @@ async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
 }
 
 /**
- * Best-effort index writes (access times, counters, stat cache) must never crash the run: a failed
+ * Best-effort index writes (access times, counters) must never crash the run: a failed
  * LMDB commit rejects both the write and a separate commitError promise, and either one unhandled
  * would kill the process after the command already ran.
  */
