@@ -169,4 +169,23 @@ test('the hits journal: torn lines are skipped, concurrent folds count each hit 
   assert.ok(!existsSync(journal) || readFileSync(journal).length < 100, 'the journal did not start over');
 });
 
+test('a cache that only ever hits still folds its journal: a hit past 4 MiB of it opens the index once', async () => {
+  const dir = project();
+  await runCli(CMD, { cwd: dir });
+  const [key] = hotFiles(dir);
+  const journal = join(cache(dir), 'hits.journal');
+  const line = `${key} ${Date.now()} 1\n`;
+  const lines = Math.ceil((4 * 1024 * 1024) / line.length);
+  writeFileSync(journal, line.repeat(lines));
+  const hit = await runCli(CMD, { cwd: dir });
+  assert.match(hit.err, /\bhit\b/);
+  assert.ok(!existsSync(journal) || readFileSync(journal).length < 1024, 'the journal was not folded');
+  // Folded by the hit itself: the index already counts every line, the hit's own included.
+  const opened = Store.open(cache(dir));
+  assert.ok(opened.ok);
+  const counters = opened.value.getCounters();
+  await opened.value.close();
+  assert.is(counters.hits, lines + 1);
+});
+
 test.run();

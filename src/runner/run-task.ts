@@ -367,7 +367,12 @@ async function hotHit(
   const hit = await serveHit(blobs, settings.root, entry, o);
   if (!hit.ok) return { kind: 'unusable', message: hit.message };
   const savedMs = Math.max(0, entry.durationMs - hit.restoreMs);
-  hot.recordHit({ key, at: now(), savedMs });
+  if (hot.recordHit({ key, at: now(), savedMs })) {
+    // Opening the index folds the journal (Store.open); failing to is only a missed count.
+    const { Store } = await import('../store/store.js');
+    const opened = Store.open(settings.cacheDir);
+    if (opened.ok) await opened.value.close().catch(() => {});
+  }
   new AuditLog(hot.layout.audit).write('HIT', o.source ?? 'run', {
     ...logFields,
     files: hit.files,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import type { ManifestStore } from '../fingerprint/fingerprint.js';
@@ -31,6 +31,9 @@ export interface JournalHit {
 }
 
 const KEY = /^[0-9a-f]{16,128}$/;
+
+/** Journal size at which a hit opens the index once to fold it (~40,000 hits). */
+export const JOURNAL_FOLD_BYTES = 4 * 1024 * 1024;
 
 export class HotIndex {
   constructor(readonly layout: CacheLayout) {}
@@ -83,15 +86,20 @@ export class HotIndex {
     };
   }
 
-  /** Books a hit served without the index; Store.open adds it to the index's counts. */
-  recordHit(h: JournalHit): void {
+  /**
+   * Books a hit served without the index; Store.open adds it to the index's counts. True when the
+   * journal has grown enough that the caller should open the index once to fold it (a cache that
+   * only ever hits would otherwise never do so).
+   */
+  recordHit(h: JournalHit): boolean {
     try {
       appendFileSync(
         this.layout.hitsJournal,
         `${h.key} ${Math.round(h.at)} ${Math.max(0, Math.round(h.savedMs))}\n`,
       );
+      return (statSync(this.layout.hitsJournal, { throwIfNoEntry: false })?.size ?? 0) >= JOURNAL_FOLD_BYTES;
     } catch {
-      // A read-only cache still serves hits; they are just not counted.
+      return false; // a read-only cache still serves hits; they are just not counted
     }
   }
 
