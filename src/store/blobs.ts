@@ -5,6 +5,7 @@ import {
   createReadStream,
   createWriteStream,
   existsSync,
+  readFileSync,
   rmSync,
   statSync,
 } from 'node:fs';
@@ -107,14 +108,16 @@ export class BlobStore {
     await utimes(this.path(hash), now, now).catch(() => {});
   }
 
-  /** Reads a small blob whole, verified. */
+  /** Reads a small blob whole, verified (up to STREAM_THRESHOLD: callers stream larger ones). */
   async readVerified(
     algorithm: HashAlgorithm,
     ref: BlobRef,
   ): Promise<{ ok: true; data: Buffer } | { ok: false; problem: BlobProblem }> {
     let data: Buffer;
     try {
-      data = await readFile(this.path(ref.hash));
+      // Blocking: small blobs only, and on a hit this is often the first file read, where the
+      // async API's first use (thread pool start-up) costs more than the read.
+      data = readFileSync(this.path(ref.hash));
     } catch (e) {
       return { ok: false, problem: { kind: 'missing', hash: ref.hash, detail: (e as Error).message } };
     }

@@ -1,4 +1,4 @@
-import { type FSWatcher, watch } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import type { Settings, TaskSpec } from '../config/resolve.js';
 import { signalExitCode } from '../runner/execute.js';
 import { type Reporter, type RunOutcome, runTask } from '../runner/run-task.js';
@@ -169,6 +169,8 @@ async function startWatcher(
   o: Pick<WatchOptions, 'poll' | 'events'>,
   onEvent: (kind: ChangeKind, path: string) => void,
 ): Promise<FSWatcher> {
+  // Imported here: the CLI's bundle must not load chokidar unless a watch starts.
+  const { watch } = await import('chokidar');
   const watcher = watch(plan.roots, {
     ignoreInitial: true,
     ignored: (p: string) => plan.prune(p),
