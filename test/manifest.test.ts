@@ -24,7 +24,7 @@ import {
   decodeManifest,
   encodeManifest,
   type Manifest,
-  RACY_WINDOW_NS,
+  RACY_WINDOW_MS,
 } from '../src/fingerprint/manifest.js';
 import { Store } from '../src/store/store.js';
 import { tempDir, writeTree } from './helpers.js';
@@ -53,8 +53,8 @@ function memoryManifests(o: { settle: boolean }): ManifestStore & { puts: number
     put: (id: string, m: Manifest) => {
       store.puts++;
       // As if recorded well after every write so far: the trusted paths are then taken.
-      const recordedNs = o.settle ? m.recordedNs + 3n * RACY_WINDOW_NS : m.recordedNs;
-      kept.set(id, encodeManifest({ ...m, recordedNs }));
+      const recordedMs = o.settle ? m.recordedMs + 3 * RACY_WINDOW_MS : m.recordedMs;
+      kept.set(id, encodeManifest({ ...m, recordedMs }));
     },
   };
   return store;
@@ -143,24 +143,22 @@ test('manifest: a stat recorded within the racy window of a change is not truste
   };
   await fp(s, manifests);
   const old = kept!;
-  const justAfter = (ns: bigint) => ns + RACY_WINDOW_NS / 2n;
+  const justAfter = (ms: number) => ms + RACY_WINDOW_MS / 2;
 
   // A file: same size, new content, and the manifest claims the new stat for the old hash.
   writeFileSync(join(root, 'src/a.txt'), 'A');
-  const st = statSync(join(root, 'src/a.txt'), { bigint: true });
+  const st = statSync(join(root, 'src/a.txt'));
   const i = old.files.paths.indexOf('src/a.txt');
-  const times = BigInt64Array.from(old.files.times);
   const nums = Float64Array.from(old.files.nums);
-  nums.set([Number(st.dev), Number(st.ino), Number(st.size), Number(st.mode)], 4 * i);
-  times.set([st.mtimeNs, st.ctimeNs], 2 * i);
+  nums.set([st.dev, st.ino, st.size, st.mode, st.mtimeMs, st.ctimeMs], 6 * i);
   const listing = {
     dirs: old.listing!.dirs,
     stats: old.listing!.dirs.map((d) => {
-      const ds = statSync(join(root, d), { bigint: true });
-      return [BigInt.asIntN(64, ds.dev), BigInt.asIntN(64, ds.ino), ds.mtimeNs, ds.ctimeNs];
+      const ds = statSync(join(root, d));
+      return [ds.dev, ds.ino, ds.mtimeMs, ds.ctimeMs];
     }),
   };
-  kept = { ...old, files: { ...old.files, nums, times }, listing, recordedNs: justAfter(st.ctimeNs) };
+  kept = { ...old, files: { ...old.files, nums }, listing, recordedMs: justAfter(st.ctimeMs) };
   const afterFile = await fp(s, manifests);
   assert.ok(afterFile.bytesHashed > 0, 'racy file stat trusted');
   assert.is(afterFile.key, (await fp(s)).key);
@@ -169,10 +167,10 @@ test('manifest: a stat recorded within the racy window of a change is not truste
   const before = kept!;
   writeFileSync(join(root, 'src/lib/new.txt'), 'new');
   const lib = before.listing!.dirs.indexOf('src/lib');
-  const ds = statSync(join(root, 'src/lib'), { bigint: true });
+  const ds = statSync(join(root, 'src/lib'));
   const stats = before.listing!.stats.map((x) => [...x]);
-  stats[lib] = [BigInt.asIntN(64, ds.dev), BigInt.asIntN(64, ds.ino), ds.mtimeNs, ds.ctimeNs];
-  kept = { ...before, listing: { dirs: before.listing!.dirs, stats }, recordedNs: justAfter(ds.ctimeNs) };
+  stats[lib] = [ds.dev, ds.ino, ds.mtimeMs, ds.ctimeMs];
+  kept = { ...before, listing: { dirs: before.listing!.dirs, stats }, recordedMs: justAfter(ds.ctimeMs) };
   const afterDir = await fp(s, manifests);
   assert.ok(
     afterDir.files.some((f) => f.path === 'src/lib/new.txt'),

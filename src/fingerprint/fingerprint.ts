@@ -66,8 +66,8 @@ export interface Fingerprinted {
   /** The inputs as statted, with their hashes (same order): what a re-check compares against. */
   readonly files: InputFile[];
   readonly hashes: string[];
-  /** Wall clock (ns) once every input was hashed: edits near it may not show in a stat. */
-  hashedAtNs: bigint;
+  /** Wall clock (ms) once every input was hashed: edits near it may not show in a stat. */
+  hashedAtMs: number;
   /** The file list with the directory listing that vouches for it, for a cheap re-check. */
   readonly listed: PriorListing;
 }
@@ -99,17 +99,16 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   const id = o.manifests && manifestId(o.algorithm, spec.root, spec.cwd, positive, ignore);
   const prior = id ? o.manifests!.get(id, o.algorithm, spec.root) : undefined;
   // The repeat run: same command, and no input or directory changed since the manifest.
-  if (prior?.restHash === restHash && manifestHolds(prior, spec.cwd)) {
-    const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
+  if (prior?.restHash === restHash && manifestHolds(prior, spec.cwd, spec.root)) {
     return ok(
-      fingerprinted(prior.key, rest, prior.digests, 0, hashedAtNs, prior, () =>
+      fingerprinted(prior.key, rest, prior.digests, 0, Date.now(), prior, () =>
         prior.files.paths.map((_, i) => fileAt(prior.files, i)),
       ),
     );
   }
 
   // Taken before anything is listed or statted: what the manifest records trust by.
-  const startedNs = BigInt(Date.now()) * 1_000_000n;
+  const startedMs = Date.now();
   const expanded = await expandInputs({ root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude }, prior);
   if (!expanded.ok) return expanded;
   const { files, listing, fromPrior } = expanded.value;
@@ -144,7 +143,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   );
   for (const [k, i] of toHash.entries()) digests.write(hashed[k]!, i * DIGEST_BYTES, 'hex');
 
-  const hashedAtNs = BigInt(Date.now()) * 1_000_000n;
+  const hashedAtMs = Date.now();
   // Every input as the manifest had it, in the same order: the key it gave still holds unless the
   // rest of the fingerprint (command, env, salt, ...) changed.
   const sameKey = samePlace && prior?.restHash === restHash;
@@ -153,10 +152,10 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     rest,
     digests,
     bytesHashed,
-    hashedAtNs,
+    hashedAtMs,
     {
       listing,
-      recordedNs: fromPrior ? prior!.recordedNs : startedNs,
+      recordedMs: fromPrior ? prior!.recordedMs : startedMs,
       files: { paths: files.map((f) => f.path), abs: (i) => files[i]!.abs },
     },
     () => files,
@@ -164,7 +163,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   if (id && (!sameKey || (!fromPrior && listing))) {
     o.manifests!.put(id, {
       algorithm: o.algorithm,
-      recordedNs: startedNs,
+      recordedMs: startedMs,
       listing,
       files: columns(files, spec.root),
       digests,
@@ -184,7 +183,7 @@ function fingerprinted(
   rest: Omit<Fingerprint, 'inputs'>,
   digests: Buffer,
   bytesHashed: number,
-  hashedAtNs: bigint,
+  hashedAtMs: number,
   listed: PriorListing,
   inputFiles: () => InputFile[],
 ): Fingerprinted {
@@ -193,7 +192,7 @@ function fingerprinted(
   let fingerprint: Fingerprint | undefined;
   const r = {
     bytesHashed,
-    hashedAtNs,
+    hashedAtMs,
     listed,
     get files() {
       files ??= inputFiles();

@@ -3,7 +3,7 @@ import { relative, resolve, sep } from 'node:path';
 import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { loadFastGlob } from '../util/vendor.js';
-import { type Listing, listingHolds, type ManifestFiles } from './manifest.js';
+import { type Listing, listingHolds, MAYBE_MISSING, type ManifestFiles } from './manifest.js';
 import { walkSimpleGlobs } from './walk.js';
 
 /** fast-glob's options for inputs; the plain walk (walk.ts) must give the same files. */
@@ -26,8 +26,9 @@ export interface InputFile {
   mode: number;
   dev: number;
   ino: number;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
+  /** Milliseconds, with the sub-millisecond part (see RACY_WINDOW_MS for why that is enough). */
+  mtimeMs: number;
+  ctimeMs: number;
 }
 
 export interface ExpandOptions {
@@ -57,10 +58,10 @@ export function inputGlobs(
   return { positive, ignore };
 }
 
-/** A file list and the directory listing it came from, recorded at `recordedNs` (see manifest.ts). */
+/** A file list and the directory listing it came from, recorded at `recordedMs` (see manifest.ts). */
 export interface PriorListing {
   listing: Listing | undefined;
-  recordedNs: bigint;
+  recordedMs: number;
   files: Pick<ManifestFiles, 'paths' | 'abs'>;
 }
 
@@ -85,7 +86,7 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
     if (g.trim() === '' || g === '!')
       return err(failure('input', `invalid input glob ${JSON.stringify(g)}`, 'globs must not be empty'));
   }
-  if (prior?.listing && listingHolds(prior.listing, o.cwd, prior.recordedNs)) {
+  if (prior?.listing && listingHolds(prior.listing, o.cwd, prior.recordedMs)) {
     const files: InputFile[] = [];
     const { paths } = prior.files;
     for (let i = 0; i < paths.length; i++) {
@@ -98,8 +99,8 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
   let entries: string[];
   let listing: Listing | undefined;
   try {
-    // Names only: a bigint statSync per file afterwards costs half the CPU of fast-glob's
-    // `stats: true` (which builds fs.Stats objects asynchronously) and gives exact ns timestamps.
+    // Names only: a statSync per file afterwards costs half the CPU of fast-glob's `stats: true`
+    // (which builds fs.Stats objects asynchronously).
     // The plain walk answers the common globs without loading fast-glob; it declines the rest.
     const walked = walkSimpleGlobs(o.cwd, positive, ignore);
     listing = walked?.listing;
@@ -128,16 +129,16 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
 }
 
 function statInput(path: string, abs: string): InputFile | undefined {
-  const s = statSync(abs, { bigint: true, throwIfNoEntry: false });
+  const s = statSync(abs, MAYBE_MISSING);
   if (!s?.isFile()) return undefined;
   return {
     path,
     abs,
-    size: Number(s.size),
-    mode: Number(s.mode),
-    dev: Number(s.dev),
-    ino: Number(s.ino),
-    mtimeNs: s.mtimeNs,
-    ctimeNs: s.ctimeNs,
+    size: s.size,
+    mode: s.mode,
+    dev: s.dev,
+    ino: s.ino,
+    mtimeMs: s.mtimeMs,
+    ctimeMs: s.ctimeMs,
   };
 }

@@ -2,15 +2,15 @@ import type { TaskSpec } from '../config/resolve.js';
 import { excludedFromInputs, type Fingerprinted } from './fingerprint.js';
 import { hashFiles } from './hash-pool.js';
 import { expandInputs, type InputFile } from './inputs.js';
-import { RACY_WINDOW_NS } from './manifest.js';
+import { RACY_WINDOW_MS } from './manifest.js';
 
 const sameStat = (a: InputFile, b: InputFile): boolean =>
   a.dev === b.dev &&
   a.ino === b.ino &&
   a.size === b.size &&
   a.mode === b.mode &&
-  a.mtimeNs === b.mtimeNs &&
-  a.ctimeNs === b.ctimeNs;
+  a.mtimeMs === b.mtimeMs &&
+  a.ctimeMs === b.ctimeMs;
 
 /**
  * Whether the inputs differ from what `first` fingerprinted (after the command ran, so that a result
@@ -22,7 +22,7 @@ const sameStat = (a: InputFile, b: InputFile): boolean =>
  */
 export async function inputsChangedSince(
   spec: TaskSpec,
-  first: Pick<Fingerprinted, 'fingerprint' | 'files' | 'hashes' | 'hashedAtNs' | 'listed'>,
+  first: Pick<Fingerprinted, 'fingerprint' | 'files' | 'hashes' | 'hashedAtMs' | 'listed'>,
   cacheDir: string,
 ): Promise<boolean> {
   const algorithm = first.fingerprint.algorithm;
@@ -32,13 +32,13 @@ export async function inputsChangedSince(
     first.listed,
   );
   if (!now.ok || now.value.files.length !== first.files.length) return true;
-  const racyAfter = first.hashedAtNs - RACY_WINDOW_NS;
+  const racyAfter = first.hashedAtMs - RACY_WINDOW_MS;
   const toRead: number[] = [];
   for (let i = 0; i < now.value.files.length; i++) {
     const a = first.files[i]!;
     const b = now.value.files[i]!;
     if (a.path !== b.path) return true;
-    if (!sameStat(a, b) || b.mtimeNs >= racyAfter || b.ctimeNs >= racyAfter) {
+    if (!sameStat(a, b) || b.mtimeMs >= racyAfter || b.ctimeMs >= racyAfter) {
       if (((a.mode & 0o111) !== 0) !== ((b.mode & 0o111) !== 0)) return true;
       toRead.push(i);
     }
