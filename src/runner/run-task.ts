@@ -7,7 +7,6 @@ import { cacheLayout } from '../store/layout.js';
 import { errorMessage, type Failure } from '../util/result.js';
 import { mark } from '../util/trace.js';
 import { hotHit, recordHit, serveHit } from './hit.js';
-import { missFirst, missSingleFlight, runUncached } from './miss.js';
 import { matchOutputs } from './outputs.js';
 import type { ReplayTarget } from './replay.js';
 
@@ -62,6 +61,9 @@ export type RunOutcome =
   | { kind: 'dry-run'; key: string; hit: boolean; fingerprint: Fingerprint; entry?: Entry }
   | { kind: 'failed'; failure: Failure };
 
+/** The miss side (miss.ts), loaded only when needed: a hit then never loads execa's caller and child_process. */
+const miss = () => import('./miss.js');
+
 /** The label under which the newest entry of a task is remembered (for `explain`). */
 export const taskKeyLabel = (spec: Pick<TaskSpec, 'name' | 'command'>): string =>
   spec.name || `argv:${spec.command.join(' ')}`;
@@ -77,7 +79,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   const now = o.now ?? Date.now;
   const source = o.source ?? 'run';
   if (settings.disabled)
-    return runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o.signal);
+    return (await miss()).runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o.signal);
 
   const layout = cacheLayout(settings.cacheDir);
   const hot = new HotIndex(layout);
@@ -91,7 +93,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     });
   } catch (e) {
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
-    return runUncached(spec, errorMessage(e), o.signal);
+    return (await miss()).runUncached(spec, errorMessage(e), o.signal);
   }
   mark('fingerprint');
   if (!fp.ok) return { kind: 'failed', failure: fp.error };
@@ -105,14 +107,14 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   // open the index while it runs. The team cache, a dry run and a damaged or expired copy need the
   // index first.
   if (fromHot === undefined && !o.dryRun && !settings.remote)
-    return missFirst(hot, settings, spec, fp.value, taskKeyLabel(spec), o);
+    return (await miss()).missFirst(hot, settings, spec, fp.value, taskKeyLabel(spec), o);
 
   // Past here the index is needed.
   const { Store } = await import('../store/store.js');
   const opened = Store.open(settings.cacheDir);
   if (!opened.ok) {
     o.reporter.warn(`cache skipped: ${opened.error.message}`);
-    return runUncached(spec, opened.error.message, o.signal);
+    return (await miss()).runUncached(spec, opened.error.message, o.signal);
   }
   const store = opened.value;
   mark('open index');
@@ -165,12 +167,12 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       await store.remove(key);
     }
 
-    return await missSingleFlight(store, settings, spec, fp.value, label, logFields, o);
+    return await (await miss()).missSingleFlight(store, settings, spec, fp.value, label, logFields, o);
   } catch (e) {
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
     store.log('ERROR', source, { error: errorMessage(e) });
-    return runUncached(spec, errorMessage(e), o.signal);
+    return (await miss()).runUncached(spec, errorMessage(e), o.signal);
   } finally {
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
