@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { TaskSpec } from '../config/resolve.js';
+import { hashBytes } from '../fingerprint/hash.js';
 import { type Failure, failure } from '../util/result.js';
 
 /**
@@ -14,7 +14,7 @@ function runId(spec: TaskSpec): string {
   const what = spec.name
     ? `task\0${spec.root}\0${spec.name}`
     : `argv\0${spec.cwd}\0${spec.command.join('\0')}`;
-  return createHash('sha256').update(what).digest('hex').slice(0, 16);
+  return hashBytes('blake3', what).slice(0, 16);
 }
 
 /**

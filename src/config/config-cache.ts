@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { hashBytes } from '../fingerprint/hash.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { VERSION } from '../version.js';
 
@@ -52,8 +52,7 @@ function isPlainData(v: unknown, depth = 0): boolean {
   return false;
 }
 
-const keyOf = (source: string): string =>
-  createHash('sha256').update(`taskvault ${VERSION}\0`).update(source).digest('hex');
+const keyOf = (source: string): string => hashBytes('blake3', `taskvault ${VERSION}\0${source}`);
 
 interface CachedConfig {
   key: string;

@@ -95,7 +95,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     outputs: [...spec.outputs],
     salt: o.salt,
   };
-  const restHash = hashBytes('sha256', canonicalJson(rest));
+  const restHash = hashBytes('blake3', canonicalJson(rest));
   const id = o.manifests && manifestId(o.algorithm, spec.root, spec.cwd, positive, ignore);
   const prior = id ? o.manifests!.get(id, o.algorithm, spec.root) : undefined;
   // The repeat run: same command, and no input or directory changed since the manifest.

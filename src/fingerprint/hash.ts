@@ -1,14 +1,15 @@
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { HashAlgorithm } from '../config/types.js';
 
+const require = createRequire(import.meta.url);
 // Loaded with require(): imported from ESM, Node would first scan the package's 17 KB CommonJS
 // loader for its export names (~3 ms of every hit).
-const { Blake3Hasher, blake3 } = createRequire(import.meta.url)(
-  '@napi-rs/blake-hash',
-) as typeof import('@napi-rs/blake-hash');
+const { Blake3Hasher, blake3 } = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+// node:crypto (sha256) only when a config asks for it: loading it is ~1.5 ms of every start.
+const createHash = (algorithm: string) =>
+  (require('node:crypto') as typeof import('node:crypto')).createHash(algorithm);
 
 /** Files up to this size are read whole; larger ones are streamed so memory stays bounded. */
 /**

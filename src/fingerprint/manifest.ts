@@ -110,7 +110,7 @@ export function manifestId(
   positive: string[],
   ignore: string[],
 ): string {
-  return hashBytes('sha256', canonicalJson({ v: VERSION, algorithm, root, cwd, positive, ignore }));
+  return hashBytes('blake3', canonicalJson({ v: VERSION, algorithm, root, cwd, positive, ignore }));
 }
 
 /*

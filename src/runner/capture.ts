@@ -46,7 +46,7 @@ export class LogCapture {
     try {
       if (this.fds[i] === undefined) {
         this.paths[i] = this.tempPath(i === 0 ? 'stdout' : 'stderr');
-        this.fds[i] = openSync(this.paths[i]!, 'w');
+        this.fds[i] = openSync(this.paths[i]!, 'wx');
       }
       writeSync(this.fds[i]!, chunk);
     } catch (e) {

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync } from 'node:fs';
 import { chmod, rm, symlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
@@ -6,6 +5,7 @@ import type { BlobProblem, BlobStore } from '../store/blobs.js';
 import type { Entry, OutputRecord } from '../store/entry.js';
 import { isInside, safeJoin } from '../util/paths.js';
 import { err, failure, ok, type Result } from '../util/result.js';
+import { tempSuffix } from '../util/temp-name.js';
 import { matchOutputs, restoreTempName, restoreTempOwner } from './outputs.js';
 
 export type RestoreResult =
@@ -172,7 +172,7 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     const dest = abs.get(o.path)!;
     const dir = ensureDir(root, dirname(dest));
     if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
-    const tmp = join(dirname(dest), restoreTempName(basename(dest), randomBytes(4).toString('hex')));
+    const tmp = join(dirname(dest), restoreTempName(basename(dest), tempSuffix()));
     temps.push([tmp, dest, o.mode & 0o777]); // never restore setuid/setgid bits from a cache
   }
   // Every blob is checked before anything is renamed into place (invariant 1): on a filesystem

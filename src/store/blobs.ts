@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   constants,
   copyFileSync,
@@ -16,6 +15,7 @@ import type { HashAlgorithm } from '../config/types.js';
 import { createHasher, hashBytes, hashingTap, STREAM_THRESHOLD } from '../fingerprint/hash.js';
 import { hashFiles } from '../fingerprint/hash-pool.js';
 import { mkdirs } from '../util/mkdirs.js';
+import { tempSuffix } from '../util/temp-name.js';
 import type { BlobRef } from './entry.js';
 import { blobPath } from './layout.js';
 
@@ -44,7 +44,7 @@ export class BlobStore {
 
   /** A fresh path in tmp/, named so that gc can tell the owning process and its age. */
   tempPath(tag = 'blob'): string {
-    return join(this.tmpDir, `${process.pid}-${Date.now()}-${randomBytes(4).toString('hex')}.${tag}`);
+    return join(this.tmpDir, `${process.pid}-${Date.now()}-${tempSuffix()}.${tag}`);
   }
 
   async putBytes(algorithm: HashAlgorithm, data: Uint8Array): Promise<BlobRef> {
@@ -53,7 +53,7 @@ export class BlobStore {
     else {
       const tmp = this.tempPath();
       try {
-        await writeFile(tmp, data);
+        await writeFile(tmp, data, { flag: 'wx' });
         await this.adopt(tmp, hash);
       } catch (e) {
         await rm(tmp, { force: true }).catch(() => {}); // a half-written temp (ENOSPC) must not fill the disk
@@ -76,7 +76,7 @@ export class BlobStore {
         hashingTap(hasher, (n) => {
           bytes += n;
         }),
-        createWriteStream(tmp),
+        createWriteStream(tmp, { flags: 'wx' }),
       );
       const hash = hasher.digest();
       await this.adopt(tmp, hash);
@@ -255,7 +255,7 @@ export class BlobStore {
    * verifyAll has checked the blob.
    */
   async cloneTo(hash: string, dest: string): Promise<void> {
-    await copyFile(this.path(hash), dest, constants.COPYFILE_FICLONE);
+    await copyFile(this.path(hash), dest, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
   }
 
   async remove(hash: string): Promise<void> {

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { appendFileSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import type { ManifestStore } from '../fingerprint/fingerprint.js';
 import { decodeManifest, encodeManifest } from '../fingerprint/manifest.js';
 import { mkdirsSync } from '../util/mkdirs.js';
+import { tempSuffix } from '../util/temp-name.js';
 import { type Entry, STORE_SCHEMA } from './entry.js';
 import type { CacheLayout } from './layout.js';
 
@@ -105,11 +105,11 @@ export class HotIndex {
 
   /** Written beside its final name's filesystem (tmp/), then renamed: readers see all or nothing. */
   private writeAtomic(dir: string, name: string, data: string | Buffer): void {
-    const tmp = join(this.layout.tmp, `${process.pid}-${Date.now()}-${randomBytes(4).toString('hex')}.hot`);
+    const tmp = join(this.layout.tmp, `${process.pid}-${Date.now()}-${tempSuffix()}.hot`);
     try {
       mkdirsSync(this.layout.tmp);
       mkdirsSync(dir);
-      writeFileSync(tmp, data);
+      writeFileSync(tmp, data, { flag: 'wx' });
       renameSync(tmp, join(dir, name));
     } catch {
       try {
