@@ -195,4 +195,54 @@ test('cache dir deleted while the command runs', async () => {
   assert.ok(existsSync(join(cacheDir, 'index')));
 });
 
+test('a hit that cannot restore (read-only output dir, EROFS): the command runs instead, its code passes', async () => {
+  const { dir, counter } = project();
+  const cacheDir = join(dir, 'c');
+  const first = await run(dir, cacheDir, { COUNTER: counter, NAME: 'a' });
+  assert.is(first.code, 0, first.err);
+  rmSync(join(dir, 'out'), { recursive: true });
+  mkdirSync(join(dir, 'out'));
+  if (!tryMount(['--bind', join(dir, 'out'), join(dir, 'out')])) {
+    assert.not.ok(process.env.CI, 'CI must be able to mount (it runs as root)');
+    console.log('read-only output dir: SKIPPED (no permission to mount here)');
+    return;
+  }
+  try {
+    assert.ok(tryMount(['-o', 'remount,ro,bind', join(dir, 'out')]), 'remount read-only');
+    // The command itself fails to write out/ (its own error), and that exit code is what comes back.
+    const r = await run(dir, cacheDir, { COUNTER: counter, NAME: 'a' });
+    assert.is(executions(counter), 2, 'the command did not run');
+    assert.is.not(r.code, 70, `an internal error instead of the command's exit code:\n${r.err}`);
+    assert.is(r.code, 1, r.err);
+    assert.is(warnings(r.err).length, 1, r.err);
+    assert.match(warnings(r.err)[0]!, /cache skipped: .*(EROFS|read-only)/i);
+    assert.not.match(r.err, /internal error/);
+  } finally {
+    umount(join(dir, 'out'));
+  }
+  const again = await run(dir, cacheDir, { COUNTER: counter, NAME: 'a' });
+  assert.match(again.err, /\bhit\b/, 'the entry is still served once the directory is writable');
+});
+
+test('a glob base whose parent becomes a file during the run: exit code passes, and caching recovers', async () => {
+  const dir = tempDir('tv-failopen-');
+  writeTree(dir, { 'a/b/f.txt': 'x' });
+  const args = (script: string) => ['run', '--inputs', 'a/b/**', '--', 'sh', '-c', script];
+  const replaced = await runCli(args('rm -rf a; echo r > a; echo ran; exit 3'), { cwd: dir });
+  assert.is(replaced.code, 3, replaced.err);
+  assert.not.match(replaced.err, /internal error/);
+  // The next runs see the new tree (no inputs under a/b) and cache normally, not "cache skipped".
+  const next = await runCli(args('echo next'), { cwd: dir });
+  assert.is(next.code, 0, next.err);
+  assert.is(warnings(next.err).length, 0, next.err);
+  assert.match(next.err, /\bmiss\b.*cached/);
+  const hit = await runCli(args('echo next'), { cwd: dir });
+  assert.match(hit.err, /\bhit\b/, hit.err);
+  // And back: a directory again, with an input under it.
+  rmSync(join(dir, 'a'));
+  writeTree(dir, { 'a/b/f.txt': 'y' });
+  const back = await runCli(args('echo next'), { cwd: dir });
+  assert.match(back.err, /\bmiss\b/, back.err);
+});
+
 test.run();

@@ -129,7 +129,15 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
 }
 
 function statInput(path: string, abs: string): InputFile | undefined {
-  const s = statSync(abs, MAYBE_MISSING);
+  let s: ReturnType<typeof statSync>;
+  try {
+    s = statSync(abs, MAYBE_MISSING);
+  } catch (e) {
+    // A parent replaced by a file: the path is gone, as with ENOENT. Anything else is an input
+    // that cannot be read, which must not be left out of the key silently.
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw e;
+  }
   if (!s?.isFile()) return undefined;
   return {
     path,

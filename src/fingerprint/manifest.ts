@@ -203,8 +203,12 @@ export const settledBefore = (mtimeMs: number, ctimeMs: number, recordedMs: numb
  * when it is not one (any more).
  */
 export function dirStat(path: string): number[] | undefined {
-  const s = statSync(path, MAYBE_MISSING);
-  return s?.isDirectory() ? [s.dev, s.ino, s.mtimeMs, s.ctimeMs] : undefined;
+  try {
+    const s = statSync(path, MAYBE_MISSING);
+    return s?.isDirectory() ? [s.dev, s.ino, s.mtimeMs, s.ctimeMs] : undefined;
+  } catch {
+    return undefined; // ENOTDIR (a parent is now a file), EACCES, ELOOP: not the directory recorded
+  }
 }
 
 /**
@@ -259,10 +263,14 @@ export function manifestHolds(m: Manifest, cwd: string, root: string): boolean {
   if (!m.listing || !listingHolds(m.listing, cwd, m.recordedMs)) return false;
   const { paths } = m.files;
   const here = process.cwd() === root;
-  for (let i = 0; i < paths.length; i++) {
-    const p = paths[i]!;
-    const s = statSync(here && !p.startsWith('../') ? p : m.files.abs(i), MAYBE_MISSING);
-    if (!s?.isFile() || !sameAsRecorded(m, i, s)) return false;
+  try {
+    for (let i = 0; i < paths.length; i++) {
+      const p = paths[i]!;
+      const s = statSync(here && !p.startsWith('../') ? p : m.files.abs(i), MAYBE_MISSING);
+      if (!s?.isFile() || !sameAsRecorded(m, i, s)) return false;
+    }
+  } catch {
+    return false; // ENOTDIR, EACCES, ...: not as recorded; the full path finds out what it is
   }
   return true;
 }

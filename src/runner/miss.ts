@@ -108,7 +108,7 @@ export async function missFirst(
   let store: Store | undefined;
   try {
     if (lock.kind === 'acquired' && lock.waited && !o.force) {
-      const again = await hotHit(hot, settings, spec, key, logFields, o);
+      const again = await hotHit(hot, settings, spec, key, logFields, o).catch(() => undefined);
       if (again?.kind === 'hit') return again;
     }
     new AuditLog(hot.layout.audit).write('MISS', o.source ?? 'run', logFields);
@@ -177,126 +177,152 @@ async function runAndStore(
       index = opening();
     },
   );
-  const captured = capture.finish();
-  mark('command');
-  const base = {
-    kind: 'miss' as const,
-    key,
-    exitCode: execution.exitCode,
-    durationMs: execution.durationMs,
-    files: 0,
-    bytes: 0,
-  };
-  const notStored = (why: string): RunOutcome => ({ ...base, stored: false, notStored: why });
-  const dropCapture = async () => {
-    for (const p of [captured?.stdout.path, captured?.stderr.path]) if (p) await rm(p, { force: true });
-  };
-
-  const opened = await (index ?? opening());
-  mark('index');
-  if (!opened.ok) o.reporter.warn(`cache skipped: ${opened.error.message}`);
-  let skip = whyNotCacheable(spec, execution) ?? (opened.ok ? undefined : opened.error.message);
-  if (!skip && o.recheckInputs !== false && (await inputsChangedSince(spec, fp, settings.cacheDir)))
-    skip = 'inputs changed while the command ran';
-  mark('recheck inputs');
-  if (skip || !captured) {
-    await dropCapture();
-    if (execution.spawnError) o.reporter.warn(execution.spawnError);
-    const why = skip ?? `capturing the output failed: ${capture.error ?? 'unknown error'}`;
-    if (!skip) o.reporter.warn(`not cached: ${why}`);
-    return notStored(why);
-  }
-
-  const tooBig = async (bytes: number): Promise<RunOutcome> => {
-    await dropCapture();
-    const why = oversizeReason(bytes, spec.policy.maxEntryBytes);
-    o.reporter.warn(`not cached: ${why} (raise policies.<task>.maxSizeBytes or --max-entry-size)`);
-    return notStored(why);
-  };
-
-  if (!opened.ok) return notStored(opened.error.message); // unreachable: skip is set
-  const store = opened.value;
-  const fingerprint = fp.fingerprint;
-  try {
-    const logBytes = captured.stdout.size + captured.stderr.size;
-    const expected = logBytes + (await outputBytes(spec.root, spec.cwd, spec.outputs));
-    if (expected > spec.policy.maxEntryBytes) return await tooBig(expected);
-    const snap = await snapshotOutputs(
-      store.blobs,
-      settings.hashAlgorithm,
-      spec.root,
-      spec.cwd,
-      spec.outputs,
-    );
-    mark('snapshot');
-    if (spec.outputs.length > 0 && snap.outputs.length === 0) {
-      o.reporter.warn(`output globs ${spec.outputs.map((g) => `'${g}'`).join(', ')} matched no files`);
-    }
-    const logs = async (s: typeof captured.stdout): Promise<BlobRef | null> => {
-      if (!s.path) return null;
-      await store.blobs.adopt(s.path, s.hash);
-      return { hash: s.hash, size: s.size };
-    };
-    const entry: Entry = {
-      schema: STORE_SCHEMA,
+  // The command has run: whatever fails from here on costs the caching, never its exit code.
+  const afterRun = async (): Promise<RunOutcome> => {
+    const captured = capture.finish();
+    mark('command');
+    const base = {
+      kind: 'miss' as const,
       key,
-      task: spec.name,
-      algorithm: settings.hashAlgorithm,
-      outputs: snap.outputs,
-      outputGlobs: spec.outputs,
-      cwd: fingerprint.cwd,
-      logs: {
-        stdout: await logs(captured.stdout),
-        stderr: await logs(captured.stderr),
-        chunks: captured.chunks,
-      },
       exitCode: execution.exitCode,
-      durationMs: Math.round(execution.durationMs),
-      createdAt: (o.now ?? Date.now)(),
-      bytes: snap.bytes + captured.stdout.size + captured.stderr.size,
-      ttlMs: spec.policy.ttlMs,
-      provenance: provenance(spec.root),
+      durationMs: execution.durationMs,
+      files: 0,
+      bytes: 0,
     };
-    // Outputs can grow between the measurement and the copy; the limit holds either way (the copied
-    // blobs are unreferenced and gc sweeps them).
-    if (entry.bytes > spec.policy.maxEntryBytes) return await tooBig(entry.bytes);
-    const paths = checkEntryPaths(spec.root, entry.outputs);
-    if (!paths.ok) {
-      o.reporter.warn(`not cached: ${paths.error.message}`);
-      return notStored(paths.error.message);
-    }
-    const committed = await store.commit(entry, fingerprint, label);
-    mark('commit');
-    if (!committed.ok) {
-      o.reporter.warn(`not cached: ${committed.error.message}`);
-      return notStored(committed.error.message);
-    }
-    store.log('SAVE', source, {
-      task: spec.name || spec.command.join(' '),
-      hash: key.slice(0, 12),
-      files: snap.outputs.length,
-      bytes: entry.bytes,
-      exit: entry.exitCode,
-    });
-    if (settings.remote) await pushRemote(settings, store, entry, o.reporter);
-    await evictAfterSave(store, settings, {
-      now: (o.now ?? Date.now)(),
-      protect: key,
-      source,
-      info: (m) => o.reporter.info(m),
-    }).catch((e) => o.reporter.warn(`eviction skipped: ${errorMessage(e)}`));
-    mark('evict');
-    return {
-      ...base,
-      stored: true,
-      files: snap.outputs.filter((x) => x.type === 'file').length,
-      bytes: snap.bytes, // the output files, as a hit reports them (entry.bytes adds the logs)
+    const notStored = (why: string): RunOutcome => ({ ...base, stored: false, notStored: why });
+    const dropCapture = async () => {
+      for (const p of [captured?.stdout.path, captured?.stderr.path])
+        if (p) await rm(p, { force: true }).catch(() => {});
     };
+
+    const opened = await (index ?? opening());
+    mark('index');
+    if (!opened.ok) o.reporter.warn(`cache skipped: ${opened.error.message}`);
+    let skip = whyNotCacheable(spec, execution) ?? (opened.ok ? undefined : opened.error.message);
+    if (!skip && o.recheckInputs !== false) {
+      // The command has run: from here on nothing may throw past its exit code.
+      const changed = await inputsChangedSince(spec, fp, settings.cacheDir).catch((e: unknown) => {
+        o.reporter.warn(`not cached: the inputs could not be checked again: ${errorMessage(e)}`);
+        return 'unchecked' as const;
+      });
+      if (changed === 'unchecked') skip = 'the inputs could not be checked again';
+      else if (changed) skip = 'inputs changed while the command ran';
+    }
+    mark('recheck inputs');
+    if (skip || !captured) {
+      await dropCapture();
+      if (execution.spawnError) o.reporter.warn(execution.spawnError);
+      const why = skip ?? `capturing the output failed: ${capture.error ?? 'unknown error'}`;
+      if (!skip) o.reporter.warn(`not cached: ${why}`);
+      return notStored(why);
+    }
+
+    const tooBig = async (bytes: number): Promise<RunOutcome> => {
+      await dropCapture();
+      const why = oversizeReason(bytes, spec.policy.maxEntryBytes);
+      o.reporter.warn(`not cached: ${why} (raise policies.<task>.maxSizeBytes or --max-entry-size)`);
+      return notStored(why);
+    };
+
+    if (!opened.ok) return notStored(opened.error.message); // unreachable: skip is set
+    const store = opened.value;
+    const fingerprint = fp.fingerprint;
+    try {
+      const logBytes = captured.stdout.size + captured.stderr.size;
+      const expected = logBytes + (await outputBytes(spec.root, spec.cwd, spec.outputs));
+      if (expected > spec.policy.maxEntryBytes) return await tooBig(expected);
+      const snap = await snapshotOutputs(
+        store.blobs,
+        settings.hashAlgorithm,
+        spec.root,
+        spec.cwd,
+        spec.outputs,
+      );
+      mark('snapshot');
+      if (spec.outputs.length > 0 && snap.outputs.length === 0) {
+        o.reporter.warn(`output globs ${spec.outputs.map((g) => `'${g}'`).join(', ')} matched no files`);
+      }
+      const logs = async (s: typeof captured.stdout): Promise<BlobRef | null> => {
+        if (!s.path) return null;
+        await store.blobs.adopt(s.path, s.hash);
+        return { hash: s.hash, size: s.size };
+      };
+      const entry: Entry = {
+        schema: STORE_SCHEMA,
+        key,
+        task: spec.name,
+        algorithm: settings.hashAlgorithm,
+        outputs: snap.outputs,
+        outputGlobs: spec.outputs,
+        cwd: fingerprint.cwd,
+        logs: {
+          stdout: await logs(captured.stdout),
+          stderr: await logs(captured.stderr),
+          chunks: captured.chunks,
+        },
+        exitCode: execution.exitCode,
+        durationMs: Math.round(execution.durationMs),
+        createdAt: (o.now ?? Date.now)(),
+        bytes: snap.bytes + captured.stdout.size + captured.stderr.size,
+        ttlMs: spec.policy.ttlMs,
+        provenance: provenance(spec.root),
+      };
+      // Outputs can grow between the measurement and the copy; the limit holds either way (the copied
+      // blobs are unreferenced and gc sweeps them).
+      if (entry.bytes > spec.policy.maxEntryBytes) return await tooBig(entry.bytes);
+      const paths = checkEntryPaths(spec.root, entry.outputs);
+      if (!paths.ok) {
+        o.reporter.warn(`not cached: ${paths.error.message}`);
+        return notStored(paths.error.message);
+      }
+      const committed = await store.commit(entry, fingerprint, label);
+      mark('commit');
+      if (!committed.ok) {
+        o.reporter.warn(`not cached: ${committed.error.message}`);
+        return notStored(committed.error.message);
+      }
+      store.log('SAVE', source, {
+        task: spec.name || spec.command.join(' '),
+        hash: key.slice(0, 12),
+        files: snap.outputs.length,
+        bytes: entry.bytes,
+        exit: entry.exitCode,
+      });
+      if (settings.remote) await pushRemote(settings, store, entry, o.reporter);
+      await evictAfterSave(store, settings, {
+        now: (o.now ?? Date.now)(),
+        protect: key,
+        source,
+        info: (m) => o.reporter.info(m),
+      }).catch((e) => o.reporter.warn(`eviction skipped: ${errorMessage(e)}`));
+      mark('evict');
+      return {
+        ...base,
+        stored: true,
+        files: snap.outputs.filter((x) => x.type === 'file').length,
+        bytes: snap.bytes, // the output files, as a hit reports them (entry.bytes adds the logs)
+      };
+    } catch (e) {
+      await dropCapture();
+      o.reporter.warn(`not cached: ${errorMessage(e)}`);
+      store.log('ERROR', source, { task: spec.name, hash: key.slice(0, 12), error: errorMessage(e) });
+      return notStored(errorMessage(e));
+    }
+  };
+  try {
+    return await afterRun();
   } catch (e) {
-    await dropCapture();
     o.reporter.warn(`not cached: ${errorMessage(e)}`);
-    store.log('ERROR', source, { task: spec.name, hash: key.slice(0, 12), error: errorMessage(e) });
-    return notStored(errorMessage(e));
+    return {
+      kind: 'miss',
+      key,
+      exitCode: execution.exitCode,
+      durationMs: execution.durationMs,
+      stored: false,
+      notStored: errorMessage(e),
+      files: 0,
+      bytes: 0,
+    };
   }
 }
 

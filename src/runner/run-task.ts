@@ -99,15 +99,31 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   if (!fp.ok) return { kind: 'failed', failure: fp.error };
   const { key } = fp.value;
   const logFields = { task: spec.name || spec.command.join(' '), hash: key.slice(0, 12) };
-  const fromHot = o.force || o.dryRun ? undefined : await hotHit(hot, settings, spec, key, logFields, o);
+  let fromHot: Awaited<ReturnType<typeof hotHit>>;
+  try {
+    fromHot = o.force || o.dryRun ? undefined : await hotHit(hot, settings, spec, key, logFields, o);
+  } catch (e) {
+    // E.g. an output directory that cannot be written: the command runs instead (it may fail on
+    // the same thing, with its own message and exit code).
+    o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
+    return (await miss()).runUncached(spec, errorMessage(e), o.signal);
+  }
   mark(fromHot?.kind === 'hit' ? 'hot hit' : 'hot lookup');
   if (fromHot?.kind === 'hit') return fromHot;
 
   // No copy in hot/, so no entry (Store.open gives every entry one): run the command at once and
   // open the index while it runs. The team cache, a dry run and a damaged or expired copy need the
   // index first.
-  if (fromHot === undefined && !o.dryRun && !settings.remote)
-    return (await miss()).missFirst(hot, settings, spec, fp.value, taskKeyLabel(spec), o);
+  if (fromHot === undefined && !o.dryRun && !settings.remote) {
+    const m = await miss();
+    try {
+      return await m.missFirst(hot, settings, spec, fp.value, taskKeyLabel(spec), o);
+    } catch (e) {
+      // Only failures before the command started get here (after it, missFirst reports them).
+      o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
+      return m.runUncached(spec, errorMessage(e), o.signal);
+    }
+  }
 
   // Past here the index is needed.
   const { Store } = await import('../store/store.js');

@@ -312,6 +312,14 @@ export class Store {
    * processes opening at once fold each line once.
    */
   private foldHits(): void {
+    try {
+      this.foldHitsOrThrow();
+    } catch {
+      // Counts only: a journal that cannot be read or renamed must not cost the cache.
+    }
+  }
+
+  private foldHitsOrThrow(): void {
     const path = this.layout.hitsJournal;
     const size = statSync(path, { throwIfNoEntry: false })?.size;
     if (size === undefined || size === (this.meta.get(JOURNAL_OFFSET) ?? 0) || this.noWrites) return;
