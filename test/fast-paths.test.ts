@@ -3,7 +3,16 @@
  * skipped for dynamic configs, never loading jiti when it applies), the racy-write rule end to end
  * (manifest.test.ts has it in detail), hashing threads, and restores that still verify every byte.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
@@ -206,6 +215,28 @@ test('the hashing threads give the same hashes as the main thread, copy exactly,
   } catch (e) {
     assert.is((e as NodeJS.ErrnoException).code, 'ENOENT');
   }
+});
+
+test('copying for a restore refuses a destination whose parent became a symlink, on every thread', async () => {
+  const pool = (await import(
+    pathToFileURL(join(REPO, 'dist/fingerprint/hash-pool.js')).href
+  )) as typeof import('../src/fingerprint/hash-pool.js');
+  const root = tempDir();
+  const outside = tempDir();
+  writeTree(root, { 'blob.bin': 'cached bytes', 'out/.keep': '' });
+  // out/ was checked and made before the copies start; then it is swapped for a link outside.
+  rmSync(join(root, 'out'), { recursive: true });
+  symlinkSync(outside, join(root, 'out'));
+  const job = { abs: join(root, 'blob.bin'), size: 12, dest: join(root, 'out', 'f.tmp'), within: root };
+  for (const hereToo of [true, false]) {
+    try {
+      await pool.hashFilesInPool('blake3', [job, { ...job, dest: join(root, 'out', 'g.tmp') }], 2, hereToo);
+      assert.unreachable('wrote through a symlinked parent');
+    } catch (e) {
+      assert.is((e as NodeJS.ErrnoException).code, 'ESYMLINK');
+    }
+  }
+  assert.equal(readdirSync(outside), [], 'a file was written outside the root');
 });
 
 test('large inputs and outputs (threaded hashing, verify while cloning): a changed input misses, a corrupt blob is caught', async () => {

@@ -62,7 +62,7 @@ export async function hashFilesInPool(
               if (next >= paths.length) return;
               const i = next++;
               inFlight++;
-              w.postMessage({ i, path: paths[i], dest: jobs[i]!.dest });
+              w.postMessage({ i, path: paths[i], dest: jobs[i]!.dest, within: jobs[i]!.within });
             };
             w.on('message', (r: Reply) => {
               inFlight--;
@@ -96,10 +96,12 @@ export interface HashJob {
   abs: string;
   size: number;
   dest?: string | undefined;
+  /** With `dest`: the directory below which every parent of `dest` must be a real directory. */
+  within?: string | undefined;
 }
 
 const hashJobSync = (algorithm: HashAlgorithm, j: HashJob, buf: Buffer): string =>
-  j.dest ? copyHashingSync(algorithm, j.abs, j.dest, buf) : hashFileSync(algorithm, j.abs, buf);
+  j.dest ? copyHashingSync(algorithm, j.abs, j.dest, buf, j.within) : hashFileSync(algorithm, j.abs, buf);
 
 /**
  * Content hashes of `files`, in order, by the cheapest way for their total size: blocking reads

@@ -8,12 +8,17 @@ import { copyHashingSync, hashFileSync, READ_BUFFER_BYTES } from './hash.js';
  */
 const algorithm = (workerData as { algorithm: HashAlgorithm }).algorithm;
 const buf = Buffer.allocUnsafe(4 * READ_BUFFER_BYTES);
-parentPort?.on('message', ({ i, path, dest }: { i: number; path: string; dest?: string }) => {
-  try {
-    const hash = dest ? copyHashingSync(algorithm, path, dest, buf) : hashFileSync(algorithm, path, buf);
-    parentPort?.postMessage({ i, hash });
-  } catch (e) {
-    const x = e as NodeJS.ErrnoException;
-    parentPort?.postMessage({ i, error: { message: x.message, code: x.code } });
-  }
-});
+parentPort?.on(
+  'message',
+  ({ i, path, dest, within }: { i: number; path: string; dest?: string; within?: string }) => {
+    try {
+      const hash = dest
+        ? copyHashingSync(algorithm, path, dest, buf, within)
+        : hashFileSync(algorithm, path, buf);
+      parentPort?.postMessage({ i, hash });
+    } catch (e) {
+      const x = e as NodeJS.ErrnoException;
+      parentPort?.postMessage({ i, error: { message: x.message, code: x.code } });
+    }
+  },
+);

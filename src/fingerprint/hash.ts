@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { HashAlgorithm } from '../config/types.js';
+import { plainPathInside } from '../util/paths.js';
 
 const require = createRequire(import.meta.url);
 // Loaded with require(): imported from ESM, Node would first scan the package's 17 KB CommonJS
@@ -100,9 +101,21 @@ export async function hashFile(
 
 /**
  * Copies `src` to `dest` (created here; it must not exist) and returns the hash of the bytes
- * copied: one read of each byte does both, and what is hashed is exactly what was written.
+ * copied: one read of each byte does both, and what is hashed is exactly what was written. With
+ * `within`, every directory from there down to `dest` is checked to be a real directory right
+ * before `dest` is created, so a directory swapped for a symlink meanwhile is not written through.
  */
-export function copyHashingSync(algorithm: HashAlgorithm, src: string, dest: string, buf: Buffer): string {
+export function copyHashingSync(
+  algorithm: HashAlgorithm,
+  src: string,
+  dest: string,
+  buf: Buffer,
+  within?: string,
+): string {
+  if (within !== undefined && !plainPathInside(within, dest))
+    throw Object.assign(new Error(`refused to write ${dest}: a parent directory is a symlink`), {
+      code: 'ESYMLINK',
+    });
   const from = openSync(src, 'r');
   try {
     const to = openSync(dest, 'wx', 0o600);

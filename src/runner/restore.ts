@@ -3,7 +3,7 @@ import { chmod, rm, symlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { BlobProblem, BlobStore } from '../store/blobs.js';
 import type { Entry, OutputRecord } from '../store/entry.js';
-import { isInside, safeJoin } from '../util/paths.js';
+import { plainPathInside, safeJoin } from '../util/paths.js';
 import { err, failure, ok, type Result } from '../util/result.js';
 import { tempSuffix } from '../util/temp-name.js';
 import { matchOutputs, restoreTempName, restoreTempOwner } from './outputs.js';
@@ -114,21 +114,6 @@ function checkEntryShape(root: string, entry: Entry): string | undefined {
   return undefined;
 }
 
-/** True if every directory between root and `abs` is a real directory (no symlink swapped in). */
-function plainPathInside(root: string, abs: string): boolean {
-  if (!isInside(root, abs) || abs === root) return false;
-  let cur = root;
-  for (const part of relative(root, dirname(abs)).split(sep).filter(Boolean)) {
-    cur = join(cur, part);
-    try {
-      if (!lstatSync(cur).isDirectory()) return false;
-    } catch {
-      return false;
-    }
-  }
-  return true;
-}
-
 /**
  * mkdir -p that refuses to pass through a symlink and replaces stale non-directories. Blocking
  * calls: run for every restored file, a thread-pool round trip per path component cost more than
@@ -187,6 +172,7 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
         : await blobs.copyAllVerified(
             entry.algorithm,
             files.map((o, k) => ({ ref: { hash: o.hash, size: o.size }, dest: temps[k]![0] })),
+            root,
           );
   } catch (e) {
     await cleanup();

@@ -206,14 +206,19 @@ export class BlobStore {
   async copyAllVerified(
     algorithm: HashAlgorithm,
     jobs: Array<{ ref: BlobRef; dest: string }>,
+    /** Every parent of each dest below this directory must be a real one when it is created. */
+    within?: string,
   ): Promise<BlobProblem | undefined> {
-    return this.hashChecked(algorithm, jobs);
+    return this.hashChecked(
+      algorithm,
+      jobs.map((j) => ({ ...j, within })),
+    );
   }
 
   /** Sizes first (no reading), then contents, on hashing threads when there is enough to hash. */
   private async hashChecked(
     algorithm: HashAlgorithm,
-    jobs: Array<{ ref: BlobRef; dest?: string }>,
+    jobs: Array<{ ref: BlobRef; dest?: string; within?: string | undefined }>,
   ): Promise<BlobProblem | undefined> {
     for (const { ref } of jobs) {
       const s = statSync(this.path(ref.hash), { throwIfNoEntry: false });
@@ -224,7 +229,7 @@ export class BlobStore {
     try {
       actual = await hashFiles(
         algorithm,
-        jobs.map(({ ref, dest }) => ({ abs: this.path(ref.hash), size: ref.size, dest })),
+        jobs.map(({ ref, dest, within }) => ({ abs: this.path(ref.hash), size: ref.size, dest, within })),
         { concurrency: 8 },
       );
     } catch (e) {

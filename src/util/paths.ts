@@ -1,4 +1,5 @@
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { lstatSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { err, failure, ok, type Result } from './result.js';
 
 export const toPosix = (p: string): string => (sep === '/' ? p : p.split(sep).join('/'));
@@ -24,4 +25,19 @@ export function safeJoin(root: string, rel: string): Result<string> {
   const abs = resolve(root, rel);
   if (!isInside(root, abs) || abs === root) return bad('outside the project root');
   return ok(abs);
+}
+
+/** True if every directory between root and `abs` is a real directory (no symlink swapped in). */
+export function plainPathInside(root: string, abs: string): boolean {
+  if (!isInside(root, abs) || abs === root) return false;
+  let cur = root;
+  for (const part of relative(root, dirname(abs)).split(sep).filter(Boolean)) {
+    cur = join(cur, part);
+    try {
+      if (!lstatSync(cur).isDirectory()) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
 }
