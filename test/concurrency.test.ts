@@ -115,7 +115,7 @@ test('8 processes, 4 different tasks, 3 rounds on one cache: no errors, correct 
   }
   const verify = await runCli(['verify'], { cwd: dir });
   assert.is(verify.code, 0, verify.out);
-  assert.match(verify.out, /checked 12 entries, .*: 0 broken/);
+  assert.match(verify.out, /checked 12 entries, .*: 0 broken/, verify.out);
   console.log(`concurrency: 8 processes x ${ROUNDS} rounds (4 tasks), 0 errors, store verified`);
 });
 

@@ -8,12 +8,14 @@ import {
   statSync,
   unlinkSync,
   utimesSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from '../util/format.js';
 import { mkdirsSync } from '../util/mkdirs.js';
+import { tempSuffix } from '../util/temp-name.js';
 
 /** What a lock file holds: who took it and when, plus a nonce that tells two takers apart. */
 export interface LockHolder {
@@ -120,6 +122,32 @@ function breakStale(path: string, judged: LockHolder | undefined): void {
 }
 
 function tryCreate(path: string, holder: LockHolder): boolean {
+  // Created with its content in one step (a hard link of a complete temp file), so that a waiter
+  // never reads an empty lock and cannot say whom it waits for. Filesystems without hard links
+  // fall back to create-then-write.
+  const tmp = `${path}.${process.pid}-${tempSuffix()}.new`;
+  try {
+    writeFileSync(tmp, JSON.stringify(holder), { flag: 'wx' });
+  } catch {
+    return tryCreateInPlace(path, holder);
+  }
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS')
+      return tryCreateInPlace(path, holder);
+    throw e;
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {}
+  }
+}
+
+function tryCreateInPlace(path: string, holder: LockHolder): boolean {
   let fd: number;
   try {
     fd = openSync(path, 'wx');
