@@ -161,7 +161,7 @@ test('a holder that never finishes: waiting is bounded, then the command runs an
   });
   assert.is(r.code, 3, 'exit code passes through');
   assert.match(r.err, /waiting for .*already running in pid \d+/);
-  assert.is(warnings(r.err).length, 1);
+  assert.is(warnings(r.err).length, 1, r.err);
   assert.match(warnings(r.err)[0]!, /gave up waiting .* running the command anyway/);
   assert.is(executions(`${counter}.h`), 1);
   assert.ok(existsSync(join(locks, key)), "someone else's live lock is left alone");
