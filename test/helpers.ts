@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import {
   cpSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -15,6 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TaskSpec } from '../src/config/resolve.js';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
 export const CLI = join(REPO, 'dist', 'cli.js');
@@ -144,4 +146,24 @@ export function readTreeSnapshot(
   };
   walk(dir);
   return result;
+}
+
+/** The names in `dir`, sorted; none if it does not exist. */
+export const listSorted = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).sort() : []);
+
+/** A TaskSpec for tests that call the fingerprint or watch modules directly. */
+export function taskSpec(root: string, o: Partial<TaskSpec> = {}): TaskSpec {
+  return {
+    name: 't',
+    command: ['true'],
+    shell: false,
+    cwd: root,
+    root,
+    inputs: undefined,
+    outputs: [],
+    env: [],
+    cacheFailures: false,
+    policy: { ttlMs: 1000, maxEntryBytes: 1000, strategy: 'lru' },
+    ...o,
+  };
 }

@@ -27,22 +27,10 @@ import {
   RACY_WINDOW_MS,
 } from '../src/fingerprint/manifest.js';
 import { Store } from '../src/store/store.js';
-import { tempDir, writeTree } from './helpers.js';
+import { taskSpec, tempDir, writeTree } from './helpers.js';
 
-function spec(root: string, inputs: string[] | undefined, env: string[] = []): TaskSpec {
-  return {
-    name: 't',
-    command: ['true'],
-    shell: false,
-    cwd: root,
-    root,
-    inputs,
-    outputs: ['out/**'],
-    env,
-    cacheFailures: false,
-    policy: { ttlMs: 1000, maxEntryBytes: 1000, strategy: 'lru' },
-  };
-}
+const spec = (root: string, inputs: string[] | undefined, env: string[] = []): TaskSpec =>
+  taskSpec(root, { inputs, outputs: ['out/**'], env });
 
 /** Manifests in memory, round-tripped through their binary form; `puts` counts writes. */
 function memoryManifests(o: { settle: boolean }): ManifestStore & { puts: number } {

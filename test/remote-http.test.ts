@@ -3,30 +3,19 @@
  * 127.0.0.1 by this suite. Each "machine" is a separate copy of the project with its own cache.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readTreeSnapshot } from './helpers.js';
+import { listSorted, readTreeSnapshot } from './helpers.js';
 import { keyOf, project, runGen, timesRan, warnings } from './remote-project.js';
-import { type Nginx, startNginx } from './servers.js';
+import { accessLog, nginxFor } from './servers.js';
 
 const test = suite('remote: HTTP cache on nginx');
-let ng: Nginx;
-
-test.before(async () => {
-  ng = await startNginx();
-});
-test.after(async () => {
-  await ng?.stop();
-});
-
-const files = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).sort() : []);
-const accessLog = (): string[] =>
-  readFileSync(join(ng.dir, 'access.log'), 'utf8').split('\n').filter(Boolean);
+const ng = nginxFor(test);
 
 test('two machines share one remote: the first uploads, the second gets a remote hit with identical outputs and logs', async () => {
-  const env = { TASKVAULT_REMOTE_URL: `${ng.url}/team` };
+  const env = { TASKVAULT_REMOTE_URL: `${ng().url}/team` };
   const a = project();
   const b = project();
 
@@ -37,12 +26,12 @@ test('two machines share one remote: the first uploads, the second gets a remote
   assert.equal(warnings(first), []);
 
   const key = await keyOf(a);
-  assert.equal(files(join(ng.data, 'team', 'ac')), [key], 'the entry is uploaded under its key');
-  const cas = files(join(ng.data, 'team', 'cas'));
+  assert.equal(listSorted(join(ng().data, 'team', 'ac')), [key], 'the entry is uploaded under its key');
+  const cas = listSorted(join(ng().data, 'team', 'cas'));
   assert.ok(cas.length >= 5, `blobs uploaded: ${cas.join(' ')}`);
   let gzipped = 0;
   for (const name of cas) {
-    const bytes = readFileSync(join(ng.data, 'team', 'cas', name));
+    const bytes = readFileSync(join(ng().data, 'team', 'cas', name));
     // What bazel-remote checks on /cas/ PUTs: the name is the SHA-256 of the bytes stored.
     assert.is(createHash('sha256').update(bytes).digest('hex'), name);
     if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
@@ -74,14 +63,14 @@ test('two machines share one remote: the first uploads, the second gets a remote
 });
 
 test('a blob the remote already has is not uploaded again (HEAD first); the entry goes up last', async () => {
-  const env = { TASKVAULT_REMOTE_URL: `${ng.url}/dedup` };
+  const env = { TASKVAULT_REMOTE_URL: `${ng().url}/dedup` };
   const a = project();
   assert.is((await runGen(a, env)).code, 0);
-  const before = accessLog().length;
+  const before = accessLog(ng()).length;
   // --force runs again: only out/sub/random.bin changes, every other blob is already there.
   const again = await runGen(project(), env, ['--force']);
   assert.is(again.code, 0, again.err);
-  const lines = accessLog().slice(before);
+  const lines = accessLog(ng()).slice(before);
   const puts = lines.filter((l) => l.includes('"PUT /dedup/cas/'));
   assert.is(puts.length, 1, lines.join('\n'));
   assert.ok(lines.filter((l) => l.includes('"HEAD /dedup/cas/')).length >= 5);
@@ -90,25 +79,25 @@ test('a blob the remote already has is not uploaded again (HEAD first); the entr
 });
 
 test('read-only mode reads the remote but never writes to it', async () => {
-  const url = `${ng.url}/ro`;
+  const url = `${ng().url}/ro`;
   const ro = await runGen(project(), { TASKVAULT_REMOTE_URL: url, TASKVAULT_REMOTE_READ_ONLY: '1' });
   assert.is(ro.code, 0, ro.err);
-  assert.equal(files(join(ng.data, 'ro')), [], 'nothing uploaded');
+  assert.equal(listSorted(join(ng().data, 'ro')), [], 'nothing uploaded');
 
   const writer = project({ remote: { url, readOnly: false } });
   assert.is((await runGen(writer, {})).code, 0);
-  assert.is(files(join(ng.data, 'ro', 'ac')).length, 1);
+  assert.is(listSorted(join(ng().data, 'ro', 'ac')).length, 1);
 
   const reader = project({ remote: { url, readOnly: true } });
   const hit = await runGen(reader, {});
   assert.match(hit.err, /hit \(remote\)/);
   assert.is(timesRan(reader), 0);
 
-  const before = accessLog().length;
+  const before = accessLog(ng()).length;
   const readerForce = await runGen(reader, {}, ['--force']);
   assert.is(readerForce.code, 0);
   assert.equal(
-    accessLog()
+    accessLog(ng())
       .slice(before)
       .filter((l) => /"(PUT|HEAD) /.test(l)),
     [],
@@ -117,7 +106,7 @@ test('read-only mode reads the remote but never writes to it', async () => {
 });
 
 test('with hashAlgorithm sha256 the local and remote names of small blobs agree', async () => {
-  const env = { TASKVAULT_REMOTE_URL: `${ng.url}/sha`, TASKVAULT_HASH_ALGORITHM: 'sha256' };
+  const env = { TASKVAULT_REMOTE_URL: `${ng().url}/sha`, TASKVAULT_HASH_ALGORITHM: 'sha256' };
   const a = project();
   assert.is((await runGen(a, env)).code, 0);
   const b = project();
@@ -126,7 +115,7 @@ test('with hashAlgorithm sha256 the local and remote names of small blobs agree'
   assert.is(timesRan(b), 0);
   const local = readFileSync(join(b, 'out', 'result.txt'));
   const name = createHash('sha256').update(local).digest('hex');
-  assert.ok(files(join(ng.data, 'sha', 'cas')).includes(name));
+  assert.ok(listSorted(join(ng().data, 'sha', 'cas')).includes(name));
 });
 
 test.run();

@@ -7,37 +7,20 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { listSorted } from './helpers.js';
 import { project, runGen, timesRan, warnings } from './remote-project.js';
-import {
-  NGINX_PASSWORD,
-  NGINX_READ_TOKEN,
-  NGINX_USER,
-  NGINX_WRITE_TOKEN,
-  type Nginx,
-  startNginx,
-} from './servers.js';
+import { NGINX_PASSWORD, NGINX_READ_TOKEN, NGINX_USER, NGINX_WRITE_TOKEN, nginxFor } from './servers.js';
 
 const test = suite('remote: trust and auth on nginx');
-let ng: Nginx;
-
-test.before(async () => {
-  ng = await startNginx();
-});
-test.after(async () => {
-  await ng?.stop();
-});
-
-const files = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).sort() : []);
-const _accessLog = (): string[] =>
-  readFileSync(join(ng.dir, 'access.log'), 'utf8').split('\n').filter(Boolean);
+const ng = nginxFor(test);
 
 test('signed entries: the right key hits; a wrong key or a missing signature is a miss with a warning', async () => {
-  const url = `${ng.url}/signed`;
+  const url = `${ng().url}/signed`;
   const good = 'team-secret-1';
   const up = await runGen(project(), { TASKVAULT_REMOTE_URL: url, TASKVAULT_REMOTE_SIGNATURE_KEY: good });
   assert.is(up.code, 0);
   const doc = JSON.parse(
-    readFileSync(join(ng.data, 'signed', 'ac', files(join(ng.data, 'signed', 'ac'))[0]!), 'utf8'),
+    readFileSync(join(ng().data, 'signed', 'ac', listSorted(join(ng().data, 'signed', 'ac'))[0]!), 'utf8'),
   );
   assert.match(doc.signature, /^[0-9a-f]{64}$/);
 
@@ -50,7 +33,7 @@ test('signed entries: the right key hits; a wrong key or a missing signature is 
   assert.is(w.code, 0);
   assert.is(timesRan(wrong), 1, 'a bad signature is a miss: the command runs');
   assert.match(warnings(w).join('\n'), /bad signature/);
-  assert.equal(files(join(wrong, 'out', 'sub')).length, 1);
+  assert.equal(listSorted(join(wrong, 'out', 'sub')).length, 1);
 
   const right = project();
   const r = await runGen(right, { TASKVAULT_REMOTE_URL: url, TASKVAULT_REMOTE_SIGNATURE_KEY: good });
@@ -59,7 +42,7 @@ test('signed entries: the right key hits; a wrong key or a missing signature is 
   assert.equal(warnings(r), []);
 
   // An unsigned upload, read by a machine that requires signatures.
-  const unsignedUrl = `${ng.url}/unsigned`;
+  const unsignedUrl = `${ng().url}/unsigned`;
   assert.is((await runGen(project(), { TASKVAULT_REMOTE_URL: unsignedUrl })).code, 0);
   const strict = project();
   const m = await runGen(strict, {
@@ -72,14 +55,14 @@ test('signed entries: the right key hits; a wrong key or a missing signature is 
   assert.match(warnings(m).join('\n'), /not signed/);
 
   // A signed entry whose content was altered after signing.
-  const tamperedUrl = `${ng.url}/tampered`;
+  const tamperedUrl = `${ng().url}/tampered`;
   assert.is(
     (await runGen(project(), { TASKVAULT_REMOTE_URL: tamperedUrl, TASKVAULT_REMOTE_SIGNATURE_KEY: good }))
       .code,
     0,
   );
-  const acDir = join(ng.data, 'tampered', 'ac');
-  const acFile = join(acDir, files(acDir)[0]!);
+  const acDir = join(ng().data, 'tampered', 'ac');
+  const acFile = join(acDir, listSorted(acDir)[0]!);
   const altered = JSON.parse(readFileSync(acFile, 'utf8'));
   altered.entry.exitCode = 7;
   writeFileSync(acFile, JSON.stringify(altered));
@@ -95,10 +78,10 @@ test('signed entries: the right key hits; a wrong key or a missing signature is 
 });
 
 test('poisoned remote entries are refused before anything is written; nothing lands outside the project', async () => {
-  const url = `${ng.url}/poison`;
+  const url = `${ng().url}/poison`;
   assert.is((await runGen(project(), { TASKVAULT_REMOTE_URL: url })).code, 0);
-  const acDir = join(ng.data, 'poison', 'ac');
-  const acFile = join(acDir, files(acDir)[0]!);
+  const acDir = join(ng().data, 'poison', 'ac');
+  const acFile = join(acDir, listSorted(acDir)[0]!);
   const original = readFileSync(acFile, 'utf8');
   const escapeName = `tv-escape-${process.pid}-${Date.now()}`;
 
@@ -163,7 +146,7 @@ test('poisoned remote entries are refused before anything is written; nothing la
   writeFileSync(acFile, original);
   const doc = JSON.parse(original);
   const result = doc.entry.outputs.find((o: { path: string }) => o.path === 'out/result.txt');
-  const casFile = join(ng.data, 'poison', 'cas', doc.blobs[result.hash].key);
+  const casFile = join(ng().data, 'poison', 'cas', doc.blobs[result.hash].key);
   writeFileSync(casFile, 'THE QUICK BROWN FOX JUMPS OVER THE LAZY CAT\n');
   const victim = project();
   const r = await runGen(victim, { TASKVAULT_REMOTE_URL: url, TASKVAULT_REMOTE_READ_ONLY: '1' });
@@ -201,15 +184,15 @@ test('poisoned remote entries are refused before anything is written; nothing la
 
 test('basic auth (URL userinfo or env), and Bearer tokens with a read-only token enforced by nginx', async () => {
   const userinfo = `${encodeURIComponent(NGINX_USER)}:${encodeURIComponent(NGINX_PASSWORD)}`;
-  const basicUrl = ng.url.replace('http://', `http://${userinfo}@`);
+  const basicUrl = ng().url.replace('http://', `http://${userinfo}@`);
   const up = await runGen(project(), { TASKVAULT_REMOTE_URL: `${basicUrl}/basic/team` });
   assert.is(up.code, 0);
   assert.equal(warnings(up), []);
-  assert.is(files(join(ng.data, 'basic', 'team', 'ac')).length, 1);
+  assert.is(listSorted(join(ng().data, 'basic', 'team', 'ac')).length, 1);
 
   const viaEnv = project();
   const hit = await runGen(viaEnv, {
-    TASKVAULT_REMOTE_URL: `${ng.url}/basic/team`,
+    TASKVAULT_REMOTE_URL: `${ng().url}/basic/team`,
     TASKVAULT_REMOTE_USER: NGINX_USER,
     TASKVAULT_REMOTE_PASSWORD: NGINX_PASSWORD,
   });
@@ -217,7 +200,7 @@ test('basic auth (URL userinfo or env), and Bearer tokens with a read-only token
 
   const denied = project();
   const no = await runGen(denied, {
-    TASKVAULT_REMOTE_URL: `${ng.url.replace('http://', 'http://ci:wrong@')}/basic/team`,
+    TASKVAULT_REMOTE_URL: `${ng().url.replace('http://', 'http://ci:wrong@')}/basic/team`,
   });
   assert.is(no.code, 0);
   assert.is(timesRan(denied), 1);
@@ -226,20 +209,20 @@ test('basic auth (URL userinfo or env), and Bearer tokens with a read-only token
   assert.not.match(w, /wrong/, 'the password never appears in messages');
 
   // Bearer tokens, with read-only enforced by the server: the read token cannot write.
-  const tokens = `${ng.url}/tokens/team`;
+  const tokens = `${ng().url}/tokens/team`;
   const reader = await runGen(project(), {
     TASKVAULT_REMOTE_URL: tokens,
     TASKVAULT_REMOTE_TOKEN: NGINX_READ_TOKEN,
   });
   assert.is(reader.code, 0);
   assert.match(warnings(reader).join('\n'), /PUT .*HTTP 401/);
-  assert.equal(files(join(ng.data, 'tokens', 'team', 'ac')), []);
+  assert.equal(listSorted(join(ng().data, 'tokens', 'team', 'ac')), []);
   const writer = await runGen(project(), {
     TASKVAULT_REMOTE_URL: tokens,
     TASKVAULT_REMOTE_TOKEN: NGINX_WRITE_TOKEN,
   });
   assert.equal(warnings(writer), []);
-  assert.is(files(join(ng.data, 'tokens', 'team', 'ac')).length, 1);
+  assert.is(listSorted(join(ng().data, 'tokens', 'team', 'ac')).length, 1);
   const pr = project();
   const prRun = await runGen(pr, {
     TASKVAULT_REMOTE_URL: tokens,

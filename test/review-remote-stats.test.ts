@@ -3,20 +3,13 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCli } from './helpers.js';
 import { project, runGen } from './remote-project.js';
-import { type Nginx, startNginx } from './servers.js';
+import { nginxFor } from './servers.js';
 
 const test = suite('review: stats count remote hits');
-let ng: Nginx;
-
-test.before(async () => {
-  ng = await startNginx();
-});
-test.after(async () => {
-  await ng?.stop();
-});
+const ng = nginxFor(test);
 
 test('a remote hit shows in stats (table and --json) next to the local hits', async () => {
-  const env = { TASKVAULT_REMOTE_URL: `${ng.url}/review` };
+  const env = { TASKVAULT_REMOTE_URL: `${ng().url}/review` };
   const a = project();
   const b = project();
   assert.is((await runGen(a, env)).code, 0);

@@ -1,6 +1,6 @@
 /** Real servers for the remote-cache tests, on 127.0.0.1 and free ports, stopped by the tests. */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -171,3 +171,25 @@ export async function startStub(
       }),
   };
 }
+
+/**
+ * A suite's nginx: started before its first test, stopped after its last. Returns a getter (the
+ * server exists only once the suite runs).
+ */
+export function nginxFor(test: {
+  before: (fn: () => Promise<void>) => void;
+  after: (fn: () => Promise<void>) => void;
+}): () => Nginx {
+  let ng: Nginx | undefined;
+  test.before(async () => {
+    ng = await startNginx();
+  });
+  test.after(async () => {
+    await ng?.stop();
+  });
+  return () => ng!;
+}
+
+/** The lines nginx has logged so far, one request each. */
+export const accessLog = (ng: Nginx): string[] =>
+  readFileSync(join(ng.dir, 'access.log'), 'utf8').split('\n').filter(Boolean);

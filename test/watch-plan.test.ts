@@ -6,22 +6,10 @@ import { describeChanges } from '../src/cli/watch.js';
 import type { TaskSpec } from '../src/config/resolve.js';
 import { ChangeSet } from '../src/watch/changes.js';
 import { watchPlan } from '../src/watch/plan.js';
-import { tempDir, writeTree } from './helpers.js';
+import { taskSpec, tempDir, writeTree } from './helpers.js';
 
-function spec(root: string, inputs: string[] | undefined, outputs: string[] = []): TaskSpec {
-  return {
-    name: 't',
-    command: ['true'],
-    shell: false,
-    cwd: root,
-    root,
-    inputs,
-    outputs,
-    env: [],
-    cacheFailures: false,
-    policy: { ttlMs: 1000, maxEntryBytes: 1000, strategy: 'lru' },
-  };
-}
+const spec = (root: string, inputs: string[] | undefined, outputs: string[] = []): TaskSpec =>
+  taskSpec(root, { inputs, outputs });
 
 test('watchPlan: inputs matter; outputs, the cache, node_modules and other files do not', () => {
   const root = writeTree(tempDir(), { 'package.json': '{}', 'taskvault.config.ts': '', 'src/a.ts': '' });
