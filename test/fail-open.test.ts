@@ -92,6 +92,15 @@ test('cache dir on a read-only mount (EROFS): runs uncached, the entries on it s
     assert.ok(tryMount(['-o', 'remount,ro,bind', cacheDir]), 'remount read-only');
     const r = await run(dir, cacheDir, { COUNTER: counter, NAME: 'b', EXIT: '4' });
     assertFailOpen(r, 4, /cache skipped: cannot open the cache at .*Read-only file system/);
+    // What README promises: a hit needs no writes, so the read-only cache still serves it.
+    rmSync(join(dir, 'out'), { recursive: true, force: true });
+    const ran = executions(counter);
+    const hit = await run(dir, cacheDir, { COUNTER: counter, NAME: 'a' });
+    assert.is(hit.code, 0, hit.err);
+    assert.match(hit.err, /\bhit\b/);
+    assert.is(warnings(hit.err).length, 0, hit.err);
+    assert.is(executions(counter), ran, 'the command ran on a read-only hit');
+    assert.ok(existsSync(join(dir, 'out', 'a.txt')), 'outputs restored from the read-only cache');
   } finally {
     umount(cacheDir);
   }

@@ -70,6 +70,18 @@ test('a repeat hit is served from hot/ without loading lmdb, and outputs and log
   assert.match(tracer2.loaded(), /lmdb/);
 });
 
+test('TASKVAULT_TRACE=1 names each phase a run went through, hit and miss', async () => {
+  const dir = project();
+  const miss = await runCli(CMD, { cwd: dir, env: { TASKVAULT_TRACE: '1' } });
+  assert.match(
+    miss.err,
+    /taskvault: trace: start [\d.]+ms · fingerprint [\d.]+ms · hot lookup .*· command [\d.]+ms .*· commit [\d.]+ms/,
+  );
+  const hit = await runCli(CMD, { cwd: dir, env: { TASKVAULT_TRACE: '1' } });
+  assert.match(hit.err, /taskvault: trace: start [\d.]+ms · fingerprint [\d.]+ms · hot hit [\d.]+ms · exit/);
+  assert.not.match((await runCli(CMD, { cwd: dir })).err, /trace:/, 'off by default');
+});
+
 test('hot hits are counted: stats, ls and the audit log see every one', async () => {
   const dir = project();
   await runCli(CMD, { cwd: dir });

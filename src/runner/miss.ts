@@ -9,12 +9,11 @@ import type { BlobRef, Entry } from '../store/entry.js';
 import { STORE_SCHEMA } from '../store/entry.js';
 import { evictAfterSave } from '../store/evict.js';
 import type { HotIndex } from '../store/hot.js';
-import { cacheLayout } from '../store/layout.js';
+import { cacheLayout, makeCacheDirs } from '../store/layout.js';
 import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, lockTimeoutFromEnv } from '../store/lock.js';
 import { lowSpace } from '../store/space.js';
 import type { Store } from '../store/store.js';
 import { formatDuration } from '../util/format.js';
-import { mkdirsSync } from '../util/mkdirs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { mark } from '../util/trace.js';
 import { LogCapture } from './capture.js';
@@ -91,9 +90,9 @@ export async function missFirst(
 ): Promise<RunOutcome> {
   const { key } = fp;
   const logFields = { task: spec.name || spec.command.join(' '), hash: key.slice(0, 12) };
-  // What Store.open would find before the command runs: a cache dir that cannot be written to.
+  // What Store.open would find only after the command: a cache dir that cannot be written to.
   try {
-    for (const d of [hot.layout.tmp, hot.layout.blobs, hot.layout.locks]) mkdirsSync(d);
+    makeCacheDirs(hot.layout);
   } catch (e) {
     const why = `cannot open the cache at ${settings.cacheDir}: ${errorMessage(e)}`;
     o.reporter.warn(`cache skipped: ${why}`);

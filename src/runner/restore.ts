@@ -18,6 +18,9 @@ const RESERVED_SEGMENTS = new Set(['.git', '.taskvault', 'node_modules']);
 
 const HASH_RE = /^[0-9a-f]{16,128}$/;
 
+/** Below this many output bytes a restore copies without trying copy-on-write clones. */
+const CLONE_MIN_BYTES = 8 * 1024 * 1024;
+
 /**
  * Checks every path an entry would write, before anything is written (invariant 4): no absolute
  * paths or `..`, nothing under .git/.taskvault/node_modules, no symlink that resolves out of the
@@ -164,10 +167,12 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
   // with copy-on-write clones, each blob is read once to verify it while it is cloned (no data is
   // copied; blobs are immutable and only ever appear complete); elsewhere each is copied by reading
   // it once, hashing exactly the bytes written.
+  // Cloning only pays for large outputs: small ones are copied without probing the filesystem.
+  const bytes = files.reduce((n, o) => n + o.size, 0);
   let problem: BlobProblem | undefined;
   try {
     problem =
-      files.length > 0 && blobs.canClone(files[0]!.hash, temps[0]![0])
+      bytes >= CLONE_MIN_BYTES && blobs.canClone(files[0]!.hash, temps[0]![0])
         ? await cloneVerified(blobs, entry, files, temps)
         : await blobs.copyAllVerified(
             entry.algorithm,
@@ -182,8 +187,6 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     await cleanup();
     return { ok: false, kind: 'blob', problem };
   }
-  const bytes = files.reduce((n, o) => n + o.size, 0);
-
   // Stale outputs: whatever the globs match now that the entry does not have.
   const wanted = new Set(entry.outputs.map((o) => o.path));
   const cwd = resolve(root, entry.cwd);

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { mkdirsSync } from '../util/mkdirs.js';
 
 /** Where each thing lives under a cache directory. The store owns every byte below it. */
 export function cacheLayout(cacheDir: string) {
@@ -17,6 +18,11 @@ export function cacheLayout(cacheDir: string) {
 }
 
 export type CacheLayout = ReturnType<typeof cacheLayout>;
+
+/** Makes the directories every writer needs (throws when the cache dir cannot be written). */
+export function makeCacheDirs(layout: CacheLayout): void {
+  for (const d of [layout.index, layout.blobs, layout.tmp, layout.locks]) mkdirsSync(d);
+}
 
 /** blobs/ab/cdef…: two-character fan-out keeps directories small. */
 export function blobPath(blobsDir: string, hash: string): string {

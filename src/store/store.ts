@@ -2,13 +2,12 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } fr
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
-import { mkdirsSync } from '../util/mkdirs.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { HotIndex, type JournalHit, parseJournal } from './hot.js';
-import { type CacheLayout, cacheLayout } from './layout.js';
+import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
 import { lowSpace } from './space.js';
 
 // lmdb's CommonJS build is one file; its ESM entry is a graph of a dozen modules that takes ~13 ms
@@ -102,7 +101,7 @@ export class Store {
     guardLmdbWriteFailures();
     const layout = cacheLayout(cacheDir);
     try {
-      for (const d of [layout.index, layout.blobs, layout.tmp]) mkdirsSync(d);
+      makeCacheDirs(layout);
       const db = open({ path: layout.index, maxDbs: 16, compression: false, noMemInit: true });
       const meta = db.openDB<number, string>({ name: 'meta' });
       const schema = meta.get('schema');
