@@ -4,7 +4,7 @@
 //  - pure-JS dependencies on hot paths become single files under dist/vendor/ (src/util/vendor.ts),
 //  - the CLI becomes dist/cli.js plus chunks beside it, one per lazily imported command.
 // dist/index.js (the SDK) and the rest of tsc's output stay as they are. esbuild is a devDependency.
-import { readdirSync, rmSync } from 'node:fs';
+import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -39,3 +39,5 @@ await build({
   // Native addons, what is loaded only off the hit path, and what dist/vendor/ already bundles.
   external: ['lmdb', '@napi-rs/blake-hash', 'jiti', 'chokidar', 'execa', 'fast-glob'],
 });
+// The bin: npx and a direct ./dist/cli.js need it executable, whatever mode the rewrite left.
+chmodSync(`${root}dist/cli.js`, 0o755);
