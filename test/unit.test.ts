@@ -100,6 +100,15 @@ test('canonicalJson writes exactly what JSON.stringify with sorted keys writes',
     42,
     null,
     [],
+    // Arrays of plain values take a native shortcut; the text must not change with it.
+    [
+      ['a', Number.NaN, true],
+      [null, undefined, Number.POSITIVE_INFINITY],
+      // biome-ignore lint/suspicious/noSparseArray: holes are written as null
+      [, 1],
+      [{ b: 1, a: 2 }],
+    ],
+    ['x', -0, 1e21, false],
   ];
   for (const s of samples) assert.is(canonicalJson(s), reference(s));
 });

@@ -55,6 +55,11 @@ export interface FingerprintOptions {
   concurrency?: number;
   /** Hashing threads for large cold inputs (default: one per core; 0 or 1: none). */
   threads?: number;
+  /**
+   * Leave the manifest to `saveManifest()` instead of writing it before returning: a miss writes
+   * it once the command has started, off the path to it.
+   */
+  deferManifest?: boolean;
 }
 
 export interface Fingerprinted {
@@ -70,6 +75,11 @@ export interface Fingerprinted {
   hashedAtMs: number;
   /** The file list with the directory listing that vouches for it, for a cheap re-check. */
   readonly listed: PriorListing;
+  /**
+   * Writes the input manifest if it changed (with `deferManifest`; otherwise already done). Once
+   * only; never throws. Its content is the stats taken before the command, whenever it is called.
+   */
+  saveManifest(): void;
 }
 
 /** Globs (relative to the task's cwd) never taken as inputs: the outputs and the cache directory. */
@@ -161,15 +171,25 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     () => files,
   );
   if (id && (!sameKey || (!fromPrior && listing))) {
-    o.manifests!.put(id, {
-      algorithm: o.algorithm,
-      recordedMs: startedMs,
-      listing,
-      files: columns(files, spec.root),
-      digests,
-      restHash,
-      key: result.key,
-    });
+    let saved = false;
+    result.saveManifest = () => {
+      if (saved) return;
+      saved = true;
+      try {
+        o.manifests!.put(id, {
+          algorithm: o.algorithm,
+          recordedMs: startedMs,
+          listing,
+          files: columns(files, spec.root),
+          digests,
+          restHash,
+          key: result.key,
+        });
+      } catch {
+        // Without a manifest the next run lists and stats afresh: slower, never wrong.
+      }
+    };
+    if (!o.deferManifest) result.saveManifest();
   }
   return ok(result);
 }
@@ -208,6 +228,7 @@ function fingerprinted(
       return fingerprint;
     },
     key: knownKey ?? '',
+    saveManifest: () => {},
   };
   if (knownKey === undefined) r.key = keyOf(r.fingerprint);
   return r;

@@ -170,6 +170,9 @@ function canonical(v: unknown): string | undefined {
   const withJson = v as { toJSON?: () => unknown };
   if (typeof withJson.toJSON === 'function') return canonical(withJson.toJSON());
   if (Array.isArray(v)) {
+    // Arrays of plain values or of arrays of them (a fingerprint's inputs) have no keys to sort:
+    // JSON.stringify writes the same text natively, without a call per value.
+    if (v.every(isLeafOrLeafArray)) return JSON.stringify(v);
     let out = '[';
     for (let i = 0; i < v.length; i++) out += `${i === 0 ? '' : ','}${canonical(v[i]) ?? 'null'}`;
     return `${out}]`;
@@ -182,3 +185,11 @@ function canonical(v: unknown): string | undefined {
   }
   return `{${out}}`;
 }
+
+const isLeaf = (v: unknown): boolean =>
+  v === null ||
+  typeof v === 'string' ||
+  typeof v === 'boolean' ||
+  (typeof v === 'number' && Number.isFinite(v));
+
+const isLeafOrLeafArray = (v: unknown): boolean => isLeaf(v) || (Array.isArray(v) && v.every(isLeaf));

@@ -89,8 +89,12 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
   if (prior?.listing && listingHolds(prior.listing, o.cwd, prior.recordedMs)) {
     const files: InputFile[] = [];
     const { paths } = prior.files;
+    // Root-relative paths resolve fewer components when the root is the working directory.
+    const here = process.cwd() === o.root;
     for (let i = 0; i < paths.length; i++) {
-      const s = statInput(paths[i]!, prior.files.abs(i));
+      const p = paths[i]!;
+      const abs = prior.files.abs(i);
+      const s = statInput(p, abs, here && !p.startsWith('../') ? p : abs);
       if (!s) break; // replaced by something else: its directory's stat should have shown that
       files.push(s);
     }
@@ -128,10 +132,10 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
   return ok({ files, listing, fromPrior: false });
 }
 
-function statInput(path: string, abs: string): InputFile | undefined {
+function statInput(path: string, abs: string, statPath = abs): InputFile | undefined {
   let s: ReturnType<typeof statSync>;
   try {
-    s = statSync(abs, MAYBE_MISSING);
+    s = statSync(statPath, MAYBE_MISSING);
   } catch (e) {
     // A parent replaced by a file: the path is gone, as with ENOENT. Anything else is an input
     // that cannot be read, which must not be left out of the key silently.

@@ -173,6 +173,7 @@ async function runAndStore(
     (stream, chunk) => capture.write(stream, chunk),
     o.signal,
     () => {
+      fp.saveManifest();
       index = opening();
     },
   );

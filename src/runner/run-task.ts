@@ -1,11 +1,12 @@
 import type { Settings, TaskSpec } from '../config/resolve.js';
-import { type Fingerprint, fingerprintTask } from '../fingerprint/fingerprint.js';
+import { type Fingerprint, type Fingerprinted, fingerprintTask } from '../fingerprint/fingerprint.js';
 import { pullRemote } from '../remote/hooks.js';
 import type { Entry } from '../store/entry.js';
 import { HotIndex } from '../store/hot.js';
 import { cacheLayout } from '../store/layout.js';
 import { errorMessage, type Failure } from '../util/result.js';
 import { mark } from '../util/trace.js';
+import { loadExeca } from '../util/vendor.js';
 import { hotHit, recordHit, serveHit } from './hit.js';
 import { matchOutputs } from './outputs.js';
 import type { ReplayTarget } from './replay.js';
@@ -76,8 +77,6 @@ export const taskKeyLabel = (spec: Pick<TaskSpec, 'name' | 'command'>): string =
  */
 export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions): Promise<RunOutcome> {
   mark('start');
-  const now = o.now ?? Date.now;
-  const source = o.source ?? 'run';
   if (settings.disabled)
     return (await miss()).runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o.signal);
 
@@ -90,6 +89,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       salt: settings.salt,
       cacheDir: settings.cacheDir,
       manifests: hot.manifests(),
+      deferManifest: true,
     });
   } catch (e) {
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
@@ -97,7 +97,24 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   }
   mark('fingerprint');
   if (!fp.ok) return { kind: 'failed', failure: fp.error };
-  const { key } = fp.value;
+  try {
+    return await lookUpAndRun(settings, spec, fp.value, hot, o);
+  } finally {
+    // A miss has written it as soon as its command started.
+    fp.value.saveManifest();
+  }
+}
+
+async function lookUpAndRun(
+  settings: Settings,
+  spec: TaskSpec,
+  fp: Fingerprinted,
+  hot: HotIndex,
+  o: RunOptions,
+): Promise<RunOutcome> {
+  const now = o.now ?? Date.now;
+  const source = o.source ?? 'run';
+  const { key } = fp;
   const logFields = { task: spec.name || spec.command.join(' '), hash: key.slice(0, 12) };
   let fromHot: Awaited<ReturnType<typeof hotHit>>;
   try {
@@ -115,9 +132,11 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   // open the index while it runs. The team cache, a dry run and a damaged or expired copy need the
   // index first.
   if (fromHot === undefined && !o.dryRun && !settings.remote) {
+    // Both loads at once: one's file reads overlap the other's compiling.
+    void loadExeca().catch(() => {});
     const m = await miss();
     try {
-      return await m.missFirst(hot, settings, spec, fp.value, taskKeyLabel(spec), o);
+      return await m.missFirst(hot, settings, spec, fp, taskKeyLabel(spec), o);
     } catch (e) {
       // Only failures before the command started get here (after it, missFirst reports them).
       o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
@@ -156,7 +175,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
         kind: 'dry-run',
         key,
         hit: entry !== undefined,
-        fingerprint: fp.value.fingerprint,
+        fingerprint: fp.fingerprint,
       };
       if (entry) outcome.entry = entry;
       return outcome;
@@ -165,7 +184,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     // Team cache: after a local miss, a remote entry is pulled into the local cache and served as a hit.
     const pulled =
       !entry && !o.force && settings.remote
-        ? await pullRemote(settings, store, spec, fp.value, label, o.reporter, now())
+        ? await pullRemote(settings, store, spec, fp, label, o.reporter, now())
         : undefined;
     if (pulled) entry = pulled.entry;
 
@@ -183,7 +202,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       await store.remove(key);
     }
 
-    return await (await miss()).missSingleFlight(store, settings, spec, fp.value, label, logFields, o);
+    return await (await miss()).missSingleFlight(store, settings, spec, fp, label, logFields, o);
   } catch (e) {
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
     o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
