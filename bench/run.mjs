@@ -42,6 +42,7 @@ const TURBO_NATIVE = join(
   'bin',
   'turbo',
 );
+const EXECA_FLOOR = join(REPO, 'bench', 'execa-floor.mjs');
 const B3SUM = which('b3sum');
 const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
 
@@ -256,6 +257,11 @@ function missBench(dir, rounds) {
     [
       { name: 'taskvault miss', prep: touch, run: () => timed(tv('run', 'build'), dir).ms },
       { name: 'bare command', prep: touch, run: () => timed(['node', 'build.mjs'], dir).ms },
+      {
+        name: 'execa alone',
+        prep: touch,
+        run: () => timed(['node', EXECA_FLOOR, 'node', 'build.mjs'], dir).ms,
+      },
     ],
     rounds,
   );
@@ -444,6 +450,7 @@ function main() {
   const miss = missBench(join(work, 'pkg-small'), SIZES.rounds);
   const overhead = miss['taskvault miss'] - miss['bare command'];
   const allowed = 0.1 * miss['bare command'] + 100;
+  const floor = miss['execa alone'] - miss['bare command'];
 
   log(`generating the ${(SIZES.treeFiles * SIZES.treeFileBytes) / MB} MB tree`);
   const tree = makeTree(join(work, 'tree'), SIZES.treeFiles, SIZES.treeFileBytes);
@@ -533,6 +540,7 @@ function main() {
   );
   md.push(
     `| Miss, ${SIZES.small} input files (one changed) | ${fmtMs(miss['taskvault miss'])} | bare command ${fmtMs(miss['bare command'])} | +${fmtMs(overhead)} |`,
+    `| Same command under Node + execa alone (bench/execa-floor.mjs) | | ${fmtMs(miss['execa alone'])} | +${fmtMs(floor)}: the floor of any execa wrapper, leaving TaskVault ${fmtMs(allowed - floor)} of the allowance |`,
   );
   if (rss) {
     md.push(

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// The least any wrapper that runs a command with execa costs: start Node, load execa (the same
+// bundle dist/cli.js loads), run argv with stdout/stderr piped and teed, pass the exit code on.
+// The bench times it beside a TaskVault miss and the bare command, so that the miss overhead can
+// be split into what Node and execa take and what TaskVault adds.
+const { execa } = await import(new URL('../dist/vendor/execa.js', import.meta.url).href);
+const [file, ...args] = process.argv.slice(2);
+const child = execa(file, args, {
+  stdin: 'inherit',
+  stdout: 'pipe',
+  stderr: 'pipe',
+  buffer: false,
+  reject: false,
+});
+child.stdout.on('data', (c) => process.stdout.write(c));
+child.stderr.on('data', (c) => process.stderr.write(c));
+process.exitCode = (await child).exitCode ?? 1;
