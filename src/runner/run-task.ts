@@ -105,6 +105,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   }
 }
 
+/** runTask past the fingerprint: hot/ first, then the index; the command on a miss. */
 async function lookUpAndRun(
   settings: Settings,
   spec: TaskSpec,
