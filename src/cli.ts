@@ -28,8 +28,11 @@ const COMMANDS: Record<string, () => Promise<(cli: CAC) => void>> = {
 /** The CLI only parses arguments and prints results; every command lives in src/cli/. */
 const cli = cac('taskvault');
 const named = process.argv[2];
-const loaders =
-  named !== undefined && Object.hasOwn(COMMANDS, named)
+// A bare --version needs no command at all (help and unknown commands need them all).
+const versionOnly = process.argv.length === 3 && (named === '--version' || named === '-v');
+const loaders = versionOnly
+  ? []
+  : named !== undefined && Object.hasOwn(COMMANDS, named)
     ? [COMMANDS[named]!]
     : [...new Set(Object.values(COMMANDS))];
 const registered = new Set<(cli: CAC) => void>();
