@@ -50,12 +50,17 @@ cli.version(VERSION);
 try {
   const empty = findEmptyOptionValue(process.argv.slice(2));
   if (empty) throw new Error(`${empty} needs a non-empty value`);
-  cli.parse(process.argv, { run: false });
+  cli.parse(camelCaseFlags(process.argv), { run: false });
   if (!cli.matchedCommand && cli.args.length > 0) {
     errorLine(`unknown command '${cli.args[0]}'`, "see 'taskvault --help'");
     process.exitCode = EXIT_CODES.usage;
   } else if (!cli.matchedCommand && !cli.options.help && !cli.options.version) {
-    cli.outputHelp();
+    // cac checks options only for a matched command; `taskvault --bogus` would print help and exit 0.
+    const unknown = Object.keys(cli.options).find((k) => k !== '--');
+    if (unknown) {
+      errorLine(`unknown option '${unknown.length === 1 ? '-' : '--'}${kebab(unknown)}'`, "see 'taskvault --help'");
+      process.exitCode = EXIT_CODES.usage;
+    } else cli.outputHelp();
   } else {
     await cli.runMatchedCommand();
   }
@@ -64,11 +69,32 @@ try {
   // cac names an unknown option in camelCase (`--maxEntrySize`); show it as it was typed.
   const message = (e instanceof Error ? e.message.replace(/`/g, "'") : String(e)).replace(
     /'--([a-z]+(?:[A-Z][a-z0-9]*)+)'/,
-    (_, name: string) => `'--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}'`,
+    (_, name: string) => `'--${kebab(name)}'`,
   );
   const hint = /Unused args/.test(message)
     ? "put the command after '--', e.g. taskvault run -- echo hi"
     : `see 'taskvault ${cli.matchedCommandName ?? ''} --help'`.replace('  ', ' ');
   errorLine(message.charAt(0).toLowerCase() + message.slice(1), hint);
   process.exitCode = EXIT_CODES.usage;
+}
+
+/**
+ * cac tells its parser (mri) which flags are boolean by their camel-cased names (`dryRun`), so mri
+ * took the word after `--dry-run` as its value and `run --dry-run build` lost the task name. Flags
+ * are handed over as cac knows them (`--dryRun`); `--no-*` (negations, which mri reads itself) and
+ * everything after `--` (the user's command) stay as typed.
+ */
+function camelCaseFlags(argv: string[]): string[] {
+  const end = argv.indexOf('--');
+  return argv.map((a, i) =>
+    (end !== -1 && i >= end) || a.startsWith('--no-')
+      ? a
+      : a.replace(/^--([a-z0-9]+(?:-[a-z0-9]+)+)(?==|$)/, (_, name: string) =>
+          `--${name.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase())}`,
+        ),
+  );
+}
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }

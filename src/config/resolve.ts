@@ -199,9 +199,14 @@ export function resolveTask(
       shell = flags.shell === true;
     }
   } else {
-    if (args.length === 0) {
+    // A blank first word ('' or '  ', e.g. from an unset shell variable) names no program either.
+    if (args.length === 0 || args[0]!.trim() === '') {
       return err(
-        failure('usage', 'no command given', 'usage: taskvault run [TASK] [options] -- <cmd> [args...]'),
+        failure(
+          'usage',
+          args.length === 0 ? 'no command given' : 'no command given: the word after -- is empty',
+          'usage: taskvault run [TASK] [options] -- <cmd> [args...]',
+        ),
       );
     }
     // One argument that looks like shell code ('npm test && echo ok') runs through the shell.

@@ -4,7 +4,7 @@ import { pullRemote } from '../remote/hooks.js';
 import type { Entry } from '../store/entry.js';
 import { HotIndex } from '../store/hot.js';
 import { cacheLayout } from '../store/layout.js';
-import { errorMessage, type Failure } from '../util/result.js';
+import { errorMessage, type Failure, failure } from '../util/result.js';
 import { mark } from '../util/trace.js';
 import { loadExeca } from '../util/vendor.js';
 import { hotHit, recordHit, serveHit } from './hit.js';
@@ -77,8 +77,7 @@ export const taskKeyLabel = (spec: Pick<TaskSpec, 'name' | 'command'>): string =
  */
 export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions): Promise<RunOutcome> {
   mark('start');
-  if (settings.disabled)
-    return (await miss()).runUncached(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o.signal);
+  if (settings.disabled) return skipCache(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o, false);
 
   const layout = cacheLayout(settings.cacheDir);
   const hot = new HotIndex(layout);
@@ -92,8 +91,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       deferManifest: true,
     });
   } catch (e) {
-    o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
-    return (await miss()).runUncached(spec, errorMessage(e), o.signal);
+    return skipCache(spec, errorMessage(e), o);
   }
   mark('fingerprint');
   if (!fp.ok) return { kind: 'failed', failure: fp.error };
@@ -123,8 +121,7 @@ async function lookUpAndRun(
   } catch (e) {
     // E.g. an output directory that cannot be written: the command runs instead (it may fail on
     // the same thing, with its own message and exit code).
-    o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
-    return (await miss()).runUncached(spec, errorMessage(e), o.signal);
+    return skipCache(spec, errorMessage(e), o);
   }
   mark(fromHot?.kind === 'hit' ? 'hot hit' : 'hot lookup');
   if (fromHot?.kind === 'hit') return fromHot;
@@ -148,10 +145,7 @@ async function lookUpAndRun(
   // Past here the index is needed.
   const { Store } = await import('../store/store.js');
   const opened = Store.open(settings.cacheDir);
-  if (!opened.ok) {
-    o.reporter.warn(`cache skipped: ${opened.error.message}`);
-    return (await miss()).runUncached(spec, opened.error.message, o.signal);
-  }
+  if (!opened.ok) return skipCache(spec, opened.error.message, o);
   const store = opened.value;
   mark('open index');
   try {
@@ -206,14 +200,24 @@ async function lookUpAndRun(
     return await (await miss()).missSingleFlight(store, settings, spec, fp, label, logFields, o);
   } catch (e) {
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
-    o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
     store.log('ERROR', source, { error: errorMessage(e) });
-    return (await miss()).runUncached(spec, errorMessage(e), o.signal);
+    return skipCache(spec, errorMessage(e), o);
   } finally {
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
     mark('close index');
   }
+}
+
+/**
+ * The command without the cache, with a warning saying why. A dry run runs nothing, ever: it fails
+ * with the reason instead.
+ */
+async function skipCache(spec: TaskSpec, reason: string, o: RunOptions, warn = true): Promise<RunOutcome> {
+  if (o.dryRun)
+    return { kind: 'failed', failure: failure('cache', `cannot look the key up: ${reason}`, 'nothing was run') };
+  if (warn) o.reporter.warn(`cache skipped: ${reason}`);
+  return (await miss()).runUncached(spec, reason, o.signal);
 }
 
 export { matchOutputs };

@@ -175,7 +175,7 @@ export class BlobStore {
   async verify(algorithm: HashAlgorithm, ref: BlobRef): Promise<BlobProblem | undefined> {
     try {
       const s = await stat(this.path(ref.hash));
-      if (s.size !== ref.size) return corrupt(ref, '(size differs)', s.size);
+      if (s.size !== ref.size) return corrupt(ref, undefined, s.size);
     } catch (e) {
       return { kind: 'missing', hash: ref.hash, detail: (e as Error).message };
     }
@@ -223,7 +223,7 @@ export class BlobStore {
     for (const { ref } of jobs) {
       const s = statSync(this.path(ref.hash), { throwIfNoEntry: false });
       if (!s) return { kind: 'missing', hash: ref.hash, detail: 'blob file is gone' };
-      if (s.size !== ref.size) return corrupt(ref, '(size differs)', s.size);
+      if (s.size !== ref.size) return corrupt(ref, undefined, s.size);
     }
     let actual: string[];
     try {
@@ -269,10 +269,12 @@ export class BlobStore {
   }
 }
 
-function corrupt(ref: BlobRef, actual: string, size: number): BlobProblem {
+/** `actual` is the content's hash, when it was read (a wrong size is found without reading). */
+function corrupt(ref: BlobRef, actual: string | undefined, size: number): BlobProblem {
+  const found = actual === undefined ? `${size} bytes` : `content hash ${actual.slice(0, 12)} (${size} bytes)`;
   return {
     kind: 'corrupt',
     hash: ref.hash,
-    detail: `content hash ${actual.slice(0, 12)} (${size} bytes) does not match its name ${ref.hash.slice(0, 12)} (${ref.size} bytes)`,
+    detail: `${found} does not match its name ${ref.hash.slice(0, 12)} (${ref.size} bytes)`,
   };
 }

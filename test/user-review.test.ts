@@ -1,0 +1,110 @@
+/** Defects a user review found in the CLI's edges: each test failed before its fix. */
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runCli, tempDir, writeTree } from './helpers.js';
+
+const oneLine = (s: string) => s.trim().split('\n').length === 1;
+
+test('--dry-run never runs the command, even when the cache is disabled or cannot be opened', async () => {
+  const dir = writeTree(tempDir(), { 'in.txt': 'x', 'not-a-dir': '' });
+  const side = join(dir, 'side.txt');
+  const cmd = ['--', 'sh', '-c', `echo ran > ${side}`];
+  const cases: Array<{ args: string[]; env?: Record<string, string> }> = [
+    { args: ['run', '--dry-run', ...cmd], env: { TASKVAULT_DISABLE: '1' } },
+    { args: ['run', '--no-cache', '--dry-run', ...cmd] },
+    { args: ['run', '--dry-run', '--cache-dir', join(dir, 'not-a-dir'), ...cmd] },
+  ];
+  for (const c of cases) {
+    const r = await runCli(c.args, { cwd: dir, env: c.env ?? {} });
+    assert.is(r.code, 74, `${c.args.join(' ')}: ${r.err}`);
+    assert.ok(oneLine(r.err), r.err);
+    assert.match(r.err, /cannot look the key up: .*nothing was run/);
+    assert.not.ok(existsSync(side), `${c.args.join(' ')} ran the command`);
+  }
+  // With a usable cache it still answers as before.
+  const ok = await runCli(['run', '--dry-run', ...cmd], { cwd: dir });
+  assert.is(ok.code, 0, ok.err);
+  assert.match(ok.out, /^[0-9a-f]{64} miss\n$/);
+  assert.not.ok(existsSync(side));
+});
+
+test('boolean flags with a dash do not swallow the task name after them', async () => {
+  const dir = writeTree(tempDir(), {
+    'taskvault.config.mjs':
+      "export default { tasks: { fail: { command: ['sh', '-c', 'echo out; exit 3'], inputs: ['in.txt'] } } };\n",
+    'in.txt': 'x',
+  });
+  const dry = await runCli(['run', '--dry-run', 'fail'], { cwd: dir });
+  assert.is(dry.code, 0, dry.err);
+  assert.match(dry.out, /^[0-9a-f]{64} miss\n$/);
+  const first = await runCli(['run', '--cache-failures', 'fail'], { cwd: dir });
+  assert.is(first.code, 3, first.err);
+  assert.match(first.err, /miss .* fail/);
+  const again = await runCli(['run', '--cache-failures', 'fail'], { cwd: dir });
+  assert.is(again.code, 3, again.err);
+  assert.match(again.err, /hit .* fail/);
+  assert.is(again.out, 'out\n');
+  // What follows `--` is the user's command and is passed on exactly as typed.
+  const echo = await runCli(['run', '--', 'echo', '--dry-run', '--cache-failures'], { cwd: dir });
+  assert.is(echo.out, '--dry-run --cache-failures\n', echo.err);
+});
+
+test('an unknown option without a command is a usage error, not help with exit 0', async () => {
+  const dir = tempDir();
+  for (const [flag, shown] of [
+    ['--bogus', '--bogus'],
+    ['--bogus-thing', '--bogus-thing'],
+    ['-x', '-x'],
+  ] as const) {
+    const r = await runCli([flag], { cwd: dir });
+    assert.is(r.code, 2, `${flag}: ${r.err}`);
+    assert.ok(oneLine(r.err), r.err);
+    assert.ok(r.err.includes(`unknown option '${shown}'`), r.err);
+    assert.is(r.out, '');
+  }
+  const help = await runCli([], { cwd: dir });
+  assert.is(help.code, 0);
+  assert.match(help.out, /Usage:/);
+});
+
+test('a blank command word is "no command given", not a failed spawn or a cached blank command', async () => {
+  const dir = tempDir();
+  for (const word of ['', '   ']) {
+    const r = await runCli(['run', '--', word], { cwd: dir });
+    assert.is(r.code, 2, r.err);
+    assert.ok(oneLine(r.err), r.err);
+    assert.match(r.err, /no command given/);
+  }
+  assert.not.ok(
+    existsSync(join(dir, '.taskvault', 'cache', 'hot')) &&
+      readdirSync(join(dir, '.taskvault', 'cache', 'hot')).length > 0,
+  );
+  // An empty argument after the program is an argument like any other.
+  const r = await runCli(['run', '--', 'echo', '', 'x'], { cwd: dir });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, ' x\n');
+});
+
+test('verify names a blob of the wrong size by its size, not by a mangled hash', async () => {
+  const dir = tempDir();
+  const r = await runCli(
+    ['run', '--outputs', 'out/**', '--', 'sh', '-c', 'mkdir -p out && echo hello > out/a.txt'],
+    {
+      cwd: dir,
+    },
+  );
+  assert.is(r.code, 0, r.err);
+  const blobs = join(dir, '.taskvault', 'cache', 'blobs');
+  const blob = readdirSync(blobs, { recursive: true, withFileTypes: true }).find((e) => e.isFile())!;
+  writeFileSync(join(blob.parentPath, blob.name), 'garbage!');
+  for (const args of [['verify'], ['verify', '--json']]) {
+    const v = await runCli(args, { cwd: dir });
+    assert.is(v.code, 1, `${args.join(' ')}: ${v.out}${v.err}`);
+    assert.match(v.out, /8 bytes does not match its name [0-9a-f]{12} \(6 bytes\)/);
+    assert.not.match(v.out, /\(size differ/);
+  }
+});
+
+test.run();
