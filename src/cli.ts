@@ -58,7 +58,10 @@ try {
     // cac checks options only for a matched command; `taskvault --bogus` would print help and exit 0.
     const unknown = Object.keys(cli.options).find((k) => k !== '--');
     if (unknown) {
-      errorLine(`unknown option '${unknown.length === 1 ? '-' : '--'}${kebab(unknown)}'`, "see 'taskvault --help'");
+      errorLine(
+        `unknown option '${unknown.length === 1 ? '-' : '--'}${kebab(unknown)}'`,
+        "see 'taskvault --help'",
+      );
       process.exitCode = EXIT_CODES.usage;
     } else cli.outputHelp();
   } else {
@@ -71,9 +74,12 @@ try {
     /'--([a-z]+(?:[A-Z][a-z0-9]*)+)'/,
     (_, name: string) => `'--${kebab(name)}'`,
   );
-  const hint = /Unused args/.test(message)
-    ? "put the command after '--', e.g. taskvault run -- echo hi"
-    : `see 'taskvault ${cli.matchedCommandName ?? ''} --help'`.replace('  ', ' ');
+  // The empty-value check runs before parsing, when no command has matched yet.
+  const command = cli.matchedCommandName ?? (named && Object.hasOwn(COMMANDS, named) ? named : '');
+  const hint =
+    /Unused args/.test(message) && command === 'run'
+      ? "put the command after '--', e.g. taskvault run -- echo hi"
+      : `see 'taskvault ${command} --help'`.replace('  ', ' ');
   errorLine(message.charAt(0).toLowerCase() + message.slice(1), hint);
   process.exitCode = EXIT_CODES.usage;
 }
@@ -89,8 +95,9 @@ function camelCaseFlags(argv: string[]): string[] {
   return argv.map((a, i) =>
     (end !== -1 && i >= end) || a.startsWith('--no-')
       ? a
-      : a.replace(/^--([a-z0-9]+(?:-[a-z0-9]+)+)(?==|$)/, (_, name: string) =>
-          `--${name.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase())}`,
+      : a.replace(
+          /^--([a-z0-9]+(?:-[a-z0-9]+)+)(?==|$)/,
+          (_, name: string) => `--${name.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase())}`,
         ),
   );
 }

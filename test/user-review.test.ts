@@ -107,4 +107,42 @@ test('verify names a blob of the wrong size by its size, not by a mangled hash',
   }
 });
 
+test('a cause a warning gave is not repeated by the summary line; a cause without a warning is', async () => {
+  const dir = writeTree(tempDir(), { 'not-a-dir': '' });
+  const big = await runCli(['run', '--max-entry-size', '1', '--', 'echo', 'hello'], { cwd: dir });
+  assert.is(big.code, 0, big.err);
+  assert.is(big.err.match(/over the 1 B per-entry limit/g)?.length, 1, big.err);
+  assert.match(big.err, /miss .* · not cached\n/);
+  const broken = await runCli(['run', '--cache-dir', 'not-a-dir', '--', 'echo', 'x'], { cwd: dir });
+  assert.is(broken.code, 0, broken.err);
+  assert.is(broken.err.match(/ENOTDIR/g)?.length, 1, broken.err);
+  assert.match(broken.err, /ran uncached echo x in \S+\n$/);
+  const failed = await runCli(['run', '--', 'sh', '-c', 'exit 4'], { cwd: dir });
+  assert.is(failed.code, 4);
+  assert.match(failed.err, /not cached: exit code 4 \(use --cache-failures/);
+});
+
+test("usage hints name the command that was typed; '--' is suggested only to run", async () => {
+  const dir = tempDir();
+  const ls = await runCli(['ls', 'extra'], { cwd: dir });
+  assert.is(ls.code, 2);
+  assert.match(ls.err, /unused args: 'extra' \(see 'taskvault ls --help'\)/);
+  const empty = await runCli(['run', '--inputs', '', '--', 'echo'], { cwd: dir });
+  assert.is(empty.code, 2);
+  assert.match(empty.err, /--inputs needs a non-empty value \(see 'taskvault run --help'\)/);
+  const extra = await runCli(['run', 'a', 'b'], { cwd: dir });
+  assert.match(extra.err, /put the command after '--'/);
+});
+
+test('--env with a space or = in the name is a usage error, not a silently odd key', async () => {
+  const dir = tempDir();
+  for (const name of ['A B', 'A=1']) {
+    const r = await runCli(['run', '--env', name, '--', 'echo', 'x'], { cwd: dir });
+    assert.is(r.code, 2, r.err);
+    assert.ok(oneLine(r.err), r.err);
+    assert.ok(r.err.includes(`--env ${JSON.stringify(name)} is not a variable name`), r.err);
+    assert.is(r.out, '');
+  }
+});
+
 test.run();

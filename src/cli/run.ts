@@ -2,6 +2,7 @@ import type { CAC } from 'cac';
 import { isQuiet, resolveTask, type TaskFlags, taskLabel } from '../config/resolve.js';
 import { type RunOutcome, runTask } from '../runner/run-task.js';
 import { formatBytes, formatDuration } from '../util/format.js';
+import { FailureError, failure } from '../util/result.js';
 import { color, info, warn } from '../util/term.js';
 import { clockFromEnv } from './clock.js';
 import { enterRun } from './recursion.js';
@@ -32,11 +33,23 @@ export interface RunFlags extends CommonFlags {
   cwd?: string;
 }
 
+/** No environment variable has a space or '=' in its name: such an --env is a mistake (say, 'A B'). */
+const ENV_NAME = /^[^=\s]+$/;
+
 export function taskFlags(flags: RunFlags): TaskFlags {
   const t: TaskFlags = {};
   const inputs = list(flags.inputs, 'inputs');
   const outputs = list(flags.outputs, 'outputs');
   const env = list(flags.env, 'env');
+  const badName = env?.find((name) => !ENV_NAME.test(name));
+  if (badName !== undefined)
+    throw new FailureError(
+      failure(
+        'usage',
+        `--env ${JSON.stringify(badName)} is not a variable name`,
+        'e.g. --env NODE_ENV (repeat --env for each)',
+      ),
+    );
   if (inputs) t.inputs = inputs;
   if (outputs) t.outputs = outputs;
   if (env) t.env = env;
@@ -101,11 +114,18 @@ async function run(
   const recursion = flags.dryRun ? undefined : enterRun(spec.value, taskLabel(spec.value));
   if (recursion) return recursion;
   const quiet = isQuiet(settings, flags.quiet);
+  let warned = false;
   const outcome = await runTask(settings, spec.value, {
     force: flags.force === true,
     dryRun: flags.dryRun === true,
     now: clockFromEnv(),
-    reporter: { warn, info: (m) => !quiet && info(m) },
+    reporter: {
+      warn: (m) => {
+        warned = true;
+        warn(m);
+      },
+      info: (m) => !quiet && info(m),
+    },
   });
   const label = taskLabel(spec.value);
   if (outcome.kind === 'failed') return report(outcome.failure);
@@ -115,7 +135,7 @@ async function run(
     return 0;
   }
   if (flags.json) process.stderr.write(`${JSON.stringify(summaryJson(outcome, label))}\n`);
-  else if (!quiet) process.stderr.write(`${summaryLine(outcome, label)}\n`);
+  else if (!quiet) process.stderr.write(`${summaryLine(outcome, label, warned)}\n`);
   return outcome.exitCode;
 }
 
@@ -127,8 +147,11 @@ function summaryJson(o: Ran, task: string): Record<string, unknown> {
 
 const files = (n: number, bytes: number): string => `${n} file${n === 1 ? '' : 's'} (${formatBytes(bytes)})`;
 
-/** The one line a run leaves on stderr. */
-export function summaryLine(o: Ran, task: string): string {
+/**
+ * The one line a run leaves on stderr. Why nothing was cached is left out when a warning has just
+ * said it (`warned`), so each cause is printed once.
+ */
+export function summaryLine(o: Ran, task: string, warned = false): string {
   const tag = color.dim('taskvault:');
   const key = (k: string) => color.cyan(k.slice(0, 10));
   switch (o.kind) {
@@ -140,9 +163,11 @@ export function summaryLine(o: Ran, task: string): string {
           ? o.files === 0
             ? 'cached its logs and exit code'
             : `cached ${files(o.files, o.bytes)}`
-          : `not cached: ${o.notStored}`
+          : warned
+            ? 'not cached'
+            : `not cached: ${o.notStored}`
       }`;
     case 'uncached':
-      return `${tag} ran uncached ${task} in ${formatDuration(o.durationMs)} (${o.reason})`;
+      return `${tag} ran uncached ${task} in ${formatDuration(o.durationMs)}${warned ? '' : ` (${o.reason})`}`;
   }
 }

@@ -77,7 +77,8 @@ export const taskKeyLabel = (spec: Pick<TaskSpec, 'name' | 'command'>): string =
  */
 export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions): Promise<RunOutcome> {
   mark('start');
-  if (settings.disabled) return skipCache(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o, false);
+  if (settings.disabled)
+    return skipCache(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o, false);
 
   const layout = cacheLayout(settings.cacheDir);
   const hot = new HotIndex(layout);
@@ -215,7 +216,10 @@ async function lookUpAndRun(
  */
 async function skipCache(spec: TaskSpec, reason: string, o: RunOptions, warn = true): Promise<RunOutcome> {
   if (o.dryRun)
-    return { kind: 'failed', failure: failure('cache', `cannot look the key up: ${reason}`, 'nothing was run') };
+    return {
+      kind: 'failed',
+      failure: failure('cache', `cannot look the key up: ${reason}`, 'nothing was run'),
+    };
   if (warn) o.reporter.warn(`cache skipped: ${reason}`);
   return (await miss()).runUncached(spec, reason, o.signal);
 }

@@ -271,7 +271,8 @@ export class BlobStore {
 
 /** `actual` is the content's hash, when it was read (a wrong size is found without reading). */
 function corrupt(ref: BlobRef, actual: string | undefined, size: number): BlobProblem {
-  const found = actual === undefined ? `${size} bytes` : `content hash ${actual.slice(0, 12)} (${size} bytes)`;
+  const found =
+    actual === undefined ? `${size} bytes` : `content hash ${actual.slice(0, 12)} (${size} bytes)`;
   return {
     kind: 'corrupt',
     hash: ref.hash,
