@@ -145,4 +145,19 @@ test('--env with a space or = in the name is a usage error, not a silently odd k
   }
 });
 
+test('stats and ls on a cache that cannot be opened fail with one line, never an empty-looking cache', async () => {
+  const dir = writeTree(tempDir(), { 'a-file': '' });
+  for (const args of [['stats'], ['stats', '--json'], ['ls'], ['cache', 'stats']]) {
+    const r = await runCli([...args, '--cache-dir', 'a-file'], { cwd: dir });
+    assert.is(r.code, 74, `${args.join(' ')}: ${r.out}${r.err}`);
+    assert.ok(oneLine(r.err), r.err);
+    assert.match(r.err, /cannot open the cache at .*a-file: ENOTDIR/);
+    assert.is(r.out, '');
+  }
+  // No cache yet is still simply empty.
+  const none = await runCli(['stats', '--cache-dir', 'not-yet'], { cwd: dir });
+  assert.is(none.code, 0, none.err);
+  assert.match(none.out, /Entries\s+0/);
+});
+
 test.run();

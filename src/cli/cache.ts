@@ -146,16 +146,17 @@ async function get(
   }
 }
 
-async function stats(flags: CommonFlags): Promise<number> {
+async function stats(flags: CommonFlags): Promise<number | Failure> {
   const settings = await settingsFor(flags);
   const s = await readStats(settings);
+  if ('reason' in s) return s;
   if (flags.json) writeJson(s);
   else process.stdout.write(statsTable(s));
   return 0;
 }
 
 /** Stats without creating a cache directory where there is none yet. */
-async function readStats(settings: Settings): Promise<CacheStats> {
+async function readStats(settings: Settings): Promise<CacheStats | Failure> {
   const empty: CacheStats = {
     entries: 0,
     totalBytes: 0,
@@ -169,10 +170,8 @@ async function readStats(settings: Settings): Promise<CacheStats> {
   };
   if (!Store.exists(settings.cacheDir)) return empty;
   const opened = Store.open(settings.cacheDir);
-  if (!opened.ok) {
-    warn(opened.error.message);
-    return empty;
-  }
+  // Zeros would read as an empty cache; a cache that cannot be opened is an error.
+  if (!opened.ok) return opened.error;
   try {
     return cacheStats(opened.value, settings.maxSizeBytes);
   } finally {

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
@@ -542,8 +542,18 @@ export class Store {
     await bounded(this.db.close(), writeFailed ? 1_000 : 10_000);
   }
 
+  /**
+   * Whether there is an index to open. Only a path that plainly is not there says no: a cache that
+   * cannot be read (EACCES) or a cache dir that is a file (ENOTDIR) says yes, so that opening it
+   * reports the problem instead of a command showing an empty cache.
+   */
   static exists(cacheDir: string): boolean {
-    return existsSync(cacheLayout(cacheDir).index);
+    try {
+      statSync(cacheLayout(cacheDir).index);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code !== 'ENOENT';
+    }
   }
 }
 
