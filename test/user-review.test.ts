@@ -23,11 +23,12 @@ test('--dry-run never runs the command, even when the cache is disabled or canno
     assert.match(r.err, /cannot look the key up: .*nothing was run/);
     assert.not.ok(existsSync(side), `${c.args.join(' ')} ran the command`);
   }
-  // With a usable cache it still answers as before.
+  // With a usable cache it still answers as before, and without one it creates none.
   const ok = await runCli(['run', '--dry-run', ...cmd], { cwd: dir });
   assert.is(ok.code, 0, ok.err);
   assert.match(ok.out, /^[0-9a-f]{64} miss\n$/);
   assert.not.ok(existsSync(side));
+  assert.not.ok(existsSync(join(dir, '.taskvault')), 'a dry run created the cache');
 });
 
 test('boolean flags with a dash do not swallow the task name after them', async () => {

@@ -99,8 +99,8 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   try {
     return await lookUpAndRun(settings, spec, fp.value, hot, o);
   } finally {
-    // A miss has written it as soon as its command started.
-    fp.value.saveManifest();
+    // A miss has written it as soon as its command started; a dry run writes nothing.
+    if (!o.dryRun) fp.value.saveManifest();
   }
 }
 
@@ -145,6 +145,9 @@ async function lookUpAndRun(
 
   // Past here the index is needed.
   const { Store } = await import('../store/store.js');
+  // Without a cache there is nothing to find, and a dry run does not create one.
+  if (o.dryRun && !Store.exists(settings.cacheDir))
+    return { kind: 'dry-run', key, hit: false, fingerprint: fp.fingerprint };
   const opened = Store.open(settings.cacheDir);
   if (!opened.ok) return skipCache(spec, opened.error.message, o);
   const store = opened.value;
