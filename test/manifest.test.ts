@@ -15,7 +15,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { TaskSpec } from '../src/config/resolve.js';
@@ -112,6 +112,42 @@ for (const inputs of [['src/**'], undefined]) {
     }
   });
 }
+
+test('manifest: absolute input globs, inside and outside the root, give the keys of relative ones', async () => {
+  const root = writeTree(tempDir(), { 'src/a.txt': 'a', 'src/lib/b.txt': 'b', 'top.txt': 't' });
+  const other = writeTree(tempDir(), { 'o.txt': 'o' });
+  const outside = relative(root, other);
+  const pairs: Array<[string[], string[]]> = [
+    [[join(root, 'src/**')], ['src/**']],
+    [
+      [join(root, 'top.txt'), `!${join(root, 'src/lib/**')}`, join(root, 'src/**')],
+      ['top.txt', '!src/lib/**', 'src/**'],
+    ],
+    [[join(other, '*.txt')], [`${outside}/*.txt`]],
+  ];
+  let edits = 0;
+  for (const [absolute, relativeGlobs] of pairs) {
+    const s = spec(root, absolute);
+    const manifests = memoryManifests({ settle: true });
+    const same = async (what: string) => {
+      const withManifest = await fp(s, manifests);
+      const scratch = await fp(spec(root, relativeGlobs));
+      assert.ok(withManifest.fingerprint.inputs.length > 0, `${absolute}: no inputs ${what}`);
+      assert.equal(withManifest.fingerprint.inputs, scratch.fingerprint.inputs, `${absolute} ${what}`);
+      assert.is(withManifest.key, scratch.key, `${absolute} ${what}`);
+      return withManifest.key;
+    };
+    let key = await same('at first');
+    for (const file of [join(root, 'src/a.txt'), join(root, 'top.txt'), join(other, 'o.txt')]) {
+      writeFileSync(file, `edit ${edits++}`);
+      const now = await same(`after editing ${file}`);
+      assert.is(await same(`repeat after editing ${file}`), now);
+      const isInput = (await fp(s)).fingerprint.inputs.some(([p]) => join(root, p) === file);
+      assert.is(now !== key, isInput, `${absolute}: editing ${file}`);
+      key = now;
+    }
+  }
+});
 
 /**
  * The "racy git" case, which a real filesystem produces only by chance: a file (or directory)

@@ -1,6 +1,6 @@
 /** End-to-end: `taskvault run` through the built CLI on real files, real LMDB, real child processes. */
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readTreeSnapshot, runCli, runProcess, tempDir, writeTree } from './helpers.js';
@@ -142,6 +142,39 @@ test('input, declared env and argv changes miss; undeclared env and files outsid
   chmodSync(join(dir, 'src/added.txt'), 0o755);
   assert.is(await status(withEnv, { MODE: 'b' }), 'miss', 'the executable bit is part of the key');
   assert.is(await status(withEnv, { MODE: 'b' }), 'hit');
+});
+
+test('absolute input paths and globs, inside and outside the root, are part of the key', async () => {
+  const dir = writeTree(tempDir(), { 'inside.txt': 'i1\n', 'src/a.txt': 'a1\n' });
+  const other = writeTree(tempDir(), { 'o.txt': 'o1\n' });
+  // A literal path (fast-glob), a simple glob (the plain walk) and a glob outside the project.
+  const args = ['run', '--inputs', join(dir, 'inside.txt'), '--inputs', join(dir, 'src/**')];
+  const cmd = ['--inputs', join(other, '*.txt'), '--', 'sh', '-c', `cat inside.txt src/a.txt ${other}/o.txt`];
+  const run = async () => {
+    const r = await runCli([...args, ...cmd], { cwd: dir });
+    assert.is(r.code, 0, r.err);
+    return `${/taskvault: hit/.test(r.err) ? 'hit' : 'miss'} ${r.out.replace(/\n/g, ' ').trim()}`;
+  };
+  assert.is(await run(), 'miss i1 a1 o1');
+  assert.is(await run(), 'hit i1 a1 o1');
+  for (const [file, content, expected] of [
+    [join(dir, 'inside.txt'), 'i2\n', 'i2 a1 o1'],
+    [join(dir, 'src/a.txt'), 'a2\n', 'i2 a2 o1'],
+    [join(other, 'o.txt'), 'o2\n', 'i2 a2 o2'],
+    [join(dir, 'inside.txt'), 'i3\n', 'i3 a2 o2'], // a second edit, after a hit
+    [join(other, 'o.txt'), 'o3\n', 'i3 a2 o3'],
+  ] as const) {
+    writeFileSync(file, content);
+    assert.is(await run(), `miss ${expected}`, `after writing ${file}`);
+    assert.is(await run(), `hit ${expected}`, `repeat after writing ${file}`);
+  }
+  const dry = await runCli(['run', '--dry-run', '--json', ...args.slice(1), ...cmd], { cwd: dir });
+  const parsed = JSON.parse(dry.out) as { fingerprint: { inputs: Array<[string, string, boolean]> } };
+  // Named from the root like relative inputs; the project's cache is not among them.
+  assert.equal(
+    parsed.fingerprint.inputs.map((i) => i[0]),
+    ['inside.txt', relative(dir, join(other, 'o.txt')), 'src/a.txt'].sort(),
+  );
 });
 
 test('--force runs again and stores; --no-cache and TASKVAULT_DISABLE pass straight through', async () => {

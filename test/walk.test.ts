@@ -63,7 +63,7 @@ test('input walk: same files as fast-glob for every glob it takes, declines the 
   for (const withDirLink of [false, true]) {
     const { cwd } = tree(withDirLink);
     for (const [globs, exclude] of INPUT_CASES) {
-      const { positive, ignore } = inputGlobs(globs, exclude);
+      const { positive, ignore } = inputGlobs(globs, exclude, cwd);
       const expected = await fg(positive, { ...INPUT_GLOB_OPTIONS, cwd, ignore });
       const got = walkSimpleGlobs(cwd, positive, ignore);
       if (got === undefined) continue;

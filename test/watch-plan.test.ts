@@ -55,6 +55,19 @@ test('watchPlan: default inputs watch the working directory; a missing base is w
   assert.is.not(missing.signature, all.signature);
 });
 
+test('watchPlan: absolute input globs, inside and outside the root, are watched like relative ones', () => {
+  const root = writeTree(tempDir(), { 'src/a.ts': '' });
+  const other = writeTree(tempDir(), { 'o.txt': '' });
+  const settings = { cacheDir: join(root, '.taskvault/cache') };
+  const plan = watchPlan(settings, spec(root, [join(root, 'src/**'), join(other, '*.txt')]));
+  assert.equal(plan.roots.sort(), [join(root, 'src'), other].sort());
+  assert.is(plan.relevance(join(root, 'src/a.ts')), 'input');
+  assert.is(plan.relevance(join(other, 'o.txt')), 'input');
+  assert.is(plan.relevance(join(other, 'o.md')), undefined);
+  assert.is(plan.relevance(join(root, 'README.md')), undefined);
+  assert.not.ok(plan.prune(join(other, 'o.txt')));
+});
+
 test('ChangeSet folds an atomic save into one change and drops temp files', () => {
   const c = new ChangeSet();
   c.record('add', '/p/.a.ts.tmp');

@@ -92,7 +92,7 @@ export function excludedFromInputs(spec: Pick<TaskSpec, 'cwd' | 'outputs'>, cach
 
 export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Promise<Result<Fingerprinted>> {
   const exclude = excludedFromInputs(spec, o.cacheDir);
-  const { positive, ignore } = inputGlobs(spec.inputs, exclude);
+  const { positive, ignore } = inputGlobs(spec.inputs, exclude, spec.cwd);
   const env = o.env ?? process.env;
   const rest: Omit<Fingerprint, 'inputs'> = {
     schema: FINGERPRINT_SCHEMA,

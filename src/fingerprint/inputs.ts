@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import { relative, resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { loadFastGlob } from '../util/vendor.js';
@@ -42,14 +42,37 @@ export interface ExpandOptions {
 
 const explicitlyNames = (globs: string[], dir: string): boolean => globs.some((g) => g.includes(dir));
 
-/** The globs that select inputs and the ones that drop them again (shared with the watcher). */
+/** Glob syntax in a path segment (conservatively: `@scope` counts, which only makes a base shorter). */
+const GLOB_SYNTAX = /[*?[\]{}()!+@\\]/;
+
+/**
+ * An absolute glob rewritten relative to `cwd`, as if the user had written it so: fast-glob would
+ * return absolute paths for it, which the ignores (outputs, the cache, node_modules) do not match
+ * and which are not root-relative, and the watcher matches cwd-relative paths. Only the literal
+ * leading directories are rebased; the rest is kept as written.
+ */
+function relativeGlob(glob: string, cwd: string): string {
+  if (!isAbsolute(glob)) return glob;
+  const segs = glob.split('/');
+  let i = 1;
+  while (i < segs.length - 1 && !GLOB_SYNTAX.test(segs[i]!)) i++;
+  const base = toPosix(relative(cwd, segs.slice(0, i).join('/') || '/'));
+  const rest = segs.slice(i).join('/');
+  return (base && rest ? `${base}/${rest}` : base || rest) || '.';
+}
+
+/**
+ * The globs (relative to `cwd`) that select inputs and the ones that drop them again (shared with
+ * the watcher). `positive` keeps the order of the positive globs in `globs`.
+ */
 export function inputGlobs(
   globs: string[] | undefined,
   exclude: string[],
+  cwd: string,
 ): { positive: string[]; ignore: string[] } {
   const all = globs ?? ['**/*'];
-  const positive = all.filter((g) => !g.startsWith('!'));
-  const negated = all.filter((g) => g.startsWith('!')).map((g) => g.slice(1));
+  const positive = all.filter((g) => !g.startsWith('!')).map((g) => relativeGlob(g, cwd));
+  const negated = all.filter((g) => g.startsWith('!')).map((g) => relativeGlob(g.slice(1), cwd));
   const ignore = [
     ...DEFAULT_IGNORES.filter((d) => !explicitlyNames(positive, d.split('/')[1]!)),
     ...exclude,
@@ -81,7 +104,7 @@ export interface Expanded {
  */
 export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Promise<Result<Expanded>> {
   const globs = o.globs ?? ['**/*'];
-  const { positive, ignore } = inputGlobs(o.globs, o.exclude);
+  const { positive, ignore } = inputGlobs(o.globs, o.exclude, o.cwd);
   for (const g of globs) {
     if (g.trim() === '' || g === '!')
       return err(failure('input', `invalid input glob ${JSON.stringify(g)}`, 'globs must not be empty'));
@@ -123,13 +146,16 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
   const files: InputFile[] = [];
   for (const raw of entries) {
     const p = raw.startsWith('./') ? raw.slice(2) : raw;
-    const outside = p.startsWith('../');
+    // Outside cwd (or absolute, should fast-glob ever give such a path): named from the root.
+    const outside = p.startsWith('../') || isAbsolute(p);
     const abs = outside ? resolve(o.cwd, p) : cwdSlash + p;
     const f = statInput(outside ? toPosix(relative(o.root, abs)) : prefix ? `${prefix}/${p}` : p, abs);
     if (f) files.push(f); // else vanished since the glob, or a link to something else
   }
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return ok({ files, listing, fromPrior: false });
+  // One file reached two ways ('x' and '../project/x') is one input.
+  const unique = files.filter((f, i) => i === 0 || f.path !== files[i - 1]!.path);
+  return ok({ files: unique, listing, fromPrior: false });
 }
 
 function statInput(path: string, abs: string, statPath = abs): InputFile | undefined {

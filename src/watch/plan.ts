@@ -30,7 +30,7 @@ const ALWAYS_PRUNED = ['node_modules', '.git', '.taskvault'];
 
 export function watchPlan(settings: Pick<Settings, 'cacheDir' | 'configPath'>, spec: TaskSpec): WatchPlan {
   const exclude = excludedFromInputs(spec, settings.cacheDir);
-  const { positive, ignore } = inputGlobs(spec.inputs, exclude);
+  const { positive, ignore } = inputGlobs(spec.inputs, exclude, spec.cwd);
   const isInput = picomatch(positive, { dot: true });
   const isIgnored = picomatch(ignore.length ? ignore : ['\0'], { dot: true });
   const bases = [...new Set(positive.map((g) => resolve(spec.cwd, picomatch.scan(g).base)))];
