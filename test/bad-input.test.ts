@@ -2,7 +2,7 @@
  * Bad input gets one clear error line (what, where) and an exit code outside the usual range of
  * the wrapped command's codes, never a stack trace; an output glob matching nothing only warns.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -82,6 +82,38 @@ for (const [name, files, args, code, pattern] of cases) {
     assert.is(r.out, '', 'nothing on stdout');
   });
 }
+
+/** A project one level down in a temp dir, so that `..` leads somewhere small. */
+function nested(files: Record<string, string> = {}): { outer: string; dir: string } {
+  const outer = tempDir('tv-badinput-');
+  return { outer, dir: writeTree(join(outer, 'proj'), { 'keep.txt': 'x', ...files }) };
+}
+
+test('a working directory outside the project root: one line, exit 2 or config error, nothing run', async () => {
+  const { outer, dir } = nested({
+    'taskvault.config.json': '{ "tasks": { "b": { "command": "touch ran", "cwd": "../elsewhere" } } }',
+  });
+  const esc = dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const cwd of ['..', outer]) {
+    const r = await runCli(['run', '--cwd', cwd, '--', 'touch', 'ran'], { cwd: dir });
+    assert.is(r.code, EXIT_CODES.usage, `--cwd ${cwd}: ${r.err}`);
+    assert.match(oneErrorLine(r.err), new RegExp(`--cwd must be inside the project root \\(${esc}\\)$`));
+  }
+  const task = await runCli(['run', 'b'], { cwd: dir });
+  assert.is(task.code, EXIT_CODES.config, task.err);
+  assert.match(
+    oneErrorLine(task.err),
+    /taskvault\.config\.json: tasks\.b\.cwd must be inside the project root/,
+  );
+  // --config from outside the project: the process's own directory is outside the root.
+  const away = await runCli(['run', '--config', join(dir, 'taskvault.config.json'), '--', 'touch', 'ran'], {
+    cwd: outer,
+  });
+  assert.is(away.code, EXIT_CODES.usage, away.err);
+  assert.match(oneErrorLine(away.err), /the working directory must be inside the project root/);
+  assert.equal(readdirSync(outer), ['proj'], 'nothing ran outside the project');
+  assert.not.ok(existsSync(join(dir, 'ran')), 'nothing ran in the project');
+});
 
 test('exit codes of TaskVault itself stay clear of the command range they could be confused with', () => {
   for (const [reason, c] of Object.entries(EXIT_CODES)) {

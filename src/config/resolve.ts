@@ -1,6 +1,7 @@
-import { isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, resolve } from 'node:path';
 import { type RemoteSettings, resolveRemote } from '../remote/settings.js';
 import { parseDuration, parseSize } from '../util/format.js';
+import { isInside } from '../util/paths.js';
 import { err, failure, ok, type Result } from '../util/result.js';
 import { loadConfig } from './load.js';
 import { findProject } from './root.js';
@@ -217,12 +218,30 @@ export function resolveTask(
   const policy = resolvePolicy(settings, name, configured?.policy, flags);
   if (!policy.ok) return policy;
   const cwdText = flags.cwd ?? configured?.cwd;
+  const cwd =
+    cwdText !== undefined ? resolve(settings.root, cwdText) : configured ? settings.root : process.cwd();
+  // Entries record cwd from the root: one outside it would be stored, then refused by every restore.
+  const root = settings.root;
+  const inConfig = `${basename(settings.configPath ?? '')}: tasks.${name}`;
+  if (!isInside(root, cwd)) {
+    return err(
+      flags.cwd !== undefined
+        ? failure('usage', `--cwd must be inside the project root (${root})`)
+        : cwdText !== undefined
+          ? failure('config', `${inConfig}.cwd must be inside the project root (${root})`)
+          : failure(
+              'usage',
+              `the working directory must be inside the project root (${root})`,
+              'run from inside the project, or pass --cwd',
+            ),
+    );
+  }
   const spec: TaskSpec = {
     name,
     command,
     shell,
-    cwd: cwdText !== undefined ? resolve(settings.root, cwdText) : configured ? settings.root : process.cwd(),
-    root: settings.root,
+    cwd,
+    root,
     inputs: flags.inputs?.length ? flags.inputs : configured?.inputs,
     outputs: flags.outputs?.length ? flags.outputs : (configured?.outputs ?? []),
     env: [...new Set([...(configured?.env ?? []), ...(flags.env ?? [])])].sort(),
