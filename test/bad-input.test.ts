@@ -2,7 +2,7 @@
  * Bad input gets one clear error line (what, where) and an exit code outside the usual range of
  * the wrapped command's codes, never a stack trace; an output glob matching nothing only warns.
  */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -113,6 +113,56 @@ test('a working directory outside the project root: one line, exit 2 or config e
   assert.match(oneErrorLine(away.err), /the working directory must be inside the project root/);
   assert.equal(readdirSync(outer), ['proj'], 'nothing ran outside the project');
   assert.not.ok(existsSync(join(dir, 'ran')), 'nothing ran in the project');
+});
+
+test('output globs that are absolute or leave the project root: one line before anything runs', async () => {
+  const { outer, dir } = nested({
+    'taskvault.config.json':
+      '{ "tasks": { "b": { "command": "touch ran", "outputs": ["dist/**", "../**"] } } }',
+  });
+  writeTree(outer, { 'sibling.txt': 's' });
+  for (const glob of [join(outer, 'sibling.txt'), join(dir, 'dist/**'), '/etc/**']) {
+    const r = await runCli(['run', '--outputs', glob, '--', 'touch', 'ran'], { cwd: dir });
+    assert.is(r.code, EXIT_CODES.usage, `${glob}: ${r.err}`);
+    assert.match(
+      oneErrorLine(r.err),
+      /--outputs '.*' is an absolute path \(outputs are stored and restored inside/,
+    );
+  }
+  for (const glob of ['../**', '../sibling.txt', 'dist/../../x', '!../sibling.txt']) {
+    const r = await runCli(['run', '--outputs', 'dist/**', '--outputs', glob, '--', 'touch', 'ran'], {
+      cwd: dir,
+    });
+    assert.is(r.code, EXIT_CODES.usage, `${glob}: ${r.err}`);
+    assert.match(oneErrorLine(r.err), /--outputs '.*' reaches outside the project root/);
+  }
+  const task = await runCli(['run', 'b'], { cwd: dir });
+  assert.is(task.code, EXIT_CODES.config, task.err);
+  assert.match(
+    oneErrorLine(task.err),
+    /taskvault\.config\.json: tasks\.b\.outputs: '\.\.\/\*\*' reaches outside/,
+  );
+  assert.not.ok(existsSync(join(dir, 'ran')), 'nothing ran');
+
+  // '..' that stays inside the root is fine: from a subdirectory, outputs next to it.
+  writeTree(dir, { 'sub/in.txt': 'i' });
+  const args = [
+    'run',
+    '--cwd',
+    'sub',
+    '--outputs',
+    '../dist/**',
+    '--',
+    'sh',
+    '-c',
+    'mkdir -p ../dist; echo o > ../dist/o.txt',
+  ];
+  const first = await runCli(args, { cwd: dir });
+  assert.is(first.code, 0, first.err);
+  rmSync(join(dir, 'dist'), { recursive: true });
+  const hit = await runCli(args, { cwd: dir });
+  assert.match(hit.err, /\bhit\b/);
+  assert.is(readFileSync(join(dir, 'dist/o.txt'), 'utf8'), 'o\n');
 });
 
 test('exit codes of TaskVault itself stay clear of the command range they could be confused with', () => {

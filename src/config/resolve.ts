@@ -236,6 +236,15 @@ export function resolveTask(
             ),
     );
   }
+  const outputs = flags.outputs?.length ? flags.outputs : (configured?.outputs ?? []);
+  const badOutput = outputs.map((g) => outputGlobProblem(g, cwd, root)).find((p) => p !== undefined);
+  if (badOutput) {
+    return err(
+      flags.outputs?.length
+        ? failure('usage', `--outputs ${badOutput}`, OUTPUT_GLOB_HINT)
+        : failure('config', `${inConfig}.outputs: ${badOutput}`, OUTPUT_GLOB_HINT),
+    );
+  }
   const spec: TaskSpec = {
     name,
     command,
@@ -243,12 +252,27 @@ export function resolveTask(
     cwd,
     root,
     inputs: flags.inputs?.length ? flags.inputs : configured?.inputs,
-    outputs: flags.outputs?.length ? flags.outputs : (configured?.outputs ?? []),
+    outputs,
     env: [...new Set([...(configured?.env ?? []), ...(flags.env ?? [])])].sort(),
     cacheFailures: flags.cacheFailures ?? configured?.cacheFailures ?? false,
     policy: policy.value,
   };
   return ok(spec);
+}
+
+const OUTPUT_GLOB_HINT =
+  'outputs are stored and restored inside the project: give them relative to the working directory';
+
+/**
+ * Why an output glob cannot be used, if it cannot: outputs are recorded from the project root and
+ * restored under it, so a glob that is absolute or climbs out of the root (its `..` resolved as in
+ * a path) could only match files that the snapshot then refuses, after the command has run.
+ */
+function outputGlobProblem(glob: string, cwd: string, root: string): string | undefined {
+  const g = glob.startsWith('!') ? glob.slice(1) : glob;
+  if (isAbsolute(g)) return `'${glob}' is an absolute path`;
+  if (!isInside(root, resolve(cwd, g))) return `'${glob}' reaches outside the project root (${root})`;
+  return undefined;
 }
 
 export function shellQuote(arg: string): string {
