@@ -23,9 +23,16 @@ const common = {
   banner,
 };
 
-for (const name of ['execa', 'fast-glob']) {
-  await build({ ...common, entryPoints: [name], outfile: `${root}dist/vendor/${name}.js` });
-}
+await build({ ...common, entryPoints: ['execa'], outfile: `${root}dist/vendor/execa.js` });
+// fast-glob's bundle also exports the picomatch it holds anyway, for matching globs one at a time.
+await build({
+  ...common,
+  stdin: {
+    contents: "export { default } from 'fast-glob'; export { default as picomatch } from 'picomatch';",
+    resolveDir: root,
+  },
+  outfile: `${root}dist/vendor/fast-glob.js`,
+});
 
 // Chunks sit beside cli.js, so src/package-dir.ts resolves the same directory bundled or not.
 for (const f of readdirSync(`${root}dist`)) if (/^cli-.*\.js$/.test(f)) rmSync(`${root}dist/${f}`);

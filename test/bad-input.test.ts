@@ -195,6 +195,37 @@ test('an output glob that matches nothing: a warning, and the command still runs
   assert.match(again.err, /\bhit\b/);
 });
 
+test('an input glob that matches nothing: one warning per such glob, and the command still runs', async () => {
+  const dir = writeTree(tempDir('tv-badinput-'), {
+    'src/in.txt': 'x',
+    'package.json': '{}',
+    'lib/.keep': '',
+  });
+  const cases: Array<[string[], string[]]> = [
+    [['scr/**'], ['scr/**']], // the typo that left the key to the command alone
+    [['src/**', 'docs/**'], ['docs/**']], // the plain walk
+    [['src/**', 'package.json', 'tsconfg.json', '!src/*.snap'], ['tsconfg.json']], // fast-glob
+    [['src/**', join(dir, 'nope/*.txt')], [join(dir, 'nope/*.txt')]], // as written, not as rebased
+    [['lib/*.ts', 'src/*.txt'], ['lib/*.ts']],
+    [['src/**', 'package.json'], []],
+  ];
+  for (const [inputs, unmatched] of cases) {
+    const r = await runCli(['run', ...inputs.flatMap((g) => ['--inputs', g]), '--', 'sh', '-c', 'echo ran'], {
+      cwd: dir,
+    });
+    assert.is(r.code, 0, r.err);
+    assert.is(r.out, 'ran\n');
+    assert.equal(
+      warnings(r.err),
+      unmatched.map((g) => `taskvault: warning: input glob '${g}' matched no files`),
+      `${inputs}: ${r.err}`,
+    );
+  }
+  // Nothing declared: every file under the directory, however few, is no typo.
+  const empty = await runCli(['run', '--', 'true'], { cwd: tempDir('tv-badinput-') });
+  assert.equal(warnings(empty.err), []);
+});
+
 test('a command that does not exist: 127 like a shell, one line, not cached', async () => {
   const dir = tempDir('tv-badinput-');
   writeFileSync(join(dir, 'in.txt'), 'x');

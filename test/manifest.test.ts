@@ -149,6 +149,20 @@ test('manifest: absolute input globs, inside and outside the root, give the keys
   }
 });
 
+test('manifest: input globs that matched nothing come from a fresh expansion; a manifest hit matches nothing', async () => {
+  const root = writeTree(tempDir(), { 'src/a.txt': 'a' });
+  mkdirSync(join(root, 'lib'));
+  const s = spec(root, ['src/**', 'lib/**']);
+  const manifests = memoryManifests({ settle: true });
+  assert.equal((await fp(s, manifests)).unmatchedInputs, ['lib/**']);
+  const again = await fp(s, manifests);
+  assert.is(again.bytesHashed, 0);
+  assert.equal(again.unmatchedInputs, [], 'answered by the manifest: nothing listed, nothing to warn about');
+  writeFileSync(join(root, 'lib/b.txt'), 'b');
+  assert.equal((await fp(s, manifests)).unmatchedInputs, []);
+  assert.equal((await fp(spec(root, undefined))).unmatchedInputs, [], 'no globs declared');
+});
+
 /**
  * The "racy git" case, which a real filesystem produces only by chance: a file (or directory)
  * changed within the same timestamp tick as the recording keeps the stat that was recorded. The

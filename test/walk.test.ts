@@ -69,6 +69,11 @@ test('input walk: same files as fast-glob for every glob it takes, declines the 
       if (got === undefined) continue;
       walked++;
       assert.equal([...got.files].sort(), [...expected].sort(), `${JSON.stringify(globs)} minus ${ignore}`);
+      // The globs it says gave no file are the ones fast-glob finds nothing for.
+      const empty: number[] = [];
+      for (const [i, g] of positive.entries())
+        if ((await fg(g, { ...INPUT_GLOB_OPTIONS, cwd, ignore })).length === 0) empty.push(i);
+      assert.equal(got.unmatched, empty, `unmatched of ${JSON.stringify(globs)} minus ${ignore}`);
     }
     // A link to a directory is fast-glob's to follow.
     if (withDirLink) assert.is(walkSimpleGlobs(cwd, ['src/**'], []), undefined);

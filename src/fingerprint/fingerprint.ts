@@ -75,6 +75,8 @@ export interface Fingerprinted {
   hashedAtMs: number;
   /** The file list with the directory listing that vouches for it, for a cheap re-check. */
   readonly listed: PriorListing;
+  /** Declared input globs that matched no file (see Expanded.unmatched; none from a manifest). */
+  unmatchedInputs: string[];
   /**
    * Writes the input manifest if it changed (with `deferManifest`; otherwise already done). Once
    * only; never throws. Its content is the stats taken before the command, whenever it is called.
@@ -121,7 +123,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   const startedMs = Date.now();
   const expanded = await expandInputs({ root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude }, prior);
   if (!expanded.ok) return expanded;
-  const { files, listing, fromPrior } = expanded.value;
+  const { files, listing, fromPrior, unmatched } = expanded.value;
 
   // Answered by the manifest where the stat is unchanged, else by reading the file.
   const digests = Buffer.allocUnsafe(DIGEST_BYTES * files.length);
@@ -170,6 +172,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     },
     () => files,
   );
+  result.unmatchedInputs = unmatched;
   if (id && (!sameKey || (!fromPrior && listing))) {
     let saved = false;
     result.saveManifest = () => {
@@ -228,6 +231,7 @@ function fingerprinted(
       return fingerprint;
     },
     key: knownKey ?? '',
+    unmatchedInputs: [] as string[],
     saveManifest: () => {},
   };
   if (knownKey === undefined) r.key = keyOf(r.fingerprint);

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
-import { loadFastGlob } from '../util/vendor.js';
+import { loadFastGlob, loadPicomatch } from '../util/vendor.js';
 import { type Listing, listingHolds, MAYBE_MISSING, type ManifestFiles } from './manifest.js';
 import { walkSimpleGlobs } from './walk.js';
 
@@ -95,6 +95,11 @@ export interface Expanded {
   listing: Listing | undefined;
   /** The file list is `prior`'s, in its order: no directory it came from has changed. */
   fromPrior: boolean;
+  /**
+   * The declared positive globs that matched no file, as written (a typo would otherwise leave the
+   * key to the command alone). Only known from a fresh expansion: empty when `fromPrior`.
+   */
+  unmatched: string[];
 }
 
 /**
@@ -121,16 +126,19 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
       if (!s) break; // replaced by something else: its directory's stat should have shown that
       files.push(s);
     }
-    if (files.length === paths.length) return ok({ files, listing: prior.listing, fromPrior: true });
+    if (files.length === paths.length)
+      return ok({ files, listing: prior.listing, fromPrior: true, unmatched: [] });
   }
   let entries: string[];
   let listing: Listing | undefined;
+  let unmatched: number[] | undefined;
   try {
     // Names only: a statSync per file afterwards costs half the CPU of fast-glob's `stats: true`
     // (which builds fs.Stats objects asynchronously).
     // The plain walk answers the common globs without loading fast-glob; it declines the rest.
     const walked = walkSimpleGlobs(o.cwd, positive, ignore);
     listing = walked?.listing;
+    unmatched = walked?.unmatched;
     entries =
       walked?.files ??
       (await (
@@ -155,7 +163,27 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   // One file reached two ways ('x' and '../project/x') is one input.
   const unique = files.filter((f, i) => i === 0 || f.path !== files[i - 1]!.path);
-  return ok({ files: unique, listing, fromPrior: false });
+  let declared: string[] = [];
+  if (o.globs) {
+    unmatched ??= await unmatchedGlobs(positive, entries);
+    const written = o.globs.filter((g) => !g.startsWith('!'));
+    declared = unmatched.map((i) => written[i]!);
+  }
+  return ok({ files: unique, listing, fromPrior: false, unmatched: declared });
+}
+
+/**
+ * Indices of the globs that match none of `entries` (as fast-glob gave them). Matching each glob
+ * (with picomatch, as fast-glob does) is only needed when there are several and something matched.
+ */
+async function unmatchedGlobs(positive: string[], entries: string[]): Promise<number[]> {
+  if (entries.length === 0) return positive.map((_, i) => i);
+  if (positive.length === 1) return [];
+  const picomatch = await loadPicomatch();
+  return positive.flatMap((g, i) => {
+    const matches = picomatch(g, { dot: true });
+    return entries.some((e) => matches(e.startsWith('./') ? e.slice(2) : e)) ? [] : [i];
+  });
 }
 
 function statInput(path: string, abs: string, statPath = abs): InputFile | undefined {

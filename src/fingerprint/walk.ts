@@ -59,16 +59,23 @@ function plan(positive: string[], ignore: string[]): Plan | undefined {
  * simple enough for this walk or the tree holds a symbolic link to a directory. `listing` records
  * the directories read, for the next run to skip reading them again (fingerprint/manifest.ts); it
  * is left out when the walk met a symbolic link or a missing base, whose changes a directory's
- * stat would not show.
+ * stat would not show. `unmatched` holds the indices of the globs that gave no file.
  */
 export function walkSimpleGlobs(
   cwd: string,
   positive: string[],
   ignore: string[],
-): { files: string[]; listing: Listing | undefined } | undefined {
+): { files: string[]; listing: Listing | undefined; unmatched: number[] } | undefined {
   const p = plan(positive, ignore);
   if (!p) return undefined;
   const out = new Set<string>();
+  const unmatched: number[] = [];
+  // Files taken, for telling which bases gave none (a file two bases share counts for both).
+  let found = 0;
+  const take = (rel: string) => {
+    out.add(rel);
+    found++;
+  };
   const listing: Listing = { dirs: [], stats: [] };
   let listable = true;
   const skipped = (rel: string, name: string) => p.names.has(name) || p.paths.has(rel);
@@ -96,12 +103,13 @@ export function walkSimpleGlobs(
         listable = false;
         const s = statSync(`${cwd}/${child}`, { throwIfNoEntry: false });
         if (s?.isDirectory()) return false; // fast-glob follows these (and guards loops): let it
-        if (s) out.add(child);
-      } else out.add(child);
+        if (s) take(child);
+      } else take(child);
     }
     return true;
   };
-  for (const base of p.bases) {
+  for (const [i, base] of p.bases.entries()) {
+    const before = found;
     if (base) {
       // Each segment of the base must be a real directory (not ignored, not a link) for a plain walk.
       const segs = base.split('/');
@@ -118,9 +126,13 @@ export function walkSimpleGlobs(
         }
         if (!st.isDirectory()) return undefined;
       }
-      if (!walkable) continue;
+      if (!walkable) {
+        unmatched.push(i);
+        continue;
+      }
     }
     if (!walk(base)) return undefined;
+    if (found === before) unmatched.push(i);
   }
-  return { files: [...out], listing: listable ? listing : undefined };
+  return { files: [...out], listing: listable ? listing : undefined, unmatched };
 }

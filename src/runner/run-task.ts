@@ -96,6 +96,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   }
   mark('fingerprint');
   if (!fp.ok) return { kind: 'failed', failure: fp.error };
+  for (const g of fp.value.unmatchedInputs) o.reporter.warn(`input glob '${g}' matched no files`);
   try {
     return await lookUpAndRun(settings, spec, fp.value, hot, o);
   } finally {

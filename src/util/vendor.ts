@@ -8,6 +8,7 @@ import { besideCode } from '../package-dir.js';
 
 type FastGlob = typeof import('fast-glob');
 type Execa = typeof import('execa');
+type Picomatch = typeof import('picomatch');
 
 const bundled = <T>(file: string): Promise<T> => import(besideCode(`vendor/${file}`).href);
 
@@ -18,6 +19,14 @@ export function loadFastGlob(): Promise<FastGlob> {
     () => import('fast-glob').then((m) => m.default as unknown as FastGlob),
   );
   return fastGlob;
+}
+
+let picomatch: Promise<Picomatch> | undefined;
+/** picomatch, the matcher inside fast-glob: from fast-glob's bundle, which loads no more for it. */
+export function loadPicomatch(): Promise<Picomatch> {
+  const own = () => import('picomatch').then((m) => m.default);
+  picomatch ??= bundled<{ picomatch?: Picomatch }>('fast-glob.js').then((m) => m.picomatch ?? own(), own);
+  return picomatch;
 }
 
 let execa: Promise<Execa> | undefined;
