@@ -177,6 +177,30 @@ test('absolute input paths and globs, inside and outside the root, are part of t
   );
 });
 
+test('an input glob reaching above the working directory still leaves out node_modules, .git and the cache', async () => {
+  const dir = writeTree(tempDir(), {
+    'src/a.txt': 'a',
+    'sub/s.txt': 's',
+    'node_modules/m/i.js': 'm',
+    '.git/HEAD': 'h',
+  });
+  for (const [cwd, args] of [
+    [dir, ['--cwd', 'sub', '--inputs', join(dir, '**')]],
+    [join(dir, 'sub'), ['--inputs', '../**']],
+  ] as const) {
+    const run = () => runCli(['run', ...args, '--', 'echo', cwd], { cwd });
+    const first = await run();
+    assert.match(first.err, /miss .* cached its logs/, `${args}: ${first.err}`);
+    assert.match((await run()).err, /\bhit\b/, `${args}`);
+    const dry = await runCli(['run', '--dry-run', '--json', ...args, '--', 'true'], { cwd });
+    const parsed = JSON.parse(dry.out) as { fingerprint: { inputs: Array<[string, string, boolean]> } };
+    assert.equal(
+      parsed.fingerprint.inputs.map((i) => i[0]),
+      ['src/a.txt', 'sub/s.txt'],
+    );
+  }
+});
+
 test('--force runs again and stores; --no-cache and TASKVAULT_DISABLE pass straight through', async () => {
   const dir = project();
   await runCli(RUN, { cwd: dir });

@@ -56,6 +56,7 @@ const INPUT_CASES: Array<[string[] | undefined, string[]]> = [
   [['**/*'], ['src/dist/**']],
   [['src/**'], ['src/a/**']],
   [['src/*.ts'], []],
+  [['src/**'], ['../pkg/src/a/**', '../**/node_modules/**']], // can match nothing found below cwd
 ];
 
 test('input walk: same files as fast-glob for every glob it takes, declines the rest', async () => {

@@ -88,7 +88,8 @@ export interface Fingerprinted {
 export function excludedFromInputs(spec: Pick<TaskSpec, 'cwd' | 'outputs'>, cacheDir: string): string[] {
   const cacheRel = toPosix(relative(spec.cwd, cacheDir));
   const exclude = [...spec.outputs];
-  if (cacheRel && !cacheRel.startsWith('..')) exclude.push(`${cacheRel}/**`);
+  // Also when above cwd ('../.taskvault/cache/**'): an input glob reaching up would take it in.
+  if (cacheRel && !cacheRel.startsWith('/')) exclude.push(`${cacheRel}/**`);
   return exclude;
 }
 

@@ -73,8 +73,12 @@ export function inputGlobs(
   const all = globs ?? ['**/*'];
   const positive = all.filter((g) => !g.startsWith('!')).map((g) => relativeGlob(g, cwd));
   const negated = all.filter((g) => g.startsWith('!')).map((g) => relativeGlob(g.slice(1), cwd));
+  const defaults = DEFAULT_IGNORES.filter((d) => !explicitlyNames(positive, d.split('/')[1]!));
+  // '**/node_modules/**' does not match '../node_modules/x': repeated under each '../' a glob climbs.
+  const ups = new Set(positive.map((g) => /^(?:\.\.\/)+/.exec(g)?.[0]).filter((u) => u !== undefined));
   const ignore = [
-    ...DEFAULT_IGNORES.filter((d) => !explicitlyNames(positive, d.split('/')[1]!)),
+    ...defaults,
+    ...[...ups].flatMap((u) => defaults.map((d) => u + d)),
     ...exclude,
     ...negated,
   ];

@@ -40,6 +40,8 @@ function plan(positive: string[], ignore: string[]): Plan | undefined {
   const names = new Set<string>();
   const paths = new Set<string>();
   for (const g of ignore) {
+    // Matched, as by fast-glob, against paths as globbed: nothing below cwd starts with '../'.
+    if (g.startsWith('../')) continue;
     const named = /^\*\*\/([^/]+)\/\*\*$/.exec(g);
     if (named && SEGMENT.test(named[1]!) && named[1] !== '.' && named[1] !== '..') {
       names.add(named[1]!);
