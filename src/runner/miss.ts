@@ -52,8 +52,9 @@ export async function missSingleFlight(
   }
   const lock = await lockKey(store.layout.locks, spec, key, o);
   try {
-    if (lock.kind === 'acquired' && lock.waited) {
-      // Whoever held the lock has probably just committed this key: look again (fresh read txn).
+    // Look again under the lock (fresh read txn), waited or not: a holder may have committed this
+    // key and released the lock between our lookup and our taking it (--force runs regardless).
+    if (lock.kind === 'acquired' && !o.force) {
       store.refresh();
       const entry = store.getEntry(key);
       if (entry) {
@@ -106,7 +107,8 @@ export async function missFirst(
   const lock = await lockKey(hot.layout.locks, spec, key, o);
   let store: Store | undefined;
   try {
-    if (lock.kind === 'acquired' && lock.waited && !o.force) {
+    // As in missSingleFlight: a holder may have committed between our lookup and our lock.
+    if (lock.kind === 'acquired' && !o.force) {
       const again = await hotHit(hot, settings, spec, key, logFields, o).catch(() => undefined);
       if (again?.kind === 'hit') return again;
     }
