@@ -114,14 +114,14 @@ async function run(
   const recursion = flags.dryRun ? undefined : enterRun(spec.value, taskLabel(spec.value));
   if (recursion) return recursion;
   const quiet = isQuiet(settings, flags.quiet);
-  let warned = false;
+  const warned: string[] = [];
   const outcome = await runTask(settings, spec.value, {
     force: flags.force === true,
     dryRun: flags.dryRun === true,
     now: clockFromEnv(),
     reporter: {
       warn: (m) => {
-        warned = true;
+        warned.push(m);
         warn(m);
       },
       info: (m) => !quiet && info(m),
@@ -148,10 +148,11 @@ function summaryJson(o: Ran, task: string): Record<string, unknown> {
 const files = (n: number, bytes: number): string => `${n} file${n === 1 ? '' : 's'} (${formatBytes(bytes)})`;
 
 /**
- * The one line a run leaves on stderr. Why nothing was cached is left out when a warning has just
- * said it (`warned`), so each cause is printed once.
+ * The one line a run leaves on stderr. Why nothing was cached is left out when one of the run's
+ * warnings (`warned`) has just said it, so each cause is printed once.
  */
-export function summaryLine(o: Ran, task: string, warned = false): string {
+export function summaryLine(o: Ran, task: string, warned: string[] = []): string {
+  const said = (cause: string) => cause !== '' && warned.some((w) => w.includes(cause) || cause.includes(w));
   const tag = color.dim('taskvault:');
   const key = (k: string) => color.cyan(k.slice(0, 10));
   switch (o.kind) {
@@ -163,11 +164,11 @@ export function summaryLine(o: Ran, task: string, warned = false): string {
           ? o.files === 0
             ? 'cached its logs and exit code'
             : `cached ${files(o.files, o.bytes)}`
-          : warned
+          : said(o.notStored ?? '')
             ? 'not cached'
             : `not cached: ${o.notStored}`
       }`;
     case 'uncached':
-      return `${tag} ran uncached ${task} in ${formatDuration(o.durationMs)}${warned ? '' : ` (${o.reason})`}`;
+      return `${tag} ran uncached ${task} in ${formatDuration(o.durationMs)}${said(o.reason) ? '' : ` (${o.reason})`}`;
   }
 }
