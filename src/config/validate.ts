@@ -2,10 +2,23 @@ import { parseDuration, parseSize } from '../util/format.js';
 import { err, failure, ok, type Result } from '../util/result.js';
 import type { PolicyConfig, TaskVaultConfig } from './types.js';
 
-type Check = (value: unknown, field: string) => string | undefined;
+/** What is wrong with a field (naming it), and optionally what to do instead of the default hint. */
+interface Problem {
+  message: string;
+  hint?: string;
+}
 
-const describe = (v: unknown): string =>
-  v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'string' ? JSON.stringify(v) : typeof v;
+/** A field's check: undefined when fine, else what is wrong (without the field, unless it names a part). */
+type Check = (value: unknown, field: string) => string | Problem | undefined;
+
+/** A value as the user wrote it: numbers and booleans themselves, strings quoted, others by kind. */
+const describe = (v: unknown): string => {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return typeof v;
+};
 
 const isString: Check = (v) => (typeof v === 'string' ? undefined : `must be a string (got ${describe(v)})`);
 const isBool: Check = (v) =>
@@ -22,10 +35,23 @@ const oneOf =
     typeof v === 'string' && allowed.includes(v)
       ? undefined
       : `must be one of ${allowed.map((a) => `'${a}'`).join(', ')} (got ${describe(v)})`;
-const stringArray: Check = (v) =>
-  Array.isArray(v) && v.every((s) => typeof s === 'string')
-    ? undefined
-    : `must be an array of strings (got ${describe(v)})`;
+/** An array of strings, each passing `each` (which says what is wrong with one element). */
+const stringArray =
+  (each?: (s: string) => string | undefined): Check =>
+  (v, field) => {
+    if (!Array.isArray(v)) return `must be an array of strings (got ${describe(v)})`;
+    for (const [i, s] of v.entries()) {
+      if (typeof s !== 'string') return `${field}[${i}] must be a string (got ${describe(s)})`;
+      const problem = each?.(s);
+      if (problem) return `${field}[${i}] ${problem}`;
+    }
+    return undefined;
+  };
+const nonEmptyGlob = (s: string): string | undefined =>
+  s.trim() === '' || s.trim() === '!' ? `must not be empty (got ${describe(s)})` : undefined;
+/** No '=' (it ends a name in the environment), no whitespace or control characters, not empty. */
+const envName = (s: string): string | undefined =>
+  /^[^\s=\p{Cc}]+$/u.test(s) ? undefined : `must be an environment variable name (got ${describe(s)})`;
 const durationLike: Check = (v) =>
   (typeof v === 'number' && v > 0) || (typeof v === 'string' && parseDuration(v) !== undefined)
     ? undefined
@@ -37,21 +63,61 @@ const sizeLike: Check = (v) =>
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * Checks one object against its schema: unknown fields first (a misspelt field would otherwise
+ * show up as a missing required one), then required fields, then each value.
+ */
 function checkFields(
   obj: Record<string, unknown>,
   prefix: string,
   schema: Record<string, Check>,
   required: string[] = [],
-): string | undefined {
-  for (const key of required) if (!(key in obj)) return `${prefix}${key} is required`;
+): Problem | undefined {
+  const known = Object.keys(schema);
+  for (const key of Object.keys(obj)) {
+    if (Object.hasOwn(schema, key)) continue;
+    const near = nearest(key, known);
+    return {
+      message: `${prefix}${key} is not a known field`,
+      hint: near ? `did you mean ${near}?` : `known fields: ${known.join(', ')}`,
+    };
+  }
+  for (const key of required) if (!(key in obj)) return { message: `${prefix}${key} is required` };
   for (const [key, value] of Object.entries(obj)) {
-    const check = schema[key];
-    if (!check) return `${prefix}${key} is not a known field (known: ${Object.keys(schema).join(', ')})`;
     if (value === undefined) continue;
-    const problem = check(value, `${prefix}${key}`);
-    if (problem) return problem.startsWith(`${prefix}${key}`) ? problem : `${prefix}${key} ${problem}`;
+    const problem = schema[key]!(value, `${prefix}${key}`);
+    if (problem === undefined) continue;
+    if (typeof problem !== 'string') return problem;
+    return { message: problem.startsWith(`${prefix}${key}`) ? problem : `${prefix}${key} ${problem}` };
   }
   return undefined;
+}
+
+/** The known name `word` is most likely a misspelling of, if any is close enough. */
+function nearest(word: string, known: string[]): string | undefined {
+  const w = word.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const k of known) {
+    const lower = k.toLowerCase();
+    const d = lower === w ? 0 : w.length >= 3 && lower.startsWith(w) ? 1 : editDistance(w, lower);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  const allowed = w.length >= 6 ? 3 : w.length >= 4 ? 2 : 1;
+  return bestDistance <= allowed ? best : undefined;
+}
+
+/** Levenshtein distance. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 const policySchema: Record<string, Check> = {
@@ -64,20 +130,23 @@ const policy: Check = (v, field) =>
   isObject(v) ? checkFields(v, `${field}.`, policySchema) : `must be an object (got ${describe(v)})`;
 
 const taskSchema: Record<string, Check> = {
-  command: (v) =>
-    typeof v === 'string' || (Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string'))
-      ? undefined
-      : `must be a string or a non-empty array of strings (got ${describe(v)})`,
-  inputs: stringArray,
-  outputs: stringArray,
-  env: stringArray,
+  command: (v, field) => {
+    if (typeof v === 'string') return v.trim() === '' ? 'must not be empty' : undefined;
+    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string'))
+      return `must be a string or a non-empty array of strings (got ${describe(v)})`;
+    if (v.length === 0) return 'must not be empty';
+    return v[0]!.trim() === '' ? `${field}[0] (the program to run) must not be empty` : undefined;
+  },
+  inputs: stringArray(nonEmptyGlob),
+  outputs: stringArray(nonEmptyGlob),
+  env: stringArray(envName),
   cacheFailures: isBool,
   cwd: isString,
   policy,
 };
 
 const recordOf =
-  (inner: (v: Record<string, unknown>, field: string) => string | undefined): Check =>
+  (inner: (v: Record<string, unknown>, field: string) => Problem | undefined): Check =>
   (v, field) => {
     if (!isObject(v)) return `must be an object (got ${describe(v)})`;
     for (const [name, value] of Object.entries(v)) {
@@ -122,7 +191,9 @@ export function validateConfig(raw: unknown, file: string): Result<TaskVaultConf
     );
   }
   const problem = checkFields(raw, '', configSchema);
-  if (problem) return err(failure('config', `${file}: ${problem}`, 'fix the field and retry'));
+  if (problem) {
+    return err(failure('config', `${file}: ${problem.message}`, problem.hint ?? 'fix the field and retry'));
+  }
   return ok(raw as TaskVaultConfig);
 }
 
