@@ -20,11 +20,11 @@ function oneErrorLine(err: string): string {
 
 const cases: Array<[string, Record<string, string>, string[], number, RegExp]> = [
   [
-    'JSON config syntax error',
-    { 'taskvault.config.json': '{ "tasks": { ' },
+    'JSON config syntax error (file, line and column)',
+    { 'taskvault.config.json': '{ "tasks": {\n  "b": }' },
     ['run', 'b'],
     EXIT_CODES.config,
-    /taskvault\.config\.json: cannot load: .*JSON/,
+    /taskvault\.config\.json:2:8: invalid JSON: unexpected token '\}'/,
   ],
   [
     'TypeScript config syntax error (file, line and column)',

@@ -63,7 +63,7 @@ test('config errors name the file and the field, exit 78, no stack trace, cache 
       /tasks\.build\.command is required/,
     ],
     ['taskvault.config.json', '{ "colour": true }', /colour is not a known field/],
-    ['taskvault.config.json', '{ "tasks": ', /taskvault\.config\.json: cannot load/],
+    ['taskvault.config.json', '{ "tasks": ', /taskvault\.config\.json:1:12: invalid JSON/],
     [
       'taskvault.config.ts',
       'export default { tasks: { a: { command: 1 } } };',

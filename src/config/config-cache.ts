@@ -52,7 +52,8 @@ function isPlainData(v: unknown, depth = 0): boolean {
   return false;
 }
 
-const keyOf = (source: string): string => hashBytes('blake3', `taskvault ${VERSION}\0${source}`);
+/** `value 2`: values kept before a module without a default export was an error are not reused. */
+const keyOf = (source: string): string => hashBytes('blake3', `taskvault ${VERSION} value 2\0${source}`);
 
 interface CachedConfig {
   key: string;

@@ -4,8 +4,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { besideCode } from '../package-dir.js';
 import { err, errorMessage, failure, type Result } from '../util/result.js';
 import { readCachedConfig, writeCachedConfig } from './config-cache.js';
+import { jsonSyntaxError } from './json-error.js';
 import type { TaskVaultConfig } from './types.js';
 import { validateConfig } from './validate.js';
+
+/** What a module without a default export evaluates to (never cached, never validated). */
+const NO_DEFAULT: unique symbol = Symbol('no default export');
 
 /**
  * Loads and validates a config file. TypeScript configs go through jiti (a maintained,
@@ -17,22 +21,40 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
   let raw: unknown;
   try {
     const ext = extname(path);
-    const source = ext === '.json' ? '' : readFileSync(path, 'utf8');
-    const cached = ext === '.json' ? undefined : readCachedConfig(path, source);
+    const source = readFileSync(path, 'utf8');
     if (ext === '.json') {
-      raw = JSON.parse(readFileSync(path, 'utf8'));
-    } else if (cached !== undefined) {
+      try {
+        raw = JSON.parse(source);
+      } catch (e) {
+        const syntax = jsonSyntaxError(source, errorMessage(e));
+        return err(
+          failure(
+            'config',
+            `${name}:${syntax.line}:${syntax.column}: invalid JSON: ${syntax.message}`,
+            'fix the file and retry',
+          ),
+        );
+      }
+      return validateConfig(raw, name);
+    }
+    const cached = readCachedConfig(path, source);
+    if (cached !== undefined) {
       raw = cached;
     } else if (ext === '.ts' || ext === '.mts') {
-      const { createJiti } = await import('jiti');
-      // `import { defineConfig } from 'taskvault'` must work in a project that has no local install
-      // (a global or npx taskvault, or right after `taskvault init`): it means this TaskVault.
-      const jiti = createJiti(import.meta.url, { moduleCache: false, alias: { taskvault: SELF } });
-      raw = await jiti.import(path, { default: true });
+      raw = await importWithJiti(path, source);
     } else {
-      raw = await importJs(path);
+      raw = await importJs(path, source);
     }
-    if (ext !== '.json' && cached === undefined) writeCachedConfig(path, source, raw);
+    if (raw === NO_DEFAULT) {
+      return err(
+        failure(
+          'config',
+          `${name}: no default export: export default { tasks: {...} }`,
+          'or defineConfig(...)',
+        ),
+      );
+    }
+    if (cached === undefined) writeCachedConfig(path, source, raw);
   } catch (e) {
     const message = errorMessage(e);
     // Parse errors carry "<path>:<line>:<col>" on a later line: keep the position in the one line.
@@ -53,18 +75,34 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
 const SELF = fileURLToPath(besideCode('index.js'));
 
 /** Native import; a .js/.mjs config importing 'taskvault' without a local install goes through jiti. */
-async function importJs(path: string): Promise<unknown> {
+async function importJs(path: string, source: string): Promise<unknown> {
   try {
+    // A namespace has `default` for every CommonJS module, and for ES modules that export one.
     const mod = (await import(`${pathToFileURL(path).href}?t=${Date.now()}`)) as { default?: unknown };
-    return mod.default;
+    return 'default' in mod ? mod.default : NO_DEFAULT;
   } catch (e) {
     const missingSelf =
       (e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /'taskvault'/.test(errorMessage(e));
     if (!missingSelf) throw e;
-    const { createJiti } = await import('jiti');
-    const jiti = createJiti(import.meta.url, { moduleCache: false, alias: { taskvault: SELF } });
-    return await jiti.import(path, { default: true });
+    return await importWithJiti(path, source);
   }
+}
+
+/**
+ * The default export through jiti, which gives a CommonJS module's exports object as the module
+ * itself and an ES module's exports as an object with `default` only if there is one (marking
+ * either `__esModule` inconsistently), so which one the file is is read from its source.
+ */
+async function importWithJiti(path: string, source: string): Promise<unknown> {
+  const { createJiti } = await import('jiti');
+  // `import { defineConfig } from 'taskvault'` must work in a project that has no local install
+  // (a global or npx taskvault, or right after `taskvault init`): it means this TaskVault.
+  const jiti = createJiti(import.meta.url, { moduleCache: false, alias: { taskvault: SELF } });
+  const mod = await jiti.import<unknown>(path);
+  if (typeof mod !== 'object' || mod === null) return mod;
+  const record = mod as Record<string, unknown>;
+  if ('default' in record) return record.default;
+  return /\bmodule\.exports\b|\bexports\.[\w$]+\s*=|\bexport\s*=/.test(source) ? mod : NO_DEFAULT;
 }
 
 const firstLine = (s: string): string => s.split('\n').find((l) => l.trim() !== '') ?? s;
