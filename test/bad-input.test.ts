@@ -62,6 +62,28 @@ const cases: Array<[string, Record<string, string>, string[], number, RegExp]> =
     /unknown task 'biuld' \(known tasks: build\)/,
   ],
   ['no command', {}, ['run'], EXIT_CODES.usage, /no command given/],
+  ['empty command', {}, ['run', '--', ''], EXIT_CODES.usage, /the command after -- is empty \(usage: /],
+  [
+    'empty program name',
+    {},
+    ['run', '--', '', 'x'],
+    EXIT_CODES.usage,
+    /the program name after -- is empty \("" "x"\)/,
+  ],
+  [
+    'blank shell command',
+    {},
+    ['run', '--shell', '--', ' '],
+    EXIT_CODES.usage,
+    /the command after -- is empty/,
+  ],
+  [
+    'env flag that is no variable name',
+    {},
+    ['run', '--env', 'A B', '--', 'true'],
+    EXIT_CODES.usage,
+    /--env "A B" is not an environment variable name/,
+  ],
   [
     'invalid input glob',
     {},

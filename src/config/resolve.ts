@@ -6,6 +6,7 @@ import { err, failure, ok, type Result } from '../util/result.js';
 import { loadConfig } from './load.js';
 import { findProject } from './root.js';
 import type { HashAlgorithm, LogLevel, PolicyConfig, TaskVaultConfig } from './types.js';
+import { isEnvName } from './validate.js';
 
 export const DEFAULT_CACHE_DIR = '.taskvault/cache';
 export const DEFAULT_MAX_SIZE_GB = 10;
@@ -213,6 +214,27 @@ export function resolveTask(
     // One argument that looks like shell code ('npm test && echo ok') runs through the shell.
     shell = flags.shell === true || (args.length === 1 && /[\s|&;<>()$`*?[\]{}~'"\\]/.test(args[0]!));
     command = shell ? [args.join(' ')] : args;
+    if (command[0]!.trim() === '') {
+      return err(
+        failure(
+          'usage',
+          args.join('').trim() === ''
+            ? 'the command after -- is empty'
+            : `the program name after -- is empty (${args.map((a) => JSON.stringify(a)).join(' ')})`,
+          'usage: taskvault run [TASK] [options] -- <cmd> [args...]',
+        ),
+      );
+    }
+  }
+  const badEnv = flags.env?.find((n) => !isEnvName(n));
+  if (badEnv !== undefined) {
+    return err(
+      failure(
+        'usage',
+        `--env ${JSON.stringify(badEnv)} is not an environment variable name`,
+        'give one name per --env, e.g. --env NODE_ENV',
+      ),
+    );
   }
   const name = taskName ?? '';
   const policy = resolvePolicy(settings, name, configured?.policy, flags);

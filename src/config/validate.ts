@@ -50,8 +50,9 @@ const stringArray =
 const nonEmptyGlob = (s: string): string | undefined =>
   s.trim() === '' || s.trim() === '!' ? `must not be empty (got ${describe(s)})` : undefined;
 /** No '=' (it ends a name in the environment), no whitespace or control characters, not empty. */
+export const isEnvName = (s: string): boolean => /^[^\s=\p{Cc}]+$/u.test(s);
 const envName = (s: string): string | undefined =>
-  /^[^\s=\p{Cc}]+$/u.test(s) ? undefined : `must be an environment variable name (got ${describe(s)})`;
+  isEnvName(s) ? undefined : `must be an environment variable name (got ${describe(s)})`;
 const durationLike: Check = (v) =>
   (typeof v === 'number' && v > 0) || (typeof v === 'string' && parseDuration(v) !== undefined)
     ? undefined
