@@ -70,13 +70,13 @@ test('an unknown option without a command is a usage error, not help with exit 0
   assert.match(help.out, /Usage:/);
 });
 
-test('a blank command word is "no command given", not a failed spawn or a cached blank command', async () => {
+test('a blank command word is a usage error, not a failed spawn or a cached blank command', async () => {
   const dir = tempDir();
   for (const word of ['', '   ']) {
     const r = await runCli(['run', '--', word], { cwd: dir });
     assert.is(r.code, 2, r.err);
     assert.ok(oneLine(r.err), r.err);
-    assert.match(r.err, /no command given/);
+    assert.match(r.err, /the command after -- is empty/);
   }
   assert.not.ok(
     existsSync(join(dir, '.taskvault', 'cache', 'hot')) &&
@@ -141,7 +141,7 @@ test('--env with a space or = in the name is a usage error, not a silently odd k
     const r = await runCli(['run', '--env', name, '--', 'echo', 'x'], { cwd: dir });
     assert.is(r.code, 2, r.err);
     assert.ok(oneLine(r.err), r.err);
-    assert.ok(r.err.includes(`--env ${JSON.stringify(name)} is not a variable name`), r.err);
+    assert.ok(r.err.includes(`--env ${JSON.stringify(name)} is not an environment variable name`), r.err);
     assert.is(r.out, '');
   }
 });

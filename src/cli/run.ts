@@ -2,7 +2,6 @@ import type { CAC } from 'cac';
 import { isQuiet, resolveTask, type TaskFlags, taskLabel } from '../config/resolve.js';
 import { type RunOutcome, runTask } from '../runner/run-task.js';
 import { formatBytes, formatDuration } from '../util/format.js';
-import { FailureError, failure } from '../util/result.js';
 import { color, info, warn } from '../util/term.js';
 import { clockFromEnv } from './clock.js';
 import { enterRun } from './recursion.js';
@@ -33,23 +32,11 @@ export interface RunFlags extends CommonFlags {
   cwd?: string;
 }
 
-/** No environment variable has a space or '=' in its name: such an --env is a mistake (say, 'A B'). */
-const ENV_NAME = /^[^=\s]+$/;
-
 export function taskFlags(flags: RunFlags): TaskFlags {
   const t: TaskFlags = {};
   const inputs = list(flags.inputs, 'inputs');
   const outputs = list(flags.outputs, 'outputs');
   const env = list(flags.env, 'env');
-  const badName = env?.find((name) => !ENV_NAME.test(name));
-  if (badName !== undefined)
-    throw new FailureError(
-      failure(
-        'usage',
-        `--env ${JSON.stringify(badName)} is not a variable name`,
-        'e.g. --env NODE_ENV (repeat --env for each)',
-      ),
-    );
   if (inputs) t.inputs = inputs;
   if (outputs) t.outputs = outputs;
   if (env) t.env = env;

@@ -201,14 +201,9 @@ export function resolveTask(
       shell = flags.shell === true;
     }
   } else {
-    // A blank first word ('' or '  ', e.g. from an unset shell variable) names no program either.
-    if (args.length === 0 || args[0]!.trim() === '') {
+    if (args.length === 0) {
       return err(
-        failure(
-          'usage',
-          args.length === 0 ? 'no command given' : 'no command given: the word after -- is empty',
-          'usage: taskvault run [TASK] [options] -- <cmd> [args...]',
-        ),
+        failure('usage', 'no command given', 'usage: taskvault run [TASK] [options] -- <cmd> [args...]'),
       );
     }
     // One argument that looks like shell code ('npm test && echo ok') runs through the shell.
