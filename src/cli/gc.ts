@@ -158,7 +158,7 @@ function gcText(r: GcReport, settings: Settings): string {
   const bytes = e.bytes + r.orphanBlobs.bytes + r.staleTmp.bytes + r.staleHot.bytes;
   const lines = [
     `${r.dryRun ? 'would remove' : 'removed'} ${entriesText(e.entries)}${reasons.length ? ` (${reasons.join(', ')})` : ''}${sweptText(r)}; ${r.dryRun ? 'would reclaim' : 'reclaimed'} ${formatBytes(bytes)}`,
-    `cache: ${formatBytes(e.usageAfter)} of ${formatBytes(settings.maxSizeBytes)}${e.complete ? '' : ' (still over the limit)'}`,
+    `cache${r.dryRun ? ' afterwards' : ''}: ${formatBytes(e.usageAfter)} of ${formatBytes(settings.maxSizeBytes)}${e.complete ? '' : ' (still over the limit)'}`,
   ];
   if (r.refsRepaired) lines.push(`repaired ${r.refsRepaired} blob reference count(s)`);
   if (r.missingBlobs) lines.push(`${r.missingBlobs} referenced blob(s) missing: those entries will miss`);
