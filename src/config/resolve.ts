@@ -1,7 +1,7 @@
-import { basename, isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, relative, resolve } from 'node:path';
 import { type RemoteSettings, resolveRemote } from '../remote/settings.js';
 import { parseDuration, parseSize } from '../util/format.js';
-import { isInside } from '../util/paths.js';
+import { isInside, toPosix } from '../util/paths.js';
 import { err, failure, ok, type Result } from '../util/result.js';
 import { loadConfig } from './load.js';
 import { findProject } from './root.js';
@@ -253,7 +253,9 @@ export function resolveTask(
             ),
     );
   }
-  const outputs = flags.outputs?.length ? flags.outputs : (configured?.outputs ?? []);
+  const outputs = (flags.outputs?.length ? flags.outputs : (configured?.outputs ?? [])).map((g) =>
+    rebaseInsideRoot(g, cwd, root),
+  );
   const badOutput = outputs.map((g) => outputGlobProblem(g, cwd, root)).find((p) => p !== undefined);
   if (badOutput) {
     return err(
@@ -287,9 +289,21 @@ const OUTPUT_GLOB_HINT =
  */
 function outputGlobProblem(glob: string, cwd: string, root: string): string | undefined {
   const g = glob.startsWith('!') ? glob.slice(1) : glob;
-  if (isAbsolute(g)) return `'${glob}' is an absolute path`;
+  if (isAbsolute(g)) return `'${glob}' is an absolute path outside the project root (${root})`;
   if (!isInside(root, resolve(cwd, g))) return `'${glob}' reaches outside the project root (${root})`;
   return undefined;
+}
+
+/**
+ * An absolute output glob inside the root (`$(CURDIR)/dist/**` in a Makefile) made relative to the
+ * working directory, as a relative glob would be written; anything else is left as it is.
+ */
+function rebaseInsideRoot(glob: string, cwd: string, root: string): string {
+  const negated = glob.startsWith('!');
+  const g = negated ? glob.slice(1) : glob;
+  if (!isAbsolute(g) || !isInside(root, g)) return glob;
+  const rel = toPosix(relative(cwd, g)) || '.';
+  return negated ? `!${rel}` : rel;
 }
 
 export function shellQuote(arg: string): string {
