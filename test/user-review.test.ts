@@ -1,5 +1,5 @@
 /** Defects a user review found in the CLI's edges: each test failed before its fix. */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -170,6 +170,17 @@ test('gc --dry-run says the usage it shows is what would be left', async () => {
   assert.match(dry.out, /would remove 1 entry \(ttl 1\).*\ncache afterwards: 0 B of /);
   const real = await runCli(['gc'], { cwd: dir, env: { TASKVAULT_NOW_MS: later } });
   assert.match(real.out, /removed 1 entry \(ttl 1\).*\ncache: 0 B of /);
+});
+
+test('one argument naming an existing file with a space runs that file, not shell words', async () => {
+  const dir = writeTree(tempDir(), { 'my script.sh': '#!/bin/sh\necho from-script\n' });
+  chmodSync(join(dir, 'my script.sh'), 0o755);
+  const r = await runCli(['run', '--', './my script.sh'], { cwd: dir });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'from-script\n');
+  // Shell code still runs through the shell.
+  const sh = await runCli(['run', '--', 'echo a && echo b'], { cwd: dir });
+  assert.is(sh.out, 'a\nb\n', sh.err);
 });
 
 test.run();

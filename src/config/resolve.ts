@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { basename, isAbsolute, relative, resolve } from 'node:path';
 import { type RemoteSettings, resolveRemote } from '../remote/settings.js';
 import { parseDuration, parseSize } from '../util/format.js';
@@ -206,8 +207,15 @@ export function resolveTask(
         failure('usage', 'no command given', 'usage: taskvault run [TASK] [options] -- <cmd> [args...]'),
       );
     }
-    // One argument that looks like shell code ('npm test && echo ok') runs through the shell.
-    shell = flags.shell === true || (args.length === 1 && /[\s|&;<>()$`*?[\]{}~'"\\]/.test(args[0]!));
+    // One argument that looks like shell code ('npm test && echo ok') runs through the shell,
+    // unless it names a file that exists ('./my script.sh').
+    shell =
+      flags.shell === true ||
+      (args.length === 1 &&
+        /[\s|&;<>()$`*?[\]{}~'"\\]/.test(args[0]!) &&
+        !existsSync(
+          resolve(flags.cwd !== undefined ? resolve(settings.root, flags.cwd) : process.cwd(), args[0]!),
+        ));
     command = shell ? [args.join(' ')] : args;
     if (command[0]!.trim() === '') {
       return err(
