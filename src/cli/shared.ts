@@ -1,5 +1,6 @@
 import type { CAC } from 'cac';
 import { resolveSettings, type Settings, type SettingsOverrides } from '../config/resolve.js';
+import { corruptionText, isIndexCorruption } from '../store/index-check.js';
 import { EXIT_CODES, type Failure, FailureError, failure } from '../util/result.js';
 import { errorLine } from '../util/term.js';
 
@@ -22,12 +23,38 @@ export function action<A extends unknown[]>(fn: Action<A>): (...args: A) => Prom
         process.exitCode = report(e.failure);
         return;
       }
-      const message = e instanceof Error ? e.message : String(e);
+      // lmdb-js rejects a failed commit with "Commit failed" and the cause in a commitError promise.
+      const inner = (e as { commitError?: Promise<unknown> } | undefined)?.commitError;
+      const commitError = typeof inner?.then === 'function' ? inner : undefined;
+      const cause = commitError
+        ? await commitError.then(
+            () => e,
+            (x: unknown) => x,
+          )
+        : e;
+      const message = cause instanceof Error ? cause.message : String(cause);
+      if (isIndexCorruption(cause)) {
+        process.exitCode = report(corruptIndex(undefined, corruptionText(cause)));
+        return;
+      }
+      if (commitError) {
+        process.exitCode = report(failure('cache', `the cache index could not be written: ${message}`));
+        return;
+      }
       errorLine(`internal error: ${message}`, 'please report this with TASKVAULT_DEBUG=1 output');
       if (process.env.TASKVAULT_DEBUG) console.error(e);
       process.exitCode = EXIT_CODES.internal;
     }
   };
+}
+
+/** lmdb found the index damaged after it opened (Store.open rebuilds what it finds itself). */
+export function corruptIndex(cacheDir: string | undefined, message: string): Failure {
+  return failure(
+    'cache',
+    `the cache index${cacheDir ? ` at ${cacheDir}` : ''} is corrupt: ${message}`,
+    "run 'taskvault verify --repair' to rebuild it from hot/",
+  );
 }
 
 /** Options every command that touches the cache accepts. */

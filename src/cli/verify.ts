@@ -1,11 +1,20 @@
 import type { CAC } from 'cac';
 import { checkEntryPaths } from '../runner/restore.js';
+import { corruptionText, isIndexCorruption } from '../store/index-check.js';
 import { Store } from '../store/store.js';
-import { verifyStore } from '../store/verify.js';
+import { type VerifyReport, verifyStore } from '../store/verify.js';
 import { formatBytes } from '../util/format.js';
 import type { Failure } from '../util/result.js';
 import { color } from '../util/term.js';
-import { action, type CommonFlags, report, settingsFor, withCommonOptions, writeJson } from './shared.js';
+import {
+  action,
+  type CommonFlags,
+  corruptIndex,
+  report,
+  settingsFor,
+  withCommonOptions,
+  writeJson,
+} from './shared.js';
 
 interface VerifyFlags extends CommonFlags {
   repair?: boolean;
@@ -19,7 +28,7 @@ export function registerVerify(cli: CAC): void {
     .action(action(verify));
 }
 
-/** Exit code: 0 if the store is sound (or was repaired), 1 if broken entries remain. */
+/** Exit code: 0 if the store is sound (or was repaired), 1 if broken entries remain, 74 if the index is corrupt. */
 async function verify(flags: VerifyFlags): Promise<number | Failure> {
   const settings = await settingsFor(flags);
   if (!Store.exists(settings.cacheDir)) {
@@ -27,17 +36,31 @@ async function verify(flags: VerifyFlags): Promise<number | Failure> {
     else process.stdout.write(`no cache at ${settings.cacheDir}: nothing to verify\n`);
     return 0;
   }
-  const opened = Store.open(settings.cacheDir);
+  // Plain verify only reports a corrupt index; --repair moves it aside and rebuilds it from hot/.
+  const opened = Store.open(settings.cacheDir, { repair: flags.repair === true });
   if (!opened.ok) return report(opened.error);
-  const store = opened.value;
-  try {
-    const r = await verifyStore(store, {
+  let store = opened.value;
+  const check = (s: Store) =>
+    verifyStore(s, {
       repair: flags.repair === true,
       checkEntry: (e) => {
         const paths = checkEntryPaths(settings.root, e.outputs);
         return paths.ok ? undefined : paths.error.message;
       },
     });
+  try {
+    let r: VerifyReport;
+    try {
+      r = await check(store);
+    } catch (e) {
+      // Damage the open did not meet (inside a database's pages), found reading every entry.
+      if (!isIndexCorruption(e)) throw e;
+      if (!flags.repair) return report(corruptIndex(settings.cacheDir, corruptionText(e)));
+      const rebuilt = await Store.rebuildIndex(store, corruptionText(e));
+      if (!rebuilt.ok) return report(rebuilt.error);
+      store = rebuilt.value;
+      r = await check(store);
+    }
     if (flags.json) writeJson(r);
     else {
       for (const b of r.broken)

@@ -42,7 +42,7 @@ export async function hotHit(
   if (hot.recordHit({ key, at: now(), savedMs })) {
     // Opening the index folds the journal (Store.open); failing to is only a missed count.
     const { Store } = await import('../store/store.js');
-    const opened = Store.open(settings.cacheDir);
+    const opened = Store.open(settings.cacheDir, { warn: (m) => o.reporter.warn(m) });
     if (opened.ok) await opened.value.close().catch(() => {});
   }
   new AuditLog(hot.layout.audit).write('HIT', o.source ?? 'run', {

@@ -115,7 +115,7 @@ export async function missFirst(
     new AuditLog(hot.layout.audit).write('MISS', o.source ?? 'run', logFields);
     const openIndex = async (): Promise<Result<Store>> => {
       const { Store } = await import('../store/store.js');
-      const opened = Store.open(settings.cacheDir);
+      const opened = Store.open(settings.cacheDir, { warn: (m) => o.reporter.warn(m) });
       if (opened.ok) {
         store = opened.value;
         store.count('misses');

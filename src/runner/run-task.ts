@@ -3,6 +3,7 @@ import { type Fingerprint, type Fingerprinted, fingerprintTask } from '../finger
 import { pullRemote } from '../remote/hooks.js';
 import type { Entry } from '../store/entry.js';
 import { HotIndex } from '../store/hot.js';
+import { corruptionText, isIndexCorruption } from '../store/index-check.js';
 import { cacheLayout } from '../store/layout.js';
 import { errorMessage, type Failure, failure } from '../util/result.js';
 import { mark } from '../util/trace.js';
@@ -149,7 +150,7 @@ async function lookUpAndRun(
   // Without a cache there is nothing to find, and a dry run does not create one.
   if (o.dryRun && !Store.exists(settings.cacheDir))
     return { kind: 'dry-run', key, hit: false, fingerprint: fp.fingerprint };
-  const opened = Store.open(settings.cacheDir);
+  const opened = Store.open(settings.cacheDir, { warn: (m) => o.reporter.warn(m) });
   if (!opened.ok) return skipCache(spec, opened.error.message, o);
   const store = opened.value;
   mark('open index');
@@ -205,8 +206,11 @@ async function lookUpAndRun(
     return await (await miss()).missSingleFlight(store, settings, spec, fp, label, logFields, o);
   } catch (e) {
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
-    store.log('ERROR', source, { error: errorMessage(e) });
-    return skipCache(spec, errorMessage(e), o);
+    const why = isIndexCorruption(e)
+      ? `the cache index is corrupt (${corruptionText(e)}): run 'taskvault verify --repair'`
+      : errorMessage(e);
+    store.log('ERROR', source, { error: why });
+    return skipCache(spec, why, o);
   } finally {
     await store.flush().catch(() => {});
     await store.close().catch(() => {});

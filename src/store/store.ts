@@ -1,12 +1,26 @@
-import { readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
+import { warn as warnLine } from '../util/term.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { HotIndex, type JournalHit, parseJournal } from './hot.js';
+import { corruptionText, indexDamage, isIndexCorruption } from './index-check.js';
 import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
 import { lowSpace } from './space.js';
 
@@ -54,6 +68,72 @@ function uniqueRefs(entry: Entry): BlobRef[] {
   return [...seen.values()];
 }
 
+export interface OpenOptions {
+  /** Move a corrupt index aside and rebuild it from hot/ (default); false: fail, saying so. */
+  repair?: boolean;
+  /** Where the one line about a rebuilt index goes (default: a warning on stderr). */
+  warn?: (message: string) => void;
+}
+
+/** locks/<this>: held while one process moves a corrupt index aside and rebuilds it. */
+const REBUILD_LOCK = 'index.rebuild';
+
+/** data.mdb's identity (device and inode), to tell a rebuilt index from the one judged corrupt. */
+function indexFileId(layout: CacheLayout): string | undefined {
+  try {
+    const s = statSync(join(layout.index, 'data.mdb'), { throwIfNoEntry: false });
+    return s && `${s.dev}:${s.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An O_EXCL lock file, taken without waiting (a rebuild takes milliseconds; whoever finds it held
+ * runs uncached once). One left by a dead process on this host, or older than a minute, is broken.
+ * Returns the release function, or undefined when another process holds it.
+ */
+function takeRebuildLock(path: string): (() => void) | undefined {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      try {
+        writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), startedAt: Date.now() }));
+      } finally {
+        closeSync(fd);
+      }
+      return () => {
+        try {
+          rmSync(path, { force: true });
+        } catch {
+          // judged stale a minute from now
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
+    }
+    if (!staleLock(path)) return undefined;
+    try {
+      rmSync(path, { force: true });
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function staleLock(path: string): boolean {
+  try {
+    if (Date.now() - statSync(path).mtimeMs > 60_000) return true;
+    const h = JSON.parse(readFileSync(path, 'utf8')) as { pid?: number; host?: string };
+    if (h.host !== hostname() || typeof h.pid !== 'number') return false;
+    process.kill(h.pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 export interface Counters {
   hits: number;
   remoteHits: number;
@@ -97,12 +177,38 @@ export class Store {
     this.noWrites = lowSpace(layout.root);
   }
 
-  static open(cacheDir: string): Result<Store> {
+  static open(cacheDir: string, o: OpenOptions = {}): Result<Store> {
     guardLmdbWriteFailures();
     const layout = cacheLayout(cacheDir);
     try {
       makeCacheDirs(layout);
-      const db = open({ path: layout.index, maxDbs: 16, compression: false, noMemInit: true });
+    } catch (e) {
+      return err(failure('cache', `cannot open the cache at ${cacheDir}: ${errorMessage(e)}`));
+    }
+    const seen = indexFileId(layout);
+    let damage = indexDamage(layout.index);
+    if (damage === undefined) {
+      const opened = Store.openIndex(layout);
+      if (!('corrupt' in opened)) return opened;
+      damage = opened.corrupt;
+    }
+    if (o.repair === false)
+      return err(
+        failure(
+          'cache',
+          `the cache index at ${layout.index} is corrupt: ${damage}`,
+          "run 'taskvault verify --repair' to rebuild it from hot/",
+        ),
+      );
+    return Store.rebuild(layout, damage, seen, o.warn ?? warnLine);
+  }
+
+  /** Opens the LMDB environment; `corrupt` when lmdb reports its data damaged. */
+  private static openIndex(layout: CacheLayout): Result<Store> | { corrupt: string } {
+    const cacheDir = layout.root;
+    let db: RootDatabase | undefined;
+    try {
+      db = open({ path: layout.index, maxDbs: 16, compression: false, noMemInit: true });
       const meta = db.openDB<number, string>({ name: 'meta' });
       const schema = meta.get('schema');
       if (schema === undefined) meta.putSync('schema', STORE_SCHEMA);
@@ -148,8 +254,102 @@ export class Store {
       store.foldHits();
       return ok(store);
     } catch (e) {
+      if (isIndexCorruption(e)) {
+        try {
+          db?.close();
+        } catch {
+          // it is being moved aside anyway
+        }
+        return { corrupt: corruptionText(e) };
+      }
       return err(failure('cache', `cannot open the cache at ${cacheDir}: ${errorMessage(e)}`));
     }
+  }
+
+  /**
+   * Rebuilds the index of an open store that lmdb reported damaged after it opened (verify
+   * --repair); the store is closed first.
+   */
+  static async rebuildIndex(store: Store, damage: string): Promise<Result<Store>> {
+    const seen = indexFileId(store.layout);
+    await store.close().catch(() => {});
+    return Store.rebuild(store.layout, damage, seen, warnLine);
+  }
+
+  /**
+   * A corrupt index is moved aside (kept for a bug report, never deleted) and a fresh one built
+   * from hot/, which holds a copy of every committed entry. One process does it, under a lock;
+   * `seen` (data.mdb's inode when we judged it) tells whether another one already has.
+   */
+  private static rebuild(
+    layout: CacheLayout,
+    damage: string,
+    seen: string | undefined,
+    warn: (message: string) => void,
+  ): Result<Store> {
+    const corrupt = (why: string) =>
+      err(failure('cache', `the cache index at ${layout.index} is corrupt (${damage}): ${why}`));
+    const release = takeRebuildLock(join(layout.locks, REBUILD_LOCK));
+    if (!release) return corrupt('another process is rebuilding it');
+    try {
+      if (indexFileId(layout) !== seen) {
+        // Rebuilt by another process since we looked: use theirs (once; no loop).
+        if (indexDamage(layout.index) !== undefined) return corrupt('it was rebuilt and is corrupt again');
+        const opened = Store.openIndex(layout);
+        return 'corrupt' in opened ? corrupt(opened.corrupt) : opened;
+      }
+      const aside = `${layout.index}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
+      try {
+        renameSync(layout.index, aside);
+        makeCacheDirs(layout);
+      } catch (e) {
+        return corrupt(`cannot move it aside: ${errorMessage(e)}`);
+      }
+      const opened = Store.openIndex(layout);
+      if ('corrupt' in opened) return corrupt(opened.corrupt);
+      if (!opened.ok) return opened;
+      let rebuilt: string;
+      try {
+        const n = opened.value.restoreFromHot();
+        rebuilt = `rebuilt ${n} entr${n === 1 ? 'y' : 'ies'} from hot/`;
+      } catch (e) {
+        // E.g. a full disk: the fresh index is empty but sound; hot/ still serves hits.
+        rebuilt = `rebuilding it from hot/ failed: ${errorMessage(e)}`;
+      }
+      opened.value.log('ERROR', 'index', { error: `corrupt index moved to ${aside}: ${damage}`, rebuilt });
+      warn(`the cache index was corrupt (${damage}): moved to ${aside}; ${rebuilt}`);
+      return opened;
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Re-adds every entry of hot/ whose blobs all exist, as commit() would (reference counts, usage,
+   * summaries), in one write transaction. Their fingerprints (for `explain`) are not in hot/.
+   */
+  private restoreFromHot(): number {
+    let names: string[];
+    try {
+      names = readdirSync(this.layout.hot);
+    } catch {
+      return 0;
+    }
+    const usable: Entry[] = [];
+    for (const name of names) {
+      const e = this.hot.getEntry(name);
+      if (e && e !== 'damaged' && entryBlobs(e).every((ref) => this.blobs.has(ref.hash))) usable.push(e);
+    }
+    return this.db.transactionSync(() => {
+      let n = 0;
+      for (const e of usable) {
+        if (this.entries.doesExist(e.key)) continue;
+        this.addRefs(e);
+        this.putEntry(e);
+        n++;
+      }
+      return n;
+    });
   }
 
   get dir(): string {
@@ -198,11 +398,8 @@ export class Store {
         // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
         this.addRefs(entry);
         if (previous) this.dropRefs(previous);
-        // Each put inside the transaction returns its own promise, rejected too if the commit fails.
-        background(this.entries.put(entry.key, entry));
+        this.putEntry(entry);
         background(this.fingerprints.put(entry.key, fingerprint));
-        background(this.access.put(entry.key, entry.createdAt));
-        background(this.summaries.put(entry.key, summaryOf(entry)));
         background(this.latest.put(label, entry.key));
         return undefined;
       });
@@ -214,6 +411,14 @@ export class Store {
     // Results of `cache save` / the SDK are looked up through the index only.
     if (!entry.result) this.hot.putEntry(entry);
     return ok(undefined);
+  }
+
+  /** Inside a write transaction: the entry and what eviction reads about it. */
+  private putEntry(entry: Entry): void {
+    // Each put inside the transaction returns its own promise, rejected too if the commit fails.
+    background(this.entries.put(entry.key, entry));
+    background(this.access.put(entry.key, entry.createdAt));
+    background(this.summaries.put(entry.key, summaryOf(entry)));
   }
 
   /** Removes an entry from the index and deletes the blobs no other entry references. */
@@ -603,9 +808,12 @@ let guarded = false;
 function guardLmdbWriteFailures(): void {
   if (guarded) return;
   guarded = true;
+  // A corrupt index (see index-check.ts) fails lmdb's own transactions the same way.
   const isLmdbWriteFailure = (x: unknown) =>
     x instanceof Error &&
-    (/^Commit failed \(see commitError/.test(x.message) || /Attempting to write page/.test(x.message));
+    (/^Commit failed \(see commitError/.test(x.message) ||
+      /Attempting to write page|MDB_BAD_TXN/.test(x.message) ||
+      isIndexCorruption(x));
   process.on('unhandledRejection', (reason) => {
     if (isLmdbWriteFailure(reason)) {
       writeFailed = true;
