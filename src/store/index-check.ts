@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { join } from 'node:path';
 
 /*
@@ -57,7 +58,14 @@ function checkFile(dir: string): string | undefined {
   }
 }
 
+/**
+ * The offsets above are those of 64-bit little-endian builds; elsewhere (32-bit ARM prebuilds, a
+ * big-endian source build) page headers differ, and a sound index would be judged damaged.
+ */
+const LAYOUT_KNOWN = (process.arch === 'x64' || process.arch === 'arm64') && endianness() === 'LE';
+
 function check(fd: number): string | undefined {
+  if (!LAYOUT_KNOWN) return undefined;
   const size = fstatSync(fd).size;
   if (size === 0) return undefined; // created but never written: lmdb initialises it
   const head = Buffer.alloc(160);

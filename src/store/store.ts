@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import {
   closeSync,
+  linkSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -26,7 +28,10 @@ import { lowSpace } from './space.js';
 
 // lmdb's CommonJS build is one file; its ESM entry is a graph of a dozen modules that takes ~13 ms
 // more to load, on every run. Import lmdb only this way (one instance per process).
-const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
+const require = createRequire(import.meta.url);
+const { open } = require('lmdb') as typeof import('lmdb');
+/** lmdb's entry point, for the probe in a child process. */
+const LMDB_ENTRY = require.resolve('lmdb');
 
 export { LOW_SPACE_BYTES } from './space.js';
 
@@ -75,6 +80,26 @@ export interface OpenOptions {
   warn?: (message: string) => void;
 }
 
+/**
+ * Whether lmdb, in a child process (a crash there costs nothing here), opens the environment in
+ * `dir` and reads the first record of every database. Asked before a JS verdict of damage is acted
+ * on: the check above reads the newest meta page, while lmdb-js may legitimately roll back to an
+ * older, synced one (its previous-snapshot mode after a reboot), which the check cannot judge.
+ */
+function lmdbReads(dir: string): boolean {
+  const probe = `
+    const { open } = require(process.argv[1]);
+    const env = open({ path: process.argv[2], maxDbs: 16, compression: false, noMemInit: true });
+    for (const key of env.getKeys({ limit: 64 })) {
+      if (typeof key !== 'string') continue;
+      for (const _ of env.openDB({ name: key }).getRange({ limit: 1 })) break;
+    }
+    env.close();
+    process.exit(0);`;
+  const r = spawnSync(process.execPath, ['-e', probe, LMDB_ENTRY, dir], { stdio: 'ignore', timeout: 15_000 });
+  return r.status === 0;
+}
+
 /** locks/<this>: held while one process moves a corrupt index aside and rebuilds it. */
 const REBUILD_LOCK = 'index.rebuild';
 
@@ -94,17 +119,24 @@ function indexFileId(layout: CacheLayout): string | undefined {
  * Returns the release function, or undefined when another process holds it.
  */
 function takeRebuildLock(path: string): (() => void) | undefined {
+  const mine = JSON.stringify({
+    pid: process.pid,
+    host: hostname(),
+    startedAt: Date.now(),
+    nonce: Math.random(),
+  });
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, 'wx');
       try {
-        writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), startedAt: Date.now() }));
+        writeSync(fd, mine);
       } finally {
         closeSync(fd);
       }
       return () => {
         try {
-          rmSync(path, { force: true });
+          // Only our own: had we been judged stale, another process may hold it now.
+          if (readFileSync(path, 'utf8') === mine) rmSync(path, { force: true });
         } catch {
           // judged stale a minute from now
         }
@@ -112,25 +144,47 @@ function takeRebuildLock(path: string): (() => void) | undefined {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
     }
-    if (!staleLock(path)) return undefined;
+    const judged = staleLock(path);
+    if (judged === undefined) return undefined;
+    // Broken by renaming it to a name of our own (atomic). If what moved is not what we judged
+    // stale (another process broke it and took it meanwhile), it is linked back: a fresh lock is
+    // never removed.
+    const aside = `${path}.${process.pid}.stale`;
     try {
-      rmSync(path, { force: true });
+      renameSync(path, aside);
     } catch {
       return undefined;
+    }
+    try {
+      if (readFileSync(aside, 'utf8') !== judged) {
+        linkSync(aside, path);
+        return undefined;
+      }
+    } catch {
+      return undefined;
+    } finally {
+      rmSync(aside, { force: true });
     }
   }
   return undefined;
 }
 
-function staleLock(path: string): boolean {
+/** The lock's content when it is stale (its holder died, or it is over a minute old), else undefined. */
+function staleLock(path: string): string | undefined {
+  let text: string;
   try {
-    if (Date.now() - statSync(path).mtimeMs > 60_000) return true;
-    const h = JSON.parse(readFileSync(path, 'utf8')) as { pid?: number; host?: string };
-    if (h.host !== hostname() || typeof h.pid !== 'number') return false;
+    text = readFileSync(path, 'utf8');
+    if (Date.now() - statSync(path).mtimeMs > 60_000) return text;
+  } catch {
+    return undefined; // gone: the next attempt takes it
+  }
+  try {
+    const h = JSON.parse(text) as { pid?: number; host?: string };
+    if (h.host !== hostname() || typeof h.pid !== 'number') return undefined;
     process.kill(h.pid, 0);
-    return false;
+    return undefined;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+    return (e as NodeJS.ErrnoException).code === 'ESRCH' ? text : undefined;
   }
 }
 
@@ -187,6 +241,9 @@ export class Store {
     }
     const seen = indexFileId(layout);
     let damage = indexDamage(layout.index);
+    // Acted on only if lmdb cannot read it either (a sound index is never moved aside on the JS
+    // check alone); asking costs a child process, and only when the check found something.
+    if (damage !== undefined && lmdbReads(layout.index)) damage = undefined;
     if (damage === undefined) {
       const opened = Store.openIndex(layout);
       if (!('corrupt' in opened)) return opened;
