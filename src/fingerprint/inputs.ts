@@ -149,6 +149,9 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
         await loadFastGlob()
       )(positive, { ...INPUT_GLOB_OPTIONS, cwd: o.cwd, ignore }));
   } catch (e) {
+    // fast-glob's complaints about a pattern are the user's to fix; anything else is TaskVault's
+    // own trouble, which costs the caching (runTask runs the command uncached), never the run.
+    if (!/pattern/i.test(errorMessage(e))) throw e;
     return err(failure('input', `invalid input glob: ${errorMessage(e)}`, 'check --inputs / tasks.*.inputs'));
   }
   // fast-glob gives paths relative to cwd with '/' separators; building root-relative and absolute
