@@ -96,7 +96,12 @@ function lmdbReads(dir: string): boolean {
     }
     env.close();
     process.exit(0);`;
-  const r = spawnSync(process.execPath, ['-e', probe, LMDB_ENTRY, dir], { stdio: 'ignore', timeout: 15_000 });
+  // ELECTRON_RUN_AS_NODE: inside an Electron app (the SDK) execPath is Electron, not Node.
+  const r = spawnSync(process.execPath, ['-e', probe, LMDB_ENTRY, dir], {
+    stdio: 'ignore',
+    timeout: 15_000,
+    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+  });
   return r.status === 0;
 }
 
