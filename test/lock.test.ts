@@ -1,10 +1,12 @@
 /** The single-flight lock on real files: exclusive, bounded waits, stale by dead pid or by silence. */
+
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { acquireLock, lockTimeoutFromEnv } from '../src/store/lock.js';
+import { acquireLock, lockTimeoutFromEnv, tryLock } from '../src/store/lock.js';
 import { tempDir } from './helpers.js';
 
 test('exclusive: a second taker waits (announced once) and times out while the first holds it', async () => {
@@ -24,6 +26,22 @@ test('exclusive: a second taker waits (announced once) and times out while the f
     c.release();
   }
   assert.not.ok(existsSync(join(dir, 'k')));
+});
+
+test("tryLock: taken when free, refused while held, and a dead holder's lock is broken", () => {
+  const dir = tempDir('tv-lock-');
+  const release = tryLock(dir, 'r');
+  assert.ok(release, 'free: taken');
+  assert.is(tryLock(dir, 'r'), undefined, 'held by a live process: refused without waiting');
+  release!();
+  assert.not.ok(existsSync(join(dir, 'r')));
+  const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
+  const pid = Number(dead.stdout.trim());
+  writeFileSync(join(dir, 'r'), JSON.stringify({ pid, host: hostname(), startedAt: Date.now(), nonce: 'x' }));
+  const again = tryLock(dir, 'r');
+  assert.ok(again, "a dead process's lock is broken and taken");
+  assert.is(JSON.parse(readFileSync(join(dir, 'r'), 'utf8')).pid, process.pid);
+  again!();
 });
 
 test('a waiter gets the lock as soon as the holder releases it, and knows it was contended', async () => {

@@ -190,27 +190,20 @@ export async function acquireLock(locksDir: string, key: string, o: LockOptions)
   let announced = false;
   /** Someone else held it at some point: they may have committed what we are about to run. */
   let contended = false;
-  let breaks = 0;
   let delay = 25;
   try {
     mkdirsSync(locksDir);
     for (;;) {
       me.startedAt = now();
-      if (tryCreate(path, me)) return { kind: 'acquired', waited: contended, release: holdLock(path, me, o) };
+      const tried = attempt(path, me, staleMs, now);
+      if (tried.taken) return { kind: 'acquired', waited: contended, release: holdLock(path, me, o) };
       contended = true;
-      const seen = isStale(path, staleMs, now());
-      // A stale lock is broken and retried at once; if that keeps failing (no permission to
-      // rename, say), fall through to the bounded wait instead of spinning.
-      if (seen.stale && ++breaks <= 3) {
-        breakStale(path, seen.holder);
-        continue;
-      }
       if (!announced) {
         announced = true;
-        o.onWait?.(seen.holder);
+        o.onWait?.(tried.holder);
       }
       const waitedMs = now() - started;
-      if (waitedMs >= o.timeoutMs) return { kind: 'timeout', holder: seen.holder, waitedMs };
+      if (waitedMs >= o.timeoutMs) return { kind: 'timeout', holder: tried.holder, waitedMs };
       await sleep(Math.min(delay, Math.max(1, o.timeoutMs - waitedMs)));
       delay = Math.min(delay * 2, 250);
     }
@@ -219,8 +212,52 @@ export async function acquireLock(locksDir: string, key: string, o: LockOptions)
   }
 }
 
+/**
+ * One try without waiting: the lock is created, or broken if stale and created. A stale lock that
+ * cannot be broken (no permission to rename, say) is left after 3 tries rather than spun on.
+ */
+function attempt(
+  path: string,
+  me: LockHolder,
+  staleMs: number,
+  now: () => number,
+): { taken: true } | { taken: false; holder: LockHolder | undefined } {
+  for (let breaks = 0; ; breaks++) {
+    if (tryCreate(path, me)) return { taken: true };
+    const seen = isStale(path, staleMs, now());
+    if (!seen.stale || breaks >= 3) return { taken: false, holder: seen.holder };
+    breakStale(path, seen.holder);
+  }
+}
+
+/**
+ * The lock `locksDir/name` if it is free (or stale, and then broken), without waiting: its release
+ * function, or undefined when someone else holds it or the directory cannot be used.
+ */
+export function tryLock(
+  locksDir: string,
+  name: string,
+  o: Pick<LockOptions, 'staleMs' | 'heartbeatMs'> = {},
+) {
+  const path = join(locksDir, name);
+  const me: LockHolder = {
+    pid: process.pid,
+    host: HOST,
+    startedAt: Date.now(),
+    nonce: randomBytes(8).toString('hex'),
+  };
+  try {
+    mkdirsSync(locksDir);
+    return attempt(path, me, o.staleMs ?? DEFAULT_STALE_MS, Date.now).taken
+      ? holdLock(path, me, o)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts the heartbeat and returns the release function (idempotent; never throws). */
-function holdLock(path: string, me: LockHolder, o: LockOptions): () => void {
+function holdLock(path: string, me: LockHolder, o: Pick<LockOptions, 'heartbeatMs'>): () => void {
   const beat = setInterval(() => {
     try {
       const t = new Date();

@@ -1,18 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  linkSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
@@ -22,14 +9,18 @@ import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { HotIndex, type JournalHit, parseJournal } from './hot.js';
-import { corruptionText, indexDamage, isIndexCorruption } from './index-check.js';
+import { indexDamage } from './index-check.js';
+import { corruptionText, isIndexCorruption } from './index-errors.js';
 import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
+import { tryLock } from './lock.js';
 import { lowSpace } from './space.js';
 
 // lmdb's CommonJS build is one file; its ESM entry is a graph of a dozen modules that takes ~13 ms
 // more to load, on every run. Import lmdb only this way (one instance per process).
 const require = createRequire(import.meta.url);
 const { open } = require('lmdb') as typeof import('lmdb');
+/** How the index is opened, here and by the probe in a child process (lmdbReads). */
+const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true };
 /** lmdb's entry point, for the probe in a child process. */
 const LMDB_ENTRY = require.resolve('lmdb');
 
@@ -89,7 +80,7 @@ export interface OpenOptions {
 function lmdbReads(dir: string): boolean {
   const probe = `
     const { open } = require(process.argv[1]);
-    const env = open({ path: process.argv[2], maxDbs: 16, compression: false, noMemInit: true });
+    const env = open({ path: process.argv[2], ...JSON.parse(process.argv[3]) });
     for (const key of env.getKeys({ limit: 64 })) {
       if (typeof key !== 'string') continue;
       for (const _ of env.openDB({ name: key }).getRange({ limit: 1 })) break;
@@ -97,7 +88,8 @@ function lmdbReads(dir: string): boolean {
     env.close();
     process.exit(0);`;
   // ELECTRON_RUN_AS_NODE: inside an Electron app (the SDK) execPath is Electron, not Node.
-  const r = spawnSync(process.execPath, ['-e', probe, LMDB_ENTRY, dir], {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const r = spawnSync(process.execPath, ['-e', probe, LMDB_ENTRY, dir, JSON.stringify(ENV_OPTIONS)], {
     stdio: 'ignore',
     timeout: 15_000,
     env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
@@ -115,81 +107,6 @@ function indexFileId(layout: CacheLayout): string | undefined {
     return s && `${s.dev}:${s.ino}`;
   } catch {
     return undefined;
-  }
-}
-
-/**
- * An O_EXCL lock file, taken without waiting (a rebuild takes milliseconds; whoever finds it held
- * runs uncached once). One left by a dead process on this host, or older than a minute, is broken.
- * Returns the release function, or undefined when another process holds it.
- */
-function takeRebuildLock(path: string): (() => void) | undefined {
-  const mine = JSON.stringify({
-    pid: process.pid,
-    host: hostname(),
-    startedAt: Date.now(),
-    nonce: Math.random(),
-  });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx');
-      try {
-        writeSync(fd, mine);
-      } finally {
-        closeSync(fd);
-      }
-      return () => {
-        try {
-          // Only our own: had we been judged stale, another process may hold it now.
-          if (readFileSync(path, 'utf8') === mine) rmSync(path, { force: true });
-        } catch {
-          // judged stale a minute from now
-        }
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
-    }
-    const judged = staleLock(path);
-    if (judged === undefined) return undefined;
-    // Broken by renaming it to a name of our own (atomic). If what moved is not what we judged
-    // stale (another process broke it and took it meanwhile), it is linked back: a fresh lock is
-    // never removed.
-    const aside = `${path}.${process.pid}.stale`;
-    try {
-      renameSync(path, aside);
-    } catch {
-      return undefined;
-    }
-    try {
-      if (readFileSync(aside, 'utf8') !== judged) {
-        linkSync(aside, path);
-        return undefined;
-      }
-    } catch {
-      return undefined;
-    } finally {
-      rmSync(aside, { force: true });
-    }
-  }
-  return undefined;
-}
-
-/** The lock's content when it is stale (its holder died, or it is over a minute old), else undefined. */
-function staleLock(path: string): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-    if (Date.now() - statSync(path).mtimeMs > 60_000) return text;
-  } catch {
-    return undefined; // gone: the next attempt takes it
-  }
-  try {
-    const h = JSON.parse(text) as { pid?: number; host?: string };
-    if (h.host !== hostname() || typeof h.pid !== 'number') return undefined;
-    process.kill(h.pid, 0);
-    return undefined;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH' ? text : undefined;
   }
 }
 
@@ -270,7 +187,7 @@ export class Store {
     const cacheDir = layout.root;
     let db: RootDatabase | undefined;
     try {
-      db = open({ path: layout.index, maxDbs: 16, compression: false, noMemInit: true });
+      db = open({ path: layout.index, ...ENV_OPTIONS });
       const meta = db.openDB<number, string>({ name: 'meta' });
       const schema = meta.get('schema');
       if (schema === undefined) meta.putSync('schema', STORE_SCHEMA);
@@ -351,7 +268,8 @@ export class Store {
   ): Result<Store> {
     const corrupt = (why: string) =>
       err(failure('cache', `the cache index at ${layout.index} is corrupt (${damage}): ${why}`));
-    const release = takeRebuildLock(join(layout.locks, REBUILD_LOCK));
+    // Taken without waiting: a rebuild takes milliseconds, and whoever finds it held runs uncached once.
+    const release = tryLock(layout.locks, REBUILD_LOCK);
     if (!release) return corrupt('another process is rebuilding it');
     try {
       if (indexFileId(layout) !== seen) {
