@@ -1,6 +1,6 @@
 import type { CAC } from 'cac';
 import { resolveSettings, type Settings, type SettingsOverrides } from '../config/resolve.js';
-import { corruptionText, isIndexCorruption } from '../store/index-check.js';
+import { corruptionText, isIndexCorruption } from '../store/index-errors.js';
 import { EXIT_CODES, type Failure, FailureError, failure } from '../util/result.js';
 import { errorLine } from '../util/term.js';
 

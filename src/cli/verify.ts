@@ -1,6 +1,6 @@
 import type { CAC } from 'cac';
 import { checkEntryPaths } from '../runner/restore.js';
-import { corruptionText, isIndexCorruption } from '../store/index-check.js';
+import { corruptionText, isIndexCorruption } from '../store/index-errors.js';
 import { Store } from '../store/store.js';
 import { type VerifyReport, verifyStore } from '../store/verify.js';
 import { formatBytes } from '../util/format.js';

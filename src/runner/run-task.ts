@@ -3,7 +3,7 @@ import { type Fingerprint, type Fingerprinted, fingerprintTask } from '../finger
 import { pullRemote } from '../remote/hooks.js';
 import type { Entry } from '../store/entry.js';
 import { HotIndex } from '../store/hot.js';
-import { corruptionText, isIndexCorruption } from '../store/index-check.js';
+import { corruptionText, isIndexCorruption } from '../store/index-errors.js';
 import { cacheLayout } from '../store/layout.js';
 import { errorMessage, type Failure, failure } from '../util/result.js';
 import { mark } from '../util/trace.js';
