@@ -101,18 +101,11 @@ async function run(
   const recursion = flags.dryRun ? undefined : enterRun(spec.value, taskLabel(spec.value));
   if (recursion) return recursion;
   const quiet = isQuiet(settings, flags.quiet);
-  const warned: string[] = [];
   const outcome = await runTask(settings, spec.value, {
     force: flags.force === true,
     dryRun: flags.dryRun === true,
     now: clockFromEnv(),
-    reporter: {
-      warn: (m) => {
-        warned.push(m);
-        warn(m);
-      },
-      info: (m) => !quiet && info(m),
-    },
+    reporter: { warn, info: (m) => !quiet && info(m) },
   });
   const label = taskLabel(spec.value);
   if (outcome.kind === 'failed') return report(outcome.failure);
@@ -122,7 +115,7 @@ async function run(
     return 0;
   }
   if (flags.json) process.stderr.write(`${JSON.stringify(summaryJson(outcome, label))}\n`);
-  else if (!quiet) process.stderr.write(`${summaryLine(outcome, label, warned)}\n`);
+  else if (!quiet) process.stderr.write(`${summaryLine(outcome, label)}\n`);
   return outcome.exitCode;
 }
 
@@ -135,11 +128,10 @@ function summaryJson(o: Ran, task: string): Record<string, unknown> {
 const files = (n: number, bytes: number): string => `${n} file${n === 1 ? '' : 's'} (${formatBytes(bytes)})`;
 
 /**
- * The one line a run leaves on stderr. Why nothing was cached is left out when one of the run's
- * warnings (`warned`) has just said it, so each cause is printed once.
+ * The one line a run leaves on stderr. Why nothing was cached is left out when a warning has just
+ * said it (the outcome is `warned`), so each cause is printed once.
  */
-export function summaryLine(o: Ran, task: string, warned: string[] = []): string {
-  const said = (cause: string) => cause !== '' && warned.some((w) => w.includes(cause) || cause.includes(w));
+export function summaryLine(o: Ran, task: string): string {
   const tag = color.dim('taskvault:');
   const key = (k: string) => color.cyan(k.slice(0, 10));
   switch (o.kind) {
@@ -151,11 +143,11 @@ export function summaryLine(o: Ran, task: string, warned: string[] = []): string
           ? o.files === 0
             ? 'cached its logs and exit code'
             : `cached ${files(o.files, o.bytes)}`
-          : said(o.notStored ?? '')
+          : o.warned
             ? 'not cached'
             : `not cached: ${o.notStored}`
       }`;
     case 'uncached':
-      return `${tag} ran uncached ${task} in ${formatDuration(o.durationMs)}${said(o.reason) ? '' : ` (${o.reason})`}`;
+      return `${tag} ran uncached ${task} in ${formatDuration(o.durationMs)}${o.warned ? '' : ` (${o.reason})`}`;
   }
 }

@@ -48,7 +48,7 @@ export async function missSingleFlight(
   const { key } = fp;
   if (store.noWrites) {
     o.reporter.warn(`not cached: ${store.noWrites}`);
-    return runUncached(spec, store.noWrites);
+    return runUncached(spec, store.noWrites, o.signal, true);
   }
   const lock = await lockKey(store.layout.locks, spec, key, o);
   try {
@@ -97,12 +97,12 @@ export async function missFirst(
   } catch (e) {
     const why = `cannot open the cache at ${settings.cacheDir}: ${errorMessage(e)}`;
     o.reporter.warn(`cache skipped: ${why}`);
-    return runUncached(spec, why, o.signal);
+    return runUncached(spec, why, o.signal, true);
   }
   const full = lowSpace(settings.cacheDir);
   if (full) {
     o.reporter.warn(`not cached: ${full}`);
-    return runUncached(spec, full, o.signal);
+    return runUncached(spec, full, o.signal, true);
   }
   const lock = await lockKey(hot.layout.locks, spec, key, o);
   let store: Store | undefined;
@@ -191,7 +191,17 @@ async function runAndStore(
       files: 0,
       bytes: 0,
     };
-    const notStored = (why: string): RunOutcome => ({ ...base, stored: false, notStored: why });
+    const notStored = (why: string, warned = false): RunOutcome => ({
+      ...base,
+      stored: false,
+      notStored: why,
+      warned,
+    });
+    /** Says why in a warning (also shown with --quiet), which the summary then does not repeat. */
+    const warnNotStored = (why: string, shown = why): RunOutcome => {
+      o.reporter.warn(`not cached: ${shown}`);
+      return notStored(why, true);
+    };
     const dropCapture = async () => {
       for (const p of [captured?.stdout.path, captured?.stderr.path])
         if (p) await rm(p, { force: true }).catch(() => {});
@@ -201,29 +211,31 @@ async function runAndStore(
     mark('index');
     if (!opened.ok) o.reporter.warn(`cache skipped: ${opened.error.message}`);
     let skip = whyNotCacheable(spec, execution) ?? (opened.ok ? undefined : opened.error.message);
+    // Whether a warning has given `skip` already.
+    let skipWarned = execution.spawnError !== undefined || !opened.ok;
     if (!skip && o.recheckInputs !== false) {
       // The command has run: from here on nothing may throw past its exit code.
       const changed = await inputsChangedSince(spec, fp, settings.cacheDir).catch((e: unknown) => {
         o.reporter.warn(`not cached: the inputs could not be checked again: ${errorMessage(e)}`);
         return 'unchecked' as const;
       });
-      if (changed === 'unchecked') skip = 'the inputs could not be checked again';
-      else if (changed) skip = 'inputs changed while the command ran';
+      if (changed === 'unchecked') {
+        skip = 'the inputs could not be checked again';
+        skipWarned = true;
+      } else if (changed) skip = 'inputs changed while the command ran';
     }
     mark('recheck inputs');
     if (skip || !captured) {
       await dropCapture();
       if (execution.spawnError) o.reporter.warn(execution.spawnError);
-      const why = skip ?? `capturing the output failed: ${capture.error ?? 'unknown error'}`;
-      if (!skip) o.reporter.warn(`not cached: ${why}`);
-      return notStored(why);
+      if (skip) return notStored(skip, skipWarned);
+      return warnNotStored(`capturing the output failed: ${capture.error ?? 'unknown error'}`);
     }
 
     const tooBig = async (bytes: number): Promise<RunOutcome> => {
       await dropCapture();
       const why = oversizeReason(bytes, spec.policy.maxEntryBytes);
-      o.reporter.warn(`not cached: ${why} (raise policies.<task>.maxSizeBytes or --max-entry-size)`);
-      return notStored(why);
+      return warnNotStored(why, `${why} (raise policies.<task>.maxSizeBytes or --max-entry-size)`);
     };
 
     if (!opened.ok) return notStored(opened.error.message); // unreachable: skip is set
@@ -274,14 +286,12 @@ async function runAndStore(
       if (entry.bytes > spec.policy.maxEntryBytes) return await tooBig(entry.bytes);
       const paths = checkEntryPaths(spec.root, entry.outputs);
       if (!paths.ok) {
-        o.reporter.warn(`not cached: ${paths.error.message}`);
-        return notStored(paths.error.message);
+        return warnNotStored(paths.error.message);
       }
       const committed = await store.commit(entry, fingerprint, label);
       mark('commit');
       if (!committed.ok) {
-        o.reporter.warn(`not cached: ${committed.error.message}`);
-        return notStored(committed.error.message);
+        return warnNotStored(committed.error.message);
       }
       store.log('SAVE', source, {
         task: spec.name || spec.command.join(' '),
@@ -306,9 +316,8 @@ async function runAndStore(
       };
     } catch (e) {
       await dropCapture();
-      o.reporter.warn(`not cached: ${errorMessage(e)}`);
       store.log('ERROR', source, { task: spec.name, hash: key.slice(0, 12), error: errorMessage(e) });
-      return notStored(errorMessage(e));
+      return warnNotStored(errorMessage(e));
     }
   };
   try {
@@ -322,6 +331,7 @@ async function runAndStore(
       durationMs: execution.durationMs,
       stored: false,
       notStored: errorMessage(e),
+      warned: true,
       files: 0,
       bytes: 0,
     };
@@ -336,8 +346,14 @@ function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
   return undefined;
 }
 
-export async function runUncached(spec: TaskSpec, reason: string, signal?: AbortSignal): Promise<RunOutcome> {
+/** The command without the cache; `warned`: a warning has already given `reason`. */
+export async function runUncached(
+  spec: TaskSpec,
+  reason: string,
+  signal?: AbortSignal,
+  warned = false,
+): Promise<RunOutcome> {
   const execution = await execute(spec, () => {}, signal);
   if (execution.spawnError) process.stderr.write(`taskvault: ${execution.spawnError}\n`);
-  return { kind: 'uncached', exitCode: execution.exitCode, durationMs: execution.durationMs, reason };
+  return { kind: 'uncached', exitCode: execution.exitCode, durationMs: execution.durationMs, reason, warned };
 }

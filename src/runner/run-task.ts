@@ -56,10 +56,12 @@ export type RunOutcome =
       durationMs: number;
       stored: boolean;
       notStored?: string;
+      /** A warning has already said why it was not stored (the summary need not repeat it). */
+      warned?: boolean;
       files: number;
       bytes: number;
     }
-  | { kind: 'uncached'; exitCode: number; durationMs: number; reason: string }
+  | { kind: 'uncached'; exitCode: number; durationMs: number; reason: string; warned?: boolean }
   | { kind: 'dry-run'; key: string; hit: boolean; fingerprint: Fingerprint; entry?: Entry }
   | { kind: 'failed'; failure: Failure };
 
@@ -141,7 +143,7 @@ async function lookUpAndRun(
     } catch (e) {
       // Only failures before the command started get here (after it, missFirst reports them).
       o.reporter.warn(`cache skipped: ${errorMessage(e)}`);
-      return m.runUncached(spec, errorMessage(e), o.signal);
+      return m.runUncached(spec, errorMessage(e), o.signal, true);
     }
   }
 
@@ -229,7 +231,7 @@ async function skipCache(spec: TaskSpec, reason: string, o: RunOptions, warn = t
       failure: failure('cache', `cannot look the key up: ${reason}`, 'nothing was run'),
     };
   if (warn) o.reporter.warn(`cache skipped: ${reason}`);
-  return (await miss()).runUncached(spec, reason, o.signal);
+  return (await miss()).runUncached(spec, reason, o.signal, warn);
 }
 
 export { matchOutputs };
