@@ -1,9 +1,9 @@
 /** Defects a user review found in the CLI's edges: each test failed before its fix. */
-import { chmodSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runCli, tempDir, writeTree } from './helpers.js';
+import { REPO, runCli, runProcess, tempDir, writeTree } from './helpers.js';
 
 const oneLine = (s: string) => s.trim().split('\n').length === 1;
 
@@ -181,6 +181,32 @@ test('one argument naming an existing file with a space runs that file, not shel
   // Shell code still runs through the shell.
   const sh = await runCli(['run', '--', 'echo a && echo b'], { cwd: dir });
   assert.is(sh.out, 'a\nb\n', sh.err);
+});
+
+test('an unexpected failure while expanding input globs costs the caching, never the run', async () => {
+  // A copy of the built CLI whose fast-glob bundle is broken: the glob call throws a TypeError.
+  const pkg = tempDir('tv-brokenglob-');
+  cpSync(join(REPO, 'dist'), join(pkg, 'dist'), { recursive: true });
+  cpSync(join(REPO, 'package.json'), join(pkg, 'package.json'));
+  symlinkSync(join(REPO, 'node_modules'), join(pkg, 'node_modules'));
+  writeFileSync(
+    join(pkg, 'dist', 'vendor', 'fast-glob.js'),
+    'export default 42;\nexport const picomatch = 42;\n',
+  );
+  const dir = writeTree(tempDir(), { 'src/a.txt': 'a' });
+  // A brace glob is beyond the plain walk, so fast-glob is called.
+  const r = await runProcess(
+    process.execPath,
+    [join(pkg, 'dist', 'cli.js'), 'run', '--inputs', 'src/{a,b}.txt', '--', 'sh', '-c', 'echo ran; exit 3'],
+    { cwd: dir },
+  );
+  assert.is(r.code, 3, r.err);
+  assert.is(r.out, 'ran\n');
+  assert.match(r.err, /warning: cache skipped: .*not a function/);
+  assert.not.match(r.err, /invalid input glob/);
+  // A bad pattern is still the user's to fix.
+  const bad = await runCli(['run', '--inputs', '!', '--', 'true'], { cwd: dir });
+  assert.is(bad.code, 66, bad.err);
 });
 
 test.run();

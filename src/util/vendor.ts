@@ -14,12 +14,9 @@ const bundled = <T>(file: string): Promise<T> => import(besideCode(`vendor/${fil
 
 let fastGlob: Promise<FastGlob> | undefined;
 export function loadFastGlob(): Promise<FastGlob> {
-  const own = () => import('fast-glob').then((m) => m.default as unknown as FastGlob);
-  // A bundle that loaded without its function (seen once under heavy parallel load, not
-  // reproduced) falls back to the package rather than failing the glob.
-  fastGlob ??= bundled<{ default?: FastGlob }>('fast-glob.js').then(
-    (m) => (typeof m.default === 'function' ? m.default : own()),
-    own,
+  fastGlob ??= bundled<{ default: FastGlob }>('fast-glob.js').then(
+    (m) => m.default,
+    () => import('fast-glob').then((m) => m.default as unknown as FastGlob),
   );
   return fastGlob;
 }
