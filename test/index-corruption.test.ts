@@ -234,7 +234,7 @@ test('a damaged record (a value that no longer decodes): one line each, the run 
   clean(dry, 'dry-run');
   assert.is(dry.code, 74, dry.out + dry.err);
   assert.is(dry.err.trim().split('\n').length, 1, dry.err);
-  assert.match(dry.err, /corrupt .*verify --repair/);
+  assert.match(dry.err, /corrupt: .*verify --repair/);
   assert.is(executions(p.counter), ran, 'a dry run never runs the command');
   rmSync(join(p.dir, 'out'), { recursive: true });
   const repair = await runCli(['verify', '--repair'], { cwd: p.dir });

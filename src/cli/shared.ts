@@ -1,6 +1,6 @@
 import type { CAC } from 'cac';
 import { resolveSettings, type Settings, type SettingsOverrides } from '../config/resolve.js';
-import { corruptionText, isIndexCorruption } from '../store/index-errors.js';
+import { corruptIndex, corruptionText, isIndexCorruption } from '../store/index-errors.js';
 import { EXIT_CODES, type Failure, FailureError, failure } from '../util/result.js';
 import { errorLine } from '../util/term.js';
 
@@ -46,15 +46,6 @@ export function action<A extends unknown[]>(fn: Action<A>): (...args: A) => Prom
       process.exitCode = EXIT_CODES.internal;
     }
   };
-}
-
-/** lmdb found the index damaged after it opened (Store.open rebuilds what it finds itself). */
-export function corruptIndex(cacheDir: string | undefined, message: string): Failure {
-  return failure(
-    'cache',
-    `the cache index${cacheDir ? ` at ${cacheDir}` : ''} is corrupt: ${message}`,
-    "run 'taskvault verify --repair' to rebuild it from hot/",
-  );
 }
 
 /** Options every command that touches the cache accepts. */

@@ -1,20 +1,12 @@
 import type { CAC } from 'cac';
 import { checkEntryPaths } from '../runner/restore.js';
-import { corruptionText, isIndexCorruption } from '../store/index-errors.js';
+import { corruptIndex, corruptionText, isIndexCorruption } from '../store/index-errors.js';
 import { Store } from '../store/store.js';
 import { type VerifyReport, verifyStore } from '../store/verify.js';
 import { formatBytes } from '../util/format.js';
 import type { Failure } from '../util/result.js';
 import { color } from '../util/term.js';
-import {
-  action,
-  type CommonFlags,
-  corruptIndex,
-  report,
-  settingsFor,
-  withCommonOptions,
-  writeJson,
-} from './shared.js';
+import { action, type CommonFlags, report, settingsFor, withCommonOptions, writeJson } from './shared.js';
 
 interface VerifyFlags extends CommonFlags {
   repair?: boolean;

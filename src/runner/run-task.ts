@@ -3,7 +3,7 @@ import { type Fingerprint, type Fingerprinted, fingerprintTask } from '../finger
 import { pullRemote } from '../remote/hooks.js';
 import type { Entry } from '../store/entry.js';
 import { HotIndex } from '../store/hot.js';
-import { corruptionText, isIndexCorruption } from '../store/index-errors.js';
+import { corruptIndex, corruptionText, isIndexCorruption } from '../store/index-errors.js';
 import { cacheLayout } from '../store/layout.js';
 import { errorMessage, type Failure, failure } from '../util/result.js';
 import { mark } from '../util/trace.js';
@@ -208,9 +208,8 @@ async function lookUpAndRun(
     return await (await miss()).missSingleFlight(store, settings, spec, fp, label, logFields, o);
   } catch (e) {
     // A bug or an unexpected filesystem error inside the cache must not cost the user the run.
-    const why = isIndexCorruption(e)
-      ? `the cache index is corrupt (${corruptionText(e)}): run 'taskvault verify --repair'`
-      : errorMessage(e);
+    const corrupt = isIndexCorruption(e) ? corruptIndex(undefined, corruptionText(e)) : undefined;
+    const why = corrupt ? `${corrupt.message} (${corrupt.hint})` : errorMessage(e);
     store.log('ERROR', source, { error: why });
     return skipCache(spec, why, o);
   } finally {

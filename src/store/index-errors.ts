@@ -3,6 +3,7 @@
  * messages lmdb and msgpackr give. Apart from the page check (index-check.ts) because the CLI and
  * the runner need only this, and the page check stays off the hit path.
  */
+import { type Failure, failure } from '../util/result.js';
 
 /**
  * What lmdb reports on a damaged page. (Not MDB_BAD_TXN: it follows any failed operation, a full
@@ -26,4 +27,13 @@ export function corruptionText(e: unknown): string {
     .split('\n')[0]!
     .replace(/ [{[].*$/, '')
     .slice(0, 200);
+}
+
+/** The one way a damaged index is reported (Store.open without repair, the CLI, the runner). */
+export function corruptIndex(where: string | undefined, damage: string): Failure {
+  return failure(
+    'cache',
+    `the cache index${where ? ` at ${where}` : ''} is corrupt: ${damage}`,
+    "run 'taskvault verify --repair' to rebuild it from hot/",
+  );
 }

@@ -10,7 +10,7 @@ import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { HotIndex, type JournalHit, parseJournal } from './hot.js';
 import { indexDamage } from './index-check.js';
-import { corruptionText, isIndexCorruption } from './index-errors.js';
+import { corruptIndex, corruptionText, isIndexCorruption } from './index-errors.js';
 import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
 import { tryLock } from './lock.js';
 import { lowSpace } from './space.js';
@@ -171,14 +171,7 @@ export class Store {
       if (!('corrupt' in opened)) return opened;
       damage = opened.corrupt;
     }
-    if (o.repair === false)
-      return err(
-        failure(
-          'cache',
-          `the cache index at ${layout.index} is corrupt: ${damage}`,
-          "run 'taskvault verify --repair' to rebuild it from hot/",
-        ),
-      );
+    if (o.repair === false) return err(corruptIndex(layout.index, damage));
     return Store.rebuild(layout, damage, seen, o.warn ?? warnLine);
   }
 
