@@ -4,7 +4,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { besideCode } from '../package-dir.js';
 import { err, errorMessage, failure, type Result } from '../util/result.js';
 import { readCachedConfig, writeCachedConfig } from './config-cache.js';
-import { jsonSyntaxError } from './json-error.js';
 import type { TaskVaultConfig } from './types.js';
 import { validateConfig } from './validate.js';
 
@@ -26,6 +25,8 @@ export async function loadConfig(path: string): Promise<Result<TaskVaultConfig>>
       try {
         raw = JSON.parse(source);
       } catch (e) {
+        // Loaded only for a broken file: it is not needed on the way to a hit.
+        const { jsonSyntaxError } = await import('./json-error.js');
         const syntax = jsonSyntaxError(source, errorMessage(e));
         return err(
           failure(
