@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The least any wrapper that runs a command with execa costs: start Node, load execa (the same
-// bundle dist/cli.js loads), run argv with stdout/stderr piped and teed, pass the exit code on.
+// bundle the SDK loads; the CLI bundle carries the same code), run argv with stdout/stderr piped and teed, pass the exit code on.
 // The bench times it beside a TaskVault miss and the bare command, so that the miss overhead can
 // be split into what Node and execa take and what TaskVault adds.
 const { execa } = await import(new URL('../dist/vendor/execa.js', import.meta.url).href);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const CLI = process.env.BENCH_CLI ?? join(REPO, 'dist', 'cli.js');
+const CLI = process.env.BENCH_CLI ?? join(REPO, 'dist', 'cli.cjs');
 const QUICK = process.env.BENCH_QUICK === '1';
 const MB = 1024 * 1024;
 
@@ -409,7 +409,7 @@ const fmtMs = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixe
 const fmtX = (x) => `${x.toFixed(2)}×`;
 
 function main() {
-  if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` first');
+  if (!existsSync(CLI)) throw new Error('dist/cli.cjs is missing: run `npm run build` first');
   if (!existsSync(TURBO_SHIM) || !existsSync(join(REPO, 'node_modules', 'wireit'))) {
     throw new Error('turbo and wireit are devDependencies: run `npm install` first');
   }

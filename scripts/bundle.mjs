@@ -2,7 +2,8 @@
 // Part of `npm run build`, after tsc: start-up time is most of a cache hit, and loading one file
 // costs less than resolving and compiling dozens, so
 //  - pure-JS dependencies on hot paths become single files under dist/vendor/ (src/util/vendor.ts),
-//  - the CLI becomes dist/cli.js plus chunks beside it, one per lazily imported command.
+//  - the CLI becomes one CommonJS file, dist/cli-bundle.cjs, that the bin dist/cli.cjs compiles
+//    with V8's code cache (src/cli.cts).
 // dist/index.js (the SDK) and the rest of tsc's output stay as they are. esbuild is a devDependency.
 import { chmodSync, readdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
@@ -34,17 +35,21 @@ await build({
   outfile: `${root}dist/vendor/fast-glob.js`,
 });
 
-// Chunks sit beside cli.js, so src/package-dir.ts resolves the same directory bundled or not.
-for (const f of readdirSync(`${root}dist`)) if (/^cli-.*\.js$/.test(f)) rmSync(`${root}dist/${f}`);
+// The CLI: one CommonJS file that the bin (src/cli.cts) compiles with V8's code cache. Everything it
+// imports is in it, each lazily imported module as a part evaluated on first use, except native
+// addons, what is loaded only off the hit and miss paths, and fast-glob (in dist/vendor/).
+// It sits beside cli.cjs, so src/package-dir.ts resolves dist/ from it as from tsc's output.
+for (const f of readdirSync(`${root}dist`))
+  if (/^cli-.*\.c?js$|^cli\.(js|d\.ts)$/.test(f)) rmSync(`${root}dist/${f}`);
 await build({
   ...common,
-  entryPoints: { cli: `${root}dist/cli.js` },
-  outdir: `${root}dist`,
-  allowOverwrite: true,
-  splitting: true,
-  chunkNames: 'cli-[name]-[hash]',
-  // Native addons, what is loaded only off the hit path, and what dist/vendor/ already bundles.
-  external: ['lmdb', '@napi-rs/blake-hash', 'jiti', 'chokidar', 'execa', 'fast-glob'],
+  format: 'cjs',
+  entryPoints: [`${root}dist/cli/main.js`],
+  outfile: `${root}dist/cli-bundle.cjs`,
+  external: ['lmdb', '@napi-rs/blake-hash', 'jiti', 'chokidar', 'fast-glob', 'picomatch'],
+  // import.meta.url is the bundle's own URL; vendor.ts takes execa from here, not dist/vendor/.
+  define: { 'import.meta.url': '__tvBundleUrl', TASKVAULT_CLI_BUNDLE: 'true' },
+  banner: { js: "'use strict'; const __tvBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
-// The bin: npx and a direct ./dist/cli.js need it executable, whatever mode the rewrite left.
-chmodSync(`${root}dist/cli.js`, 0o755);
+// The bin: npx and a direct ./dist/cli.cjs need it executable.
+chmodSync(`${root}dist/cli.cjs`, 0o755);

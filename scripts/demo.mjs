@@ -11,7 +11,7 @@ cpSync(join(repo, 'fixtures', 'csv-report'), dir, { recursive: true });
 mkdirSync(join(dir, 'node_modules'));
 symlinkSync(repo, join(dir, 'node_modules', 'taskvault'));
 
-const cli = join(repo, 'dist', 'cli.js');
+const cli = join(repo, 'dist', 'cli.cjs');
 const bold = (s) => (process.stdout.isTTY && !('NO_COLOR' in process.env) ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (title, args) => {
   console.log(`\n${bold(`$ taskvault ${args.join(' ')}`)}   # ${title}`);

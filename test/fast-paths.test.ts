@@ -21,7 +21,10 @@ import { configCachePath, isStaticConfigSource } from '../src/config/config-cach
 import { hashBytes, hashFile } from '../src/fingerprint/hash.js';
 import { CLI, linkNodeModules, REPO, runCli, runProcess, tempDir, writeTree } from './helpers.js';
 
-/** A module-resolution hook that appends every resolved URL to $TV_LOAD_LOG. */
+/**
+ * Appends to $TV_LOAD_LOG every URL that import() resolves (packages loaded on demand) and, at exit,
+ * every Node built-in module the process loaded, as `node:<name>`.
+ */
 function loadTracer(): { flags: string[]; loaded: (log: string) => string[] } {
   const dir = tempDir('tv-tracer-');
   writeTree(dir, {
@@ -31,7 +34,13 @@ export async function resolve(specifier, context, next) {
   if (process.env.TV_LOAD_LOG) appendFileSync(process.env.TV_LOAD_LOG, r.url + '\\n');
   return r;
 }\n`,
-    'register.mjs': `import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n`,
+    'register.mjs': `import { appendFileSync } from 'node:fs';
+import { register } from 'node:module';
+register('./hooks.mjs', import.meta.url);
+process.on('exit', () => {
+  const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => 'node:' + m.slice(13));
+  if (process.env.TV_LOAD_LOG) appendFileSync(process.env.TV_LOAD_LOG, builtins.join('\\n') + '\\n');
+});\n`,
   });
   return {
     flags: ['--import', pathToFileURL(join(dir, 'register.mjs')).href],
@@ -70,9 +79,8 @@ test('an unchanged static .ts config is served from its cached value, without lo
   assert.ok(existsSync(configCachePath(join(dir, 'taskvault.config.ts'))), 'evaluated value was kept');
   const loadedA = tracer.loaded(join(dir, 'a.log'));
   assert.ok(
-    loadedA.some((u) => u.endsWith('/dist/vendor/execa.js')) &&
-      !loadedA.some((u) => u.includes('/node_modules/execa/')),
-    'a miss loads the single-file execa bundle, not the package',
+    loadedA.includes('node:child_process') && !loadedA.some((u) => /\/execa[./]/.test(u)),
+    'a miss runs execa from inside the CLI bundle: no execa package or dist/vendor/execa.js loaded',
   );
 
   rmSync(join(dir, 'out.txt'));
@@ -81,10 +89,11 @@ test('an unchanged static .ts config is served from its cached value, without lo
   assert.match(b.err, /hit/);
   assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'first');
   const loadedB = tracer.loaded(join(dir, 'b.log'));
-  assert.ok(loadedB.length > 0, 'the tracer saw the CLI load');
+  assert.ok(loadedB.includes('node:fs'), 'the tracer saw the CLI load');
+  // child_process is what execa (and anything that spawns) loads first.
   assert.not.ok(
-    loadedB.some((u) => /jiti|execa|chokidar/.test(u)),
-    `hit path loaded: ${loadedB.filter((u) => /jiti|execa|chokidar/.test(u))}`,
+    loadedB.some((u) => /jiti|execa|chokidar|node:child_process/.test(u)),
+    `hit path loaded: ${loadedB.filter((u) => /jiti|execa|chokidar|node:child_process/.test(u))}`,
   );
 
   // Same length, same mtime: only the content differs, and the new command must run.

@@ -13,7 +13,7 @@ export interface Spawned {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `node dist/cli.js ...args` and keeps its output, for tests that signal or kill it. */
+/** Starts `node dist/cli.cjs ...args` and keeps its output, for tests that signal or kill it. */
 export function spawnCli(args: string[], cwd: string, env: Record<string, string | undefined> = {}): Spawned {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd,

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { TaskSpec } from '../src/config/resolve.js';
 
 export const REPO = fileURLToPath(new URL('..', import.meta.url));
-export const CLI = join(REPO, 'dist', 'cli.js');
+export const CLI = join(REPO, 'dist', 'cli.cjs');
 export const FIXTURES = join(REPO, 'fixtures');
 
 const made: string[] = [];
@@ -94,7 +94,7 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
   return env;
 }
 
-/** Runs the built CLI (`node dist/cli.js ...args`) and collects everything it wrote. */
+/** Runs the built CLI (`node dist/cli.cjs ...args`) and collects everything it wrote. */
 export function runCli(args: string[], o: CliOptions): Promise<CliResult> {
   return runProcess(process.execPath, [CLI, ...args], o);
 }

@@ -80,7 +80,7 @@ test('the CSV pipeline computes once, then reads the aggregation from the cache'
   // The CLI finds the SDK's entry under the same task and input file.
   const cli = await runProcess(
     process.execPath,
-    [join(REPO, 'dist', 'cli.js'), 'cache', 'get', 'sales-by-region', 'data/sales.csv', 'totals.json'],
+    [join(REPO, 'dist', 'cli.cjs'), 'cache', 'get', 'sales-by-region', 'data/sales.csv', 'totals.json'],
     { cwd: dir },
   );
   assert.is(cli.code, 0, cli.err);

@@ -87,7 +87,7 @@ test('stdout and stderr keep their interleaving on a hit', async () => {
   const both = (args: string[]) =>
     runProcess('sh', ['-c', `node "$CLI" ${args.map((a) => `'${a}'`).join(' ')} 2>&1`], {
       cwd: dir,
-      env: { CLI: join(import.meta.dirname, '..', 'dist', 'cli.js'), TASKVAULT_QUIET: '1' },
+      env: { CLI: join(import.meta.dirname, '..', 'dist', 'cli.cjs'), TASKVAULT_QUIET: '1' },
     });
   const args = ['run', '--inputs', 'inter.cjs', '--', 'node', 'inter.cjs'];
   const first = await both(args);
@@ -382,7 +382,7 @@ test('stdin is inherited by the command', async () => {
 
 test('a reader that closes early (| head -1) ends the command like it would without TaskVault', async () => {
   const dir = tempDir();
-  const cli = join(import.meta.dirname, '..', 'dist', 'cli.js');
+  const cli = join(import.meta.dirname, '..', 'dist', 'cli.cjs');
   const pipeline = (cmd: string) =>
     runProcess(
       'bash',

@@ -197,7 +197,7 @@ test('an unexpected failure while expanding input globs costs the caching, never
   // A brace glob is beyond the plain walk, so fast-glob is called.
   const r = await runProcess(
     process.execPath,
-    [join(pkg, 'dist', 'cli.js'), 'run', '--inputs', 'src/{a,b}.txt', '--', 'sh', '-c', 'echo ran; exit 3'],
+    [join(pkg, 'dist', 'cli.cjs'), 'run', '--inputs', 'src/{a,b}.txt', '--', 'sh', '-c', 'echo ran; exit 3'],
     { cwd: dir },
   );
   assert.is(r.code, 3, r.err);

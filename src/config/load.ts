@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { besideCode } from '../package-dir.js';
+import { importModule } from '../util/import-module.js';
 import { err, errorMessage, failure, type Result } from '../util/result.js';
 import { readCachedConfig, writeCachedConfig } from './config-cache.js';
 import type { TaskVaultConfig } from './types.js';
@@ -79,7 +80,7 @@ const SELF = fileURLToPath(besideCode('index.js'));
 async function importJs(path: string, source: string): Promise<unknown> {
   try {
     // A namespace has `default` for every CommonJS module, and for ES modules that export one.
-    const mod = (await import(`${pathToFileURL(path).href}?t=${Date.now()}`)) as { default?: unknown };
+    const mod = await importModule<{ default?: unknown }>(`${pathToFileURL(path).href}?t=${Date.now()}`);
     return 'default' in mod ? mod.default : NO_DEFAULT;
   } catch (e) {
     const missingSelf =
@@ -95,7 +96,7 @@ async function importJs(path: string, source: string): Promise<unknown> {
  * either `__esModule` inconsistently), so which one the file is is read from its source.
  */
 async function importWithJiti(path: string, source: string): Promise<unknown> {
-  const { createJiti } = await import('jiti');
+  const { createJiti } = await importModule<typeof import('jiti')>('jiti');
   // `import { defineConfig } from 'taskvault'` must work in a project that has no local install
   // (a global or npx taskvault, or right after `taskvault init`): it means this TaskVault.
   const jiti = createJiti(import.meta.url, { moduleCache: false, alias: { taskvault: SELF } });

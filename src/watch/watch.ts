@@ -2,6 +2,7 @@ import type { FSWatcher } from 'chokidar';
 import type { Settings, TaskSpec } from '../config/resolve.js';
 import { signalExitCode } from '../runner/execute.js';
 import { type Reporter, type RunOutcome, runTask } from '../runner/run-task.js';
+import { importModule } from '../util/import-module.js';
 import { errorMessage, type Failure, type Result } from '../util/result.js';
 import { type Change, type ChangeKind, ChangeSet } from './changes.js';
 import { type WatchPlan, watchPlan } from './plan.js';
@@ -170,7 +171,7 @@ async function startWatcher(
   onEvent: (kind: ChangeKind, path: string) => void,
 ): Promise<FSWatcher> {
   // Imported here: the CLI's bundle must not load chokidar unless a watch starts.
-  const { watch } = await import('chokidar');
+  const { watch } = await importModule<typeof import('chokidar')>('chokidar');
   const watcher = watch(plan.roots, {
     ignoreInitial: true,
     ignored: (p: string) => plan.prune(p),

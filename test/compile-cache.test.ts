@@ -1,0 +1,147 @@
+/**
+ * The bin runs the CLI bundle from V8's code cache (src/cli.cts). It must only ever save time: the
+ * output is the same with and without it, a damaged or foreign cache is never used, a bundle that
+ * changed never runs another bundle's code, and import() (configs, packages loaded on demand) works
+ * from cached code.
+ */
+import {
+  chmodSync,
+  cpSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { REPO, runCli, runProcess, tempDir, writeTree } from './helpers.js';
+
+const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** A project whose config is an .mjs file, which the CLI loads with import(). */
+function project(): string {
+  return writeTree(tempDir(), {
+    'in.txt': 'x',
+    'taskvault.config.mjs':
+      "export default { tasks: { say: { command: ['node', '-e', \"process.stdout.write('said ' + require('fs').readFileSync('in.txt'))\"], inputs: ['in.txt'] } } };\n",
+  });
+}
+
+const cacheFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.bin'));
+
+test('the first run writes the cache (0600 in a 0700 directory), the next uses it with the same result', async () => {
+  const dir = project();
+  const cc = join(tempDir('tv-cc-'), 'cc');
+  const env = { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' };
+  const first = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.is(first.code, 0, first.err);
+  assert.is(first.out, 'said x');
+  assert.match(first.err, /code cache: wrote /);
+  assert.is(cacheFiles(cc).length, 1);
+  assert.is(statSync(cc).mode & 0o777, 0o700);
+  assert.is(statSync(join(cc, cacheFiles(cc)[0]!)).mode & 0o777, 0o600);
+
+  const second = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.is(second.code, 0, second.err);
+  assert.is(second.out, 'said x');
+  assert.match(second.err, /code cache: used /);
+  assert.match(second.err, /taskvault: hit /);
+  // import() from cached code: the .mjs config loaded, and no experimental-feature warning.
+  assert.not.match(second.err, /ExperimentalWarning|ERR_VM/);
+  assert.not.match(first.err, /ExperimentalWarning|ERR_VM/);
+});
+
+test('a damaged cache file is detected, not run, and written again', async () => {
+  const dir = project();
+  const cc = tempDir('tv-cc-');
+  const env = { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' };
+  assert.is((await runCli(['run', 'say'], { cwd: dir, env })).code, 0);
+  const file = join(cc, cacheFiles(cc)[0]!);
+  const bytes = readFileSync(file);
+  // One bit in the middle of V8's payload: V8 itself would accept it.
+  bytes[Math.floor(bytes.length / 2)]! ^= 0x10;
+  writeFileSync(file, bytes);
+  const r = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'said x');
+  assert.match(r.err, /code cache: .* is damaged; compiling/);
+  assert.match(r.err, /code cache: wrote /);
+  const again = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.match(again.err, /code cache: used /);
+
+  // Truncated to less than its header.
+  writeFileSync(file, bytes.subarray(0, 10));
+  const cut = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.is(cut.code, 0, cut.err);
+  assert.is(cut.out, 'said x');
+  assert.match(cut.err, /is damaged; compiling/);
+});
+
+test('a cache directory that other users can write to is not used', async () => {
+  const dir = project();
+  const cc = tempDir('tv-cc-');
+  chmodSync(cc, 0o777);
+  const r = await runCli(['run', 'say'], {
+    cwd: dir,
+    env: { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' },
+  });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'said x');
+  assert.match(r.err, /code cache: off \(.* is writable by other users\)/);
+  assert.equal(cacheFiles(cc), []);
+});
+
+test('NODE_DISABLE_COMPILE_CACHE turns it off', async () => {
+  const dir = project();
+  const cc = tempDir('tv-cc-');
+  const env = { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1', NODE_DISABLE_COMPILE_CACHE: '1' };
+  const r = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /code cache: off \(NODE_DISABLE_COMPILE_CACHE is set\)/);
+  assert.equal(cacheFiles(cc), []);
+});
+
+/** A copy of the built package (dist/ and package.json), with node_modules linked. */
+function copyOfPackage(): string {
+  const pkg = tempDir('tv-pkg-');
+  cpSync(join(REPO, 'dist'), join(pkg, 'dist'), { recursive: true });
+  cpSync(join(REPO, 'package.json'), join(pkg, 'package.json'));
+  symlinkSync(join(REPO, 'node_modules'), join(pkg, 'node_modules'));
+  return pkg;
+}
+
+test('a bundle changed in place, even to the same length, never runs the old code from the cache', async () => {
+  const cc = tempDir('tv-cc-');
+  const env = { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' };
+  const pkg = copyOfPackage();
+  const bin = join(pkg, 'dist', 'cli.cjs');
+  const before = await runProcess(process.execPath, [bin, '--version'], { cwd: pkg, env });
+  assert.ok(before.out.includes(VERSION), before.err);
+  assert.match(before.err, /code cache: wrote /);
+
+  // The version is read from package.json; the bundle's own text is what V8's cache is keyed on
+  // (by length only). Change one character of the usage text, keeping the length.
+  const bundle = join(pkg, 'dist', 'cli-bundle.cjs');
+  const text = readFileSync(bundle, 'utf8');
+  assert.ok(text.includes('cac("taskvault")'));
+  writeFileSync(bundle, text.replace('cac("taskvault")', 'cac("taskvaulT")'));
+  const after = await runProcess(process.execPath, [bin, '--version'], { cwd: pkg, env });
+  assert.is(after.code, 0, after.err);
+  assert.match(after.out, /^taskvaulT\//, 'the changed code ran');
+  assert.match(after.err, /code cache: wrote /, 'compiled afresh, under its own name');
+  assert.is(cacheFiles(cc).length, 2);
+});
+
+test('without the bundle (a plain tsc build) the bin runs the unbundled CLI', async () => {
+  const pkg = copyOfPackage();
+  rmSync(join(pkg, 'dist', 'cli-bundle.cjs'));
+  const dir = project();
+  const r = await runProcess(process.execPath, [join(pkg, 'dist', 'cli.cjs'), 'run', 'say'], { cwd: dir });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'said x');
+});
+
+test.run();
