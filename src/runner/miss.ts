@@ -170,6 +170,8 @@ async function runAndStore(
   const opening = () =>
     openIndex().catch((e: unknown) => err(failure('cache', `cannot open the cache: ${errorMessage(e)}`)));
   let index: Promise<Result<Store>> | undefined;
+  // The fingerprint is written while the command runs, not in the commit after it (stageFingerprint).
+  let staged: Promise<void> | undefined;
   const execution = await execute(
     spec,
     (stream, chunk) => capture.write(stream, chunk),
@@ -177,6 +179,9 @@ async function runAndStore(
     () => {
       fp.saveManifest();
       index = opening();
+      staged = index
+        .then((opened) => (opened.ok ? opened.value.stageFingerprint(key, fp.fingerprint) : undefined))
+        .catch(() => {}); // the commit writes it then
     },
   );
   // The command has run: whatever fails from here on costs the caching, never its exit code.
@@ -288,6 +293,7 @@ async function runAndStore(
       if (!paths.ok) {
         return warnNotStored(paths.error.message);
       }
+      await staged;
       const committed = await store.commit(entry, fingerprint, label);
       mark('commit');
       if (!committed.ok) {
@@ -320,11 +326,12 @@ async function runAndStore(
       return warnNotStored(errorMessage(e));
     }
   };
+  let outcome: RunOutcome;
   try {
-    return await afterRun();
+    outcome = await afterRun();
   } catch (e) {
     o.reporter.warn(`not cached: ${errorMessage(e)}`);
-    return {
+    outcome = {
       kind: 'miss',
       key,
       exitCode: execution.exitCode,
@@ -336,6 +343,11 @@ async function runAndStore(
       bytes: 0,
     };
   }
+  if (staged && !(outcome.kind === 'miss' && outcome.stored)) {
+    const opened = await index;
+    if (opened?.ok) await staged.then(() => opened.value.dropStagedFingerprint(key)).catch(() => {});
+  }
+  return outcome;
 }
 
 function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
