@@ -73,6 +73,9 @@ const EDITS: Array<[string, (root: string, n: number) => void]> = [
   ['same size, mtime kept', (r, n) => writeKeepingMtime(join(r, 'src/a.txt'), `A ${n}`)],
   ['add a file in a new directory', (r, n) => writeTree(r, { [`src/new${n}/deep/x.txt`]: `x ${n}` })],
   ['add a file to an existing directory', (r, n) => writeFileSync(join(r, 'src/lib', `f${n}.txt`), `f ${n}`)],
+  // The files before the changed one are taken from the manifest, not statted twice.
+  ['modify the last file', (r, n) => writeFileSync(join(r, 'src/lib/c.txt'), `c ${n}`)],
+  ['the last file: same size, mtime kept', (r, n) => writeKeepingMtime(join(r, 'src/lib/c.txt'), `C ${n}`)],
   ['remove a file', (r) => unlinkSync(join(r, 'src/lib/b.txt'))],
   ['restore the removed file', (r) => writeFileSync(join(r, 'src/lib/b.txt'), 'b')],
   ['make a file executable', (r) => chmodSync(join(r, 'src/lib/b.txt'), 0o755)],

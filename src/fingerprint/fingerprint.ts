@@ -12,8 +12,8 @@ import {
   fileAt,
   fileUnchanged,
   type Manifest,
-  manifestHolds,
   manifestId,
+  unchangedFiles,
 } from './manifest.js';
 
 /** Bump when anything about how keys are derived changes: old entries then simply miss. */
@@ -111,8 +111,11 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   const restHash = hashBytes('blake3', canonicalJson(rest));
   const id = o.manifests && manifestId(o.algorithm, spec.root, spec.cwd, positive, ignore);
   const prior = id ? o.manifests!.get(id, o.algorithm, spec.root) : undefined;
+  // Taken before anything is listed or statted: what the manifest records trust by.
+  const startedMs = Date.now();
+  const unchanged = prior ? unchangedFiles(prior, spec.cwd, spec.root) : -1;
   // The repeat run: same command, and no input or directory changed since the manifest.
-  if (prior?.restHash === restHash && manifestHolds(prior, spec.cwd, spec.root)) {
+  if (prior?.restHash === restHash && unchanged === prior.files.paths.length) {
     return ok(
       fingerprinted(prior.key, rest, prior.digests, 0, Date.now(), prior, () =>
         prior.files.paths.map((_, i) => fileAt(prior.files, i)),
@@ -120,9 +123,14 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     );
   }
 
-  // Taken before anything is listed or statted: what the manifest records trust by.
-  const startedMs = Date.now();
-  const expanded = await expandInputs({ root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude }, prior);
+  // The files before the first changed one were statted just now: not again.
+  const known =
+    prior && unchanged > 0 ? { count: unchanged, at: (i: number) => fileAt(prior.files, i) } : undefined;
+  const expanded = await expandInputs(
+    { root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude },
+    prior,
+    known,
+  );
   if (!expanded.ok) return expanded;
   const { files, listing, fromPrior, unmatched } = expanded.value;
 

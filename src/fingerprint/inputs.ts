@@ -92,6 +92,12 @@ export interface PriorListing {
   files: Pick<ManifestFiles, 'paths' | 'abs'>;
 }
 
+/** The first `count` of a prior listing's files, already found unchanged (manifest.ts unchangedFiles). */
+export interface KnownFiles {
+  count: number;
+  at(i: number): InputFile;
+}
+
 export interface Expanded {
   /** Sorted by path. */
   files: InputFile[];
@@ -111,7 +117,12 @@ export interface Expanded {
  * `prior` manifest whose directories are all unchanged, its file list is taken as it is and only
  * statted again.
  */
-export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Promise<Result<Expanded>> {
+export async function expandInputs(
+  o: ExpandOptions,
+  prior?: PriorListing,
+  /** Taken as they are instead of statted again, when `prior`'s file list holds. */
+  known?: KnownFiles,
+): Promise<Result<Expanded>> {
   const globs = o.globs ?? ['**/*'];
   const { positive, ignore } = inputGlobs(o.globs, o.exclude, o.cwd);
   for (const g of globs) {
@@ -123,7 +134,9 @@ export async function expandInputs(o: ExpandOptions, prior?: PriorListing): Prom
     const { paths } = prior.files;
     // Root-relative paths resolve fewer components when the root is the working directory.
     const here = process.cwd() === o.root;
-    for (let i = 0; i < paths.length; i++) {
+    const skip = Math.min(known?.count ?? 0, paths.length);
+    for (let i = 0; i < skip; i++) files.push(known!.at(i));
+    for (let i = skip; i < paths.length; i++) {
       const p = paths[i]!;
       const abs = prior.files.abs(i);
       const s = statInput(p, abs, here && !p.startsWith('../') ? p : abs);
