@@ -6,6 +6,7 @@
  */
 import {
   chmodSync,
+  chownSync,
   cpSync,
   readdirSync,
   readFileSync,
@@ -91,6 +92,22 @@ test('a cache directory that other users can write to is not used', async () => 
   assert.is(r.code, 0, r.err);
   assert.is(r.out, 'said x');
   assert.match(r.err, /code cache: off \(.* is writable by other users\)/);
+  assert.equal(cacheFiles(cc), []);
+});
+
+test("a cache directory another user owns is not used (that user's code would run as this one)", async () => {
+  if (process.getuid?.() !== 0) {
+    assert.ok(!process.env.CI, 'CI runs the tests as root, to chown the directory');
+    return;
+  }
+  const dir = project();
+  const cc = tempDir('tv-cc-');
+  chmodSync(cc, 0o700);
+  chownSync(cc, 65534, 65534);
+  const r = await runCli(['run', 'say'], { cwd: dir, env: { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' } });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'said x');
+  assert.match(r.err, /code cache: off \(.* belongs to another user\)/);
   assert.equal(cacheFiles(cc), []);
 });
 
