@@ -95,14 +95,36 @@ function writeCache(file: string, sourceHash: Buffer, payload: Buffer): void {
     fs.rmSync(temp, { force: true });
     trace?.(`code cache: not written: ${(e as Error).message}`);
   }
+  prune(path.dirname(file), sourceHash.toString('hex'));
+}
+
+const PRUNE_AFTER_MS = 7 * 24 * 3600_000;
+
+/**
+ * Removes what other builds left a week or more ago (each upgrade writes new files), and temp files
+ * of killed writers. Only when a cache file is written, which is rare.
+ */
+function prune(dir: string, current: string): void {
+  try {
+    for (const name of fs.readdirSync(dir)) {
+      const temp = name.endsWith('.tmp');
+      if (!name.startsWith('cli-') || (!temp && name.startsWith(`cli-${current}-`))) continue;
+      const p = path.join(dir, name);
+      if (Date.now() - fs.statSync(p).mtimeMs > (temp ? 3600_000 : PRUNE_AFTER_MS))
+        fs.rmSync(p, { force: true });
+    }
+  } catch {
+    // Left for the next writer.
+  }
 }
 
 /** Compiles and evaluates the bundle (with the code cache where it can), giving its `main`. */
 function loadBundle(bundle: string, source: Buffer): Main {
   const sourceHash = sha1(source);
   const where = cacheDir();
-  // Per command: the cache holds what the run that wrote it compiled, and `run` is what must start fast.
-  const command = /^[a-z]+$/.test(process.argv[2] ?? '') ? process.argv[2] : 'other';
+  // The cache holds what the run that wrote it compiled: `run` (what must start fast) and `watch`
+  // keep their own; the other commands share one.
+  const command = process.argv[2] === 'run' || process.argv[2] === 'watch' ? process.argv[2] : 'other';
   const file =
     'dir' in where
       ? path.join(where.dir, `cli-${sourceHash.toString('hex')}-${command}-v8-${process.versions.v8}.bin`)

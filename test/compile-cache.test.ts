@@ -13,6 +13,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -104,11 +105,42 @@ test("a cache directory another user owns is not used (that user's code would ru
   const cc = tempDir('tv-cc-');
   chmodSync(cc, 0o700);
   chownSync(cc, 65534, 65534);
-  const r = await runCli(['run', 'say'], { cwd: dir, env: { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' } });
+  const r = await runCli(['run', 'say'], {
+    cwd: dir,
+    env: { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' },
+  });
   assert.is(r.code, 0, r.err);
   assert.is(r.out, 'said x');
   assert.match(r.err, /code cache: off \(.* belongs to another user\)/);
   assert.equal(cacheFiles(cc), []);
+});
+
+test("writing a cache file removes other builds' files after a week, and dead writers' temp files", async () => {
+  const dir = project();
+  const cc = tempDir('tv-cc-');
+  chmodSync(cc, 0o700);
+  const other = 'a'.repeat(40);
+  const old = new Date(Date.now() - 8 * 24 * 3600_000);
+  writeTree(cc, {
+    [`cli-${other}-run-v8-1.bin`]: 'old build',
+    [`cli-${other}-other-v8-1.bin`]: 'old build, recent',
+    [`cli-${other}-run-v8-1.bin.123.tmp`]: 'killed writer',
+    'unrelated.txt': 'not ours',
+  });
+  utimesSync(join(cc, `cli-${other}-run-v8-1.bin`), old, old);
+  utimesSync(join(cc, `cli-${other}-run-v8-1.bin.123.tmp`), old, old);
+  utimesSync(join(cc, 'unrelated.txt'), old, old);
+  const r = await runCli(['run', 'say'], {
+    cwd: dir,
+    env: { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' },
+  });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /code cache: wrote /);
+  const left = readdirSync(cc).sort();
+  assert.equal(left.filter((f) => !f.includes(other)).length, 2, left.join(' ')); // ours and unrelated.txt
+  assert.ok(left.includes(`cli-${other}-other-v8-1.bin`));
+  assert.not.ok(left.includes(`cli-${other}-run-v8-1.bin`));
+  assert.not.ok(left.includes(`cli-${other}-run-v8-1.bin.123.tmp`));
 });
 
 test('NODE_DISABLE_COMPILE_CACHE turns it off', async () => {
