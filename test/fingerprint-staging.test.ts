@@ -76,6 +76,24 @@ test('gc removes a fingerprint staged by a run killed before its commit, and kee
   });
 });
 
+test("a killed run's fingerprint is dropped by the next commit an hour later; a recent one may be a live run's", async () => {
+  const dir = writeTree(tempDir(), { 'in.txt': 'five' });
+  assert.is((await runCli(['run', ...CMD], { cwd: dir })).code, 0);
+  const { fingerprint } = await keyOf(dir);
+  const [old, recent] = ['a'.repeat(64), 'b'.repeat(64)];
+  await inIndex(dir, async (s) => {
+    await s.stageFingerprint(old, fingerprint, Date.now() - 2 * 3600_000);
+    await s.stageFingerprint(recent, fingerprint);
+  });
+  writeFileSync(join(dir, 'in.txt'), 'five, changed');
+  const next = await runCli(['run', ...CMD], { cwd: dir });
+  assert.is(next.code, 0, next.err);
+  await inIndex(dir, (s) => {
+    assert.is(s.getFingerprint(old), undefined, 'the killed run was over an hour ago');
+    assert.ok(s.getFingerprint(recent), 'a run staged minutes ago may still commit');
+  });
+});
+
 test('inputs changed while the command ran: not stored, and no fingerprint left under the old key', async () => {
   const dir = writeTree(tempDir(), { 'in.txt': 'four' });
   const cmd = ['--inputs', 'in.txt', '--', 'sh', '-c', 'cat in.txt; sleep 0.05; echo changed >> in.txt'];

@@ -32,6 +32,8 @@ const USAGE_KEY = 'blobBytes';
 const REFS_FLAG = 'refs';
 /** Set in the meta db once every entry has its copy in hot/ (indexes from before hot/ existed). */
 const HOT_FLAG = 'hot';
+/** A staged fingerprint older than this whose run never committed is dropped by the next commit. */
+const STAGED_STALE_MS = 60 * 60_000;
 /** Bytes of hits.journal already added to the index (meta db). */
 const JOURNAL_OFFSET = 'journalOffset';
 /** The journal starts over once this much of it has been folded. */
@@ -146,6 +148,8 @@ export class Store {
     /** Entry key → what eviction needs to know about it, small enough to scan 100k of quickly. */
     private readonly summaries: Database<SummaryRecord, string>,
     private readonly meta: Database<number, string>,
+    /** Key → when its fingerprint was staged by a run not yet committed (stageFingerprint). */
+    private readonly staged: Database<number, string>,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.hot = new HotIndex(layout);
@@ -207,6 +211,7 @@ export class Store {
         db.openDB({ name: 'refs' }),
         db.openDB({ name: 'summary' }),
         meta,
+        db.openDB({ name: 'staged' }),
       );
       // An index written before blob reference counts existed gets them once, from its entries:
       // removal must never take a shared blob's missing count for "last reference".
@@ -376,6 +381,8 @@ export class Store {
         // found under it is this one.
         if (!this.fingerprints.doesExist(entry.key))
           background(this.fingerprints.put(entry.key, fingerprint));
+        background(this.staged.remove(entry.key));
+        this.dropStaleStaged(entry.createdAt);
         background(this.latest.put(label, entry.key));
         return undefined;
       });
@@ -394,19 +401,35 @@ export class Store {
    * for thousands of inputs it is most of the bytes a commit writes (2,000 inputs: ~170 KB, and ~7
    * ms taken off the time after the command). Stored under the key it hashes to, so a staged
    * fingerprint is never wrong, only unused if the entry is not committed: `dropStagedFingerprint`
-   * removes it then, and gc's recount after a crash.
+   * removes it then, and one left by a killed run goes with a later commit (dropStaleStaged) or gc.
    */
-  async stageFingerprint(key: string, fingerprint: Fingerprint): Promise<void> {
+  async stageFingerprint(key: string, fingerprint: Fingerprint, now = Date.now()): Promise<void> {
     if (this.noWrites) return;
-    await this.fingerprints.put(key, fingerprint);
+    await this.db.transaction(() => {
+      background(this.fingerprints.put(key, fingerprint));
+      background(this.staged.put(key, now));
+    });
   }
 
   /** Removes a staged fingerprint whose entry was not committed (one committed meanwhile keeps it). */
   async dropStagedFingerprint(key: string): Promise<void> {
     if (this.noWrites) return;
-    await this.db.transaction(() => {
-      if (!this.entries.doesExist(key)) this.fingerprints.remove(key);
-    });
+    await this.db.transaction(() => this.dropStaged(key));
+  }
+
+  /**
+   * Inside a write transaction: staged fingerprints of runs that never committed and are older than
+   * any run still likely to be going. Harmless if one is still going: its commit writes the
+   * fingerprint again when it finds none. The staged db holds only uncommitted runs: a short scan.
+   */
+  private dropStaleStaged(now: number): void {
+    for (const { key, value } of this.staged.getRange())
+      if (now - value > STAGED_STALE_MS) this.dropStaged(key);
+  }
+
+  private dropStaged(key: string): void {
+    if (!this.entries.doesExist(key)) background(this.fingerprints.remove(key));
+    background(this.staged.remove(key));
   }
 
   /** Inside a write transaction: the entry and what eviction reads about it. */
@@ -661,10 +684,11 @@ export class Store {
     for (const { key } of this.summaries.getRange()) {
       if (this.entries.get(key) === undefined) this.summaries.remove(key);
     }
-    // Fingerprints staged by runs killed before their commit (stageFingerprint).
+    // Fingerprints staged by runs killed before their commit (stageFingerprint): gc takes them all.
     for (const key of this.fingerprints.getKeys()) {
       if (!this.entries.doesExist(key)) this.fingerprints.remove(key);
     }
+    for (const key of this.staged.getKeys()) this.staged.remove(key);
     for (const { key, value } of this.entries.getRange()) {
       const summary = summaryOf(value);
       const had = this.summaries.get(key);
