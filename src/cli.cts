@@ -4,16 +4,17 @@
  * compiling the CLI's JavaScript is much of start-up, on every run. So the build puts the whole CLI
  * into one CommonJS file (dist/cli-bundle.cjs, scripts/bundle.mjs), and this runs it with V8's code
  * cache: the first run saves the compiled code at exit, later runs load it instead of compiling
- * (a miss ~30 ms faster, a hit ~8 ms; bench/results.md). Node 22's module.enableCompileCache()
- * does the same for what loads afterwards (lmdb, jiti, the hash worker); Node 20 has no such API.
+ * (a miss ~30 ms faster, a hit ~8 ms; bench/results.md). On Node >= 22.1 Node's own compile cache,
+ * pointed at the same directory, covers what loads afterwards (lmdb, jiti, the hash worker).
  *
  * CommonJS, so that Node starts it without its ESM loader, and so that the bundle can be compiled
  * here (vm.Script takes a code cache; ESM source text needs a flag on Node 20).
  *
  * The cache must never run stale or damaged code: its file is named by a SHA-1 of the bundle's
- * bytes (V8 itself checks only the source's length), carries a SHA-1 of its own payload (V8 does
- * not check one), lives in a directory only this user can write, and is written whole or not at
- * all. Any problem with it costs only the speed-up. `NODE_DISABLE_COMPILE_CACHE=1` turns it off;
+ * bytes (V8 itself checks only the source's length) and of the Node flags (V8 rejects code cached
+ * under other flags), carries a SHA-1 of its own payload (V8 does not check one), is read only from
+ * a directory this user owns and no one else can write to, and is written whole or not at all. Any
+ * problem with it costs only the speed-up. `NODE_DISABLE_COMPILE_CACHE=1` turns it off;
  * `TASKVAULT_COMPILE_CACHE=<dir>` moves it; `TASKVAULT_TRACE=1` says what it did.
  */
 import crypto = require('node:crypto');
@@ -23,86 +24,108 @@ import os = require('node:os');
 import path = require('node:path');
 import vm = require('node:vm');
 
-type Main = (argv?: string[], importer?: (specifier: string) => Promise<unknown>) => Promise<void>;
+/** The CLI (src/cli/main.ts); it says whether it ran a command (the miss path). */
+type Main = (
+  argv?: string[],
+  importer?: (specifier: string) => Promise<unknown>,
+) => Promise<{ ranCommand: boolean } | undefined>;
 
-const MAGIC = Buffer.from('TVCC\x01\x00\x00\x00', 'latin1');
+const MAGIC = Buffer.from('TVCC\x02\x00\x00', 'latin1');
 const SHA1 = 20;
-/** The magic, the bundle's SHA-1, the payload's SHA-1. */
-const HEADER = MAGIC.length + 2 * SHA1;
+/** The magic, a flags byte, the key's SHA-1, the payload's SHA-1. */
+const HEADER = MAGIC.length + 1 + 2 * SHA1;
+/** Flags byte: the run that wrote the file ran a command, so the miss path's code is in it. */
+const WITH_MISS_PATH = 1;
 const trace = process.env.TASKVAULT_TRACE
   ? (m: string) => process.stderr.write(`taskvault: trace: ${m}\n`)
   : undefined;
 
-const enableNodeCache = (nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache;
-const cacheOff = Boolean(process.env.NODE_DISABLE_COMPILE_CACHE);
-if (typeof enableNodeCache === 'function' && !cacheOff) {
-  try {
-    enableNodeCache();
-  } catch {
-    // An unwritable cache directory only costs the speed-up.
-  }
-}
+const sha1 = (...parts: Array<Buffer | string>): Buffer => {
+  const h = crypto.createHash('sha1');
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
 
-const sha1 = (b: Buffer): Buffer => crypto.createHash('sha1').update(b).digest();
+/** Whether `st` is this user's and no one else can write it: another user's code would run as us. */
+function whyNotOurs(st: fs.Stats, uid: number | undefined): string | undefined {
+  if (uid !== undefined && st.uid !== uid) return 'belongs to another user';
+  if (process.platform !== 'win32' && (st.mode & 0o022) !== 0) return 'is writable by other users';
+  return undefined;
+}
 
 /** This user's cache directory, or why there is none: created 0700, refused if others could write it. */
 function cacheDir(): { dir: string } | { off: string } {
-  if (cacheOff) return { off: 'NODE_DISABLE_COMPILE_CACHE is set' };
+  if (process.env.NODE_DISABLE_COMPILE_CACHE) return { off: 'NODE_DISABLE_COMPILE_CACHE is set' };
   const uid = process.getuid?.();
-  const dir =
+  const dir = path.resolve(
     process.env.TASKVAULT_COMPILE_CACHE ||
-    path.join(os.tmpdir(), `taskvault-compile-cache-${uid ?? os.userInfo().username}`);
+      path.join(os.tmpdir(), `taskvault-compile-cache-${uid ?? os.userInfo().username}`),
+  );
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const st = fs.lstatSync(dir);
     if (!st.isDirectory()) return { off: `${dir} is not a directory` };
-    // Another user's code in it would run as this one.
-    if (uid !== undefined && st.uid !== uid) return { off: `${dir} belongs to another user` };
-    if (process.platform !== 'win32' && (st.mode & 0o022) !== 0)
-      return { off: `${dir} is writable by other users` };
-    return { dir };
+    const why = whyNotOurs(st, uid);
+    return why ? { off: `${dir} ${why}` } : { dir };
   } catch (e) {
     return { off: `${dir}: ${(e as Error).message}` };
   }
 }
 
-/** The cached code for the bundle whose hash is `sourceHash`, if present and whole. */
-function readCache(file: string, sourceHash: Buffer): Buffer | undefined {
+/** The cached code for `key`, if present, ours and whole, with its flags byte. */
+function readCache(file: string, key: Buffer): { payload: Buffer; flags: number } | undefined {
   let data: Buffer;
   try {
-    data = fs.readFileSync(file);
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+    try {
+      // Checked on the open file: the directory was checked before, but it could be swapped since.
+      const why = whyNotOurs(fs.fstatSync(fd), process.getuid?.());
+      if (why) {
+        trace?.(`code cache: ${file} ${why}; compiling`);
+        return undefined;
+      }
+      data = fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch {
     return undefined;
   }
+  const at = MAGIC.length + 1;
   const payload = data.subarray(HEADER);
   const whole =
     data.length > HEADER &&
     data.subarray(0, MAGIC.length).equals(MAGIC) &&
-    data.subarray(MAGIC.length, MAGIC.length + SHA1).equals(sourceHash) &&
-    data.subarray(MAGIC.length + SHA1, HEADER).equals(sha1(payload));
+    data.subarray(at, at + SHA1).equals(key) &&
+    data.subarray(at + SHA1, HEADER).equals(sha1(payload));
   if (!whole) trace?.(`code cache: ${file} is damaged; compiling`);
-  return whole ? payload : undefined;
+  return whole ? { payload, flags: data[MAGIC.length]! } : undefined;
 }
 
-/** Written beside and renamed over, so a reader sees a whole file or none. */
-function writeCache(file: string, sourceHash: Buffer, payload: Buffer): void {
+/** Written beside and renamed over, so a reader sees a whole file or none. Never throws. */
+function writeCache(file: string, key: Buffer, script: vm.Script, flags: number): void {
   const temp = `${file}.${process.pid}.tmp`;
   try {
-    fs.writeFileSync(temp, Buffer.concat([MAGIC, sourceHash, sha1(payload), payload]), { mode: 0o600 });
+    const payload = script.createCachedData();
+    fs.writeFileSync(temp, Buffer.concat([MAGIC, Buffer.of(flags), key, sha1(payload), payload]), {
+      mode: 0o600,
+    });
     fs.renameSync(temp, file);
     trace?.(`code cache: wrote ${file}`);
   } catch (e) {
-    fs.rmSync(temp, { force: true });
+    try {
+      fs.rmSync(temp, { force: true });
+    } catch {}
     trace?.(`code cache: not written: ${(e as Error).message}`);
   }
-  prune(path.dirname(file), sourceHash.toString('hex'));
+  prune(path.dirname(file), key.toString('hex'));
 }
 
-const PRUNE_AFTER_MS = 7 * 24 * 3600_000;
+const PRUNE_AFTER_MS = 24 * 3600_000;
 
 /**
- * Removes what other builds left a week or more ago (each upgrade writes new files), and temp files
- * of killed writers. Only when a cache file is written, which is rare.
+ * Removes what other builds or flags left a day or more ago (each upgrade writes new files), and
+ * temp files of killed writers. Only when a cache file is written, which is rare.
  */
 function prune(dir: string, current: string): void {
   try {
@@ -118,34 +141,61 @@ function prune(dir: string, current: string): void {
   }
 }
 
-/** Compiles and evaluates the bundle (with the code cache where it can), giving its `main`. */
+/**
+ * Node's own compile cache (Node >= 22.1), in the directory checked above unless NODE_COMPILE_CACHE
+ * names one: by default it would use a shared directory in the system temp dir.
+ */
+function enableNodeCache(dir: string): void {
+  const enable = (nodeModule as { enableCompileCache?: (dir?: string) => unknown }).enableCompileCache;
+  if (typeof enable !== 'function') return;
+  try {
+    enable(process.env.NODE_COMPILE_CACHE ? undefined : path.join(dir, 'node'));
+  } catch {
+    // Only the speed-up is lost.
+  }
+}
+
+/** The bundle compiled (with the code cache where it can) and evaluated: its `main`. */
 function loadBundle(bundle: string, source: Buffer): Main {
-  const sourceHash = sha1(source);
   const where = cacheDir();
+  if ('dir' in where) enableNodeCache(where.dir);
+  // What V8 compiles (the bundle in Node's module wrapper), and the flags it compiles under.
+  const flagsKey = JSON.stringify([nodeModule.wrap(''), process.execArgv, process.env.NODE_OPTIONS ?? '']);
+  const key = sha1(source, '\0', flagsKey);
   // The cache holds what the run that wrote it compiled: `run` (what must start fast) and `watch`
   // keep their own; the other commands share one.
   const command = process.argv[2] === 'run' || process.argv[2] === 'watch' ? process.argv[2] : 'other';
   const file =
     'dir' in where
-      ? path.join(where.dir, `cli-${sourceHash.toString('hex')}-${command}-v8-${process.versions.v8}.bin`)
+      ? path.join(where.dir, `cli-${key.toString('hex')}-${command}-v8-${process.versions.v8}.bin`)
       : undefined;
-  const cachedData = file ? readCache(file, sourceHash) : undefined;
-  const script = new vm.Script(nodeModule.wrap(source.toString('utf8').replace(/^#!.*/, '')), {
+  const cached = file ? readCache(file, key) : undefined;
+  const script = new vm.Script(nodeModule.wrap(source.toString('utf8')), {
     filename: bundle,
-    ...(cachedData ? { cachedData } : {}),
+    ...(cached ? { cachedData: cached.payload } : {}),
   });
+  const used = cached !== undefined && !script.cachedDataRejected;
   if (!file) trace?.(`code cache: off (${'off' in where ? where.off : ''})`);
-  else if (cachedData && !script.cachedDataRejected) trace?.(`code cache: used ${file}`);
-  else {
-    if (cachedData) trace?.(`code cache: ${file} rejected by V8 (other flags?); compiling`);
-    // At exit, so that it holds every function this run compiled, not only the top level.
-    process.once('exit', () => writeCache(file, sourceHash, script.createCachedData()));
-  }
+  else if (used) trace?.(`code cache: used ${file}`);
+  else if (cached) trace?.(`code cache: ${file} rejected by V8; compiling`);
   const mod = { exports: {} as { main?: Main } };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   wrapper.call(mod.exports, mod.exports, nodeModule.createRequire(bundle), mod, bundle, path.dirname(bundle));
-  if (typeof mod.exports.main !== 'function') throw new Error(`${bundle} has no main()`);
-  return mod.exports.main;
+  const main = mod.exports.main;
+  if (typeof main !== 'function') throw new Error(`${bundle} has no main()`);
+  if (!file) return main;
+  let ranCommand = false;
+  // At exit, so that it holds every function this run compiled, not only the top level. A file
+  // written by a run without a command (a hit) lacks the miss path: the first miss using it rewrites it.
+  process.once('exit', () => {
+    if (!used || (ranCommand && (cached.flags & WITH_MISS_PATH) === 0))
+      writeCache(file, key, script, ranCommand ? WITH_MISS_PATH : 0);
+  });
+  return async (argv, importer) => {
+    const outcome = await main(argv, importer);
+    ranCommand = outcome?.ranCommand === true;
+    return outcome;
+  };
 }
 
 async function start(): Promise<void> {
@@ -156,7 +206,7 @@ async function start(): Promise<void> {
   } catch {
     // A plain `tsc` build has no bundle: the same CLI, unbundled.
   }
-  const main = source ? loadBundle(bundle, source) : (await import('./cli/main.js')).main;
+  const main: Main = source ? loadBundle(bundle, source) : (await import('./cli/main.js')).main;
   // The bundle's code cannot use import() itself (src/util/import-module.ts).
   await main(process.argv, (specifier) => import(specifier));
 }

@@ -56,6 +56,42 @@ test('the first run writes the cache (0600 in a 0700 directory), the next uses i
   assert.not.match(first.err, /ExperimentalWarning|ERR_VM/);
 });
 
+test('a file written by a hit is written again by the first miss that uses it, then left alone', async () => {
+  const dir = project();
+  const cc = tempDir('tv-cc-');
+  // The entry exists before the cache does, so the first run to write the cache is a hit.
+  assert.is((await runCli(['run', 'say'], { cwd: dir, env: { NODE_DISABLE_COMPILE_CACHE: '1' } })).code, 0);
+  const env = { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' };
+  const hit = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.match(hit.err, /taskvault: hit [\s\S]*code cache: wrote /);
+  writeFileSync(join(dir, 'in.txt'), 'y');
+  const miss = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.is(miss.out, 'said y');
+  assert.match(miss.err, /code cache: used [\s\S]*code cache: wrote /);
+  writeFileSync(join(dir, 'in.txt'), 'z');
+  const again = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.is(again.out, 'said z');
+  assert.match(again.err, /code cache: used /);
+  assert.not.match(again.err, /code cache: wrote /);
+  const hitAgain = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.not.match(hitAgain.err, /code cache: wrote /);
+});
+
+test('Node flags that differ between runs get a file each, instead of rewriting one every run', async () => {
+  const dir = project();
+  const cc = tempDir('tv-cc-');
+  const plain = { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' };
+  const big = { ...plain, NODE_OPTIONS: '--max-old-space-size=4096' };
+  for (const env of [plain, big])
+    assert.match((await runCli(['run', 'say'], { cwd: dir, env })).err, /wrote/);
+  for (const env of [plain, big, plain]) {
+    const r = await runCli(['run', 'say'], { cwd: dir, env });
+    assert.match(r.err, /code cache: used /);
+    assert.not.match(r.err, /rejected|wrote/);
+  }
+  assert.is(cacheFiles(cc).length, 2);
+});
+
 test('a damaged cache file is detected, not run, and written again', async () => {
   const dir = project();
   const cc = tempDir('tv-cc-');

@@ -1,5 +1,6 @@
 import type { CAC } from 'cac';
 import { cac } from 'cac';
+import { commandsStarted } from '../runner/started.js';
 import { useImporter } from '../util/import-module.js';
 import { EXIT_CODES } from '../util/result.js';
 import { errorLine } from '../util/term.js';
@@ -32,7 +33,7 @@ export async function main(
   argv: string[] = process.argv,
   /** The bin's own import(), for what lies outside the bundle (util/import-module.ts). */
   importer?: (specifier: string) => Promise<unknown>,
-): Promise<void> {
+): Promise<{ ranCommand: boolean }> {
   if (importer) useImporter(importer);
   const cli = cac('taskvault');
   const named = argv[2];
@@ -91,6 +92,7 @@ export async function main(
     errorLine(message.charAt(0).toLowerCase() + message.slice(1), hint);
     process.exitCode = EXIT_CODES.usage;
   }
+  return { ranCommand: commandsStarted() > 0 };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { StreamId } from '../store/entry.js';
 import { mark } from '../util/trace.js';
 import { loadExeca } from '../util/vendor.js';
 import { descendants, signalAll } from './process-tree.js';
+import { noteCommandStarted } from './started.js';
 
 export interface Execution {
   exitCode: number;
@@ -55,6 +56,7 @@ export async function execute(
     cleanup: true,
     forceKillAfterDelay: false,
   });
+  noteCommandStarted();
   onSpawn?.();
 
   let interrupted = false;
