@@ -205,7 +205,8 @@ test('--force runs again and stores; --no-cache and TASKVAULT_DISABLE pass strai
   const dir = project();
   await runCli(RUN, { cwd: dir });
   const forced = await runCli(['run', '--force', ...RUN.slice(1)], { cwd: dir });
-  assert.match(forced.err, /miss .* cached/);
+  assert.match(forced.err, /taskvault: forced [0-9a-f]{10} .* cached/);
+  assert.not.match(forced.err, /miss/);
   assert.is(runs(dir), 2);
 
   const plain = tempDir();

@@ -114,31 +114,33 @@ async function run(
     else process.stdout.write(`${outcome.key} ${outcome.hit ? 'hit' : 'miss'}\n`);
     return 0;
   }
-  if (flags.json) process.stderr.write(`${JSON.stringify(summaryJson(outcome, label))}\n`);
-  else if (!quiet) process.stderr.write(`${summaryLine(outcome, label)}\n`);
+  const forced = flags.force === true;
+  if (flags.json) process.stderr.write(`${JSON.stringify(summaryJson(outcome, label, forced))}\n`);
+  else if (!quiet) process.stderr.write(`${summaryLine(outcome, label, forced)}\n`);
   return outcome.exitCode;
 }
 
 type Ran = Exclude<RunOutcome, { kind: 'failed' } | { kind: 'dry-run' }>;
 
-function summaryJson(o: Ran, task: string): Record<string, unknown> {
-  return { task, ...o };
+function summaryJson(o: Ran, task: string, forced: boolean): Record<string, unknown> {
+  return forced ? { task, forced, ...o } : { task, ...o };
 }
 
 const files = (n: number, bytes: number): string => `${n} file${n === 1 ? '' : 's'} (${formatBytes(bytes)})`;
 
 /**
  * The one line a run leaves on stderr. Why nothing was cached is left out when a warning has just
- * said it (the outcome is `warned`), so each cause is printed once.
+ * said it (the outcome is `warned`), so each cause is printed once. A --force run says `forced`.
  */
-export function summaryLine(o: Ran, task: string): string {
+export function summaryLine(o: Ran, task: string, forced = false): string {
   const tag = color.dim('taskvault:');
   const key = (k: string) => color.cyan(k.slice(0, 10));
   switch (o.kind) {
     case 'hit':
       return `${tag} ${color.green('hit')}${o.origin === 'remote' ? ' (remote)' : ''} ${key(o.key)} ${task} · ${o.files === 0 ? 'replayed the logs' : `restored ${files(o.files, o.bytes)}`} in ${formatDuration(o.restoreMs)} · saved ${formatDuration(o.savedMs)}`;
     case 'miss':
-      return `${tag} ${color.yellow('miss')} ${key(o.key)} ${task} · ran in ${formatDuration(o.durationMs)} · ${
+      // --force ran the command whether or not it was cached: not a miss.
+      return `${tag} ${color.yellow(forced ? 'forced' : 'miss')} ${key(o.key)} ${task} · ran in ${formatDuration(o.durationMs)} · ${
         o.stored
           ? o.files === 0
             ? 'cached its logs and exit code'
