@@ -266,4 +266,19 @@ test('a command that does not exist: 127 like a shell, one line, not cached', as
   assert.match(r.err, /not cached/);
 });
 
+test('a negative value after an option is that value, not an unknown option', async () => {
+  const dir = tempDir();
+  const ttl = await runCli(['run', '--ttl', '-5', '--', 'echo', 'hi'], { cwd: dir });
+  assert.is(ttl.code, EXIT_CODES.usage, ttl.err);
+  assert.is(ttl.err, `taskvault: error: invalid TTL "-5" (use seconds or a duration like '2h', '7d')\n`);
+  const size = await runCli(['run', '--max-entry-size', '-1', '--', 'echo', 'hi'], { cwd: dir });
+  assert.is(size.code, EXIT_CODES.usage, size.err);
+  assert.match(size.err, /^taskvault: error: invalid size "-1"/);
+  assert.is(ttl.out + size.out, '', 'nothing ran');
+  // The command's own arguments are left alone.
+  const own = await runCli(['run', '--', 'echo', '--ttl', '-5'], { cwd: dir });
+  assert.is(own.code, 0, own.err);
+  assert.is(own.out, '--ttl -5\n');
+});
+
 test.run();

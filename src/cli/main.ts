@@ -59,7 +59,7 @@ export async function main(
   try {
     const empty = findEmptyOptionValue(argv.slice(2));
     if (empty) throw new Error(`${empty} needs a non-empty value`);
-    cli.parse(camelCaseFlags(argv), { run: false });
+    cli.parse(joinNegativeValues(camelCaseFlags(argv), valueFlags(cli)), { run: false });
     if (!cli.matchedCommand && cli.args.length > 0) {
       errorLine(`unknown command '${cli.args[0]}'`, "see 'taskvault --help'");
       process.exitCode = EXIT_CODES.usage;
@@ -111,6 +111,31 @@ function camelCaseFlags(argv: string[]): string[] {
           (_, name: string) => `--${name.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase())}`,
         ),
   );
+}
+
+/** The (camel-cased) names of every option that takes a value. */
+function valueFlags(cli: CAC): Set<string> {
+  const options = [cli.globalCommand, ...cli.commands].flatMap((c) => c.options);
+  return new Set(options.filter((o) => o.required !== undefined).flatMap((o) => o.names));
+}
+
+/**
+ * mri reads `--ttl -5` as `--ttl` without a value and then an unknown option `-5`. A value that
+ * looks like a negative number is joined to its option (`--ttl=-5`), as if typed so, and the
+ * option's own check then says what is wrong with it. Only before `--`.
+ */
+function joinNegativeValues(argv: string[], valued: Set<string>): string[] {
+  const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (i + 1 < end && /^--[^=]+$/.test(a) && valued.has(a.slice(2)) && next && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 function kebab(name: string): string {
