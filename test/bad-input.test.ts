@@ -281,4 +281,17 @@ test('a negative value after an option is that value, not an unknown option', as
   assert.is(own.out, '--ttl -5\n');
 });
 
+test("a lone '-' (stdin/stdout elsewhere) is refused by name, not miscounted", async () => {
+  const dir = writeTree(tempDir(), { 'in.csv': 'x' });
+  const r = await runCli(['cache', 'get', 't', 'in.csv', '-'], { cwd: dir });
+  assert.is(r.code, EXIT_CODES.usage, r.err);
+  assert.match(
+    r.err,
+    /^taskvault: error: '-' \(standard input or output\) is not supported: name a file \(see 'taskvault cache --help'\)\n$/,
+  );
+  // After --, it is the command's.
+  const own = await runCli(['run', '--', 'echo', '-'], { cwd: dir });
+  assert.is(own.out, '-\n', own.err);
+});
+
 test.run();

@@ -59,6 +59,10 @@ export async function main(
   try {
     const empty = findEmptyOptionValue(argv.slice(2));
     if (empty) throw new Error(`${empty} needs a non-empty value`);
+    // mri drops a lone '-' (stdin/stdout elsewhere), so `cache get t in -` would count two arguments.
+    const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
+    if (argv.slice(2, end).includes('-'))
+      throw new Error("'-' (standard input or output) is not supported: name a file");
     cli.parse(joinNegativeValues(camelCaseFlags(argv), valueFlags(cli)), { run: false });
     if (!cli.matchedCommand && cli.args.length > 0) {
       errorLine(`unknown command '${cli.args[0]}'`, "see 'taskvault --help'");
