@@ -31,6 +31,13 @@ async function inIndex<T>(dir: string, f: (s: Store) => T | Promise<T>): Promise
   }
 }
 
+/** The entry under `key` is in the index, with its fingerprint. */
+const assertStored = (dir: string, key: string, fingerprint: Fingerprint) =>
+  inIndex(dir, (s) => {
+    assert.ok(s.getEntry(key));
+    assert.equal(s.getFingerprint(key), fingerprint);
+  });
+
 test('a stored miss has its fingerprint; a run that is not stored leaves none', async () => {
   const dir = writeTree(tempDir(), { 'in.txt': 'one' });
   const failed = await runCli(['run', ...CMD], { cwd: dir, env: { FAIL: '3' } });
@@ -43,10 +50,7 @@ test('a stored miss has its fingerprint; a run that is not stored leaves none', 
 
   const ok = await runCli(['run', ...CMD], { cwd: dir });
   assert.is(ok.code, 0, ok.err);
-  await inIndex(dir, (s) => {
-    assert.ok(s.getEntry(key));
-    assert.equal(s.getFingerprint(key), fingerprint);
-  });
+  await assertStored(dir, key, fingerprint);
 });
 
 test("a failed --force run of a stored key keeps that entry's fingerprint", async () => {
@@ -55,10 +59,7 @@ test("a failed --force run of a stored key keeps that entry's fingerprint", asyn
   const { key, fingerprint } = await keyOf(dir);
   const forced = await runCli(['run', '--force', ...CMD], { cwd: dir, env: { FAIL: '4' } });
   assert.is(forced.code, 4, forced.err);
-  await inIndex(dir, (s) => {
-    assert.ok(s.getEntry(key));
-    assert.equal(s.getFingerprint(key), fingerprint);
-  });
+  await assertStored(dir, key, fingerprint);
 });
 
 test('gc removes a fingerprint staged by a run killed before its commit, and keeps the others', async () => {
