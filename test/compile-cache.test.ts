@@ -105,17 +105,17 @@ test('a damaged cache file is detected, not run, and written again', async () =>
   const r = await runCli(['run', 'say'], { cwd: dir, env });
   assert.is(r.code, 0, r.err);
   assert.is(r.out, 'said x');
-  assert.match(r.err, /code cache: .* is damaged; compiling/);
-  assert.match(r.err, /code cache: wrote /);
+  assert.match(r.err, /code cache: .* is damaged; compiling/, r.err);
+  assert.match(r.err, /code cache: wrote /, r.err);
   const again = await runCli(['run', 'say'], { cwd: dir, env });
-  assert.match(again.err, /code cache: used /);
+  assert.match(again.err, /code cache: used /, again.err);
 
   // Truncated to less than its header.
   writeFileSync(file, bytes.subarray(0, 10));
   const cut = await runCli(['run', 'say'], { cwd: dir, env });
   assert.is(cut.code, 0, cut.err);
   assert.is(cut.out, 'said x');
-  assert.match(cut.err, /is damaged; compiling/);
+  assert.match(cut.err, /is damaged; compiling/, `${cut.err} (files: ${readdirSync(cc).join(' ')})`);
 });
 
 test('a cache directory that other users can write to is not used', async () => {
