@@ -5,14 +5,30 @@
 //  - the CLI becomes one CommonJS file, dist/cli-bundle.cjs, that the bin dist/cli.cjs compiles
 //    with V8's code cache (src/cli.cts).
 // dist/index.js (the SDK) and the rest of tsc's output stay as they are. esbuild is a devDependency.
-import { chmodSync, readdirSync, rmSync } from 'node:fs';
-import { build } from 'esbuild';
+import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { build as esbuild } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
 // CommonJS parts (cross-spawn, fast-glob, picomatch) call require() for Node built-ins.
 const banner = {
   js: "import { createRequire as __tvCreateRequire } from 'node:module'; const require = __tvCreateRequire(import.meta.url);",
 };
+/**
+ * Builds, then puts each output file in place by rename: a CLI starting while this runs (a test, or
+ * npx installing the project, which runs `prepare`) sees the old file or the new, never none.
+ */
+async function build(options) {
+  const result = await esbuild({ ...options, write: false });
+  for (const f of result.outputFiles) {
+    mkdirSync(dirname(f.path), { recursive: true });
+    const temp = `${f.path}.${process.pid}.tmp`;
+    writeFileSync(temp, f.contents);
+    renameSync(temp, f.path);
+  }
+  return result;
+}
+
 const common = {
   absWorkingDir: root,
   bundle: true,
@@ -39,8 +55,9 @@ await build({
 // imports is in it, each lazily imported module as a part evaluated on first use, except native
 // addons, what is loaded only off the hit and miss paths, and fast-glob (in dist/vendor/).
 // It sits beside cli.cjs, so src/package-dir.ts resolves dist/ from it as from tsc's output.
+// What earlier layouts left (chunks beside a bundled dist/cli.js).
 for (const f of readdirSync(`${root}dist`))
-  if (/^cli-.*\.c?js$|^cli\.(js|d\.ts)$/.test(f)) rmSync(`${root}dist/${f}`);
+  if (/^cli-.*\.js$|^cli\.(js|d\.ts)$/.test(f)) rmSync(`${root}dist/${f}`);
 await build({
   ...common,
   format: 'cjs',
