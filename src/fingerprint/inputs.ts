@@ -1,9 +1,9 @@
-import { statSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
+import { type FileStat, isFileStat, statFile } from '../util/stat.js';
 import { loadFastGlob, loadPicomatch } from '../util/vendor.js';
-import { type Listing, listingHolds, MAYBE_MISSING, type ManifestFiles } from './manifest.js';
+import { type Listing, listingHolds, type ManifestFiles } from './manifest.js';
 import { walkSimpleGlobs } from './walk.js';
 
 /** fast-glob's options for inputs; the plain walk (walk.ts) must give the same files. */
@@ -207,16 +207,16 @@ async function unmatchedGlobs(positive: string[], entries: string[]): Promise<nu
 }
 
 function statInput(path: string, abs: string, statPath = abs): InputFile | undefined {
-  let s: ReturnType<typeof statSync>;
+  let s: FileStat | undefined;
   try {
-    s = statSync(statPath, MAYBE_MISSING);
+    s = statFile(statPath);
   } catch (e) {
     // A parent replaced by a file: the path is gone, as with ENOENT. Anything else is an input
     // that cannot be read, which must not be left out of the key silently.
     if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
     throw e;
   }
-  if (!s?.isFile()) return undefined;
+  if (!s || !isFileStat(s)) return undefined;
   return {
     path,
     abs,

@@ -1,6 +1,6 @@
-import { statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
+import { isDirStat, isFileStat, statFile } from '../util/stat.js';
 import { canonicalJson, hashBytes } from './hash.js';
 import type { InputFile } from './inputs.js';
 
@@ -23,9 +23,6 @@ import type { InputFile } from './inputs.js';
  * least this far from the settled times that were recorded (ctime cannot be set back by users).
  */
 export const RACY_WINDOW_MS = 2000;
-
-/** statSync options for a file that may have gone: one object, not one per call. */
-export const MAYBE_MISSING = { throwIfNoEntry: false } as const;
 
 /** Numbers per file in ManifestFiles.nums: dev, ino, size, mode, mtimeMs, ctimeMs. */
 const PER_FILE = 6;
@@ -204,8 +201,8 @@ export const settledBefore = (mtimeMs: number, ctimeMs: number, recordedMs: numb
  */
 export function dirStat(path: string): number[] | undefined {
   try {
-    const s = statSync(path, MAYBE_MISSING);
-    return s?.isDirectory() ? [s.dev, s.ino, s.mtimeMs, s.ctimeMs] : undefined;
+    const s = statFile(path);
+    return s && isDirStat(s) ? [s.dev, s.ino, s.mtimeMs, s.ctimeMs] : undefined;
   } catch {
     return undefined; // ENOTDIR (a parent is now a file), EACCES, ELOOP: not the directory recorded
   }
@@ -269,8 +266,8 @@ export function unchangedFiles(m: Manifest, cwd: string, root: string): number {
   try {
     for (; i < paths.length; i++) {
       const p = paths[i]!;
-      const s = statSync(here && !p.startsWith('../') ? p : m.files.abs(i), MAYBE_MISSING);
-      if (!s?.isFile() || !sameAsRecorded(m, i, s)) break;
+      const s = statFile(here && !p.startsWith('../') ? p : m.files.abs(i));
+      if (!s || !isFileStat(s) || !sameAsRecorded(m, i, s)) break;
     }
   } catch {
     // ENOTDIR, EACCES, ...: not as recorded; the full path finds out what it is
