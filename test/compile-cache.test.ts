@@ -13,6 +13,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  truncateSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -54,6 +55,31 @@ test('the first run writes the cache (0600 in a 0700 directory), the next uses i
   // import() from cached code: the .mjs config loaded, and no experimental-feature warning.
   assert.not.match(second.err, /ExperimentalWarning|ERR_VM/);
   assert.not.match(first.err, /ExperimentalWarning|ERR_VM/);
+});
+
+test('hashing threads start from cached code too (inputs over 64 MB, loaded by import())', async () => {
+  // Two sparse 40 MB files: quick to make and to hash, and over the size that starts the threads
+  // (on one core there are none, and this checks the plain path).
+  const dir = writeTree(tempDir(), {
+    'taskvault.config.mjs':
+      "export default { tasks: { big: { command: ['node', '-e', 'process.stdout.write(\"ok\")'], inputs: ['data/*'] } } };\n",
+  });
+  const cc = join(tempDir('tv-cc-'), 'cc');
+  const env = { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' };
+  for (const [round, expect] of [
+    [1, /code cache: wrote /],
+    [2, /code cache: used /],
+  ] as const) {
+    writeTree(dir, { 'data/a': '', 'data/b': `round ${round}` });
+    truncateSync(join(dir, 'data/a'), 40 * 1024 * 1024);
+    truncateSync(join(dir, 'data/b'), 40 * 1024 * 1024);
+    const r = await runCli(['run', 'big'], { cwd: dir, env });
+    assert.is(r.code, 0, r.err);
+    assert.is(r.out, 'ok');
+    assert.match(r.err, expect);
+    assert.match(r.err, /taskvault: miss .* cached/, r.err);
+    assert.not.match(r.err, /warning|ERR_VM/, r.err);
+  }
 });
 
 test('a file written by a hit is written again by the first miss that uses it, then left alone', async () => {

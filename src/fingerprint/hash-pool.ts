@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import type { HashAlgorithm } from '../config/types.js';
 import { besideCode } from '../package-dir.js';
+import { importModule } from '../util/import-module.js';
 import { copyHashingSync, hashFile, hashFileSync, READ_BUFFER_BYTES } from './hash.js';
 
 /**
@@ -32,6 +32,9 @@ export async function hashFilesInPool(
   /** false: only the workers hash (tests use it to be sure the workers did the work). */
   hereToo = true,
 ): Promise<string[]> {
+  // Imported here, not at the top: loading worker_threads is ~1 ms of every start, and a hit or a
+  // small miss never starts a worker.
+  const { Worker } = await importModule<typeof import('node:worker_threads')>('node:worker_threads');
   const hashes = new Array<string>(jobs.length);
   const paths = jobs.map((j) => j.abs);
   const workers = Array.from(

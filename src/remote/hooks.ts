@@ -3,6 +3,7 @@ import type { Fingerprint } from '../fingerprint/fingerprint.js';
 import type { Reporter } from '../runner/run-task.js';
 import type { Entry } from '../store/entry.js';
 import type { Store } from '../store/store.js';
+import { monotonicMs } from '../util/monotonic.js';
 
 /**
  * The two places the run pipeline meets the team cache. The remote code (and, for s3://, its signer)
@@ -18,7 +19,7 @@ export async function pullRemote(
   now: number,
 ): Promise<{ entry: Entry; ms: number } | undefined> {
   if (!settings.remote) return undefined;
-  const started = performance.now();
+  const started = monotonicMs();
   const { pullFromRemote } = await import('./sync.js');
   const entry = await pullFromRemote({
     remote: settings.remote,
@@ -31,7 +32,7 @@ export async function pullRemote(
     reporter,
     now,
   });
-  return entry && { entry, ms: performance.now() - started };
+  return entry && { entry, ms: monotonicMs() - started };
 }
 
 export async function pushRemote(

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
+import { monotonicMs } from '../util/monotonic.js';
 import { mark } from '../util/trace.js';
 import { loadExeca } from '../util/vendor.js';
 import { descendants, signalAll } from './process-tree.js';
@@ -40,7 +41,7 @@ export async function execute(
 ): Promise<Execution> {
   const { execa } = await loadExeca();
   mark('load execa');
-  const started = performance.now();
+  const started = monotonicMs();
   const [file, ...args] = spec.command as [string, ...string[]];
   const child = execa(file, args, {
     cwd: spec.cwd,
@@ -120,7 +121,7 @@ export async function execute(
   for (const s of FORWARDED) process.off(s, forward);
   cancel?.removeEventListener('abort', onCancel);
 
-  const durationMs = performance.now() - started;
+  const durationMs = monotonicMs() - started;
   const signal = result.signal as NodeJS.Signals | undefined;
   if (result.failed && result.exitCode === undefined && !signal) {
     const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;

@@ -4,6 +4,7 @@ import { BlobStore } from '../store/blobs.js';
 import type { Entry } from '../store/entry.js';
 import type { HotIndex } from '../store/hot.js';
 import type { Store } from '../store/store.js';
+import { monotonicMs } from '../util/monotonic.js';
 import { replayLogs, verifyLogs } from './replay.js';
 import { restoreOutputs } from './restore.js';
 import type { RunOptions, RunOutcome } from './run-task.js';
@@ -68,7 +69,7 @@ export async function serveHit(
   entry: Entry,
   o: RunOptions,
 ): Promise<{ ok: true; files: number; bytes: number; restoreMs: number } | { ok: false; message: string }> {
-  const started = performance.now();
+  const started = monotonicMs();
   const logs = await verifyLogs(blobs, entry);
   if (!logs.ok) {
     await blobs.remove(logs.problem.hash);
@@ -83,7 +84,7 @@ export async function serveHit(
     return { ok: false, message: restored.message };
   }
   await replayLogs(blobs, entry, logs.logs, o.replayTo);
-  return { ok: true, files: restored.files, bytes: restored.bytes, restoreMs: performance.now() - started };
+  return { ok: true, files: restored.files, bytes: restored.bytes, restoreMs: monotonicMs() - started };
 }
 
 /** Books a served hit (access time, counters, audit) and builds its outcome. */

@@ -12,6 +12,7 @@ import { type RunOutcome, runTask } from '../runner/run-task.js';
 import { getResult, keyForInput, type ResultData, saveResult } from '../store/results.js';
 import { type CacheStats, cacheStats } from '../store/stats.js';
 import { Store } from '../store/store.js';
+import { monotonicMs } from '../util/monotonic.js';
 import { err, errorMessage, type Failure, failure, type Result } from '../util/result.js';
 import { warn as stderrWarn } from '../util/term.js';
 
@@ -270,9 +271,9 @@ export class Client {
         this.warn(`memoize ${task}: cache skipped: ${errorMessage(e)}`);
       }
     }
-    const started = performance.now();
+    const started = monotonicMs();
     const value = await fn(...args);
-    const durationMs = performance.now() - started;
+    const durationMs = monotonicMs() - started;
     if (store) {
       try {
         const raw = !o.encode && value instanceof Uint8Array;

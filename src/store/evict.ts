@@ -1,5 +1,6 @@
 import { type Policy, resolvePolicy, type Settings } from '../config/resolve.js';
 import { formatBytes } from '../util/format.js';
+import { monotonicMs } from '../util/monotonic.js';
 import type { Entry } from './entry.js';
 import { entryBlobs } from './entry.js';
 import type { Removed, Store } from './store.js';
@@ -35,7 +36,7 @@ export interface EvictOptions {
   enforceEntrySize?: boolean;
   /** Never evicted: the entry a run has just saved. */
   protect?: string;
-  /** performance.now() value after which no new batch starts. */
+  /** monotonicMs() value after which no new batch starts. */
   deadline?: number;
   dryRun?: boolean;
   source: string;
@@ -95,7 +96,7 @@ export async function evict(store: Store, o: EvictOptions): Promise<EvictReport>
     stopAtUsage?: number,
   ): Promise<boolean> => {
     for (let i = 0; i < items.length; i += BATCH) {
-      if (o.deadline !== undefined && batches++ > 0 && performance.now() > o.deadline) return false;
+      if (o.deadline !== undefined && batches++ > 0 && monotonicMs() > o.deadline) return false;
       const batch = items.slice(i, i + BATCH);
       const removed = sim
         ? sim.remove(batch, stopAtUsage)
@@ -232,7 +233,7 @@ export async function evictAfterSave(
     lowWaterBytes: Math.floor(settings.maxSizeBytes * settings.lowWaterMark),
     policyFor: policyLookup(settings),
     protect: o.protect,
-    deadline: performance.now() + AFTER_SAVE_BUDGET_MS,
+    deadline: monotonicMs() + AFTER_SAVE_BUDGET_MS,
     source: o.source,
   });
   o.info(

@@ -9,6 +9,7 @@ import { resultFingerprint, resultKey, resultLabel } from '../fingerprint/result
 import { provenance } from '../runner/provenance.js';
 import { formatBytes } from '../util/format.js';
 import { mkdirs } from '../util/mkdirs.js';
+import { monotonicMs } from '../util/monotonic.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import type { BlobRef, Entry, ResultEncoding } from './entry.js';
 import { STORE_SCHEMA } from './entry.js';
@@ -223,7 +224,7 @@ export async function getResult(
   target: GetTarget,
   o: GetOptions,
 ): Promise<Result<Got>> {
-  const started = performance.now();
+  const started = monotonicMs();
   const keyed = await keyForInput(settings, task, input);
   if (!keyed.ok) return keyed;
   const key = keyed.value;
@@ -276,7 +277,7 @@ export async function getResult(
     }
   }
 
-  store.recordHit(key, { now, savedMs: entry.durationMs - (performance.now() - started) });
+  store.recordHit(key, { now, savedMs: entry.durationMs - (monotonicMs() - started) });
   store.log('HIT', o.source, { ...fields, bytes: out.size });
   const got: Got = { hit: true, key, size: out.size, entry };
   if (data) got.data = data;

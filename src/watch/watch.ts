@@ -3,6 +3,7 @@ import type { Settings, TaskSpec } from '../config/resolve.js';
 import { signalExitCode } from '../runner/execute.js';
 import { type Reporter, type RunOutcome, runTask } from '../runner/run-task.js';
 import { importModule } from '../util/import-module.js';
+import { monotonicMs } from '../util/monotonic.js';
 import { errorMessage, type Failure, type Result } from '../util/result.js';
 import { type Change, type ChangeKind, ChangeSet } from './changes.js';
 import { type WatchPlan, watchPlan } from './plan.js';
@@ -140,7 +141,7 @@ export async function watchTask(o: WatchOptions): Promise<WatchEnd> {
       o.events.cycleStart(cycle, resolved);
       const controller = new AbortController();
       running = controller;
-      const started = performance.now();
+      const started = monotonicMs();
       const outcome = await runTask(resolved.settings, resolved.spec, {
         force: o.force,
         source: 'watch',
@@ -154,7 +155,7 @@ export async function watchTask(o: WatchOptions): Promise<WatchEnd> {
         controller.signal.aborted &&
         (outcome.kind === 'miss' || outcome.kind === 'uncached') &&
         outcome.exitCode === signalExitCode('SIGTERM');
-      o.events.cycleEnd(cycle, resolved, outcome, performance.now() - started, cancelled);
+      o.events.cycleEnd(cycle, resolved, outcome, monotonicMs() - started, cancelled);
       n++;
     }
   } finally {
