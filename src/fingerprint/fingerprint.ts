@@ -6,15 +6,7 @@ import { ok, type Result } from '../util/result.js';
 import { canonicalJson, hashBytes } from './hash.js';
 import { hashFiles } from './hash-pool.js';
 import { expandInputs, type InputFile, inputGlobs, type PriorListing } from './inputs.js';
-import {
-  columns,
-  digestAt,
-  fileAt,
-  fileUnchanged,
-  type Manifest,
-  manifestId,
-  unchangedFiles,
-} from './manifest.js';
+import { columns, fileAt, fileUnchanged, type Manifest, manifestId, unchangedFiles } from './manifest.js';
 
 /** Bump when anything about how keys are derived changes: old entries then simply miss. */
 export const FINGERPRINT_SCHEMA = 1;
@@ -134,8 +126,11 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   if (!expanded.ok) return expanded;
   const { files, listing, fromPrior, unmatched } = expanded.value;
 
-  // Answered by the manifest where the stat is unchanged, else by reading the file.
-  const digests = Buffer.allocUnsafe(DIGEST_BYTES * files.length);
+  // Answered by the manifest where the stat is unchanged, else by reading the file. The manifest's
+  // own file list: its digests in one copy, the changed files' written over them below.
+  const digests = fromPrior
+    ? Buffer.from(prior!.digests.subarray(0, DIGEST_BYTES * files.length))
+    : Buffer.allocUnsafe(DIGEST_BYTES * files.length);
   const toHash: number[] = [];
   let bytesHashed = 0;
   let samePlace = prior !== undefined && prior.files.paths.length === files.length;
@@ -149,7 +144,7 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
       samePlace = false;
     }
     if (prior && j !== undefined && fileUnchanged(prior, j, f)) {
-      prior.digests.copy(digests, i * DIGEST_BYTES, j * DIGEST_BYTES, (j + 1) * DIGEST_BYTES);
+      if (!fromPrior) prior.digests.copy(digests, i * DIGEST_BYTES, j * DIGEST_BYTES, (j + 1) * DIGEST_BYTES);
       continue;
     }
     samePlace = false;
@@ -231,7 +226,9 @@ function fingerprinted(
       return files;
     },
     get hashes() {
-      hashes ??= r.files.map((_, i) => digestAt({ digests }, i));
+      // One hex conversion, then slices: a toString per file costs ~0.6 µs each in a fresh process.
+      const hex = digests.toString('hex');
+      hashes ??= r.files.map((_, i) => hex.slice(2 * DIGEST_BYTES * i, 2 * DIGEST_BYTES * (i + 1)));
       return hashes;
     },
     get fingerprint() {

@@ -274,6 +274,3 @@ export function unchangedFiles(m: Manifest, cwd: string, root: string): number {
   }
   return i;
 }
-
-export const digestAt = (m: Pick<Manifest, 'digests'>, i: number): string =>
-  m.digests.toString('hex', i * DIGEST, (i + 1) * DIGEST);
