@@ -3,6 +3,7 @@ import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { RACY_WINDOW_MS } from '../src/fingerprint/manifest.js';
 import { readTreeSnapshot, runCli, runProcess, tempDir, writeTree } from './helpers.js';
 
 /** A command that writes nested files, a binary, an executable, a symlink, an empty dir and logs. */
@@ -429,6 +430,31 @@ test('a same-size edit while the command runs is caught too (stat compared, racy
   writeTree(dir, { 'edit.sh': 'cat src/a.txt' });
   assert.match((await runCli(args, { cwd: dir })).err, /miss .*cached/);
   assert.match((await runCli(args, { cwd: dir })).err, /hit /);
+});
+
+test('edits while the command runs are caught when the directories are settled (no walk again)', async () => {
+  // Directories settled before the run (past the racy window: ctime cannot be set back, so this
+  // waits it out) vouch for the file list, so the check after the command stats the known files in
+  // place: it must still see content, mode and same-size edits with the time put back.
+  const edits: Record<string, string> = {
+    content: 'printf BBBBB > src/a.txt',
+    'same size, time put back': "printf BBBB > src/a.txt; touch -d '@1700000000' src/a.txt",
+    'exec bit': 'chmod +x src/a.txt',
+    none: '',
+  };
+  const dirs = Object.values(edits).map((edit) =>
+    writeTree(tempDir(), { 'src/a.txt': 'AAAA', 'src/b.txt': 'keep', 'edit.sh': `cat src/a.txt; ${edit}` }),
+  );
+  await new Promise((r) => setTimeout(r, RACY_WINDOW_MS + 100));
+  const args = ['run', '--inputs', 'src/**', '--', 'sh', 'edit.sh'];
+  for (const [k, what] of Object.keys(edits).entries()) {
+    const first = await runCli(args, { cwd: dirs[k]! });
+    assert.is(first.out, 'AAAA', what);
+    if (what === 'none') {
+      assert.match(first.err, /miss .*cached/);
+      assert.match((await runCli(args, { cwd: dirs[k]! })).err, /hit /);
+    } else assert.match(first.err, /not cached: inputs changed while the command ran/, what);
+  }
 });
 
 test('a cache dir that cannot be created (under /proc) never blocks the command', async () => {

@@ -1,10 +1,13 @@
 import type { TaskSpec } from '../config/resolve.js';
+import { type FileStat, isFileStat, statFile } from '../util/stat.js';
 import { excludedFromInputs, type Fingerprinted } from './fingerprint.js';
-import { hashFiles } from './hash-pool.js';
+import { type HashJob, hashFiles } from './hash-pool.js';
 import { expandInputs, type InputFile } from './inputs.js';
-import { RACY_WINDOW_MS } from './manifest.js';
+import { listingHolds, RACY_WINDOW_MS } from './manifest.js';
 
-const sameStat = (a: InputFile, b: InputFile): boolean =>
+type FirstPass = Pick<Fingerprinted, 'fingerprint' | 'files' | 'hashes' | 'hashedAtMs' | 'listed'>;
+
+const sameStat = (a: InputFile, b: FileStat): boolean =>
   a.dev === b.dev &&
   a.ino === b.ino &&
   a.size === b.size &&
@@ -22,31 +25,74 @@ const sameStat = (a: InputFile, b: InputFile): boolean =>
  */
 export async function inputsChangedSince(
   spec: TaskSpec,
-  first: Pick<Fingerprinted, 'fingerprint' | 'files' | 'hashes' | 'hashedAtMs' | 'listed'>,
+  first: FirstPass,
   cacheDir: string,
 ): Promise<boolean> {
-  const algorithm = first.fingerprint.algorithm;
-  // The first pass's directories, if unchanged, vouch for the same file list: no walk again.
-  const now = await expandInputs(
-    { root: spec.root, cwd: spec.cwd, globs: spec.inputs, exclude: excludedFromInputs(spec, cacheDir) },
-    first.listed,
-  );
-  if (!now.ok || now.value.files.length !== first.files.length) return true;
+  const toRead = restatInPlace(spec, first) ?? (await restatExpanded(spec, first, cacheDir));
+  if (toRead === 'changed') return true;
+  const hashes = await hashFiles(
+    first.fingerprint.algorithm,
+    toRead.map((r) => r.job),
+  ).catch(() => undefined); // unreadable now: changed
+  return hashes === undefined || toRead.some((r, k) => hashes[k] !== first.hashes[r.i]);
+}
+
+/** The files whose stat does not vouch for their content (to read again), or 'changed'. */
+type Restat = Array<{ i: number; job: HashJob }> | 'changed';
+
+/** One file's stat now against the first pass's: fine, to be read again, or a change already. */
+function compare(a: InputFile, b: FileStat, racyAfter: number): 'same' | 'read' | 'changed' {
+  if (sameStat(a, b) && b.mtimeMs < racyAfter && b.ctimeMs < racyAfter) return 'same';
+  return ((a.mode & 0o111) !== 0) !== ((b.mode & 0o111) !== 0) ? 'changed' : 'read';
+}
+
+/**
+ * The common case, with no walk and no object per file: the first pass's directories, unchanged,
+ * vouch for the same file list, so each file is statted and compared in place. Undefined when a
+ * directory changed (files may have come or gone).
+ */
+function restatInPlace(spec: TaskSpec, first: FirstPass): Restat | undefined {
+  const { listing, recordedMs } = first.listed;
+  if (!listing || !listingHolds(listing, spec.cwd, recordedMs)) return undefined;
   const racyAfter = first.hashedAtMs - RACY_WINDOW_MS;
-  const toRead: number[] = [];
+  // Root-relative paths resolve fewer components when the root is the working directory.
+  const here = process.cwd() === spec.root;
+  const toRead: Array<{ i: number; job: HashJob }> = [];
+  const files = first.files;
+  for (let i = 0; i < files.length; i++) {
+    const a = files[i]!;
+    let b: FileStat | undefined;
+    try {
+      b = statFile(here && !a.path.startsWith('../') ? a.path : a.abs);
+    } catch {
+      return undefined; // ENOTDIR, EACCES, ...: the general path tells which
+    }
+    if (!b || !isFileStat(b)) return 'changed';
+    const verdict = compare(a, b, racyAfter);
+    if (verdict === 'changed') return verdict;
+    if (verdict === 'read') toRead.push({ i, job: { abs: a.abs, size: b.size } });
+  }
+  return toRead;
+}
+
+/** The general case: the globs expanded again (or the directories walked again), then compared. */
+async function restatExpanded(spec: TaskSpec, first: FirstPass, cacheDir: string): Promise<Restat> {
+  const now = await expandInputs({
+    root: spec.root,
+    cwd: spec.cwd,
+    globs: spec.inputs,
+    exclude: excludedFromInputs(spec, cacheDir),
+  });
+  if (!now.ok || now.value.files.length !== first.files.length) return 'changed';
+  const racyAfter = first.hashedAtMs - RACY_WINDOW_MS;
+  const toRead: Array<{ i: number; job: HashJob }> = [];
   for (let i = 0; i < now.value.files.length; i++) {
     const a = first.files[i]!;
     const b = now.value.files[i]!;
-    if (a.path !== b.path) return true;
-    if (!sameStat(a, b) || b.mtimeMs >= racyAfter || b.ctimeMs >= racyAfter) {
-      if (((a.mode & 0o111) !== 0) !== ((b.mode & 0o111) !== 0)) return true;
-      toRead.push(i);
-    }
+    if (a.path !== b.path) return 'changed';
+    const verdict = compare(a, b, racyAfter);
+    if (verdict === 'changed') return verdict;
+    if (verdict === 'read') toRead.push({ i, job: b });
   }
-  const files = now.value.files;
-  const hashes = await hashFiles(
-    algorithm,
-    toRead.map((i) => files[i]!),
-  ).catch(() => undefined); // unreadable now: changed
-  return hashes === undefined || toRead.some((i, k) => hashes[k] !== first.hashes[i]);
+  return toRead;
 }
