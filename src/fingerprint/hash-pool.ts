@@ -1,8 +1,10 @@
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import type { HashAlgorithm } from '../config/types.js';
 import { besideCode } from '../package-dir.js';
-import { importModule } from '../util/import-module.js';
 import { copyHashingSync, hashFile, hashFileSync, READ_BUFFER_BYTES } from './hash.js';
+
+const require = createRequire(import.meta.url);
 
 /**
  * Below this many bytes to hash, starting threads costs more than it saves: the main thread
@@ -32,9 +34,10 @@ export async function hashFilesInPool(
   /** false: only the workers hash (tests use it to be sure the workers did the work). */
   hereToo = true,
 ): Promise<string[]> {
-  // Imported here, not at the top: loading worker_threads is ~1 ms of every start, and a hit or a
-  // small miss never starts a worker.
-  const { Worker } = await importModule<typeof import('node:worker_threads')>('node:worker_threads');
+  // Loaded here, not imported at the top: loading worker_threads is ~1 ms of every start, and a hit
+  // or a small miss never starts a worker. require(), not import(): import() from the bundle's cached
+  // code fails on Node 20 (src/util/import-module.ts), and initialises the ESM loader (~2 ms).
+  const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
   const hashes = new Array<string>(jobs.length);
   const paths = jobs.map((j) => j.abs);
   const workers = Array.from(
