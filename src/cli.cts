@@ -39,17 +39,26 @@ const trace = process.env.TASKVAULT_TRACE
   ? (m: string) => process.stderr.write(`taskvault: trace: ${m}\n`)
   : undefined;
 
+type Hash = (...parts: Array<Buffer | string>) => Buffer;
+
 /**
  * BLAKE3 (native, and loaded by the CLI anyway for fingerprints): hashing the bundle and the cached
  * code this way costs ~0.3 ms, against ~3 ms for loading node:crypto and SHA-1, which nothing else
- * on the run path needs.
+ * on the run path needs. Undefined if blake-hash cannot be loaded: then there is no code cache, and
+ * the bundle, which needs it too, says what is wrong in its one-line error.
  */
-const { Blake3Hasher } = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
-const hash = (...parts: Array<Buffer | string>): Buffer => {
-  const h = new Blake3Hasher();
-  for (const p of parts) h.update(p);
-  return h.digestBuffer();
-};
+function loadHash(): Hash | undefined {
+  try {
+    const { Blake3Hasher } = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+    return (...parts) => {
+      const h = new Blake3Hasher();
+      for (const p of parts) h.update(p);
+      return h.digestBuffer();
+    };
+  } catch {
+    return undefined;
+  }
+}
 
 /** Whether `st` is this user's and no one else can write it: another user's code would run as us. */
 function whyNotOurs(st: fs.Stats, uid: number | undefined): string | undefined {
@@ -58,9 +67,14 @@ function whyNotOurs(st: fs.Stats, uid: number | undefined): string | undefined {
   return undefined;
 }
 
-/** This user's cache directory, or why there is none: created 0700, refused if others could write it. */
-function cacheDir(): { dir: string } | { off: string } {
+/**
+ * This user's cache directory (created 0700, refused if others could write it) and the hash that
+ * names and checks its files, or why there is none.
+ */
+function cacheDir(): { dir: string; hash: Hash } | { off: string } {
   if (process.env.NODE_DISABLE_COMPILE_CACHE) return { off: 'NODE_DISABLE_COMPILE_CACHE is set' };
+  const hash = loadHash();
+  if (!hash) return { off: 'cannot load @napi-rs/blake-hash' };
   const uid = process.getuid?.();
   const dir = path.resolve(
     process.env.TASKVAULT_COMPILE_CACHE ||
@@ -71,14 +85,14 @@ function cacheDir(): { dir: string } | { off: string } {
     const st = fs.lstatSync(dir);
     if (!st.isDirectory()) return { off: `${dir} is not a directory` };
     const why = whyNotOurs(st, uid);
-    return why ? { off: `${dir} ${why}` } : { dir };
+    return why ? { off: `${dir} ${why}` } : { dir, hash };
   } catch (e) {
     return { off: `${dir}: ${(e as Error).message}` };
   }
 }
 
 /** The cached code for `key`, if present, ours and whole, with its flags byte. */
-function readCache(file: string, key: Buffer): { payload: Buffer; flags: number } | undefined {
+function readCache(file: string, key: Buffer, hash: Hash): { payload: Buffer; flags: number } | undefined {
   let data: Buffer;
   try {
     const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
@@ -108,7 +122,7 @@ function readCache(file: string, key: Buffer): { payload: Buffer; flags: number 
 }
 
 /** Written beside and renamed over, so a reader sees a whole file or none. Never throws. */
-function writeCache(file: string, key: Buffer, script: vm.Script, flags: number): void {
+function writeCache(file: string, key: Buffer, hash: Hash, script: vm.Script, flags: number): void {
   const temp = `${file}.${process.pid}.tmp`;
   try {
     const payload = script.createCachedData();
@@ -160,41 +174,44 @@ function enableNodeCache(dir: string): void {
   }
 }
 
+/** The cache file for this bundle, these flags and this command, and what it holds if whole and ours. */
+function cacheFile(dir: string, hash: Hash, source: Buffer, flagsKey: string, command: string) {
+  const key = hash(source, '\0', flagsKey);
+  const file = path.join(dir, `cli-${key.toString('hex')}-${command}-v8-${process.versions.v8}.bin`);
+  return { file, key, hash, found: readCache(file, key, hash) };
+}
+
 /** The bundle compiled (with the code cache where it can) and evaluated: its `main`. */
 function loadBundle(bundle: string, source: Buffer): Main {
   const where = cacheDir();
   if ('dir' in where) enableNodeCache(where.dir);
   // What V8 compiles (the bundle in Node's module wrapper), and the flags it compiles under.
   const flagsKey = JSON.stringify([nodeModule.wrap(''), process.execArgv, process.env.NODE_OPTIONS ?? '']);
-  const key = hash(source, '\0', flagsKey);
   // The cache holds what the run that wrote it compiled: `run` (what must start fast) and `watch`
   // keep their own; the other commands share one.
   const command = process.argv[2] === 'run' || process.argv[2] === 'watch' ? process.argv[2] : 'other';
-  const file =
-    'dir' in where
-      ? path.join(where.dir, `cli-${key.toString('hex')}-${command}-v8-${process.versions.v8}.bin`)
-      : undefined;
-  const cached = file ? readCache(file, key) : undefined;
+  const cache = 'dir' in where ? cacheFile(where.dir, where.hash, source, flagsKey, command) : undefined;
+  const cached = cache?.found;
   const script = new vm.Script(nodeModule.wrap(source.toString('utf8')), {
     filename: bundle,
     ...(cached ? { cachedData: cached.payload } : {}),
   });
   const used = cached !== undefined && !script.cachedDataRejected;
-  if (!file) trace?.(`code cache: off (${'off' in where ? where.off : ''})`);
-  else if (used) trace?.(`code cache: used ${file}`);
-  else if (cached) trace?.(`code cache: ${file} rejected by V8; compiling`);
+  if (!cache) trace?.(`code cache: off (${'off' in where ? where.off : ''})`);
+  else if (used) trace?.(`code cache: used ${cache.file}`);
+  else if (cached) trace?.(`code cache: ${cache.file} rejected by V8; compiling`);
   const mod = { exports: {} as { main?: Main } };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   wrapper.call(mod.exports, mod.exports, nodeModule.createRequire(bundle), mod, bundle, path.dirname(bundle));
   const main = mod.exports.main;
   if (typeof main !== 'function') throw new Error(`${bundle} has no main()`);
-  if (!file) return main;
+  if (!cache) return main;
   let ranCommand = false;
   // At exit, so that it holds every function this run compiled, not only the top level. A file
   // written by a run without a command (a hit) lacks the miss path: the first miss using it rewrites it.
   process.once('exit', () => {
     if (!used || (ranCommand && (cached.flags & WITH_MISS_PATH) === 0))
-      writeCache(file, key, script, ranCommand ? WITH_MISS_PATH : 0);
+      writeCache(cache.file, cache.key, cache.hash, script, ranCommand ? WITH_MISS_PATH : 0);
   });
   return async (argv, importer) => {
     const outcome = await main(argv, importer);

@@ -17,10 +17,11 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { REPO, runCli, runProcess, tempDir, writeTree } from './helpers.js';
+import { CLI, REPO, runCli, runProcess, tempDir, writeTree } from './helpers.js';
 
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -57,7 +58,7 @@ test('the first run writes the cache (0600 in a 0700 directory), the next uses i
   assert.not.match(first.err, /ExperimentalWarning|ERR_VM/);
 });
 
-test('hashing threads start from cached code too (inputs over 64 MB, loaded by import())', async () => {
+test('hashing threads start from cached code too (inputs over 64 MB)', async () => {
   // Two sparse 40 MB files: quick to make and to hash, and over the size that starts the threads
   // (on one core there are none, and this checks the plain path).
   const dir = writeTree(tempDir(), {
@@ -79,7 +80,26 @@ test('hashing threads start from cached code too (inputs over 64 MB, loaded by i
     assert.match(r.err, expect);
     assert.match(r.err, /taskvault: miss .* cached/, r.err);
     assert.not.match(r.err, /warning|ERR_VM/, r.err);
+    if (availableParallelism() > 1) assert.match(r.err, /hashing threads: [2-9]/, r.err);
   }
+});
+
+test('a blake-hash that cannot be loaded costs the cache, then gives one line and exit 70, no stack', async () => {
+  const dir = project();
+  const preload = join(dir, 'block.cjs');
+  writeFileSync(
+    preload,
+    "const M = require('module'); const load = M._load;\n" +
+      "M._load = function (req, ...rest) { if (req.includes('blake-hash')) throw new Error('no blake-hash here'); return load.call(this, req, ...rest); };\n",
+  );
+  const r = await runProcess(process.execPath, ['-r', preload, CLI, 'run', 'say'], {
+    cwd: dir,
+    env: { TASKVAULT_TRACE: '1' },
+  });
+  assert.is(r.code, 70, r.err);
+  assert.match(r.err, /code cache: off \(cannot load @napi-rs\/blake-hash\)/);
+  assert.match(r.err, /taskvault: error: no blake-hash here\n/);
+  assert.not.match(r.err, /\n\s+at /, 'no stack trace');
 });
 
 test('a file written by a hit is written again by the first miss that uses it, then left alone', async () => {

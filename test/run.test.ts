@@ -448,8 +448,9 @@ test('edits while the command runs are caught when the directories are settled (
   await new Promise((r) => setTimeout(r, RACY_WINDOW_MS + 100));
   const args = ['run', '--inputs', 'src/**', '--', 'sh', 'edit.sh'];
   for (const [k, what] of Object.keys(edits).entries()) {
-    const first = await runCli(args, { cwd: dirs[k]! });
+    const first = await runCli(args, { cwd: dirs[k]!, env: { TASKVAULT_TRACE: '1' } });
     assert.is(first.out, 'AAAA', what);
+    assert.match(first.err, /recheck in place/, `${what}: the path under test was taken`);
     if (what === 'none') {
       assert.match(first.err, /miss .*cached/);
       assert.match((await runCli(args, { cwd: dirs[k]! })).err, /hit /);

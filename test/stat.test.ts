@@ -59,15 +59,23 @@ test('a path with a NUL byte is refused as statSync refuses it, not cut short', 
   assert.throws(() => statFile(`${join(dir, 'file')}\0tail`), /null bytes|ERR_INVALID_ARG/);
 });
 
-test('--pending-deprecation: no process.binding() warning, and the run is still cached', async () => {
-  const dir = writeTree(tempDir(), { 'in.txt': 'a' });
-  const env = { NODE_OPTIONS: '--pending-deprecation', TASKVAULT_CACHE_DIR: join(dir, '.cache') };
-  const args = ['run', '--inputs', 'in.txt', '--', 'node', '-e', 'console.log(1)'];
-  const first = await runCli(args, { cwd: dir, env });
-  const second = await runCli(args, { cwd: dir, env });
-  assert.is(first.code, 0, first.err);
-  assert.not.match(first.err + second.err, /DEP0111|process\.binding/);
-  assert.match(second.err, /hit/);
+test('pending deprecation, however set: no process.binding() warning, and runs are still cached', async () => {
+  const settings: Array<Record<string, string>> = [
+    { NODE_OPTIONS: '--pending-deprecation' },
+    { NODE_OPTIONS: '--pending_deprecation' },
+    { NODE_PENDING_DEPRECATION: '1' },
+  ];
+  for (const setting of settings) {
+    const dir = writeTree(tempDir(), { 'in.txt': 'a' });
+    const env = { ...setting, TASKVAULT_CACHE_DIR: join(dir, '.cache') };
+    const args = ['run', '--inputs', 'in.txt', '--', 'node', '-e', 'console.log(1)'];
+    const first = await runCli(args, { cwd: dir, env });
+    const second = await runCli(args, { cwd: dir, env });
+    const what = JSON.stringify(setting);
+    assert.is(first.code, 0, first.err);
+    assert.not.match(first.err + second.err, /DEP0111|process\.binding/, what);
+    assert.match(second.err, /hit/, what);
+  }
 });
 
 test.run();

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import type { HashAlgorithm } from '../config/types.js';
 import { besideCode } from '../package-dir.js';
+import { note } from '../util/trace.js';
 import { copyHashingSync, hashFile, hashFileSync, READ_BUFFER_BYTES } from './hash.js';
 
 const require = createRequire(import.meta.url);
@@ -44,6 +45,7 @@ export async function hashFilesInPool(
     { length: Math.min(hereToo ? threads - 1 : threads, paths.length) },
     () => new Worker(besideCode('fingerprint/hash-worker.js'), { workerData: { algorithm } }),
   );
+  note(`hashing threads: ${workers.length + (hereToo ? 1 : 0)}`);
   let next = 0;
   const here = async () => {
     if (!hereToo) return;

@@ -1,5 +1,6 @@
 import type { TaskSpec } from '../config/resolve.js';
 import { type FileStat, isFileStat, statFile } from '../util/stat.js';
+import { note } from '../util/trace.js';
 import { excludedFromInputs, type Fingerprinted } from './fingerprint.js';
 import { type HashJob, hashFiles } from './hash-pool.js';
 import { expandInputs, type InputFile } from './inputs.js';
@@ -28,7 +29,9 @@ export async function inputsChangedSince(
   first: FirstPass,
   cacheDir: string,
 ): Promise<boolean> {
-  const toRead = restatInPlace(spec, first) ?? (await restatExpanded(spec, first, cacheDir));
+  const inPlace = restatInPlace(spec, first);
+  note(inPlace ? 'recheck in place' : 'recheck by listing again');
+  const toRead = inPlace ?? (await restatExpanded(spec, first, cacheDir));
   if (toRead === 'changed') return true;
   const hashes = await hashFiles(
     first.fingerprint.algorithm,

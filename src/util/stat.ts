@@ -47,11 +47,16 @@ type StatBinding = (
   throwIfNoEntry: boolean,
 ) => Float64Array | undefined;
 
+/** process.binding, which @types/node leaves out (it is deprecated, in documentation only). */
+type ProcessBinding = ((name: 'fs') => { stat?: StatBinding }) & { name: string };
+
 function pickStat(): (path: string) => FileStat | undefined {
-  // Not where the dates are lazy already, nor where the binding would warn (--pending-deprecation).
-  if (process.versions.node.split('.')[0] !== '20' || pendingDeprecation()) return viaStatSync;
+  const processBinding = (process as unknown as { binding?: ProcessBinding }).binding;
+  // Not where the dates are lazy already, nor where process.binding would warn: under
+  // --pending-deprecation (however it is spelled or set) Node swaps in a wrapper that does.
+  if (process.versions.node.split('.')[0] !== '20' || processBinding?.name !== 'binding') return viaStatSync;
   try {
-    const binding = (process as unknown as { binding(name: string): { stat?: StatBinding } }).binding('fs');
+    const binding = processBinding.call(process, 'fs');
     const stat = binding.stat?.bind(binding);
     if (typeof stat !== 'function') return viaStatSync;
     const fast = (path: string): FileStat | undefined => {
@@ -91,12 +96,4 @@ function agrees(fast: (path: string) => FileStat | undefined): boolean {
       a.ctimeMs === b.ctimeMs);
   const probes = [process.execPath, process.cwd(), `${process.execPath}\u0001missing`];
   return probes.every((p) => same(fast(p), viaStatSync(p)));
-}
-
-function pendingDeprecation(): boolean {
-  return (
-    process.execArgv.includes('--pending-deprecation') ||
-    process.env.NODE_PENDING_DEPRECATION === '1' ||
-    (process.env.NODE_OPTIONS ?? '').includes('--pending-deprecation')
-  );
 }

@@ -14,6 +14,11 @@ export function mark(phase: string): void {
   last = now;
 }
 
+/** A fact for the trace line that is not a phase: which way a step went. */
+export function note(text: string): void {
+  if (enabled) marks.push(text);
+}
+
 if (enabled) {
   process.on('exit', () => {
     mark('exit');
