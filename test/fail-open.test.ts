@@ -12,12 +12,16 @@ import * as assert from 'uvu/assert';
 import { executions, warnings } from './fault-helpers.js';
 import { runCli, tempDir, writeTree } from './helpers.js';
 
-/** Writes out/<name>.txt (SIZE bytes), prints a line, exits with EXIT; optionally fills the disk first. */
+/**
+ * Writes out/<name>.txt (SIZE bytes), prints a line, exits with EXIT; optionally fills the disk or
+ * removes a directory first. The removal retries as `rm -rf` has to when something is writing in the
+ * directory meanwhile: TaskVault opens its index there while the command runs.
+ */
 const CMD = `
 const fs = require('fs');
 fs.appendFileSync(process.env.COUNTER, 'x\\n');
 if (process.env.FILL) { try { const fd = fs.openSync(process.env.FILL, 'w'); const b = Buffer.alloc(1 << 20); for (;;) fs.writeSync(fd, b); } catch {} }
-if (process.env.REMOVE) fs.rmSync(process.env.REMOVE, { recursive: true, force: true });
+if (process.env.REMOVE) fs.rmSync(process.env.REMOVE, { recursive: true, force: true, maxRetries: 20, retryDelay: 5 });
 fs.mkdirSync('out', { recursive: true });
 fs.writeFileSync('out/' + process.env.NAME + '.txt', Buffer.alloc(Number(process.env.SIZE || 10), 97));
 console.log('ran ' + process.env.NAME);
