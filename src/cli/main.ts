@@ -59,11 +59,14 @@ export async function main(
   try {
     const empty = findEmptyOptionValue(argv.slice(2));
     if (empty) throw new Error(`${empty} needs a non-empty value`);
+    const end = ownArgsEnd(argv);
     // mri drops a lone '-' (stdin/stdout elsewhere), so `cache get t in -` would count two arguments.
-    const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
     if (argv.slice(2, end).includes('-'))
       throw new Error("'-' (standard input or output) is not supported: name a file");
-    cli.parse(joinNegativeValues(camelCaseFlags(argv), valueFlags(cli)), { run: false });
+    cli.parse(
+      joinNegativeValues(camelCaseFlags(argv, end), end, () => valueFlags(cli)),
+      { run: false },
+    );
     if (!cli.matchedCommand && cli.args.length > 0) {
       errorLine(`unknown command '${cli.args[0]}'`, "see 'taskvault --help'");
       process.exitCode = EXIT_CODES.usage;
@@ -105,10 +108,9 @@ export async function main(
  * are handed over as cac knows them (`--dryRun`); `--no-*` (negations, which mri reads itself) and
  * everything after `--` (the user's command) stay as typed.
  */
-function camelCaseFlags(argv: string[]): string[] {
-  const end = argv.indexOf('--');
+function camelCaseFlags(argv: string[], end: number): string[] {
   return argv.map((a, i) =>
-    (end !== -1 && i >= end) || a.startsWith('--no-')
+    i >= end || a.startsWith('--no-')
       ? a
       : a.replace(
           /^--([a-z0-9]+(?:-[a-z0-9]+)+)(?==|$)/,
@@ -123,13 +125,21 @@ function valueFlags(cli: CAC): Set<string> {
   return new Set(options.filter((o) => o.required !== undefined).flatMap((o) => o.names));
 }
 
+/** Where TaskVault's own arguments end: at `--`, after which they are the command's. */
+function ownArgsEnd(argv: string[]): number {
+  const i = argv.indexOf('--');
+  return i === -1 ? argv.length : i;
+}
+
 /**
  * mri reads `--ttl -5` as `--ttl` without a value and then an unknown option `-5`. A value that
  * looks like a negative number is joined to its option (`--ttl=-5`), as if typed so, and the
- * option's own check then says what is wrong with it. Only before `--`.
+ * option's own check then says what is wrong with it. Only before `end`; the option list is read
+ * only when such a value is there (not on every run).
  */
-function joinNegativeValues(argv: string[], valued: Set<string>): string[] {
-  const end = argv.indexOf('--') === -1 ? argv.length : argv.indexOf('--');
+function joinNegativeValues(argv: string[], end: number, valueFlags: () => Set<string>): string[] {
+  if (!argv.slice(0, end).some((a) => /^-\d/.test(a))) return argv;
+  const valued = valueFlags();
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
