@@ -197,32 +197,33 @@ test("a cache directory another user owns is not used (that user's code would ru
   assert.equal(cacheFiles(cc), []);
 });
 
-test("writing a cache file removes other builds' files after a week, and dead writers' temp files", async () => {
+test("writing a cache file removes other builds' files a day old, and temp files of writers gone an hour", async () => {
   const dir = project();
   const cc = tempDir('tv-cc-');
   chmodSync(cc, 0o700);
-  const other = 'a'.repeat(40);
-  const old = new Date(Date.now() - 8 * 24 * 3600_000);
-  writeTree(cc, {
-    [`cli-${other}-run-v8-1.bin`]: 'old build',
-    [`cli-${other}-other-v8-1.bin`]: 'old build, recent',
-    [`cli-${other}-run-v8-1.bin.123.tmp`]: 'killed writer',
-    'unrelated.txt': 'not ours',
-  });
-  utimesSync(join(cc, `cli-${other}-run-v8-1.bin`), old, old);
-  utimesSync(join(cc, `cli-${other}-run-v8-1.bin.123.tmp`), old, old);
-  utimesSync(join(cc, 'unrelated.txt'), old, old);
+  const other = 'a'.repeat(64);
+  const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000);
+  const files: Array<[string, number, boolean]> = [
+    // name, age in hours, kept
+    [`cli-${other}-run-v8-1.bin`, 25, false],
+    [`cli-${other}-other-v8-1.bin`, 23, true],
+    [`cli-${other}-run-v8-1.bin.123.tmp`, 2, false],
+    [`cli-${other}-run-v8-1.bin.456.tmp`, 0.5, true], // a writer that may still be going
+    ['unrelated.txt', 48, true],
+  ];
+  for (const [name, age] of files) {
+    writeFileSync(join(cc, name), name);
+    utimesSync(join(cc, name), hoursAgo(age), hoursAgo(age));
+  }
   const r = await runCli(['run', 'say'], {
     cwd: dir,
     env: { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' },
   });
   assert.is(r.code, 0, r.err);
   assert.match(r.err, /code cache: wrote /);
-  const left = readdirSync(cc).sort();
-  assert.equal(left.filter((f) => !f.includes(other)).length, 2, left.join(' ')); // ours and unrelated.txt
-  assert.ok(left.includes(`cli-${other}-other-v8-1.bin`));
-  assert.not.ok(left.includes(`cli-${other}-run-v8-1.bin`));
-  assert.not.ok(left.includes(`cli-${other}-run-v8-1.bin.123.tmp`));
+  const left = readdirSync(cc);
+  for (const [name, age, kept] of files) assert.is(left.includes(name), kept, `${name}, ${age} h old`);
+  assert.is(left.filter((f) => !files.some(([name]) => name === f)).length, 1, `ours: ${left.join(' ')}`);
 });
 
 test('NODE_DISABLE_COMPILE_CACHE turns it off', async () => {

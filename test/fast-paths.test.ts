@@ -110,6 +110,38 @@ test('an unchanged static .ts config is served from its cached value, without lo
   );
 });
 
+test('a miss and a hit load none of node:crypto, worker_threads and performance; a hit no child_process', async () => {
+  // A plain -r preload (the --import tracer above starts a loader thread, which loads worker_threads).
+  const dir = writeTree(tempDir(), {
+    'in.txt': 'x',
+    'builtins.cjs':
+      "process.on('exit', () => require('fs').writeFileSync(process.env.TV_BUILTINS, process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)).join('\\n')));\n",
+  });
+  const run = async (log: string) => {
+    const r = await runProcess(
+      process.execPath,
+      ['-r', join(dir, 'builtins.cjs'), CLI, 'run', '--inputs', 'in.txt', '--', 'node', '-e', '0'],
+      { cwd: dir, env: { TV_BUILTINS: join(dir, log) } },
+    );
+    assert.is(r.code, 0, r.err);
+    return { err: r.err, loaded: readFileSync(join(dir, log), 'utf8').split('\n') };
+  };
+  const unneeded = ['crypto', 'worker_threads', 'internal/perf/performance'];
+  const miss = await run('miss.log');
+  assert.match(miss.err, /miss/);
+  assert.ok(miss.loaded.includes('child_process'), 'the log is of the CLI itself');
+  assert.equal(
+    miss.loaded.filter((m) => unneeded.includes(m)),
+    [],
+  );
+  const hit = await run('hit.log');
+  assert.match(hit.err, /hit/);
+  assert.equal(
+    hit.loaded.filter((m) => [...unneeded, 'child_process'].includes(m)),
+    [],
+  );
+});
+
 test('a config that reads the environment is evaluated on every run', async () => {
   const dir = tempDir();
   writeTree(dir, {
