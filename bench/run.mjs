@@ -390,16 +390,17 @@ function peakRss(bigFile) {
   return { miss, hit };
 }
 
-function evictTable() {
-  const script = join(REPO, 'bench', 'evict.mjs');
+/** The markdown table a bench/<name>.mjs script prints (run in its own process), if it exists. */
+function sideTable(name) {
+  const script = join(REPO, 'bench', `${name}.mjs`);
   if (!existsSync(script)) return undefined;
-  log('running bench/evict.mjs');
+  log(`running bench/${name}.mjs`);
   const r = spawnSync(process.execPath, [script], {
     env: process.env,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  if (r.status !== 0) return `bench/evict.mjs exited ${r.status}\n`;
+  if (r.status !== 0) return `bench/${name}.mjs exited ${r.status}\n`;
   return r.stdout;
 }
 
@@ -548,7 +549,9 @@ function main() {
       `| Peak RSS, restoring it (hit) | ${rss.hit.mb.toFixed(0)} MB (${fmtMs(rss.hit.ms)}) | | |`,
     );
   }
-  const evict = evictTable();
+  const stat = sideTable('stat');
+  if (stat) md.push('', '## stat() of the inputs (bench/stat.mjs)', '', stat.trim());
+  const evict = sideTable('evict');
   if (evict) md.push('', '## Eviction (bench/evict.mjs)', '', evict.trim());
   md.push('', `Whole run: ${((Date.now() - started) / 1000).toFixed(0)} s.`, '');
   const text = md.join('\n');
