@@ -16,6 +16,7 @@ import { hashBytes } from '../dist/fingerprint/hash.js';
 import { STORE_SCHEMA } from '../dist/store/entry.js';
 import { evict } from '../dist/store/evict.js';
 import { Store } from '../dist/store/store.js';
+import { median } from './common.mjs';
 
 const N = Number(process.env.BENCH_EVICT_ENTRIES) || 100_000;
 const LOOKUPS = 20_000;
@@ -23,11 +24,6 @@ const BATCH = 1_000;
 const dir = mkdtempSync(join(tmpdir(), 'tv-bench-evict-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const fmt = (ms) =>
   ms < 1 ? `${(ms * 1000).toFixed(2)} µs` : ms < 1000 ? `${ms.toFixed(2)} ms` : `${(ms / 1000).toFixed(2)} s`;
 

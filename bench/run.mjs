@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alternate, writePackage } from './common.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CLI = process.env.BENCH_CLI ?? join(REPO, 'dist', 'cli.cjs');
@@ -92,59 +93,12 @@ function timed(argv, cwd, extraEnv = {}) {
   return { ms, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-/**
- * Alternates contenders round by round (rotating who goes first) so drift in machine load hits
- * them all alike; `prep` runs before each timed call and is not timed.
- */
-function alternate(contenders, rounds) {
-  const times = Object.fromEntries(contenders.map((c) => [c.name, []]));
-  for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < contenders.length; i++) {
-      const c = contenders[(i + r) % contenders.length];
-      c.prep?.();
-      times[c.name].push(c.run());
-    }
-  }
-  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
-}
-
 // ---------------------------------------------------------------- fixtures
-
-const BUILD_MJS = `import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { join } from 'node:path';
-// A stand-in build: reads every source file and writes a digest and a manifest.
-const h = createHash('sha1');
-let n = 0;
-const walk = (d) => { for (const e of readdirSync(d, { withFileTypes: true })) {
-  const p = join(d, e.name);
-  if (e.isDirectory()) walk(p); else { h.update(readFileSync(p)); n++; }
-} };
-walk('src');
-mkdirSync('dist', { recursive: true });
-writeFileSync('dist/digest.txt', h.digest('hex') + '\\n');
-writeFileSync('dist/manifest.json', JSON.stringify({ files: n }) + '\\n');
-console.log('built ' + n + ' files');
-`;
 
 /** A package of `files` 4 KB sources that turbo, wireit and TaskVault can all build and cache. */
 function makePackage(name, files) {
   const dir = join(work, name);
-  const perDir = 100;
-  const block = Buffer.alloc(4096);
-  for (let i = 0; i < files; i++) {
-    const d = join(dir, 'src', `d${String(Math.floor(i / perDir)).padStart(3, '0')}`);
-    if (i % perDir === 0) mkdirSync(d, { recursive: true });
-    block.fill(`${name}:${i}:`, 0);
-    writeFileSync(join(d, `f${String(i).padStart(5, '0')}.txt`), block);
-  }
-  writeFileSync(join(dir, 'build.mjs'), BUILD_MJS);
+  writePackage(dir, name, files);
   writeFileSync(
     join(dir, 'package.json'),
     `${JSON.stringify(
@@ -167,10 +121,6 @@ function makePackage(name, files) {
   writeFileSync(
     join(dir, 'turbo.json'),
     `${JSON.stringify({ $schema: 'https://turbo.build/schema.json', tasks: { 'build:turbo': { inputs: ['src/**'], outputs: ['dist/**'] } } }, null, 2)}\n`,
-  );
-  writeFileSync(
-    join(dir, 'taskvault.config.ts'),
-    `export default {\n  tasks: {\n    build: { command: ['node', 'build.mjs'], inputs: ['src/**'], outputs: ['dist/**'] },\n  },\n};\n`,
   );
   writeFileSync(join(dir, '.gitignore'), 'node_modules/\n.taskvault/\n.turbo/\n.wireit/\ndist/\n');
   // wireit and turbo resolve from the package's node_modules, as in a real project.

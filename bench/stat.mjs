@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { median } from './common.mjs';
 
 const FILES = Number(process.env.BENCH_STAT_FILES) || 2000;
 const ROUNDS = Number(process.env.BENCH_STAT_ROUNDS) || 21;
@@ -35,12 +36,6 @@ const t0 = process.hrtime.bigint();
 for (const p of paths) sum += stat(p).size;
 const ms = Number(process.hrtime.bigint() - t0) / 1e6;
 process.stdout.write(JSON.stringify({ ms, via: statVia, sum }));`;
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 const times = { statFile: [], statSync: [] };
 let via;
