@@ -78,4 +78,18 @@ test('pending deprecation, however set: no process.binding() warning, and runs a
   }
 });
 
+test('TASKVAULT_TRACE says which stat a run used', async () => {
+  const dir = writeTree(tempDir(), { 'in.txt': 'a' });
+  const r = await runCli(['run', '--inputs', 'in.txt', '--', 'node', '-e', '0'], {
+    cwd: dir,
+    env: { TASKVAULT_TRACE: '1' },
+  });
+  assert.match(r.err, new RegExp(`trace: .*stat via ${statVia}`));
+  const pending = await runCli(['run', '--inputs', 'in.txt', '--', 'node', '-e', '0'], {
+    cwd: dir,
+    env: { TASKVAULT_TRACE: '1', NODE_PENDING_DEPRECATION: '1' },
+  });
+  assert.match(pending.err, /trace: .*stat via statSync/);
+});
+
 test.run();

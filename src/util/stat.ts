@@ -1,4 +1,5 @@
 import { constants, statSync } from 'node:fs';
+import { note } from './trace.js';
 
 /*
  * stat() for the per-input hot loops (fingerprint, manifest check, re-check after a miss): the
@@ -31,8 +32,9 @@ export const isDirStat = (s: FileStat): boolean => (s.mode & constants.S_IFMT) =
  */
 export const statFile: (path: string) => FileStat | undefined = pickStat();
 
-/** Which of the two statFile is (for tests and TASKVAULT_TRACE). */
+/** Which of the two statFile is (for tests, and said in TASKVAULT_TRACE's line). */
 export const statVia: 'binding' | 'statSync' = statFile === viaStatSync ? 'statSync' : 'binding';
+note(`stat via ${statVia}`);
 
 function viaStatSync(path: string): FileStat | undefined {
   const s = statSync(path, { throwIfNoEntry: false });

@@ -5,6 +5,7 @@
  */
 const enabled = Boolean(process.env.TASKVAULT_TRACE);
 const marks: string[] = [];
+const notes: string[] = [];
 let last = 0;
 
 export function mark(phase: string): void {
@@ -14,14 +15,14 @@ export function mark(phase: string): void {
   last = now;
 }
 
-/** A fact for the trace line that is not a phase: which way a step went. */
+/** A fact for the trace line that is not a phase (which way a step went): said after the phases. */
 export function note(text: string): void {
-  if (enabled) marks.push(text);
+  if (enabled) notes.push(text);
 }
 
 if (enabled) {
   process.on('exit', () => {
     mark('exit');
-    process.stderr.write(`taskvault: trace: ${marks.join(' · ')}\n`);
+    process.stderr.write(`taskvault: trace: ${[...marks, ...notes].join(' · ')}\n`);
   });
 }
