@@ -112,8 +112,10 @@ export async function missFirst(
       const again = await hotHit(hot, settings, spec, key, logFields, o).catch(() => undefined);
       if (again?.kind === 'hit') return again;
     }
-    new AuditLog(hot.layout.audit).write('MISS', o.source ?? 'run', logFields);
+    // Called once the command has started (runAndStore): the audit line and the index load then
+    // overlap with it instead of delaying its start.
     const openIndex = async (): Promise<Result<Store>> => {
+      new AuditLog(hot.layout.audit).write('MISS', o.source ?? 'run', logFields);
       const { Store } = await import('../store/store.js');
       const opened = Store.open(settings.cacheDir, { warn: (m) => o.reporter.warn(m) });
       if (opened.ok) {
