@@ -5,7 +5,7 @@
 //  - the CLI becomes one CommonJS file, dist/cli-bundle.cjs, that the bin dist/cli.cjs compiles
 //    with V8's code cache (src/cli.cts).
 // dist/index.js (the SDK) and the rest of tsc's output stay as they are. esbuild is a devDependency.
-import { chmodSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { build as esbuild } from 'esbuild';
 
@@ -51,9 +51,55 @@ await build({
   outfile: `${root}dist/vendor/fast-glob.js`,
 });
 
+/**
+ * The CLI's parts for what only some runs need (src/util/vendor.ts): CommonJS files that the bin
+ * compiles each with its own code cache (src/cli.cts), so that a hit reads no compiled code of them.
+ *  - execa (a miss).
+ *  - lmdb's JavaScript (a miss, and most other commands); its native addon stays in node_modules.
+ *    From the code cache it loads in ~6 ms instead of ~17. Two things in it assume it runs from its
+ *    own directory: lmdb finds its addon from `__filename`, here dist/vendor/, so it is pointed at
+ *    the installed lmdb (resolved at run time, wherever the package manager put it); and msgpackr
+ *    loads msgpackr-extract, an optional native speed-up for decoding long strings, from beside
+ *    itself: it is left out (the index's values are small, and msgpackr's JavaScript decoder reads
+ *    the same format), which saves ~3 ms more. The build fails if lmdb's code no longer has what is
+ *    patched, rather than making a CLI that cannot find its addon.
+ */
+const lmdbFromItsPackage = {
+  name: 'lmdb-from-its-package',
+  setup(b) {
+    b.onResolve({ filter: /^msgpackr-extract$/ }, () => ({
+      path: 'msgpackr-extract',
+      namespace: 'left-out',
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'left-out' }, () => ({ contents: 'module.exports = undefined;' }));
+    b.onLoad({ filter: /[\\/]lmdb[\\/]dist[\\/]index\.cjs$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const dirName = /^let dirName = .*$/m;
+      if (!dirName.test(source)) throw new Error(`${args.path}: no 'let dirName = ...' line to patch`);
+      const installed =
+        "require('node:path').dirname(require('node:path').dirname(require['resolve']('lmdb')))";
+      return { contents: source.replace(dirName, `let dirName = ${installed};`), loader: 'js' };
+    });
+  },
+};
+const cjsPart = {
+  ...common,
+  format: 'cjs',
+  define: { 'import.meta.url': '__tvPartUrl' },
+  banner: { js: "'use strict'; const __tvPartUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
+await build({ ...cjsPart, entryPoints: ['execa'], outfile: `${root}dist/vendor/execa.cjs` });
+await build({
+  ...cjsPart,
+  stdin: { contents: "module.exports = require('lmdb');", resolveDir: root, loader: 'js' },
+  outfile: `${root}dist/vendor/lmdb.cjs`,
+  plugins: [lmdbFromItsPackage],
+});
+
 // The CLI: one CommonJS file that the bin (src/cli.cts) compiles with V8's code cache. Everything it
 // imports is in it, each lazily imported module as a part evaluated on first use, except native
-// addons, what is loaded only off the hit and miss paths, and fast-glob (in dist/vendor/).
+// addons, execa and lmdb (parts of their own, above), what is loaded only off the hit and miss
+// paths, and fast-glob (in dist/vendor/).
 // It sits beside cli.cjs, so src/package-dir.ts resolves dist/ from it as from tsc's output.
 // What earlier layouts left (chunks beside a bundled dist/cli.js).
 for (const f of readdirSync(`${root}dist`))
@@ -63,9 +109,9 @@ await build({
   format: 'cjs',
   entryPoints: [`${root}dist/cli/main.js`],
   outfile: `${root}dist/cli-bundle.cjs`,
-  external: ['lmdb', '@napi-rs/blake-hash', 'jiti', 'chokidar', 'fast-glob', 'picomatch'],
-  // import.meta.url is the bundle's own URL; vendor.ts takes execa from here, not dist/vendor/.
-  define: { 'import.meta.url': '__tvBundleUrl', TASKVAULT_CLI_BUNDLE: 'true' },
+  external: ['@napi-rs/blake-hash', 'jiti', 'chokidar', 'fast-glob', 'picomatch', 'execa'],
+  // import.meta.url is the bundle's own URL.
+  define: { 'import.meta.url': '__tvBundleUrl' },
   banner: { js: "'use strict'; const __tvBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
 // The bin: npx and a direct ./dist/cli.cjs need it executable.

@@ -4,8 +4,10 @@
  * compiling the CLI's JavaScript is much of start-up, on every run. So the build puts the whole CLI
  * into one CommonJS file (dist/cli-bundle.cjs, scripts/bundle.mjs), and this runs it with V8's code
  * cache: the first run saves the compiled code at exit, later runs load it instead of compiling
- * (a miss ~30 ms faster, a hit ~8 ms; bench/results.md). On Node >= 22.1 Node's own compile cache,
- * pointed at the same directory, covers what loads afterwards (lmdb, jiti, the hash worker).
+ * (a miss ~30 ms faster, a hit ~8 ms; bench/results.md). execa and lmdb's JavaScript, which only
+ * some paths need, are parts of their own (dist/vendor/*.cjs) with their own cache files, loaded
+ * when the CLI asks (VendorLoader). On Node >= 22.1 Node's own compile cache, pointed at the same
+ * directory, covers what loads afterwards (jiti, the hash worker).
  *
  * CommonJS, so that Node starts it without its ESM loader, and so that the bundle can be compiled
  * here (vm.Script takes a code cache; ESM source text needs a flag on Node 20).
@@ -23,10 +25,14 @@ import os = require('node:os');
 import path = require('node:path');
 import vm = require('node:vm');
 
+/** Loads dist/vendor/<part>.cjs (src/util/vendor.ts), compiled with its own code cache. */
+type VendorLoader = (part: string) => unknown;
+
 /** The CLI (src/cli/main.ts); it says whether it ran a command (the miss path). */
 type Main = (
   argv?: string[],
   importer?: (specifier: string) => Promise<unknown>,
+  requireVendor?: VendorLoader,
 ) => Promise<{ ranCommand: boolean } | undefined>;
 
 const MAGIC = Buffer.from('TVCC\x03\x00\x00', 'latin1');
@@ -137,20 +143,20 @@ function writeCache(file: string, key: Buffer, hash: Hash, script: vm.Script, fl
     } catch {}
     trace?.(`code cache: not written: ${(e as Error).message}`);
   }
-  prune(path.dirname(file), key.toString('hex'));
 }
 
 const PRUNE_AFTER_MS = 24 * 3600_000;
 
 /**
  * Removes what other builds or flags left a day or more ago (each upgrade writes new files), and
- * temp files of killed writers. Only when a cache file is written, which is rare.
+ * temp files of killed writers. Only when a cache file is written, which is rare. `current`: the
+ * keys of this build's parts, loaded in this run or not.
  */
-function prune(dir: string, current: string): void {
+function prune(dir: string, current: string[]): void {
   try {
     for (const name of fs.readdirSync(dir)) {
       const temp = name.endsWith('.tmp');
-      if (!name.startsWith('cli-') || (!temp && name.startsWith(`cli-${current}-`))) continue;
+      if (!name.startsWith('cli-') || (!temp && current.some((k) => name.startsWith(`cli-${k}-`)))) continue;
       const p = path.join(dir, name);
       if (Date.now() - fs.statSync(p).mtimeMs > (temp ? 3600_000 : PRUNE_AFTER_MS))
         fs.rmSync(p, { force: true });
@@ -174,61 +180,141 @@ function enableNodeCache(dir: string): void {
   }
 }
 
-/** The cache file for this bundle, these flags and this command, and what it holds if whole and ours. */
-function cacheFile(dir: string, hash: Hash, source: Buffer, flagsKey: string, command: string) {
-  const key = hash(source, '\0', flagsKey);
-  const file = path.join(dir, `cli-${key.toString('hex')}-${command}-v8-${process.versions.v8}.bin`);
-  return { file, key, hash, found: readCache(file, key, hash) };
+/** Where this run keeps compiled code: the directory, the hash, and what else goes into a key. */
+interface CodeCache {
+  dir: string;
+  hash: Hash;
+  /** What V8 compiles the source in (Node's module wrapper) and the flags it compiles under. */
+  flagsKey: string;
+  /**
+   * The cache holds what the run that wrote it compiled: `run` (what must start fast) and `watch`
+   * keep their own; the other commands share one.
+   */
+  command: string;
 }
 
-/** The bundle compiled (with the code cache where it can) and evaluated: its `main`. */
-function loadBundle(bundle: string, source: Buffer): Main {
-  const where = cacheDir();
-  if ('dir' in where) enableNodeCache(where.dir);
-  // What V8 compiles (the bundle in Node's module wrapper), and the flags it compiles under.
-  const flagsKey = JSON.stringify([nodeModule.wrap(''), process.execArgv, process.env.NODE_OPTIONS ?? '']);
-  // The cache holds what the run that wrote it compiled: `run` (what must start fast) and `watch`
-  // keep their own; the other commands share one.
-  const command = process.argv[2] === 'run' || process.argv[2] === 'watch' ? process.argv[2] : 'other';
-  const cache = 'dir' in where ? cacheFile(where.dir, where.hash, source, flagsKey, command) : undefined;
+/**
+ * The parts of the CLI that the bin compiles, each with its own cache file: the bundle, and the
+ * libraries only some paths need (scripts/bundle.mjs). A hit then reads no compiled code of execa
+ * or lmdb, which a miss's cache of one big bundle would hold (measured: a hit 80-88 ms with it,
+ * 74-79 ms without).
+ */
+const partFile = (part: string) =>
+  part === 'cli' ? path.join(__dirname, 'cli-bundle.cjs') : path.join(__dirname, 'vendor', `${part}.cjs`);
+const VENDOR_PARTS = ['execa', 'lmdb'];
+
+const partKey = (cc: CodeCache, source: Buffer) => cc.hash(source, '\0', cc.flagsKey);
+
+/** A part compiled (with its cached code where it can) and evaluated. */
+interface Loaded {
+  exports: unknown;
+  /** Writes the compiled code out (at exit, so that it holds every function the run compiled). */
+  save?: (flags: number) => void;
+  /** The flags byte of the cache file used; undefined if none was. */
+  usedFlags?: number;
+}
+
+function compilePart(part: string, source: Buffer, cc: CodeCache | undefined): Loaded {
+  const file = partFile(part);
+  let cache: { path: string; key: Buffer; found: ReturnType<typeof readCache> } | undefined;
+  if (cc) {
+    const key = partKey(cc, source);
+    const name = part === 'cli' ? cc.command : `${part}-${cc.command}`;
+    const p = path.join(cc.dir, `cli-${key.toString('hex')}-${name}-v8-${process.versions.v8}.bin`);
+    cache = { path: p, key, found: readCache(p, key, cc.hash) };
+  }
   const cached = cache?.found;
   const script = new vm.Script(nodeModule.wrap(source.toString('utf8')), {
-    filename: bundle,
+    filename: file,
     ...(cached ? { cachedData: cached.payload } : {}),
   });
   const used = cached !== undefined && !script.cachedDataRejected;
-  if (!cache) trace?.(`code cache: off (${'off' in where ? where.off : ''})`);
-  else if (used) trace?.(`code cache: used ${cache.file}`);
-  else if (cached) trace?.(`code cache: ${cache.file} rejected by V8; compiling`);
-  const mod = { exports: {} as { main?: Main } };
+  if (cache && used) trace?.(`code cache: used ${cache.path}`);
+  else if (cache && cached) trace?.(`code cache: ${cache.path} rejected by V8; compiling`);
+  const mod = { exports: {} as unknown };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
-  wrapper.call(mod.exports, mod.exports, nodeModule.createRequire(bundle), mod, bundle, path.dirname(bundle));
-  const main = mod.exports.main;
-  if (typeof main !== 'function') throw new Error(`${bundle} has no main()`);
-  if (!cache) return main;
+  wrapper.call(mod.exports, mod.exports, nodeModule.createRequire(file), mod, file, path.dirname(file));
+  const loaded: Loaded = { exports: mod.exports };
+  if (used) loaded.usedFlags = cached.flags;
+  if (cc && cache) {
+    const { path: at, key } = cache;
+    loaded.save = (flags) => writeCache(at, key, cc.hash, script, flags);
+  }
+  return loaded;
+}
+
+/** The keys of every part of this build, for prune: those this run did not load are current too. */
+function currentKeys(cc: CodeCache): string[] {
+  const keys: string[] = [];
+  for (const part of ['cli', ...VENDOR_PARTS]) {
+    try {
+      keys.push(partKey(cc, fs.readFileSync(partFile(part))).toString('hex'));
+    } catch {
+      // A part not built (or gone): nothing of it to keep.
+    }
+  }
+  return keys;
+}
+
+/**
+ * The bundle compiled (with the code cache where it can) and evaluated: its `main`, with a loader
+ * for the vendor parts that compiles each with its own cache file.
+ */
+function loadBundle(source: Buffer): Main {
+  const where = cacheDir();
+  if ('dir' in where) enableNodeCache(where.dir);
+  const command = process.argv[2] === 'run' || process.argv[2] === 'watch' ? process.argv[2] : 'other';
+  const cc: CodeCache | undefined =
+    'dir' in where
+      ? {
+          dir: where.dir,
+          hash: where.hash,
+          flagsKey: JSON.stringify([nodeModule.wrap(''), process.execArgv, process.env.NODE_OPTIONS ?? '']),
+          command,
+        }
+      : undefined;
+  if (!cc) trace?.(`code cache: off (${'off' in where ? where.off : ''})`);
+  const bundle = compilePart('cli', source, cc);
+  const main = (bundle.exports as { main?: Main }).main;
+  if (typeof main !== 'function') throw new Error(`${partFile('cli')} has no main()`);
+
+  // What to write at exit: a part loaded without its cache file, and a bundle file written by a
+  // run without a command (a hit), which lacks the miss path: the first miss using it rewrites it.
+  const saves: Array<() => void> = [];
   let ranCommand = false;
-  // At exit, so that it holds every function this run compiled, not only the top level. A file
-  // written by a run without a command (a hit) lacks the miss path: the first miss using it rewrites it.
-  process.once('exit', () => {
-    if (!used || (ranCommand && (cached.flags & WITH_MISS_PATH) === 0))
-      writeCache(cache.file, cache.key, cache.hash, script, ranCommand ? WITH_MISS_PATH : 0);
-  });
+  const vendor = new Map<string, unknown>();
+  const requireVendor: VendorLoader = (part) => {
+    if (!vendor.has(part)) {
+      if (!VENDOR_PARTS.includes(part)) throw new Error(`no vendor part ${part}`);
+      const loaded = compilePart(part, fs.readFileSync(partFile(part)), cc);
+      if (loaded.save && loaded.usedFlags === undefined) saves.push(() => loaded.save?.(0));
+      vendor.set(part, loaded.exports);
+    }
+    return vendor.get(part);
+  };
+  if (cc)
+    process.once('exit', () => {
+      const flags = bundle.usedFlags;
+      if (flags === undefined || (ranCommand && (flags & WITH_MISS_PATH) === 0))
+        saves.push(() => bundle.save?.(ranCommand ? WITH_MISS_PATH : 0));
+      for (const save of saves) save();
+      if (saves.length > 0) prune(cc.dir, currentKeys(cc));
+    });
   return async (argv, importer) => {
-    const outcome = await main(argv, importer);
+    const outcome = await main(argv, importer, requireVendor);
     ranCommand = outcome?.ranCommand === true;
     return outcome;
   };
 }
 
 async function start(): Promise<void> {
-  const bundle = path.join(__dirname, 'cli-bundle.cjs');
   let source: Buffer | undefined;
   try {
-    source = fs.readFileSync(bundle);
+    source = fs.readFileSync(partFile('cli'));
   } catch {
     // A plain `tsc` build has no bundle: the same CLI, unbundled.
   }
-  const main: Main = source ? loadBundle(bundle, source) : (await import('./cli/main.js')).main;
+  const main: Main = source ? loadBundle(source) : (await import('./cli/main.js')).main;
   // The bundle's code cannot use import() itself (src/util/import-module.ts).
   await main(process.argv, (specifier) => import(specifier));
 }

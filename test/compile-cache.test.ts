@@ -35,6 +35,8 @@ function project(): string {
 }
 
 const cacheFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.bin'));
+/** The bundle's files, without those of the vendor parts (dist/vendor/*.cjs). */
+const bundleFiles = (dir: string) => cacheFiles(dir).filter((f) => !/-(execa|lmdb)-/.test(f));
 
 test('the first run writes the cache (0600 in a 0700 directory), the next uses it with the same result', async () => {
   const dir = project();
@@ -44,15 +46,29 @@ test('the first run writes the cache (0600 in a 0700 directory), the next uses i
   assert.is(first.code, 0, first.err);
   assert.is(first.out, 'said x');
   assert.match(first.err, /code cache: wrote /);
-  assert.is(cacheFiles(cc).length, 1);
+  // A miss: the bundle, and the parts for execa and lmdb, each in a file of its own.
+  const files = cacheFiles(cc);
+  assert.equal(
+    files.map((f) => f.replace(/^cli-[0-9a-f]{64}-/, '').replace(/-v8-.*/, '')).sort(),
+    ['execa-run', 'lmdb-run', 'run'],
+    files.join(' '),
+  );
   assert.is(statSync(cc).mode & 0o777, 0o700);
-  assert.is(statSync(join(cc, cacheFiles(cc)[0]!)).mode & 0o777, 0o600);
+  for (const f of files) assert.is(statSync(join(cc, f)).mode & 0o777, 0o600);
 
   const second = await runCli(['run', 'say'], { cwd: dir, env });
   assert.is(second.code, 0, second.err);
   assert.is(second.out, 'said x');
   assert.match(second.err, /code cache: used /);
   assert.match(second.err, /taskvault: hit /);
+  // A hit needs neither execa nor lmdb: their compiled code is not even read.
+  assert.not.match(second.err, /-(execa|lmdb)-run/);
+  assert.not.match(second.err, /wrote/);
+  writeFileSync(join(dir, 'in.txt'), 'y');
+  const miss = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.is(miss.out, 'said y');
+  assert.is(miss.err.match(/code cache: used /g)?.length, 3, miss.err);
+  assert.not.match(miss.err, /wrote/);
   // import() from cached code: the .mjs config loaded, and no experimental-feature warning.
   assert.not.match(second.err, /ExperimentalWarning|ERR_VM/);
   assert.not.match(first.err, /ExperimentalWarning|ERR_VM/);
@@ -135,7 +151,7 @@ test('Node flags that differ between runs get a file each, instead of rewriting 
     assert.match(r.err, /code cache: used /);
     assert.not.match(r.err, /rejected|wrote/);
   }
-  assert.is(cacheFiles(cc).length, 2);
+  assert.is(bundleFiles(cc).length, 2);
 });
 
 test('a damaged cache file is detected, not run, and written again', async () => {
@@ -143,7 +159,7 @@ test('a damaged cache file is detected, not run, and written again', async () =>
   const cc = tempDir('tv-cc-');
   const env = { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' };
   assert.is((await runCli(['run', 'say'], { cwd: dir, env })).code, 0);
-  const file = join(cc, cacheFiles(cc)[0]!);
+  const file = join(cc, bundleFiles(cc)[0]!);
   const bytes = readFileSync(file);
   // One bit in the middle of V8's payload: V8 itself would accept it.
   bytes[Math.floor(bytes.length / 2)]! ^= 0x10;
@@ -162,6 +178,18 @@ test('a damaged cache file is detected, not run, and written again', async () =>
   assert.is(cut.code, 0, cut.err);
   assert.is(cut.out, 'said x');
   assert.match(cut.err, /is damaged; compiling/, `${cut.err} (files: ${readdirSync(cc).join(' ')})`);
+
+  // A vendor part's file, which only a miss reads.
+  const part = join(cc, cacheFiles(cc).find((f) => f.includes('-lmdb-run-'))!);
+  const partBytes = readFileSync(part);
+  partBytes[Math.floor(partBytes.length / 2)]! ^= 0x10;
+  writeFileSync(part, partBytes);
+  writeFileSync(join(dir, 'in.txt'), 'y');
+  const miss = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.is(miss.out, 'said y');
+  assert.match(miss.err, /taskvault: miss .* cached/, miss.err);
+  assert.match(miss.err, /code cache: .*-lmdb-run-.* is damaged; compiling/, miss.err);
+  assert.match(miss.err, /code cache: wrote .*-lmdb-run-/, miss.err);
 });
 
 test('a cache directory that other users can write to is not used', async () => {
@@ -223,7 +251,27 @@ test("writing a cache file removes other builds' files a day old, and temp files
   assert.match(r.err, /code cache: wrote /);
   const left = readdirSync(cc);
   for (const [name, age, kept] of files) assert.is(left.includes(name), kept, `${name}, ${age} h old`);
-  assert.is(left.filter((f) => !files.some(([name]) => name === f)).length, 1, `ours: ${left.join(' ')}`);
+  // The miss wrote the bundle's file and those of the parts it loaded (execa, lmdb).
+  assert.is(left.filter((f) => !files.some(([name]) => name === f)).length, 3, `ours: ${left.join(' ')}`);
+});
+
+test("a part this run did not load is still this build's: writing a cache file keeps it", async () => {
+  const dir = project();
+  const cc = tempDir('tv-cc-');
+  const env = { TASKVAULT_COMPILE_CACHE: cc, TASKVAULT_TRACE: '1' };
+  assert.is((await runCli(['run', 'say'], { cwd: dir, env })).code, 0); // a miss: all three written
+  const day = new Date(Date.now() - 25 * 3600_000);
+  for (const f of cacheFiles(cc)) utimesSync(join(cc, f), day, day);
+  // A hit with no bundle file writes one, and prunes; it loads neither execa nor lmdb.
+  for (const f of bundleFiles(cc)) rmSync(join(cc, f));
+  const hit = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.match(hit.err, /taskvault: hit [\s\S]*code cache: wrote /);
+  assert.equal(
+    cacheFiles(cc)
+      .map((f) => f.replace(/^cli-[0-9a-f]{64}-/, '').replace(/-v8-.*/, ''))
+      .sort(),
+    ['execa-run', 'lmdb-run', 'run'],
+  );
 });
 
 test('NODE_DISABLE_COMPILE_CACHE turns it off', async () => {
@@ -265,6 +313,23 @@ test('a bundle changed in place, even to the same length, never runs the old cod
   assert.match(after.out, /^taskvaulT\//, 'the changed code ran');
   assert.match(after.err, /code cache: wrote /, 'compiled afresh, under its own name');
   assert.is(cacheFiles(cc).length, 2);
+});
+
+test('without the vendor parts the CLI loads execa and lmdb from their packages', async () => {
+  const pkg = copyOfPackage();
+  for (const part of ['execa', 'lmdb']) rmSync(join(pkg, 'dist', 'vendor', `${part}.cjs`));
+  const dir = project();
+  const env = { TASKVAULT_COMPILE_CACHE: tempDir('tv-cc-'), TASKVAULT_TRACE: '1' };
+  const bin = join(pkg, 'dist', 'cli.cjs');
+  const miss = await runProcess(process.execPath, [bin, 'run', 'say'], { cwd: dir, env });
+  assert.is(miss.code, 0, miss.err);
+  assert.is(miss.out, 'said x');
+  assert.match(miss.err, /taskvault: miss .* cached/);
+  const hit = await runProcess(process.execPath, [bin, 'run', 'say'], { cwd: dir, env });
+  assert.match(hit.err, /taskvault: hit /);
+  const stats = await runProcess(process.execPath, [bin, 'cache', 'stats', '--json'], { cwd: dir, env });
+  assert.is(stats.code, 0, stats.err);
+  assert.match(stats.out, /"entries":\s*1/);
 });
 
 test('without the bundle (a plain tsc build) the bin runs the unbundled CLI', async () => {

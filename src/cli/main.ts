@@ -4,6 +4,7 @@ import { commandsStarted } from '../runner/started.js';
 import { useImporter } from '../util/import-module.js';
 import { EXIT_CODES } from '../util/result.js';
 import { errorLine } from '../util/term.js';
+import { useVendorLoader } from '../util/vendor.js';
 import { VERSION } from '../version.js';
 import { registerRun } from './run.js';
 import { findEmptyOptionValue } from './shared.js';
@@ -33,8 +34,11 @@ export async function main(
   argv: string[] = process.argv,
   /** The bin's own import(), for what lies outside the bundle (util/import-module.ts). */
   importer?: (specifier: string) => Promise<unknown>,
+  /** The bin's loader for dist/vendor/*.cjs, with their code caches (util/vendor.ts). */
+  requireVendor?: (part: 'execa' | 'lmdb') => unknown,
 ): Promise<{ ranCommand: boolean }> {
   if (importer) useImporter(importer);
+  if (requireVendor) useVendorLoader(requireVendor);
   const cli = cac('taskvault');
   const named = argv[2];
   // A bare --version needs no command at all (help and unknown commands need them all).

@@ -5,6 +5,7 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { warn as warnLine } from '../util/term.js';
+import { loadLmdb } from '../util/vendor.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
@@ -15,14 +16,10 @@ import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
 import { tryLock } from './lock.js';
 import { lowSpace } from './space.js';
 
-// lmdb's CommonJS build is one file; its ESM entry is a graph of a dozen modules that takes ~13 ms
-// more to load, on every run. Import lmdb only this way (one instance per process).
 const require = createRequire(import.meta.url);
-const { open } = require('lmdb') as typeof import('lmdb');
+const { open } = loadLmdb();
 /** How the index is opened, here and by the probe in a child process (lmdbReads). */
 const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true };
-/** lmdb's entry point, for the probe in a child process. */
-const LMDB_ENTRY = require.resolve('lmdb');
 
 export { LOW_SPACE_BYTES } from './space.js';
 
@@ -91,11 +88,16 @@ function lmdbReads(dir: string): boolean {
     process.exit(0);`;
   // ELECTRON_RUN_AS_NODE: inside an Electron app (the SDK) execPath is Electron, not Node.
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
-  const r = spawnSync(process.execPath, ['-e', probe, LMDB_ENTRY, dir, JSON.stringify(ENV_OPTIONS)], {
-    stdio: 'ignore',
-    timeout: 15_000,
-    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-  });
+  // The installed lmdb, which the bundled copy's native addon comes from.
+  const r = spawnSync(
+    process.execPath,
+    ['-e', probe, require.resolve('lmdb'), dir, JSON.stringify(ENV_OPTIONS)],
+    {
+      stdio: 'ignore',
+      timeout: 15_000,
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    },
+  );
   return r.status === 0;
 }
 
