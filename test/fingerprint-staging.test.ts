@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Fingerprint } from '../src/fingerprint/fingerprint.js';
@@ -104,6 +105,23 @@ test('inputs changed while the command ran: not stored, and no fingerprint left 
   assert.match(r.err, /inputs changed while the command ran/);
   writeFileSync(join(dir, 'in.txt'), 'four');
   await inIndex(dir, (s) => assert.is(s.getFingerprint(key), undefined));
+});
+
+test('a fingerprint an older version stored as a msgpack object is still read, and explain uses it', async () => {
+  const dir = writeTree(tempDir(), { 'in.txt': 'five' });
+  assert.is((await runCli(['run', ...CMD], { cwd: dir })).code, 0);
+  const { key, fingerprint } = await keyOf(dir);
+  // As versions before JSON text wrote it: the object itself, in lmdb's default encoding.
+  const env = open({ path: join(cache(dir), 'index'), maxDbs: 16, compression: false });
+  const fingerprints = env.openDB({ name: 'fingerprints' });
+  assert.is(typeof fingerprints.get(key), 'string', 'this version keeps JSON text');
+  await fingerprints.put(key, fingerprint);
+  await env.close();
+  await assertStored(dir, key, fingerprint);
+  writeFileSync(join(dir, 'in.txt'), 'FIVE');
+  const r = await runCli(['explain', ...CMD], { cwd: dir });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /input changed +in\.txt/, r.out);
 });
 
 test.run();
