@@ -54,11 +54,11 @@ await build({
 /**
  * The CLI's parts for what only some runs need (src/util/vendor.ts): CommonJS files that the bin
  * compiles each with its own code cache (src/cli.cts), so that a hit reads no compiled code of them.
- *  - execa (a miss).
+ *  - execa (a miss), with node:v8 loaded only if used (v8WhenCalled).
  *  - lmdb's JavaScript (a miss, and most other commands); its native addon stays in node_modules.
  *    From the code cache it loads in ~6 ms instead of ~17. Two things in it assume it runs from its
  *    own directory: lmdb finds its addon from `__filename`, here dist/vendor/, so it is pointed at
- *    the installed lmdb (resolved at run time, wherever the package manager put it); and msgpackr
+ *    the installed lmdb (found at run time, wherever the package manager put it); and msgpackr
  *    loads msgpackr-extract, an optional native speed-up for decoding long strings, from beside
  *    itself: it is left out (the index's values are small, and msgpackr's JavaScript decoder reads
  *    the same format), which saves ~3 ms more. The build fails if lmdb's code no longer has what is
@@ -76,10 +76,36 @@ const lmdbFromItsPackage = {
       const source = readFileSync(args.path, 'utf8');
       const dirName = /^let dirName = .*$/m;
       if (!dirName.test(source)) throw new Error(`${args.path}: no 'let dirName = ...' line to patch`);
-      const installed =
-        "require('node:path').dirname(require('node:path').dirname(require['resolve']('lmdb')))";
+      // lmdb's directory as Node's require would find it (realpath'd, as module paths are, so
+      // that its platform package resolves under pnpm too), without require.resolve, which for a
+      // package with "exports" loads Node's ESM resolver (~1 ms).
+      const installed = `(() => {
+        const { existsSync, realpathSync } = require('node:fs');
+        const { dirname, join } = require('node:path');
+        for (const dir of require['resolve'].paths('lmdb') ?? []) {
+          if (existsSync(join(dir, 'lmdb', 'package.json'))) return realpathSync(join(dir, 'lmdb'));
+        }
+        return dirname(dirname(require['resolve']('lmdb')));
+      })()`;
       return { contents: source.replace(dirName, `let dirName = ${installed};`), loader: 'js' };
     });
+  },
+};
+/**
+ * execa imports node:v8 for one thing, checking an `ipcInput` option TaskVault never sets; loading
+ * it costs ~1.3 ms of every miss, before the command starts. It is loaded when first called instead.
+ */
+const v8WhenCalled = {
+  name: 'v8-when-called',
+  setup(b) {
+    b.onResolve({ filter: /^node:v8$/ }, (args) =>
+      /[\\/]execa[\\/]lib[\\/]ipc[\\/]ipc-input\.js$/.test(args.importer)
+        ? { path: 'node:v8', namespace: 'when-called' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'when-called' }, () => ({
+      contents: "exports.serialize = (value) => require('node:v8').serialize(value);",
+    }));
   },
 };
 const cjsPart = {
@@ -88,7 +114,12 @@ const cjsPart = {
   define: { 'import.meta.url': '__tvPartUrl' },
   banner: { js: "'use strict'; const __tvPartUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
-await build({ ...cjsPart, entryPoints: ['execa'], outfile: `${root}dist/vendor/execa.cjs` });
+await build({
+  ...cjsPart,
+  entryPoints: ['execa'],
+  outfile: `${root}dist/vendor/execa.cjs`,
+  plugins: [v8WhenCalled],
+});
 await build({
   ...cjsPart,
   stdin: { contents: "module.exports = require('lmdb');", resolveDir: root, loader: 'js' },

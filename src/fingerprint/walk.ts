@@ -2,8 +2,8 @@ import { type Dirent, readdirSync, statSync } from 'node:fs';
 import { dirStat, type Listing } from './manifest.js';
 
 /*
- * A fast path for the globs almost every task uses (`src/**`, `**\/*`, with ignores like
- * `**\/node_modules/**` and `dist/**`): a plain directory walk gives the same files as fast-glob
+ * A fast path for the globs almost every task uses (`src/**`, `**\/*`, `package.json`, with ignores
+ * like `**\/node_modules/**` and `dist/**`): a plain directory walk gives the same files as fast-glob
  * without loading it and without matching every path against regular expressions, which is most
  * of a hit's input expansion. Anything it does not fully understand returns undefined and goes to
  * fast-glob, so its answers are only ever the ones fast-glob would give.
@@ -14,8 +14,10 @@ const LITERAL = /^(?:[\w.@+~-]+\/)*$/;
 const SEGMENT = /^[\w.@+~-]+$/;
 
 interface Plan {
-  /** Directories to walk, relative to cwd ('' = cwd itself), each wholly taken. */
-  bases: string[];
+  /** Directories to walk, relative to cwd ('' = cwd itself), each wholly taken, by glob index. */
+  bases: Array<{ glob: number; base: string }>;
+  /** Literal file paths (`package.json`, `config/app.json`), by glob index. */
+  files: Array<{ glob: number; path: string }>;
   /** Entry names skipped anywhere (`**\/name/**`). */
   names: Set<string>;
   /** Relative paths skipped with everything under them (`path/**`). */
@@ -24,19 +26,6 @@ interface Plan {
 
 function plan(positive: string[], ignore: string[]): Plan | undefined {
   if (positive.length === 0) return undefined;
-  const bases: string[] = [];
-  for (const g of positive) {
-    const base = g.endsWith('/**/*')
-      ? g.slice(0, -4)
-      : g.endsWith('/**')
-        ? g.slice(0, -2)
-        : g === '**' || g === '**/*'
-          ? ''
-          : undefined;
-    if (base === undefined || !LITERAL.test(base)) return undefined;
-    if (base.split('/').some((s) => s === '.' || s === '..')) return undefined;
-    bases.push(base.replace(/\/$/, ''));
-  }
   const names = new Set<string>();
   const paths = new Set<string>();
   for (const g of ignore) {
@@ -52,7 +41,31 @@ function plan(positive: string[], ignore: string[]): Plan | undefined {
     if (!LITERAL.test(`${p}/`) || p.split('/').some((s) => s === '.' || s === '..')) return undefined;
     paths.add(p);
   }
-  return { bases, names, paths };
+  const bases: Plan['bases'] = [];
+  const files: Plan['files'] = [];
+  for (const [glob, g] of positive.entries()) {
+    const base = g.endsWith('/**/*')
+      ? g.slice(0, -4)
+      : g.endsWith('/**')
+        ? g.slice(0, -2)
+        : g === '**' || g === '**/*'
+          ? ''
+          : undefined;
+    if (base === undefined) {
+      // A literal path names one file (fast-glob gives it if it is one, and nothing for a
+      // directory). One that an ignore might cover is left to fast-glob to judge.
+      const segs = g.split('/');
+      if (!LITERAL.test(`${g}/`) || segs.some((s) => s === '.' || s === '..' || names.has(s)))
+        return undefined;
+      if (segs.some((_, i) => paths.has(segs.slice(0, i + 1).join('/')))) return undefined;
+      files.push({ glob, path: g });
+      continue;
+    }
+    if (!LITERAL.test(base)) return undefined;
+    if (base.split('/').some((s) => s === '.' || s === '..')) return undefined;
+    bases.push({ glob, base: base.replace(/\/$/, '') });
+  }
+  return { bases, files, names, paths };
 }
 
 /**
@@ -110,7 +123,7 @@ export function walkSimpleGlobs(
     }
     return true;
   };
-  for (const [i, base] of p.bases.entries()) {
+  for (const { glob: i, base } of p.bases) {
     const before = found;
     if (base) {
       // Each segment of the base must be a real directory (not ignored, not a link) for a plain walk.
@@ -136,5 +149,16 @@ export function walkSimpleGlobs(
     if (!walk(base)) return undefined;
     if (found === before) unmatched.push(i);
   }
+  for (const { glob, path } of p.files) {
+    // Following a link, as fast-glob does. A file stays in the list only while it is there, which
+    // its stat shows each run; one not there yet would show only in a listing of its directory.
+    const st = statSync(`${cwd}/${path}`, { throwIfNoEntry: false });
+    if (st?.isFile()) take(path);
+    else {
+      unmatched.push(glob);
+      listable = false;
+    }
+  }
+  unmatched.sort((a, b) => a - b);
   return { files: [...out], listing: listable ? listing : undefined, unmatched };
 }
