@@ -41,6 +41,7 @@ const common = {
 };
 
 await build({ ...common, entryPoints: ['execa'], outfile: `${root}dist/vendor/execa.js` });
+// For the SDK, ESM bundles of execa and fast-glob (the CLI has CommonJS parts of them, below).
 // fast-glob's bundle also exports the picomatch it holds anyway, for matching globs one at a time.
 await build({
   ...common,
@@ -55,6 +56,8 @@ await build({
  * The CLI's parts for what only some runs need (src/util/vendor.ts): CommonJS files that the bin
  * compiles each with its own code cache (src/cli.cts), so that a hit reads no compiled code of them.
  *  - execa (a miss), with node:v8 loaded only if used (v8WhenCalled).
+ *  - fast-glob and its picomatch (globs the plain walks do not take, e.g. `src/**\/*.ts`): through
+ *    the ESM loader, without a code cache, loading it cost a hit ~30 ms.
  *  - lmdb's JavaScript (a miss, and most other commands); its native addon stays in node_modules.
  *    From the code cache it loads in ~6 ms instead of ~17. Two things in it assume it runs from its
  *    own directory: lmdb finds its addon from `__filename`, here dist/vendor/, so it is pointed at
@@ -122,6 +125,15 @@ await build({
 });
 await build({
   ...cjsPart,
+  stdin: {
+    contents: "exports.default = require('fast-glob'); exports.picomatch = require('picomatch');",
+    resolveDir: root,
+    loader: 'js',
+  },
+  outfile: `${root}dist/vendor/fast-glob.cjs`,
+});
+await build({
+  ...cjsPart,
   stdin: { contents: "module.exports = require('lmdb');", resolveDir: root, loader: 'js' },
   outfile: `${root}dist/vendor/lmdb.cjs`,
   plugins: [lmdbFromItsPackage],
@@ -129,8 +141,8 @@ await build({
 
 // The CLI: one CommonJS file that the bin (src/cli.cts) compiles with V8's code cache. Everything it
 // imports is in it, each lazily imported module as a part evaluated on first use, except native
-// addons, execa and lmdb (parts of their own, above), what is loaded only off the hit and miss
-// paths, and fast-glob (in dist/vendor/).
+// addons, execa, lmdb and fast-glob (parts of their own, above), and what is loaded only off the
+// hit and miss paths.
 // It sits beside cli.cjs, so src/package-dir.ts resolves dist/ from it as from tsc's output.
 // What earlier layouts left (chunks beside a bundled dist/cli.js).
 for (const f of readdirSync(`${root}dist`))
@@ -140,7 +152,7 @@ await build({
   format: 'cjs',
   entryPoints: [`${root}dist/cli/main.js`],
   outfile: `${root}dist/cli-bundle.cjs`,
-  external: ['@napi-rs/blake-hash', 'jiti', 'chokidar', 'fast-glob', 'picomatch', 'execa'],
+  external: ['@napi-rs/blake-hash', 'jiti', 'chokidar', 'fast-glob', 'picomatch', 'execa', 'lmdb'],
   // import.meta.url is the bundle's own URL.
   define: { 'import.meta.url': '__tvBundleUrl' },
   banner: { js: "'use strict'; const __tvBundleUrl = require('node:url').pathToFileURL(__filename).href;" },

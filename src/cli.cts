@@ -4,9 +4,9 @@
  * compiling the CLI's JavaScript is much of start-up, on every run. So the build puts the whole CLI
  * into one CommonJS file (dist/cli-bundle.cjs, scripts/bundle.mjs), and this runs it with V8's code
  * cache: the first run saves the compiled code at exit, later runs load it instead of compiling
- * (a miss ~30 ms faster, a hit ~8 ms; bench/results.md). execa and lmdb's JavaScript, which only
- * some paths need, are parts of their own (dist/vendor/*.cjs) with their own cache files, loaded
- * when the CLI asks (VendorLoader). On Node >= 22.1 Node's own compile cache, pointed at the same
+ * (a miss ~30 ms faster, a hit ~8 ms; bench/results.md). execa, lmdb's JavaScript and fast-glob,
+ * which only some paths need, are parts of their own (dist/vendor/*.cjs) with their own cache
+ * files, loaded when the CLI asks (VendorLoader). On Node >= 22.1 Node's own compile cache, pointed at the same
  * directory, covers what loads afterwards (jiti, the hash worker).
  *
  * CommonJS, so that Node starts it without its ESM loader, and so that the bundle can be compiled
@@ -201,7 +201,7 @@ interface CodeCache {
  */
 const partFile = (part: string) =>
   part === 'cli' ? path.join(__dirname, 'cli-bundle.cjs') : path.join(__dirname, 'vendor', `${part}.cjs`);
-const VENDOR_PARTS = ['execa', 'lmdb'];
+const VENDOR_PARTS = ['execa', 'lmdb', 'fast-glob'];
 
 const partKey = (cc: CodeCache, source: Buffer) => cc.hash(source, '\0', cc.flagsKey);
 

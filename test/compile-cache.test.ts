@@ -315,21 +315,44 @@ test('a bundle changed in place, even to the same length, never runs the old cod
   assert.is(cacheFiles(cc).length, 2);
 });
 
-test('without the vendor parts the CLI loads execa and lmdb from their packages', async () => {
+test('without the vendor parts the CLI loads execa, lmdb and fast-glob from their packages', async () => {
   const pkg = copyOfPackage();
-  for (const part of ['execa', 'lmdb']) rmSync(join(pkg, 'dist', 'vendor', `${part}.cjs`));
-  const dir = project();
+  for (const part of ['execa', 'lmdb', 'fast-glob']) rmSync(join(pkg, 'dist', 'vendor', `${part}.cjs`));
+  // '*.txt' is a glob for fast-glob (the plain walks take directories and literal paths).
+  const dir = writeTree(tempDir(), {
+    'in.txt': 'x',
+    'taskvault.config.mjs':
+      "export default { tasks: { say: { command: ['node', '-e', \"process.stdout.write('said ' + require('fs').readFileSync('in.txt'))\"], inputs: ['*.txt'] } } };\n",
+  });
   const env = { TASKVAULT_COMPILE_CACHE: tempDir('tv-cc-'), TASKVAULT_TRACE: '1' };
   const bin = join(pkg, 'dist', 'cli.cjs');
   const miss = await runProcess(process.execPath, [bin, 'run', 'say'], { cwd: dir, env });
   assert.is(miss.code, 0, miss.err);
   assert.is(miss.out, 'said x');
   assert.match(miss.err, /taskvault: miss .* cached/);
+  assert.not.match(miss.err, /-(execa|lmdb|fast-glob)-run/, 'no part was loaded');
   const hit = await runProcess(process.execPath, [bin, 'run', 'say'], { cwd: dir, env });
   assert.match(hit.err, /taskvault: hit /);
   const stats = await runProcess(process.execPath, [bin, 'cache', 'stats', '--json'], { cwd: dir, env });
   assert.is(stats.code, 0, stats.err);
   assert.match(stats.out, /"entries":\s*1/);
+});
+
+test('a glob the plain walks do not take loads fast-glob as a part, with its own cache file', async () => {
+  const dir = writeTree(tempDir(), {
+    'in.txt': 'x',
+    'taskvault.config.mjs':
+      "export default { tasks: { say: { command: ['node', '-e', \"process.stdout.write('said ' + require('fs').readFileSync('in.txt'))\"], inputs: ['*.txt'] } } };\n",
+  });
+  const env = { TASKVAULT_COMPILE_CACHE: tempDir('tv-cc-'), TASKVAULT_TRACE: '1' };
+  const miss = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.match(miss.err, /code cache: wrote .*-fast-glob-run-/, miss.err);
+  const hit = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.match(hit.err, /taskvault: hit /);
+  assert.match(hit.err, /code cache: used .*-fast-glob-run-/, hit.err);
+  writeFileSync(join(dir, 'more.txt'), 'y');
+  const again = await runCli(['run', 'say'], { cwd: dir, env });
+  assert.match(again.err, /taskvault: miss /, 'a new file the glob matches is an input');
 });
 
 test('without the bundle (a plain tsc build) the bin runs the unbundled CLI', async () => {

@@ -35,7 +35,7 @@ export async function main(
   /** The bin's own import(), for what lies outside the bundle (util/import-module.ts). */
   importer?: (specifier: string) => Promise<unknown>,
   /** The bin's loader for dist/vendor/*.cjs, with their code caches (util/vendor.ts). */
-  requireVendor?: (part: 'execa' | 'lmdb') => unknown,
+  requireVendor?: (part: 'execa' | 'lmdb' | 'fast-glob') => unknown,
 ): Promise<{ ranCommand: boolean }> {
   if (importer) useImporter(importer);
   if (requireVendor) useVendorLoader(requireVendor);
