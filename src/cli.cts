@@ -317,6 +317,20 @@ async function start(): Promise<void> {
   const main: Main = source ? loadBundle(source) : (await import('./cli/main.js')).main;
   // The bundle's code cannot use import() itself (src/util/import-module.ts).
   await main(process.argv, (specifier) => import(specifier));
+  exitWhenDone();
+}
+
+/**
+ * A finished `run` exits at once instead of waiting for Node to wind down on its own (measured:
+ * a miss 3.7 ms sooner, a hit 0.9 ms; bench/ab.mjs). Everything it writes is written by then (its
+ * file writes are synchronous or awaited, the index is closed); 'exit' handlers still run. Not
+ * while stdout or stderr still hold output (pipes are asynchronous on macOS), and not for the
+ * other commands (`watch` returns with its watchers still running).
+ */
+function exitWhenDone(): void {
+  if (process.argv[2] !== 'run') return;
+  if (process.stdout.writableLength > 0 || process.stderr.writableLength > 0) return;
+  process.exit();
 }
 
 start().catch((e: unknown) => {

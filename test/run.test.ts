@@ -1,10 +1,12 @@
 /** End-to-end: `taskvault run` through the built CLI on real files, real LMDB, real child processes. */
+
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RACY_WINDOW_MS } from '../src/fingerprint/manifest.js';
-import { readTreeSnapshot, runCli, runProcess, tempDir, writeTree } from './helpers.js';
+import { CLI, readTreeSnapshot, runCli, runProcess, tempDir, writeTree } from './helpers.js';
 
 /** A command that writes nested files, a binary, an executable, a symlink, an empty dir and logs. */
 const PRODUCE = `
@@ -469,6 +471,45 @@ test('a cache dir that cannot be created (under /proc) never blocks the command'
   assert.is(r.code, 0);
   assert.is(r.out, 'still runs\n');
   assert.match(r.err, /warning: cache skipped/);
+});
+
+test('a run exits as soon as it is done, yet a slow reader still gets all of a large output, on a miss and a hit', async () => {
+  const dir = tempDir();
+  const cmd = [
+    '--inputs',
+    'none',
+    '--',
+    'node',
+    '-e',
+    "process.stdout.write('x'.repeat(4 << 20)); process.exitCode = 3",
+  ];
+  // The reader takes nothing for the first 300 ms, then reads slowly: TaskVault must not exit
+  // (bin/cli.cts exitWhenDone) with output still unwritten.
+  const slowRead = () =>
+    new Promise<{ bytes: number; code: number | null }>((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, 'run', '--cache-failures', ...cmd], {
+        cwd: dir,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+      let bytes = 0;
+      child.stdout.pause();
+      setTimeout(() => {
+        child.stdout.on('data', (d: Buffer) => {
+          bytes += d.length;
+          child.stdout.pause();
+          setTimeout(() => child.stdout.resume(), 1);
+        });
+        child.stdout.resume();
+      }, 300);
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ bytes, code }));
+    });
+  const miss = await slowRead();
+  assert.equal(miss, { bytes: 4 << 20, code: 3 });
+  const hit = await slowRead();
+  assert.equal(hit, { bytes: 4 << 20, code: 3 });
+  const r = await runCli(['run', '--cache-failures', ...cmd], { cwd: dir });
+  assert.match(r.err, /hit/, 'the second was a hit');
 });
 
 test.run();
