@@ -484,7 +484,7 @@ test('a run exits as soon as it is done, yet a slow reader still gets all of a l
     "process.stdout.write('x'.repeat(4 << 20)); process.exitCode = 3",
   ];
   // The reader takes nothing for the first 300 ms, then reads slowly: TaskVault must not exit
-  // (bin/cli.cts exitWhenDone) with output still unwritten.
+  // (src/cli.cts, exitWhenDone) with output still unwritten.
   const slowRead = () =>
     new Promise<{ bytes: number; code: number | null }>((resolve, reject) => {
       const child = spawn(process.execPath, [CLI, 'run', '--cache-failures', ...cmd], {
