@@ -251,8 +251,10 @@ test("writing a cache file removes other builds' files a day old, and temp files
   assert.match(r.err, /code cache: wrote /);
   const left = readdirSync(cc);
   for (const [name, age, kept] of files) assert.is(left.includes(name), kept, `${name}, ${age} h old`);
-  // The miss wrote the bundle's file and those of the parts it loaded (execa, lmdb).
-  assert.is(left.filter((f) => !files.some(([name]) => name === f)).length, 3, `ours: ${left.join(' ')}`);
+  // The miss wrote the bundle's file and those of the parts it loaded (execa, lmdb); on Node >= 22.1
+  // Node's own compile cache is the directory node/ beside them.
+  const ours = left.filter((f) => f !== 'node' && !files.some(([name]) => name === f));
+  assert.is(ours.length, 3, `ours: ${left.join(' ')}`);
 });
 
 test("a part this run did not load is still this build's: writing a cache file keeps it", async () => {
