@@ -56,7 +56,10 @@ test('nothing there is undefined; a file as a parent is what statSync makes of i
   const expected = outcome(() => statSync(below, { throwIfNoEntry: false }));
   // Node 20's statSync throws it; Node 22 and later count it as nothing there.
   if (process.versions.node.startsWith('20.')) assert.is(expected, 'ENOTDIR');
-  assert.is(outcome(() => statFile(below)), expected);
+  assert.is(
+    outcome(() => statFile(below)),
+    expected,
+  );
 });
 
 test('a path with a NUL byte is refused as statSync refuses it, not cut short', () => {
