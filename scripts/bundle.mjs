@@ -6,7 +6,7 @@
 //    with V8's code cache (src/cli.cts).
 // dist/index.js (the SDK) and the rest of tsc's output stay as they are. esbuild is a devDependency.
 import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { build as esbuild } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -81,14 +81,27 @@ const lmdbFromItsPackage = {
       if (!dirName.test(source)) throw new Error(`${args.path}: no 'let dirName = ...' line to patch`);
       // lmdb's directory as Node's require would find it (realpath'd, as module paths are, so
       // that its platform package resolves under pnpm too), without require.resolve, which for a
-      // package with "exports" loads Node's ESM resolver (~1 ms).
+      // package with "exports" loads Node's ESM resolver (~1 ms). The addon found there must be
+      // the one this JavaScript was built with: an lmdb installed since (another version) makes
+      // loading the part fail, and the CLI then loads that lmdb itself (src/util/vendor.ts).
+      const version = JSON.parse(
+        readFileSync(join(dirname(args.path), '..', 'package.json'), 'utf8'),
+      ).version;
       const installed = `(() => {
-        const { existsSync, realpathSync } = require('node:fs');
+        const { existsSync, readFileSync, realpathSync } = require('node:fs');
         const { dirname, join } = require('node:path');
-        for (const dir of require['resolve'].paths('lmdb') ?? []) {
-          if (existsSync(join(dir, 'lmdb', 'package.json'))) return realpathSync(join(dir, 'lmdb'));
+        let dir;
+        for (const at of require['resolve'].paths('lmdb') ?? []) {
+          if (existsSync(join(at, 'lmdb', 'package.json'))) {
+            dir = realpathSync(join(at, 'lmdb'));
+            break;
+          }
         }
-        return dirname(dirname(require['resolve']('lmdb')));
+        dir ??= dirname(dirname(require['resolve']('lmdb')));
+        const version = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version;
+        if (version !== ${JSON.stringify(version)})
+          throw new Error('lmdb ' + version + ' is installed, this part was built with ${version}');
+        return dir;
       })()`;
       return { contents: source.replace(dirName, `let dirName = ${installed};`), loader: 'js' };
     });

@@ -8,6 +8,7 @@ import {
   chmodSync,
   chownSync,
   cpSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -335,6 +336,34 @@ test('without the vendor parts the CLI loads execa, lmdb and fast-glob from thei
   assert.not.match(miss.err, /-(execa|lmdb|fast-glob)-run/, 'no part was loaded');
   const hit = await runProcess(process.execPath, [bin, 'run', 'say'], { cwd: dir, env });
   assert.match(hit.err, /taskvault: hit /);
+  const stats = await runProcess(process.execPath, [bin, 'cache', 'stats', '--json'], { cwd: dir, env });
+  assert.is(stats.code, 0, stats.err);
+  assert.match(stats.out, /"entries":\s*1/);
+});
+
+test('an lmdb installed since the build (another version) is loaded itself, not under the part', async () => {
+  const pkg = tempDir('tv-pkg-');
+  cpSync(join(REPO, 'dist'), join(pkg, 'dist'), { recursive: true });
+  cpSync(join(REPO, 'package.json'), join(pkg, 'package.json'));
+  // node_modules as the repository's, but lmdb a copy that says it is another version.
+  const modules = join(pkg, 'node_modules');
+  mkdirSync(modules);
+  for (const name of readdirSync(join(REPO, 'node_modules')))
+    if (name !== 'lmdb') symlinkSync(join(REPO, 'node_modules', name), join(modules, name));
+  cpSync(join(REPO, 'node_modules', 'lmdb'), join(modules, 'lmdb'), { recursive: true });
+  const manifest = join(modules, 'lmdb', 'package.json');
+  writeFileSync(
+    manifest,
+    readFileSync(manifest, 'utf8').replace(/"version": "[^"]+"/, '"version": "0.0.1-other"'),
+  );
+  const dir = project();
+  const env = { TASKVAULT_COMPILE_CACHE: tempDir('tv-cc-'), TASKVAULT_TRACE: '1' };
+  const bin = join(pkg, 'dist', 'cli.cjs');
+  const miss = await runProcess(process.execPath, [bin, 'run', 'say'], { cwd: dir, env });
+  assert.is(miss.code, 0, miss.err);
+  assert.match(miss.err, /taskvault: miss .* cached/, miss.err);
+  assert.not.match(miss.err, /-lmdb-run-/, 'the part was not used');
+  assert.not.match(miss.err, /warning|error/i, miss.err);
   const stats = await runProcess(process.execPath, [bin, 'cache', 'stats', '--json'], { cwd: dir, env });
   assert.is(stats.code, 0, stats.err);
   assert.match(stats.out, /"entries":\s*1/);

@@ -107,21 +107,34 @@ test('inputs changed while the command ran: not stored, and no fingerprint left 
   await inIndex(dir, (s) => assert.is(s.getFingerprint(key), undefined));
 });
 
-test('a fingerprint an older version stored as a msgpack object is still read, and explain uses it', async () => {
+test('fingerprints are JSON text where older versions do not look; theirs (msgpack objects) are still read', async () => {
   const dir = writeTree(tempDir(), { 'in.txt': 'five' });
   assert.is((await runCli(['run', ...CMD], { cwd: dir })).code, 0);
   const { key, fingerprint } = await keyOf(dir);
-  // As versions before JSON text wrote it: the object itself, in lmdb's default encoding.
   const env = open({ path: join(cache(dir), 'index'), maxDbs: 16, compression: false });
-  const fingerprints = env.openDB({ name: 'fingerprints' });
-  assert.is(typeof fingerprints.get(key), 'string', 'this version keeps JSON text');
-  await fingerprints.put(key, fingerprint);
+  const text = env.openDB<string, string>({ name: 'fingerprintText' });
+  const legacy = env.openDB({ name: 'fingerprints' });
+  assert.is(typeof text.get(key), 'string', 'this version keeps JSON text');
+  assert.is(legacy.get(key), undefined, 'where an older version would read a string it cannot use');
+  // As versions before wrote it: the object itself, in lmdb's default encoding, in `fingerprints`.
+  await text.remove(key);
+  await legacy.put(key, fingerprint);
   await env.close();
   await assertStored(dir, key, fingerprint);
   writeFileSync(join(dir, 'in.txt'), 'FIVE');
   const r = await runCli(['explain', ...CMD], { cwd: dir });
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /input changed +in\.txt/, r.out);
+  // gc removes an old-style fingerprint with no entry, as it does the new ones.
+  const orphan = 'f'.repeat(64);
+  const again = open({ path: join(cache(dir), 'index'), maxDbs: 16, compression: false });
+  await again.openDB({ name: 'fingerprints' }).put(orphan, fingerprint);
+  await again.close();
+  assert.is((await runCli(['gc'], { cwd: dir })).code, 0);
+  await inIndex(dir, (s) => {
+    assert.is(s.getFingerprint(orphan), undefined);
+    assert.equal(s.getFingerprint(key), fingerprint);
+  });
 });
 
 test.run();

@@ -39,6 +39,7 @@ function tree(withDirLink: boolean): { root: string; cwd: string } {
   symlinkSync('nowhere', join(cwd, 'src/dangling'));
   symlinkSync('../p', join(cwd, 'dist/x/lp'));
   symlinkSync('other', join(cwd, 'lnkbase'));
+  symlinkSync('loop', join(cwd, 'loop'));
   if (withDirLink) symlinkSync('../other', join(cwd, 'src/linkdir'));
   return { root, cwd };
 }
@@ -65,6 +66,9 @@ const INPUT_CASES: Array<[string[] | undefined, string[]]> = [
   [['sub/node_modules/y'], []],
   [['dist/p', 'top.txt'], ['dist/**']],
   [['src/a/node_modules'], []],
+  // A file as a parent (ENOTDIR on Node 20) and a link that loops (ELOOP): fast-glob finds nothing.
+  [['top.txt/x', 'loop', 'top.txt'], []],
+  [['src/**', 'loop/x'], []],
 ];
 
 test('input walk: same files as fast-glob for every glob it takes, declines the rest', async () => {

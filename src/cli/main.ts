@@ -4,6 +4,7 @@ import { commandsStarted } from '../runner/started.js';
 import { useImporter } from '../util/import-module.js';
 import { EXIT_CODES } from '../util/result.js';
 import { errorLine } from '../util/term.js';
+import { writesUnfinished } from '../util/unfinished.js';
 import { useVendorLoader } from '../util/vendor.js';
 import { VERSION } from '../version.js';
 import { registerRun } from './run.js';
@@ -36,7 +37,7 @@ export async function main(
   importer?: (specifier: string) => Promise<unknown>,
   /** The bin's loader for dist/vendor/*.cjs, with their code caches (util/vendor.ts). */
   requireVendor?: (part: 'execa' | 'lmdb' | 'fast-glob') => unknown,
-): Promise<{ ranCommand: boolean }> {
+): Promise<{ ranCommand: boolean; settled: boolean }> {
   if (importer) useImporter(importer);
   if (requireVendor) useVendorLoader(requireVendor);
   const cli = cac('taskvault');
@@ -103,7 +104,8 @@ export async function main(
     errorLine(message.charAt(0).toLowerCase() + message.slice(1), hint);
     process.exitCode = EXIT_CODES.usage;
   }
-  return { ranCommand: commandsStarted() > 0 };
+  // settled: everything the run wrote is written (the bin may exit at once).
+  return { ranCommand: commandsStarted() > 0, settled: !writesUnfinished() };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { type Dirent, readdirSync, statSync } from 'node:fs';
+import { type Dirent, readdirSync, type Stats, statSync } from 'node:fs';
 import { dirStat, type Listing } from './manifest.js';
 
 /*
@@ -68,6 +68,15 @@ function plan(positive: string[], ignore: string[]): Plan | undefined {
   return { bases, files, names, paths };
 }
 
+/** statSync that says 'error' instead of throwing (undefined, as ever, when nothing is there). */
+function statOrError(path: string): Stats | undefined | 'error' {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return 'error';
+  }
+}
+
 /**
  * Files (relative to cwd, '/'-separated) matched by `positive` minus `ignore`, as fast-glob with
  * `dot`, `onlyFiles` and `followSymbolicLinks` would give them; undefined when the globs are not
@@ -116,8 +125,9 @@ export function walkSimpleGlobs(
         if (!walk(child)) return false;
       } else if (e.isSymbolicLink()) {
         listable = false;
-        const s = statSync(`${cwd}/${child}`, { throwIfNoEntry: false });
-        if (s?.isDirectory()) return false; // fast-glob follows these (and guards loops): let it
+        const s = statOrError(`${cwd}/${child}`);
+        // fast-glob follows links to directories (and guards loops), and judges a looping link: let it.
+        if (s === 'error' || s?.isDirectory()) return false;
         if (s) take(child);
       } else take(child);
     }
@@ -133,7 +143,8 @@ export function walkSimpleGlobs(
       for (const s of segs) {
         rel = rel ? `${rel}/${s}` : s;
         if (skipped(rel, s)) return undefined;
-        const st = statSync(`${cwd}/${rel}`, { throwIfNoEntry: false });
+        const st = statOrError(`${cwd}/${rel}`);
+        if (st === 'error') return undefined;
         if (!st) {
           walkable = false; // nothing there: no files
           listable = false;
@@ -152,8 +163,10 @@ export function walkSimpleGlobs(
   for (const { glob, path } of p.files) {
     // Following a link, as fast-glob does. A file stays in the list only while it is there, which
     // its stat shows each run; one not there yet would show only in a listing of its directory.
-    const st = statSync(`${cwd}/${path}`, { throwIfNoEntry: false });
-    if (st?.isFile()) take(path);
+    // Any error (a file as a parent on Node 20, a looping link, no permission) is no file to
+    // fast-glob too (suppressErrors).
+    const st = statOrError(`${cwd}/${path}`);
+    if (st !== 'error' && st?.isFile()) take(path);
     else {
       unmatched.push(glob);
       listable = false;

@@ -5,6 +5,7 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { warn as warnLine } from '../util/term.js';
+import { noteUnfinishedWrites } from '../util/unfinished.js';
 import { loadLmdb } from '../util/vendor.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
@@ -24,11 +25,42 @@ const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true };
 export { LOW_SPACE_BYTES } from './space.js';
 
 /**
- * A fingerprint as stored: JSON text. msgpack-encoding its input tuples one by one costs a fresh
- * process ~5 ms for 2,000 inputs (the packer runs before V8 has optimised it), JSON.stringify
- * ~0.5 ms, and a miss does it while its command starts, competing with it for the CPU.
+ * Fingerprints (what `explain` compares against, and `ls`'s name for anonymous entries), kept as
+ * JSON text in `fingerprintText`: msgpack-packing 2,000 input tuples costs a fresh process ~5 ms
+ * (its packer not yet optimised) while the command starts, JSON.stringify ~0.5 ms. Versions before
+ * kept msgpack objects in `fingerprints`, which is still read and cleaned up but no longer written:
+ * an older TaskVault sharing the cache dir reads only that one, and so finds no fingerprint for a
+ * newer entry rather than a string it would fail on.
  */
-const fingerprintText = (fp: Fingerprint): string => JSON.stringify(fp);
+class Fingerprints {
+  constructor(
+    private readonly text: Database<string, string>,
+    private readonly legacy: Database<Fingerprint, string>,
+  ) {}
+
+  get(key: string): Fingerprint | undefined {
+    const text = this.text.get(key);
+    return text === undefined ? this.legacy.get(key) : (JSON.parse(text) as Fingerprint);
+  }
+
+  has(key: string): boolean {
+    return this.text.doesExist(key) || this.legacy.doesExist(key);
+  }
+
+  put(key: string, fingerprint: Fingerprint): Promise<boolean> {
+    return this.text.put(key, JSON.stringify(fingerprint));
+  }
+
+  remove(key: string): void {
+    background(this.text.remove(key));
+    background(this.legacy.remove(key));
+  }
+
+  *keys(): Iterable<string> {
+    yield* this.text.getKeys();
+    yield* this.legacy.getKeys();
+  }
+}
 
 /** Counter holding the bytes of unique referenced blobs, kept in step by commit and removal. */
 const USAGE_KEY = 'blobBytes';
@@ -144,8 +176,7 @@ export class Store {
     readonly layout: CacheLayout,
     private readonly db: RootDatabase,
     private readonly entries: Database<Entry, string>,
-    /** As JSON text (fingerprintText); older indexes hold msgpack objects, read as they are. */
-    private readonly fingerprints: Database<Fingerprint | string, string>,
+    private readonly fingerprints: Fingerprints,
     private readonly access: Database<number, string>,
     private readonly latest: Database<string, string>,
     private readonly counters: Database<number, string>,
@@ -212,7 +243,7 @@ export class Store {
         layout,
         db,
         db.openDB({ name: 'entries' }),
-        db.openDB({ name: 'fingerprints' }),
+        new Fingerprints(db.openDB({ name: 'fingerprintText' }), db.openDB({ name: 'fingerprints' })),
         db.openDB({ name: 'access' }),
         db.openDB({ name: 'latest' }),
         db.openDB({ name: 'counters' }),
@@ -354,8 +385,7 @@ export class Store {
   }
 
   getFingerprint(key: string): Fingerprint | undefined {
-    const stored = this.fingerprints.get(key);
-    return typeof stored === 'string' ? (JSON.parse(stored) as Fingerprint) : stored;
+    return this.fingerprints.get(key);
   }
 
   /** The key most recently stored for a task label (task name, or argv for anonymous runs). */
@@ -390,8 +420,7 @@ export class Store {
         this.putEntry(entry);
         // Usually staged while the command ran (stageFingerprint); the key is its hash, so one
         // found under it is this one.
-        if (!this.fingerprints.doesExist(entry.key))
-          background(this.fingerprints.put(entry.key, fingerprintText(fingerprint)));
+        if (!this.fingerprints.has(entry.key)) background(this.fingerprints.put(entry.key, fingerprint));
         background(this.staged.remove(entry.key));
         this.dropStaleStaged(entry.createdAt);
         background(this.latest.put(label, entry.key));
@@ -417,7 +446,7 @@ export class Store {
   async stageFingerprint(key: string, fingerprint: Fingerprint, now = Date.now()): Promise<void> {
     if (this.noWrites) return;
     await this.db.transaction(() => {
-      background(this.fingerprints.put(key, fingerprintText(fingerprint)));
+      background(this.fingerprints.put(key, fingerprint));
       background(this.staged.put(key, now));
     });
   }
@@ -439,7 +468,7 @@ export class Store {
   }
 
   private dropStaged(key: string): void {
-    if (!this.entries.doesExist(key)) background(this.fingerprints.remove(key));
+    if (!this.entries.doesExist(key)) this.fingerprints.remove(key);
     background(this.staged.remove(key));
   }
 
@@ -696,7 +725,7 @@ export class Store {
       if (this.entries.get(key) === undefined) this.summaries.remove(key);
     }
     // Fingerprints staged by runs killed before their commit (stageFingerprint): gc takes them all.
-    for (const key of this.fingerprints.getKeys()) {
+    for (const key of this.fingerprints.keys()) {
       if (!this.entries.doesExist(key)) this.fingerprints.remove(key);
     }
     for (const key of this.staged.getKeys()) this.staged.remove(key);
@@ -800,10 +829,18 @@ export class Store {
 /** Set once an index write failed in this process (disk full): lmdb-js then leaves promises pending. */
 let writeFailed = false;
 
-/** Waits for `p`, but no longer than `ms`: shutting down must never hang the run. */
+/**
+ * Waits for `p`, but no longer than `ms`: shutting down must never hang the run. Giving up is
+ * noted, so that the process is not then ended before those writes (noteUnfinishedWrites).
+ */
 async function bounded(p: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p, new Promise((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
+  const gaveUp = Symbol('gave up');
+  const first = await Promise.race([
+    p,
+    new Promise((r) => (timer = setTimeout(() => r(gaveUp), ms))),
+  ]).finally(() => clearTimeout(timer));
+  if (first === gaveUp) noteUnfinishedWrites();
 }
 
 /**
