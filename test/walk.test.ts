@@ -33,6 +33,10 @@ function tree(withDirLink: boolean): { root: string; cwd: string } {
     '.taskvault/cache/q': '10',
     'other/r': '11',
     'top.txt': '12',
+    'src/.ts': 'a dotfile that is all suffix',
+    'src/dir.ts/inner.ts': 'a directory named like a match',
+    'src/a/Y.TS': 'another case',
+    'src/a/b/d.d.ts': '13',
   });
   mkdirSync(join(cwd, 'dist/empty'));
   symlinkSync('../top.txt', join(cwd, 'src/linkfile'));
@@ -66,6 +70,14 @@ const INPUT_CASES: Array<[string[] | undefined, string[]]> = [
   [['sub/node_modules/y'], []],
   [['dist/p', 'top.txt'], ['dist/**']],
   [['src/a/node_modules'], []],
+  // Suffixes under `**`: dot names, a directory named like a match, case, links, ignores.
+  [['src/**/*.ts'], []],
+  [['**/*.ts'], ['dist/**']],
+  [['src/**/*.d.ts', 'src/**/*.ts', 'top.txt'], []],
+  [['**/*.txt'], ['src/a/**']],
+  [['**/*.js'], []],
+  [['src/**/*file'], []],
+  [['src/**/*.nothing'], []],
   // A file as a parent (ENOTDIR on Node 20) and a link that loops (ELOOP): fast-glob finds nothing.
   [['top.txt/x', 'loop', 'top.txt'], []],
   [['src/**', 'loop/x'], []],
@@ -91,7 +103,7 @@ test('input walk: same files as fast-glob for every glob it takes, declines the 
     // A link to a directory is fast-glob's to follow.
     if (withDirLink) assert.is(walkSimpleGlobs(cwd, ['src/**'], []), undefined);
   }
-  assert.ok(walked >= 14, `the walk took only ${walked} cases`);
+  assert.ok(walked >= 20, `the walk took only ${walked} cases`);
   assert.is(walkSimpleGlobs('/', ['src/*.ts'], []), undefined);
   assert.is(walkSimpleGlobs('/', ['src/**'], ['**/*.map']), undefined);
 });

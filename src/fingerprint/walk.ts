@@ -2,7 +2,7 @@ import { type Dirent, readdirSync, type Stats, statSync } from 'node:fs';
 import { dirStat, type Listing } from './manifest.js';
 
 /*
- * A fast path for the globs almost every task uses (`src/**`, `**\/*`, `package.json`, with ignores
+ * A fast path for the globs almost every task uses (`src/**`, `**\/*`, `src/**\/*.ts`, `package.json`, with ignores
  * like `**\/node_modules/**` and `dist/**`): a plain directory walk gives the same files as fast-glob
  * without loading it and without matching every path against regular expressions, which is most
  * of a hit's input expansion. Anything it does not fully understand returns undefined and goes to
@@ -14,8 +14,11 @@ const LITERAL = /^(?:[\w.@+~-]+\/)*$/;
 const SEGMENT = /^[\w.@+~-]+$/;
 
 interface Plan {
-  /** Directories to walk, relative to cwd ('' = cwd itself), each wholly taken, by glob index. */
-  bases: Array<{ glob: number; base: string }>;
+  /**
+   * Directories to walk, relative to cwd ('' = cwd itself), by glob index: each wholly taken, or
+   * only the files whose names end in `suffix` (`src/**\/*.ts`).
+   */
+  bases: Array<{ glob: number; base: string; suffix?: string }>;
   /** Literal file paths (`package.json`, `config/app.json`), by glob index. */
   files: Array<{ glob: number; path: string }>;
   /** Entry names skipped anywhere (`**\/name/**`). */
@@ -44,6 +47,16 @@ function plan(positive: string[], ignore: string[]): Plan | undefined {
   const bases: Plan['bases'] = [];
   const files: Plan['files'] = [];
   for (const [glob, g] of positive.entries()) {
+    // `base/**/*.ts`, `**/*.d.ts`: with dot set, `*` is any name (a leading dot, or nothing, included),
+    // so the files are those whose names end in the literal suffix.
+    const suffixed = /^(?:(.*)\/)?\*\*\/\*([\w.~-]+)$/.exec(g);
+    if (suffixed) {
+      const base = suffixed[1] ?? '';
+      if (base && (!LITERAL.test(`${base}/`) || base.split('/').some((s) => s === '.' || s === '..')))
+        return undefined;
+      bases.push({ glob, base, suffix: suffixed[2]! });
+      continue;
+    }
     const base = g.endsWith('/**/*')
       ? g.slice(0, -4)
       : g.endsWith('/**')
@@ -103,7 +116,7 @@ export function walkSimpleGlobs(
   const listing: Listing = { dirs: [], stats: [] };
   let listable = true;
   const skipped = (rel: string, name: string) => p.names.has(name) || p.paths.has(rel);
-  const walk = (rel: string): boolean => {
+  const walk = (rel: string, suffix: string | undefined): boolean => {
     const dir = rel ? `${cwd}/${rel}` : cwd;
     // Stat before reading: an entry added in between then shows as a newer mtime next time.
     const st = dirStat(dir);
@@ -122,18 +135,18 @@ export function walkSimpleGlobs(
       const child = rel ? `${rel}/${e.name}` : e.name;
       if (skipped(child, e.name)) continue;
       if (e.isDirectory()) {
-        if (!walk(child)) return false;
+        if (!walk(child, suffix)) return false;
       } else if (e.isSymbolicLink()) {
         listable = false;
         const s = statOrError(`${cwd}/${child}`);
         // fast-glob follows links to directories (and guards loops), and judges a looping link: let it.
         if (s === 'error' || s?.isDirectory()) return false;
-        if (s) take(child);
-      } else take(child);
+        if (s?.isFile() && (!suffix || e.name.endsWith(suffix))) take(child);
+      } else if (e.isFile() && (!suffix || e.name.endsWith(suffix))) take(child);
     }
     return true;
   };
-  for (const { glob: i, base } of p.bases) {
+  for (const { glob: i, base, suffix } of p.bases) {
     const before = found;
     if (base) {
       // Each segment of the base must be a real directory (not ignored, not a link) for a plain walk.
@@ -157,7 +170,7 @@ export function walkSimpleGlobs(
         continue;
       }
     }
-    if (!walk(base)) return undefined;
+    if (!walk(base, suffix)) return undefined;
     if (found === before) unmatched.push(i);
   }
   for (const { glob, path } of p.files) {
