@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// The least any wrapper that runs a command with execa costs: start Node, load execa (the same
-// bundle the SDK loads; the CLI bundle carries the same code), run argv with stdout/stderr piped and teed, pass the exit code on.
+// The least any wrapper that runs a command with execa costs: start Node, load execa (its part,
+// dist/vendor/execa.cjs, as the SDK does), run argv with stdout/stderr piped and teed, pass the
+// exit code on.
 // The bench times it beside a TaskVault miss and the bare command, so that the miss overhead can
 // be split into what Node and execa take and what TaskVault adds.
-const { execa } = await import(new URL('../dist/vendor/execa.js', import.meta.url).href);
+import { createRequire } from 'node:module';
+
+const { execa } = createRequire(import.meta.url)('../dist/vendor/execa.cjs');
 const [file, ...args] = process.argv.slice(2);
 const child = execa(file, args, {
   stdin: 'inherit',

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Part of `npm run build`, after tsc: start-up time is most of a cache hit, and loading one file
 // costs less than resolving and compiling dozens, so
-//  - pure-JS dependencies on hot paths become single files under dist/vendor/ (src/util/vendor.ts),
+//  - dependencies on hot paths become single CommonJS files under dist/vendor/ (src/util/vendor.ts),
 //  - the CLI becomes one CommonJS file, dist/cli-bundle.cjs, that the bin dist/cli.cjs compiles
 //    with V8's code cache (src/cli.cts).
 // dist/index.js (the SDK) and the rest of tsc's output stay as they are. esbuild is a devDependency.
@@ -10,10 +10,6 @@ import { dirname, join } from 'node:path';
 import { build as esbuild } from 'esbuild';
 
 const root = new URL('..', import.meta.url).pathname;
-// CommonJS parts (cross-spawn, fast-glob, picomatch) call require() for Node built-ins.
-const banner = {
-  js: "import { createRequire as __tvCreateRequire } from 'node:module'; const require = __tvCreateRequire(import.meta.url);",
-};
 /**
  * Builds, then puts each output file in place by rename: a CLI starting while this runs (a test, or
  * npx installing the project, which runs `prepare`) sees the old file or the new, never none.
@@ -33,28 +29,25 @@ const common = {
   absWorkingDir: root,
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
   logLevel: 'warning',
   legalComments: 'inline',
-  banner,
+  // import.meta.url is the output file's own URL.
+  define: { 'import.meta.url': '__tvFileUrl' },
+  banner: { js: "'use strict'; const __tvFileUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
 
-await build({ ...common, entryPoints: ['execa'], outfile: `${root}dist/vendor/execa.js` });
-// For the SDK, ESM bundles of execa and fast-glob (the CLI has CommonJS parts of them, below).
-// fast-glob's bundle also exports the picomatch it holds anyway, for matching globs one at a time.
-await build({
-  ...common,
-  stdin: {
-    contents: "export { default } from 'fast-glob'; export { default as picomatch } from 'picomatch';",
-    resolveDir: root,
-  },
-  outfile: `${root}dist/vendor/fast-glob.js`,
-});
+// What earlier layouts left: ESM bundles of execa and fast-glob (now parts, below), chunks beside a
+// bundled dist/cli.js.
+for (const f of ['execa.js', 'fast-glob.js']) rmSync(`${root}dist/vendor/${f}`, { force: true });
+for (const f of readdirSync(`${root}dist`))
+  if (/^cli-.*\.js$|^cli\.(js|d\.ts)$/.test(f)) rmSync(`${root}dist/${f}`);
 
 /**
- * The CLI's parts for what only some runs need (src/util/vendor.ts): CommonJS files that the bin
- * compiles each with its own code cache (src/cli.cts), so that a hit reads no compiled code of them.
+ * The parts for what only some runs need (src/util/vendor.ts): CommonJS files that the bin compiles
+ * each with its own code cache (src/cli.cts), so that a hit reads no compiled code of them; the
+ * SDK require()s them.
  *  - execa (a miss), with node:v8 loaded only if used (v8WhenCalled).
  *  - fast-glob and its picomatch (globs the plain walks do not take, e.g. `src/**\/*.ts`): through
  *    the ESM loader, without a code cache, loading it cost a hit ~30 ms.
@@ -124,20 +117,14 @@ const v8WhenCalled = {
     }));
   },
 };
-const cjsPart = {
-  ...common,
-  format: 'cjs',
-  define: { 'import.meta.url': '__tvPartUrl' },
-  banner: { js: "'use strict'; const __tvPartUrl = require('node:url').pathToFileURL(__filename).href;" },
-};
 await build({
-  ...cjsPart,
+  ...common,
   entryPoints: ['execa'],
   outfile: `${root}dist/vendor/execa.cjs`,
   plugins: [v8WhenCalled],
 });
 await build({
-  ...cjsPart,
+  ...common,
   stdin: {
     contents: "exports.default = require('fast-glob'); exports.picomatch = require('picomatch');",
     resolveDir: root,
@@ -146,7 +133,7 @@ await build({
   outfile: `${root}dist/vendor/fast-glob.cjs`,
 });
 await build({
-  ...cjsPart,
+  ...common,
   stdin: { contents: "module.exports = require('lmdb');", resolveDir: root, loader: 'js' },
   outfile: `${root}dist/vendor/lmdb.cjs`,
   plugins: [lmdbFromItsPackage],
@@ -157,18 +144,11 @@ await build({
 // addons, execa, lmdb and fast-glob (parts of their own, above), and what is loaded only off the
 // hit and miss paths.
 // It sits beside cli.cjs, so src/package-dir.ts resolves dist/ from it as from tsc's output.
-// What earlier layouts left (chunks beside a bundled dist/cli.js).
-for (const f of readdirSync(`${root}dist`))
-  if (/^cli-.*\.js$|^cli\.(js|d\.ts)$/.test(f)) rmSync(`${root}dist/${f}`);
 await build({
   ...common,
-  format: 'cjs',
   entryPoints: [`${root}dist/cli/main.js`],
   outfile: `${root}dist/cli-bundle.cjs`,
   external: ['@napi-rs/blake-hash', 'jiti', 'chokidar', 'fast-glob', 'picomatch', 'execa', 'lmdb'],
-  // import.meta.url is the bundle's own URL.
-  define: { 'import.meta.url': '__tvBundleUrl' },
-  banner: { js: "'use strict'; const __tvBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
 // The bin: npx and a direct ./dist/cli.cjs need it executable.
 chmodSync(`${root}dist/cli.cjs`, 0o755);

@@ -6,8 +6,8 @@
  * cache: the first run saves the compiled code at exit, later runs load it instead of compiling
  * (a miss ~30 ms faster, a hit ~8 ms; bench/results.md). execa, lmdb's JavaScript and fast-glob,
  * which only some paths need, are parts of their own (dist/vendor/*.cjs) with their own cache
- * files, loaded when the CLI asks (VendorLoader). On Node >= 22.1 Node's own compile cache, pointed at the same
- * directory, covers what loads afterwards (jiti, the hash worker).
+ * files, loaded when the CLI asks (VendorLoader). On Node >= 22.1 Node's own compile cache,
+ * pointed at the same directory, covers what loads afterwards (jiti, the hash worker).
  *
  * CommonJS, so that Node starts it without its ESM loader, and so that the bundle can be compiled
  * here (vm.Script takes a code cache; ESM source text needs a flag on Node 20).
@@ -194,14 +194,13 @@ interface CodeCache {
 }
 
 /**
- * The parts of the CLI that the bin compiles, each with its own cache file: the bundle, and the
- * libraries only some paths need (scripts/bundle.mjs). A hit then reads no compiled code of execa
- * or lmdb, which a miss's cache of one big bundle would hold (measured: a hit 80-88 ms with it,
- * 74-79 ms without).
+ * The parts of the CLI that the bin compiles, each with its own cache file: the bundle ('cli'), and
+ * the libraries only some paths need, dist/vendor/<part>.cjs (scripts/bundle.mjs). A hit then
+ * reads no compiled code of execa or lmdb, which a miss's cache of one big bundle held.
  */
+const VENDOR = path.join(__dirname, 'vendor');
 const partFile = (part: string) =>
-  part === 'cli' ? path.join(__dirname, 'cli-bundle.cjs') : path.join(__dirname, 'vendor', `${part}.cjs`);
-const VENDOR_PARTS = ['execa', 'lmdb', 'fast-glob'];
+  part === 'cli' ? path.join(__dirname, 'cli-bundle.cjs') : path.join(VENDOR, `${part}.cjs`);
 
 const partKey = (cc: CodeCache, source: Buffer) => cc.hash(source, '\0', cc.flagsKey);
 
@@ -216,12 +215,12 @@ interface Loaded {
 
 function compilePart(part: string, source: Buffer, cc: CodeCache | undefined): Loaded {
   const file = partFile(part);
-  let cache: { path: string; key: Buffer; found: ReturnType<typeof readCache> } | undefined;
+  let cache: { path: string; key: Buffer; hash: Hash; found: ReturnType<typeof readCache> } | undefined;
   if (cc) {
     const key = partKey(cc, source);
     const name = part === 'cli' ? cc.command : `${part}-${cc.command}`;
     const p = path.join(cc.dir, `cli-${key.toString('hex')}-${name}-v8-${process.versions.v8}.bin`);
-    cache = { path: p, key, found: readCache(p, key, cc.hash) };
+    cache = { path: p, key, hash: cc.hash, found: readCache(p, key, cc.hash) };
   }
   const cached = cache?.found;
   const script = new vm.Script(nodeModule.wrap(source.toString('utf8')), {
@@ -236,9 +235,9 @@ function compilePart(part: string, source: Buffer, cc: CodeCache | undefined): L
   wrapper.call(mod.exports, mod.exports, nodeModule.createRequire(file), mod, file, path.dirname(file));
   const loaded: Loaded = { exports: mod.exports };
   if (used) loaded.usedFlags = cached.flags;
-  if (cc && cache) {
-    const { path: at, key } = cache;
-    loaded.save = (flags) => writeCache(at, key, cc.hash, script, flags);
+  if (cache) {
+    const { path: at, key, hash } = cache;
+    loaded.save = (flags) => writeCache(at, key, hash, script, flags);
   }
   return loaded;
 }
@@ -246,11 +245,17 @@ function compilePart(part: string, source: Buffer, cc: CodeCache | undefined): L
 /** The keys of every part of this build, for prune: those this run did not load are current too. */
 function currentKeys(cc: CodeCache): string[] {
   const keys: string[] = [];
-  for (const part of ['cli', ...VENDOR_PARTS]) {
+  let vendor: string[] = [];
+  try {
+    vendor = fs.readdirSync(VENDOR).filter((f) => f.endsWith('.cjs'));
+  } catch {
+    // No parts built.
+  }
+  for (const part of ['cli', ...vendor.map((f) => f.slice(0, -'.cjs'.length))]) {
     try {
       keys.push(partKey(cc, fs.readFileSync(partFile(part))).toString('hex'));
     } catch {
-      // A part not built (or gone): nothing of it to keep.
+      // Gone meanwhile: nothing of it to keep.
     }
   }
   return keys;
@@ -285,7 +290,6 @@ function loadBundle(source: Buffer): Main {
   const vendor = new Map<string, unknown>();
   const requireVendor: VendorLoader = (part) => {
     if (!vendor.has(part)) {
-      if (!VENDOR_PARTS.includes(part)) throw new Error(`no vendor part ${part}`);
       const loaded = compilePart(part, fs.readFileSync(partFile(part)), cc);
       if (loaded.save && loaded.usedFlags === undefined) saves.push(() => loaded.save?.(0));
       vendor.set(part, loaded.exports);

@@ -5,7 +5,7 @@ import { useImporter } from '../util/import-module.js';
 import { EXIT_CODES } from '../util/result.js';
 import { errorLine } from '../util/term.js';
 import { writesUnfinished } from '../util/unfinished.js';
-import { useVendorLoader } from '../util/vendor.js';
+import { useVendorLoader, type VendorPart } from '../util/vendor.js';
 import { VERSION } from '../version.js';
 import { registerRun } from './run.js';
 import { findEmptyOptionValue } from './shared.js';
@@ -36,7 +36,7 @@ export async function main(
   /** The bin's own import(), for what lies outside the bundle (util/import-module.ts). */
   importer?: (specifier: string) => Promise<unknown>,
   /** The bin's loader for dist/vendor/*.cjs, with their code caches (util/vendor.ts). */
-  requireVendor?: (part: 'execa' | 'lmdb' | 'fast-glob') => unknown,
+  requireVendor?: (part: VendorPart) => unknown,
 ): Promise<{ ranCommand: boolean; settled: boolean }> {
   if (importer) useImporter(importer);
   if (requireVendor) useVendorLoader(requireVendor);

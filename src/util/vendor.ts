@@ -1,12 +1,14 @@
 /**
- * Pure-JS dependencies on the hot paths, loaded from single-file bundles that the build writes to
- * dist/vendor/ (scripts/bundle.mjs): loading one file instead of dozens is most of their
- * start-up cost (measured: execa 75 → 22 ms CPU, fast-glob 25 → 9 ms). Without the bundles (a
- * plain tsc build, tests run from src/) the packages themselves are imported. The CLI loads them
- * as CommonJS parts with their own code caches (requireVendor, below); the SDK loads the ESM
- * bundles.
+ * Dependencies on the hot paths, loaded from single-file CommonJS parts that the build writes to
+ * dist/vendor/ (scripts/bundle.mjs): loading one file instead of dozens is most of their start-up
+ * cost (measured: execa 75 → 22 ms CPU, fast-glob 25 → 9 ms, lmdb's JavaScript 17 → 6 ms). In the
+ * CLI the bin compiles each part with its own V8 code cache (src/cli.cts, useVendorLoader), so
+ * that only the runs that need a part read its compiled code (a hit needs none of them); elsewhere
+ * (the SDK) a part is a plain require(). Without the parts (a plain tsc build, tests run from src/)
+ * the packages themselves are loaded.
  */
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { besideCode } from '../package-dir.js';
 import { importModule } from './import-module.js';
 
@@ -14,78 +16,59 @@ type FastGlob = typeof import('fast-glob');
 type Execa = typeof import('execa');
 type Picomatch = typeof import('picomatch');
 type Lmdb = typeof import('lmdb');
-/** What fast-glob's bundles export: it, and the picomatch inside it. */
-type FastGlobPart = { default: FastGlob; picomatch?: Picomatch };
+/** What the fast-glob part exports: it, and the picomatch inside it. */
+type FastGlobPart = { default: FastGlob; picomatch: Picomatch };
 
-/** An ESM bundle in dist/vendor/, through import(). */
-const bundled = <T>(file: string): Promise<T> => importModule<T>(besideCode(`vendor/${file}`).href);
+/** The parts the build writes, dist/vendor/<part>.cjs. */
+export type VendorPart = 'execa' | 'lmdb' | 'fast-glob';
 
-let fastGlob: Promise<FastGlob> | undefined;
-export function loadFastGlob(): Promise<FastGlob> {
-  const part = fromPart<FastGlobPart>('fast-glob');
-  fastGlob ??= part
-    ? Promise.resolve(part.default)
-    : bundled<FastGlobPart>('fast-glob.js').then(
-        (m) => m.default,
-        () => importModule<{ default: FastGlob }>('fast-glob').then((m) => m.default),
-      );
-  return fastGlob;
-}
+const require = createRequire(import.meta.url);
+let requirePart = (part: VendorPart): unknown => require(fileURLToPath(besideCode(`vendor/${part}.cjs`)));
 
-let picomatch: Promise<Picomatch> | undefined;
-/** picomatch, the matcher inside fast-glob: from fast-glob's bundle, which loads no more for it. */
-export function loadPicomatch(): Promise<Picomatch> {
-  const own = () => importModule<{ default: Picomatch }>('picomatch').then((m) => m.default);
-  const part = fromPart<FastGlobPart>('fast-glob');
-  picomatch ??= part?.picomatch
-    ? Promise.resolve(part.picomatch)
-    : bundled<FastGlobPart>('fast-glob.js').then((m) => m.picomatch ?? own(), own);
-  return picomatch;
+/** The CLI's loader, which compiles each part with its code cache (src/cli.cts). */
+export function useVendorLoader(load: (part: VendorPart) => unknown): void {
+  requirePart = load;
 }
 
 /**
- * Inside the CLI, the bin's loader for dist/vendor/<part>.cjs (scripts/bundle.mjs), each compiled
- * with its own V8 code cache (src/cli.cts), so that only the runs that need a part read its
- * compiled code (a hit needs none of them), and none goes through Node's ESM loader. Unset
- * elsewhere (the SDK, an unbundled build), which import the ESM bundles or the packages.
+ * A part; undefined if it is not built, or cannot load (the lmdb part refuses an lmdb installed at
+ * another version than it was built with): the package is loaded then.
  */
-type VendorPart = 'execa' | 'lmdb' | 'fast-glob';
-let requireVendor: ((part: VendorPart) => unknown) | undefined;
-
-export function useVendorLoader(f: (part: VendorPart) => unknown): void {
-  requireVendor = f;
-}
-
-/** A part through the bin's loader; undefined without one, or if it is not built (or damaged). */
 function fromPart<T>(part: VendorPart): T | undefined {
-  if (!requireVendor) return undefined;
   try {
-    return requireVendor(part) as T;
+    return requirePart(part) as T;
   } catch {
     return undefined;
   }
 }
 
+let fastGlob: FastGlobPart | undefined;
+const fastGlobPart = (): FastGlobPart =>
+  (fastGlob ??= fromPart<FastGlobPart>('fast-glob') ?? {
+    default: require('fast-glob') as FastGlob,
+    picomatch: require('picomatch') as Picomatch,
+  });
+
+export const loadFastGlob = async (): Promise<FastGlob> => fastGlobPart().default;
+
+/** picomatch, the matcher inside fast-glob: from fast-glob's part, which loads no more for it. */
+export const loadPicomatch = async (): Promise<Picomatch> => fastGlobPart().picomatch;
+
 let execa: Promise<Execa> | undefined;
+/** execa is ESM only: without its part, import() (through the bin's importer in the CLI). */
 export function loadExeca(): Promise<Execa> {
-  const esm = () => bundled<Execa>('execa.js').catch(() => import('execa'));
-  const load = requireVendor;
-  execa ??= load
-    ? Promise.resolve()
-        .then(() => load('execa') as Execa)
-        .catch(esm)
-    : esm();
+  // After a tick: it is called to start loading early, and must not hold up its caller.
+  execa ??= Promise.resolve().then(() => fromPart<Execa>('execa') ?? importModule<Execa>('execa'));
   return execa;
 }
 
 let lmdb: Lmdb | undefined;
 /**
- * lmdb. In the CLI, its JavaScript comes from dist/vendor/lmdb.cjs with the code cache (only the
- * native addon is loaded from node_modules): ~6 ms to load instead of ~17. Elsewhere its CommonJS
- * build, which is one file; its ESM entry is a graph of a dozen modules that takes ~13 ms more to
- * load. One instance per process.
+ * lmdb, one instance per process. Only its native addon is loaded from node_modules when its part
+ * loads; the package's own CommonJS build is one file too (its ESM entry is a graph of a dozen
+ * modules, ~13 ms more to load).
  */
 export function loadLmdb(): Lmdb {
-  lmdb ??= fromPart<Lmdb>('lmdb') ?? (createRequire(import.meta.url)('lmdb') as Lmdb);
+  lmdb ??= fromPart<Lmdb>('lmdb') ?? (require('lmdb') as Lmdb);
   return lmdb;
 }
