@@ -3,7 +3,7 @@ import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type FileStat, isFileStat, statFile } from '../util/stat.js';
 import { loadFastGlob, loadPicomatch } from '../util/vendor.js';
-import { type Listing, listingHolds, type ManifestFiles } from './manifest.js';
+import { type Listing, listingHolds, type ManifestFiles, statsByRelativePath } from './manifest.js';
 import { walkSimpleGlobs } from './walk.js';
 
 /** fast-glob's options for inputs; the plain walk (walk.ts) must give the same files. */
@@ -132,14 +132,13 @@ export async function expandInputs(
   if (prior?.listing && listingHolds(prior.listing, o.cwd, prior.recordedMs)) {
     const files: InputFile[] = [];
     const { paths } = prior.files;
-    // Root-relative paths resolve fewer components when the root is the working directory.
-    const here = process.cwd() === o.root;
+    const byRelative = statsByRelativePath(o.root);
     const skip = Math.min(known?.count ?? 0, paths.length);
     for (let i = 0; i < skip; i++) files.push(known!.at(i));
     for (let i = skip; i < paths.length; i++) {
       const p = paths[i]!;
       const abs = prior.files.abs(i);
-      const s = statInput(p, abs, here && !p.startsWith('../') ? p : abs);
+      const s = statInput(p, abs, byRelative(p) ? p : abs);
       if (!s) break; // replaced by something else: its directory's stat should have shown that
       files.push(s);
     }

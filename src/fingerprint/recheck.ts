@@ -4,7 +4,7 @@ import { note } from '../util/trace.js';
 import { excludedFromInputs, type Fingerprinted } from './fingerprint.js';
 import { type HashJob, hashFiles } from './hash-pool.js';
 import { expandInputs, type InputFile } from './inputs.js';
-import { listingHolds, RACY_WINDOW_MS } from './manifest.js';
+import { listingHolds, RACY_WINDOW_MS, statsByRelativePath } from './manifest.js';
 
 type FirstPass = Pick<Fingerprinted, 'fingerprint' | 'files' | 'hashes' | 'hashedAtMs' | 'listed'>;
 
@@ -29,9 +29,10 @@ export async function inputsChangedSince(
   first: FirstPass,
   cacheDir: string,
 ): Promise<boolean> {
-  const inPlace = restatInPlace(spec, first);
+  const racyAfter = first.hashedAtMs - RACY_WINDOW_MS;
+  const inPlace = restatInPlace(spec, first, racyAfter);
   note(inPlace ? 'recheck in place' : 'recheck by listing again');
-  const toRead = inPlace ?? (await restatExpanded(spec, first, cacheDir));
+  const toRead = inPlace ?? (await restatExpanded(spec, first, cacheDir, racyAfter));
   if (toRead === 'changed') return true;
   const hashes = await hashFiles(
     first.fingerprint.algorithm,
@@ -54,19 +55,17 @@ function compare(a: InputFile, b: FileStat, racyAfter: number): 'same' | 'read' 
  * vouch for the same file list, so each file is statted and compared in place. Undefined when a
  * directory changed (files may have come or gone).
  */
-function restatInPlace(spec: TaskSpec, first: FirstPass): Restat | undefined {
+function restatInPlace(spec: TaskSpec, first: FirstPass, racyAfter: number): Restat | undefined {
   const { listing, recordedMs } = first.listed;
   if (!listing || !listingHolds(listing, spec.cwd, recordedMs)) return undefined;
-  const racyAfter = first.hashedAtMs - RACY_WINDOW_MS;
-  // Root-relative paths resolve fewer components when the root is the working directory.
-  const here = process.cwd() === spec.root;
+  const byRelative = statsByRelativePath(spec.root);
   const toRead: Array<{ i: number; job: HashJob }> = [];
   const files = first.files;
   for (let i = 0; i < files.length; i++) {
     const a = files[i]!;
     let b: FileStat | undefined;
     try {
-      b = statFile(here && !a.path.startsWith('../') ? a.path : a.abs);
+      b = statFile(byRelative(a.path) ? a.path : a.abs);
     } catch {
       return undefined; // ENOTDIR, EACCES, ...: the general path tells which
     }
@@ -79,7 +78,12 @@ function restatInPlace(spec: TaskSpec, first: FirstPass): Restat | undefined {
 }
 
 /** The general case: the globs expanded again (or the directories walked again), then compared. */
-async function restatExpanded(spec: TaskSpec, first: FirstPass, cacheDir: string): Promise<Restat> {
+async function restatExpanded(
+  spec: TaskSpec,
+  first: FirstPass,
+  cacheDir: string,
+  racyAfter: number,
+): Promise<Restat> {
   const now = await expandInputs({
     root: spec.root,
     cwd: spec.cwd,
@@ -87,7 +91,6 @@ async function restatExpanded(spec: TaskSpec, first: FirstPass, cacheDir: string
     exclude: excludedFromInputs(spec, cacheDir),
   });
   if (!now.ok || now.value.files.length !== first.files.length) return 'changed';
-  const racyAfter = first.hashedAtMs - RACY_WINDOW_MS;
   const toRead: Array<{ i: number; job: HashJob }> = [];
   for (let i = 0; i < now.value.files.length; i++) {
     const a = first.files[i]!;

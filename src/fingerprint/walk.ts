@@ -2,14 +2,14 @@ import { type Dirent, readdirSync, type Stats, statSync } from 'node:fs';
 import { dirStat, type Listing } from './manifest.js';
 
 /*
- * A fast path for the globs almost every task uses (`src/**`, `**\/*`, `src/**\/*.ts`, `package.json`, with ignores
- * like `**\/node_modules/**` and `dist/**`): a plain directory walk gives the same files as fast-glob
- * without loading it and without matching every path against regular expressions, which is most
- * of a hit's input expansion. Anything it does not fully understand returns undefined and goes to
+ * A fast path for the globs almost every task uses (`src/**`, `**\/*`, `src/**\/*.ts`,
+ * `package.json`, with ignores like `**\/node_modules/**` and `dist/**`): a plain directory walk
+ * gives the same files as fast-glob without loading it and without matching every path against
+ * regular expressions, which is most of a hit's input expansion. Anything it does not fully understand returns undefined and goes to
  * fast-glob, so its answers are only ever the ones fast-glob would give.
  */
 
-/** Literal path segments: no glob syntax, no `.`/`..`. */
+/** Path segments without glob syntax, each followed by '/' (literalPath also refuses `.` and `..`). */
 const LITERAL = /^(?:[\w.@+~-]+\/)*$/;
 const SEGMENT = /^[\w.@+~-]+$/;
 
@@ -27,6 +27,16 @@ interface Plan {
   paths: Set<string>;
 }
 
+/** A path of literal segments only, none of them `.` or `..`. */
+const literalPath = (p: string): boolean =>
+  LITERAL.test(`${p}/`) && !p.split('/').some((s) => s === '.' || s === '..');
+
+/**
+ * `**`, `base/**`, `base/**\/*` (every file under base) and `base/**\/*.ts` (with dot set, `*` is any
+ * name, a leading dot or nothing included, so: the files whose names end in the literal suffix).
+ */
+const UNDER_BASE = /^(?:(.*)\/)?\*\*(?:\/\*([\w.~-]*))?$/;
+
 function plan(positive: string[], ignore: string[]): Plan | undefined {
   if (positive.length === 0) return undefined;
   const names = new Set<string>();
@@ -39,44 +49,24 @@ function plan(positive: string[], ignore: string[]): Plan | undefined {
       names.add(named[1]!);
       continue;
     }
-    if (!g.endsWith('/**')) return undefined;
-    const p = g.slice(0, -3);
-    if (!LITERAL.test(`${p}/`) || p.split('/').some((s) => s === '.' || s === '..')) return undefined;
-    paths.add(p);
+    if (!g.endsWith('/**') || !literalPath(g.slice(0, -3))) return undefined;
+    paths.add(g.slice(0, -3));
   }
   const bases: Plan['bases'] = [];
   const files: Plan['files'] = [];
   for (const [glob, g] of positive.entries()) {
-    // `base/**/*.ts`, `**/*.d.ts`: with dot set, `*` is any name (a leading dot, or nothing, included),
-    // so the files are those whose names end in the literal suffix.
-    const suffixed = /^(?:(.*)\/)?\*\*\/\*([\w.~-]+)$/.exec(g);
-    if (suffixed) {
-      const base = suffixed[1] ?? '';
-      if (base && (!LITERAL.test(`${base}/`) || base.split('/').some((s) => s === '.' || s === '..')))
-        return undefined;
-      bases.push({ glob, base, suffix: suffixed[2]! });
+    const under = UNDER_BASE.exec(g);
+    if (under) {
+      if (under[1] !== undefined && !literalPath(under[1])) return undefined;
+      bases.push({ glob, base: under[1] ?? '', suffix: under[2] || undefined });
       continue;
     }
-    const base = g.endsWith('/**/*')
-      ? g.slice(0, -4)
-      : g.endsWith('/**')
-        ? g.slice(0, -2)
-        : g === '**' || g === '**/*'
-          ? ''
-          : undefined;
-    if (base === undefined) {
-      // A literal path names one file (fast-glob gives it if it is one, and nothing for a
-      // directory). One that an ignore might cover is left to fast-glob to judge.
-      const segs = g.split('/');
-      if (!LITERAL.test(`${g}/`) || segs.some((s) => s === '.' || s === '..' || names.has(s)))
-        return undefined;
-      if (segs.some((_, i) => paths.has(segs.slice(0, i + 1).join('/')))) return undefined;
-      files.push({ glob, path: g });
-      continue;
-    }
-    if (!LITERAL.test(base)) return undefined;
-    if (base.split('/').some((s) => s === '.' || s === '..')) return undefined;
-    bases.push({ glob, base: base.replace(/\/$/, '') });
+    // A literal path names one file (fast-glob gives it if it is one, and nothing for a
+    // directory). One that an ignore might cover is left to fast-glob to judge.
+    const segs = g.split('/');
+    if (!literalPath(g) || segs.some((s, i) => names.has(s) || paths.has(segs.slice(0, i + 1).join('/'))))
+      return undefined;
+    files.push({ glob, path: g });
   }
   return { bases, files, names, paths };
 }
@@ -117,6 +107,7 @@ export function walkSimpleGlobs(
   let listable = true;
   const skipped = (rel: string, name: string) => p.names.has(name) || p.paths.has(rel);
   const walk = (rel: string, suffix: string | undefined): boolean => {
+    const wanted = (name: string) => suffix === undefined || name.endsWith(suffix);
     const dir = rel ? `${cwd}/${rel}` : cwd;
     // Stat before reading: an entry added in between then shows as a newer mtime next time.
     const st = dirStat(dir);
@@ -141,8 +132,8 @@ export function walkSimpleGlobs(
         const s = statOrError(`${cwd}/${child}`);
         // fast-glob follows links to directories (and guards loops), and judges a looping link: let it.
         if (s === 'error' || s?.isDirectory()) return false;
-        if (s?.isFile() && (!suffix || e.name.endsWith(suffix))) take(child);
-      } else if (e.isFile() && (!suffix || e.name.endsWith(suffix))) take(child);
+        if (s?.isFile() && wanted(e.name)) take(child);
+      } else if (e.isFile() && wanted(e.name)) take(child);
     }
     return true;
   };
