@@ -8,6 +8,7 @@
 //   git worktree add /tmp/base <rev> && ln -s "$PWD/node_modules" /tmp/base/node_modules
 //   (cd /tmp/base && npm run build) && npm run build
 //   node bench/ab.mjs /tmp/base/dist/cli.cjs dist/cli.cjs [rounds=31]
+//   AB_INPUTS='["src/**/*.txt"]' node bench/ab.mjs ...   (the task's input globs; default src/**)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,7 +26,8 @@ const ROUNDS = Number(roundsArg) || 31;
 // The package of bench/run.mjs's hit benchmark: 2,000 files of 4 KB in 20 directories.
 const dir = mkdtempSync(join(tmpdir(), 'tv-bench-ab-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-writePackage(dir, 'ab', 2000);
+const INPUTS = process.env.AB_INPUTS ? JSON.parse(process.env.AB_INPUTS) : ['src/**'];
+writePackage(dir, 'ab', 2000, INPUTS);
 
 const env = { ...process.env, TASKVAULT_QUIET: '1' };
 delete env.TASKVAULT_CACHE_DIR;
@@ -81,7 +83,7 @@ process.stdout.write(
   [
     `A: ${clis.A}`,
     `B: ${clis.B}`,
-    `2,000 input files, medians of ${ROUNDS} alternating rounds; bare command ${m['bare command'].toFixed(1)} ms, node -e 0 ${m['node -e 0'].toFixed(1)} ms.`,
+    `2,000 input files (inputs ${JSON.stringify(INPUTS)}), medians of ${ROUNDS} alternating rounds; bare command ${m['bare command'].toFixed(1)} ms, node -e 0 ${m['node -e 0'].toFixed(1)} ms.`,
     '',
     '| case | A | B | B − A |',
     '|---|---:|---:|---:|',

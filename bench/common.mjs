@@ -45,9 +45,9 @@ console.log('built ' + n + ' files');
 /**
  * The package TaskVault is timed on: `files` 4 KB sources in directories of 100 under src/, a
  * build.mjs that reads them all and writes dist/, and a static taskvault.config.ts for it (served
- * from its kept value, as in a real project after the first run).
+ * from its kept value, as in a real project after the first run), its inputs `inputs`.
  */
-export function writePackage(dir, name, files) {
+export function writePackage(dir, name, files, inputs = ['src/**']) {
   const block = Buffer.alloc(4096);
   for (let i = 0; i < files; i++) {
     const d = join(dir, 'src', `d${String(Math.floor(i / 100)).padStart(3, '0')}`);
@@ -58,6 +58,6 @@ export function writePackage(dir, name, files) {
   writeFileSync(join(dir, 'build.mjs'), BUILD_MJS);
   writeFileSync(
     join(dir, 'taskvault.config.ts'),
-    `export default {\n  tasks: {\n    build: { command: ['node', 'build.mjs'], inputs: ['src/**'], outputs: ['dist/**'] },\n  },\n};\n`,
+    `export default {\n  tasks: {\n    build: { command: ['node', 'build.mjs'], inputs: ${JSON.stringify(inputs)}, outputs: ['dist/**'] },\n  },\n};\n`,
   );
 }
