@@ -36,8 +36,11 @@ function project(): string {
 }
 
 const cacheFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.bin'));
+/** Which part and command a cache file is for: `run` (the bundle's), `lmdb-run`, `fast-glob-other`, ... */
+const partOf = (file: string) => file.replace(/^cli-[0-9a-f]{64}-/, '').replace(/-v8-.*/, '');
 /** The bundle's files, without those of the vendor parts (dist/vendor/*.cjs). */
-const bundleFiles = (dir: string) => cacheFiles(dir).filter((f) => !/-(execa|lmdb)-/.test(f));
+const bundleFiles = (dir: string) =>
+  cacheFiles(dir).filter((f) => ['run', 'watch', 'other'].includes(partOf(f)));
 
 test('the first run writes the cache (0600 in a 0700 directory), the next uses it with the same result', async () => {
   const dir = project();
@@ -49,11 +52,7 @@ test('the first run writes the cache (0600 in a 0700 directory), the next uses i
   assert.match(first.err, /code cache: wrote /);
   // A miss: the bundle, and the parts for execa and lmdb, each in a file of its own.
   const files = cacheFiles(cc);
-  assert.equal(
-    files.map((f) => f.replace(/^cli-[0-9a-f]{64}-/, '').replace(/-v8-.*/, '')).sort(),
-    ['execa-run', 'lmdb-run', 'run'],
-    files.join(' '),
-  );
+  assert.equal(files.map(partOf).sort(), ['execa-run', 'lmdb-run', 'run'], files.join(' '));
   assert.is(statSync(cc).mode & 0o777, 0o700);
   for (const f of files) assert.is(statSync(join(cc, f)).mode & 0o777, 0o600);
 
@@ -63,7 +62,7 @@ test('the first run writes the cache (0600 in a 0700 directory), the next uses i
   assert.match(second.err, /code cache: used /);
   assert.match(second.err, /taskvault: hit /);
   // A hit needs neither execa nor lmdb: their compiled code is not even read.
-  assert.not.match(second.err, /-(execa|lmdb)-run/);
+  assert.not.match(second.err, /-(execa|lmdb|fast-glob)-run/);
   assert.not.match(second.err, /wrote/);
   writeFileSync(join(dir, 'in.txt'), 'y');
   const miss = await runCli(['run', 'say'], { cwd: dir, env });
@@ -269,12 +268,7 @@ test("a part this run did not load is still this build's: writing a cache file k
   for (const f of bundleFiles(cc)) rmSync(join(cc, f));
   const hit = await runCli(['run', 'say'], { cwd: dir, env });
   assert.match(hit.err, /taskvault: hit [\s\S]*code cache: wrote /);
-  assert.equal(
-    cacheFiles(cc)
-      .map((f) => f.replace(/^cli-[0-9a-f]{64}-/, '').replace(/-v8-.*/, ''))
-      .sort(),
-    ['execa-run', 'lmdb-run', 'run'],
-  );
+  assert.equal(cacheFiles(cc).map(partOf).sort(), ['execa-run', 'lmdb-run', 'run']);
 });
 
 test('NODE_DISABLE_COMPILE_CACHE turns it off', async () => {
