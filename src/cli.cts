@@ -33,7 +33,7 @@ type Main = (
   argv?: string[],
   importer?: (specifier: string) => Promise<unknown>,
   requireVendor?: VendorLoader,
-) => Promise<{ ranCommand: boolean; settled?: boolean } | undefined>;
+) => Promise<{ ranCommand: boolean; exitNow?: boolean } | undefined>;
 
 const MAGIC = Buffer.from('TVCC\x03\x00\x00', 'latin1');
 const HASH = 32;
@@ -321,18 +321,16 @@ async function start(): Promise<void> {
   const main: Main = source ? loadBundle(source) : (await import('./cli/main.js')).main;
   // The bundle's code cannot use import() itself (src/util/import-module.ts).
   const outcome = await main(process.argv, (specifier) => import(specifier));
-  exitWhenDone(outcome?.settled === true);
+  if (outcome?.exitNow) exitWhenDrained();
 }
 
 /**
- * A finished `run` exits at once instead of waiting for Node to wind down on its own (measured:
- * a miss 3.7 ms sooner, a hit 0.9 ms; bench/ab.mjs). Everything it writes is written by then (its
- * file writes are synchronous or awaited, the index is closed), unless closing the index gave up
- * waiting (`settled` false); 'exit' handlers still run. Not while stdout or stderr still hold
- * output (a slow reader of a pipe), and not for the other commands.
+ * A finished `run` (main's `exitNow`: its writes all done, the index closed) exits at once instead
+ * of waiting for Node to wind down on its own (measured: a miss 3.7 ms sooner, a hit 0.9 ms;
+ * bench/ab.mjs); 'exit' handlers still run. Not while stdout or stderr still hold output (a slow
+ * reader of a pipe).
  */
-function exitWhenDone(settled: boolean): void {
-  if (process.argv[2] !== 'run' || !settled) return;
+function exitWhenDrained(): void {
   if (process.stdout.writableLength > 0 || process.stderr.writableLength > 0) return;
   process.exit();
 }

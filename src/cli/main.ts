@@ -37,7 +37,7 @@ export async function main(
   importer?: (specifier: string) => Promise<unknown>,
   /** The bin's loader for dist/vendor/*.cjs, with their code caches (util/vendor.ts). */
   requireVendor?: (part: VendorPart) => unknown,
-): Promise<{ ranCommand: boolean; settled: boolean }> {
+): Promise<{ ranCommand: boolean; exitNow: boolean }> {
   if (importer) useImporter(importer);
   if (requireVendor) useVendorLoader(requireVendor);
   const cli = cac('taskvault');
@@ -104,8 +104,12 @@ export async function main(
     errorLine(message.charAt(0).toLowerCase() + message.slice(1), hint);
     process.exitCode = EXIT_CODES.usage;
   }
-  // settled: everything the run wrote is written (the bin may exit at once).
-  return { ranCommand: commandsStarted() > 0, settled: !writesUnfinished() };
+  // exitNow: a finished `run` whose writes are all done; the bin then exits without waiting for Node
+  // to wind down (other commands, e.g. a watch, may leave work behind them on purpose).
+  return {
+    ranCommand: commandsStarted() > 0,
+    exitNow: cli.matchedCommandName === 'run' && !writesUnfinished(),
+  };
 }
 
 /**
