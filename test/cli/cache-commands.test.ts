@@ -7,6 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CLI, cliEnv, runCli, tempDir, writeTree } from '../support/helpers.js';
 
+const oneLine = (s: string) => s.trim().split('\n').length === 1;
+
 const AUDIT_LINE =
   /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] (HIT|MISS|SAVE|EVICT|ERROR) (get|save|run|memoize) task=\S+ hash=[0-9a-f]{12}( \S+=\S+)*$/;
 
@@ -261,6 +263,21 @@ test('a result over the policy size limit is not cached: one error line, non-zer
   assert.is(r.code, 74);
   assert.match(r.err, /not cached: the result is 5\.2 MB, over the 1\.0 MB per-entry limit/);
   assert.is((await statsJson(dir)).entries, 0);
+});
+
+test('stats and ls on a cache that cannot be opened fail with one line, never an empty-looking cache', async () => {
+  const dir = writeTree(tempDir(), { 'a-file': '' });
+  for (const args of [['stats'], ['stats', '--json'], ['ls'], ['cache', 'stats']]) {
+    const r = await runCli([...args, '--cache-dir', 'a-file'], { cwd: dir });
+    assert.is(r.code, 74, `${args.join(' ')}: ${r.out}${r.err}`);
+    assert.ok(oneLine(r.err), r.err);
+    assert.match(r.err, /cannot open the cache at .*a-file: ENOTDIR/);
+    assert.is(r.out, '');
+  }
+  // No cache yet is still simply empty.
+  const none = await runCli(['stats', '--cache-dir', 'not-yet'], { cwd: dir });
+  assert.is(none.code, 0, none.err);
+  assert.match(none.out, /Entries\s+0/);
 });
 
 test.run();

@@ -181,4 +181,22 @@ test('ls: task, kind, key prefix, size, age, last hit, hits; --json with provena
   assert.is(rows.find((r: { task: string }) => r.task === 'agg').lastHit, undefined);
 });
 
+test('explain takes run\'s policy flags (--ttl decides "expired"); unknown options are named as typed', async () => {
+  const dir = writeTree(tempDir(), { 'in.txt': 'x' });
+  const hourAgo = String(Date.now() - 3_600_000);
+  const ran = await runCli(['run', '--', 'echo', 'ttl'], { cwd: dir, env: { TASKVAULT_NOW_MS: hourAgo } });
+  assert.is(ran.code, 0, ran.err);
+  const fresh = await runCli(['explain', '--ttl', '2h', '--max-entry-size', '5MB', '--', 'echo', 'ttl'], {
+    cwd: dir,
+  });
+  assert.is(fresh.code, 0, fresh.err);
+  assert.match(fresh.out, /\nwould hit: /);
+  const stale = await runCli(['explain', '--ttl', '30m', '--', 'echo', 'ttl'], { cwd: dir });
+  assert.is(stale.code, 0, stale.err);
+  assert.match(stale.out, /\nwould miss: the entry for this exact state expired/);
+  const unknown = await runCli(['ls', '--max-entry-size', '5MB'], { cwd: dir });
+  assert.is(unknown.code, 2);
+  assert.match(unknown.err, /^taskvault: error: unknown option '--max-entry-size'/);
+});
+
 test.run();

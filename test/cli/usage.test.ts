@@ -1,33 +1,11 @@
-/** Acceptance review: what a user meets first (init then run, flag mistakes, spawn errors, summaries). */
-import { existsSync } from 'node:fs';
+/** CLI usage: flag mistakes, unknown options and empty values are one clear line and exit 2. */
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, runCli, tempDir, writeTree } from '../support/helpers.js';
+import { runCli, tempDir, writeTree } from '../support/helpers.js';
 
 const oneLine = (s: string) => s.trim().split('\n').length === 1;
-
-test('init then run in a project without a local taskvault install: the config imports this taskvault', async () => {
-  const dir = tempDir();
-  assert.ok(!existsSync(join(dir, 'node_modules')));
-  const init = await runCli(['init'], { cwd: dir });
-  assert.is(init.code, 0, init.err);
-  // The starter's build task runs `npm run build`; a task added the way a user would is enough here.
-  const first = await runCli(['run', 'build', '--dry-run'], { cwd: dir });
-  assert.is(first.code, 0, first.err);
-  assert.match(first.out, /^[0-9a-f]{64} miss\n$/);
-});
-
-test('a .mjs config importing taskvault works without a local install too', async () => {
-  const dir = writeTree(tempDir(), {
-    'taskvault.config.mjs':
-      "import { defineConfig } from 'taskvault';\nexport default defineConfig({ tasks: { hi: { command: ['echo', 'hi'] } } });\n",
-  });
-  const r = await runCli(['run', 'hi'], { cwd: dir });
-  assert.is(r.code, 0, r.err);
-  assert.is(r.out, 'hi\n');
-  assert.match(r.err, /miss .* hi · ran in/);
-});
 
 test('--inputs / --env given without a value are usage errors, not the glob or variable "true"', async () => {
   const dir = writeTree(tempDir(), { 'src/a.txt': 'a' });
@@ -54,48 +32,6 @@ test('--inputs / --env given without a value are usage errors, not the glob or v
   assert.is(fp.inputs.length, 1);
 });
 
-test('a command that cannot start: one line per message, 127/126, never cached', async () => {
-  const dir = writeTree(tempDir(), { 'data.txt': 'not executable' });
-  const missing = await runCli(['run', '--', 'no-such-command-xyz'], { cwd: dir });
-  assert.is(missing.code, 127);
-  for (const line of missing.err.trim().split('\n')) assert.match(line, /^taskvault: /);
-  assert.match(missing.err, /warning: command not found: no-such-command-xyz\n/);
-  // The warning gave the cause; the summary does not repeat it.
-  assert.match(missing.err, /no-such-command-xyz · ran in \S+ · not cached\n$/);
-  assert.is(missing.err.match(/command not found/g)?.length, 1, missing.err);
-  const uncached = await runCli(['run', '--no-cache', '--', 'no-such-command-xyz'], { cwd: dir });
-  assert.is(uncached.code, 127);
-  assert.match(uncached.err, /^taskvault: command not found: no-such-command-xyz\ntaskvault: ran uncached/);
-  const noExec = await runCli(['run', '--', './data.txt'], { cwd: dir });
-  assert.is(noExec.code, 126);
-  assert.match(noExec.err, /permission denied: \.\/data\.txt/);
-  assert.is(noExec.err.trim().split('\n').length, 2, noExec.err);
-  const badCwd = await runCli(['run', '--cwd', 'nowhere', '--', 'true'], { cwd: dir });
-  assert.is(badCwd.code, 127);
-  assert.match(badCwd.err, /working directory does not exist: .*nowhere/);
-});
-
-test('the miss summary counts the same files and bytes the hit restores', async () => {
-  const dir = writeTree(tempDir(), { 'src/in.txt': 'input' });
-  const args = [
-    'run',
-    '--inputs',
-    'src/**',
-    '--outputs',
-    'out/**',
-    '--',
-    'sh',
-    '-c',
-    'mkdir -p out && printf 12345 > out/a && printf 123 > out/b && echo some log output',
-  ];
-  const miss = await runCli(args, { cwd: dir });
-  const hit = await runCli(args, { cwd: dir });
-  assert.is(miss.code, 0, miss.err);
-  assert.is(hit.stdout.toString('hex'), miss.stdout.toString('hex'));
-  assert.match(miss.err, /cached 2 files \(8 B\)/);
-  assert.match(hit.err, /restored 2 files \(8 B\)/);
-});
-
 test('--help: --no-cache is not shown as on by default; explain errors name explain', async () => {
   const dir = tempDir();
   const help = await runCli(['run', '--help'], { cwd: dir });
@@ -106,47 +42,84 @@ test('--help: --no-cache is not shown as on by default; explain errors name expl
   assert.match(explain.err, /usage: taskvault explain \[TASK\]/);
 });
 
-test('a task whose command runs the same task again stops with one error instead of recursing', async () => {
+test('boolean flags with a dash do not swallow the task name after them', async () => {
   const dir = writeTree(tempDir(), {
-    'taskvault.config.json': JSON.stringify({
-      tasks: {
-        // What `"build": "taskvault run build"` in package.json + `command: 'npm run build'` amounts to.
-        build: { command: [process.execPath, CLI, 'run', 'build'] },
-        // Nesting different tasks is fine.
-        leaf: { command: ['echo', 'leaf ran'] },
-        ci: { command: [process.execPath, CLI, 'run', 'leaf'] },
-      },
-    }),
+    'taskvault.config.mjs':
+      "export default { tasks: { fail: { command: ['sh', '-c', 'echo out; exit 3'], inputs: ['in.txt'] } } };\n",
+    'in.txt': 'x',
   });
-  const r = await runCli(['run', 'build'], { cwd: dir, timeoutMs: 30_000 });
-  assert.is(r.signal, null);
-  assert.is(r.code, 78, r.err);
-  assert.is(r.err.match(/runs itself/g)?.length, 1, r.err);
-  assert.match(r.err, /error: task 'build' runs itself: its command starts 'taskvault run build' again/);
-  const nested = await runCli(['run', 'ci'], { cwd: dir });
-  assert.is(nested.code, 0, nested.err);
-  assert.is(nested.out, 'leaf ran\n');
-  const again = await runCli(['run', 'ci'], { cwd: dir });
-  assert.is(again.out, 'leaf ran\n');
-  assert.match(again.err, /hit .* ci/);
+  const dry = await runCli(['run', '--dry-run', 'fail'], { cwd: dir });
+  assert.is(dry.code, 0, dry.err);
+  assert.match(dry.out, /^[0-9a-f]{64} miss\n$/);
+  const first = await runCli(['run', '--cache-failures', 'fail'], { cwd: dir });
+  assert.is(first.code, 3, first.err);
+  assert.match(first.err, /miss .* fail/);
+  const again = await runCli(['run', '--cache-failures', 'fail'], { cwd: dir });
+  assert.is(again.code, 3, again.err);
+  assert.match(again.err, /hit .* fail/);
+  assert.is(again.out, 'out\n');
+  // What follows `--` is the user's command and is passed on exactly as typed.
+  const echo = await runCli(['run', '--', 'echo', '--dry-run', '--cache-failures'], { cwd: dir });
+  assert.is(echo.out, '--dry-run --cache-failures\n', echo.err);
 });
 
-test('explain takes run\'s policy flags (--ttl decides "expired"); unknown options are named as typed', async () => {
-  const dir = writeTree(tempDir(), { 'in.txt': 'x' });
-  const hourAgo = String(Date.now() - 3_600_000);
-  const ran = await runCli(['run', '--', 'echo', 'ttl'], { cwd: dir, env: { TASKVAULT_NOW_MS: hourAgo } });
-  assert.is(ran.code, 0, ran.err);
-  const fresh = await runCli(['explain', '--ttl', '2h', '--max-entry-size', '5MB', '--', 'echo', 'ttl'], {
-    cwd: dir,
-  });
-  assert.is(fresh.code, 0, fresh.err);
-  assert.match(fresh.out, /\nwould hit: /);
-  const stale = await runCli(['explain', '--ttl', '30m', '--', 'echo', 'ttl'], { cwd: dir });
-  assert.is(stale.code, 0, stale.err);
-  assert.match(stale.out, /\nwould miss: the entry for this exact state expired/);
-  const unknown = await runCli(['ls', '--max-entry-size', '5MB'], { cwd: dir });
-  assert.is(unknown.code, 2);
-  assert.match(unknown.err, /^taskvault: error: unknown option '--max-entry-size'/);
+test('an unknown option without a command is a usage error, not help with exit 0', async () => {
+  const dir = tempDir();
+  for (const [flag, shown] of [
+    ['--bogus', '--bogus'],
+    ['--bogus-thing', '--bogus-thing'],
+    ['-x', '-x'],
+  ] as const) {
+    const r = await runCli([flag], { cwd: dir });
+    assert.is(r.code, 2, `${flag}: ${r.err}`);
+    assert.ok(oneLine(r.err), r.err);
+    assert.ok(r.err.includes(`unknown option '${shown}'`), r.err);
+    assert.is(r.out, '');
+  }
+  const help = await runCli([], { cwd: dir });
+  assert.is(help.code, 0);
+  assert.match(help.out, /Usage:/);
+});
+
+test('a blank command word is a usage error, not a failed spawn or a cached blank command', async () => {
+  const dir = tempDir();
+  for (const word of ['', '   ']) {
+    const r = await runCli(['run', '--', word], { cwd: dir });
+    assert.is(r.code, 2, r.err);
+    assert.ok(oneLine(r.err), r.err);
+    assert.match(r.err, /the command after -- is empty/);
+  }
+  assert.not.ok(
+    existsSync(join(dir, '.taskvault', 'cache', 'hot')) &&
+      readdirSync(join(dir, '.taskvault', 'cache', 'hot')).length > 0,
+  );
+  // An empty argument after the program is an argument like any other.
+  const r = await runCli(['run', '--', 'echo', '', 'x'], { cwd: dir });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, ' x\n');
+});
+
+test("usage hints name the command that was typed; '--' is suggested only to run", async () => {
+  const dir = tempDir();
+  const ls = await runCli(['ls', 'extra'], { cwd: dir });
+  assert.is(ls.code, 2);
+  assert.match(ls.err, /unused args: 'extra' \(see 'taskvault ls --help'\)/);
+  const empty = await runCli(['run', '--inputs', '', '--', 'echo'], { cwd: dir });
+  assert.is(empty.code, 2);
+  assert.match(empty.err, /--inputs needs a non-empty value \(see 'taskvault run --help'\)/);
+  const extra = await runCli(['run', 'a', 'b'], { cwd: dir });
+  assert.match(extra.err, /put the command after '--'/);
+});
+
+test('--env with a space or = in the name is a usage error, not a silently odd key', async () => {
+  const dir = tempDir();
+  for (const name of ['A B', 'A=1']) {
+    const r = await runCli(['run', '--env', name, '--', 'echo', 'x'], { cwd: dir });
+    assert.is(r.code, 2, r.err);
+    assert.ok(oneLine(r.err), r.err);
+    assert.ok(r.err.includes(`--env ${JSON.stringify(name)} is not an environment variable name`), r.err);
+    assert.is(r.out, '');
+  }
 });
 
 test.run();

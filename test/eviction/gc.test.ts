@@ -197,4 +197,15 @@ test('clean on a terminal asks first and removes nothing unless the answer is ye
   assert.is(blobFiles(dir).length, 0);
 });
 
+test('gc --dry-run says the usage it shows is what would be left', async () => {
+  const dir = tempDir();
+  await runCli(['run', '--', 'echo', 'a'], { cwd: dir });
+  const later = String(Date.now() + 40 * 86_400_000); // past the default 30-day TTL
+  const dry = await runCli(['gc', '--dry-run'], { cwd: dir, env: { TASKVAULT_NOW_MS: later } });
+  assert.is(dry.code, 0, dry.err);
+  assert.match(dry.out, /would remove 1 entry \(ttl 1\).*\ncache afterwards: 0 B of /);
+  const real = await runCli(['gc'], { cwd: dir, env: { TASKVAULT_NOW_MS: later } });
+  assert.match(real.out, /removed 1 entry \(ttl 1\).*\ncache: 0 B of /);
+});
+
 test.run();

@@ -19,7 +19,11 @@ import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { TaskSpec } from '../../src/config/resolve.js';
-import { type Fingerprinted, fingerprintTask, type ManifestStore } from '../../src/fingerprint/fingerprint.js';
+import {
+  type Fingerprinted,
+  fingerprintTask,
+  type ManifestStore,
+} from '../../src/fingerprint/fingerprint.js';
 import {
   decodeManifest,
   encodeManifest,

@@ -9,7 +9,13 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listSorted } from '../support/helpers.js';
 import { project, runGen, timesRan, warnings } from '../support/remote-project.js';
-import { NGINX_PASSWORD, NGINX_READ_TOKEN, NGINX_USER, NGINX_WRITE_TOKEN, nginxFor } from '../support/servers.js';
+import {
+  NGINX_PASSWORD,
+  NGINX_READ_TOKEN,
+  NGINX_USER,
+  NGINX_WRITE_TOKEN,
+  nginxFor,
+} from '../support/servers.js';
 
 const test = suite('remote: trust and auth on nginx');
 const ng = nginxFor(test);

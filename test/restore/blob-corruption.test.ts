@@ -4,7 +4,7 @@
  * the command runs. `taskvault verify [--repair]` finds the same problems across the whole store.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -201,6 +201,26 @@ test('taskvault verify reports every broken entry; --repair removes them and lef
 test('report', () => {
   console.log(`corruption: ${detected} detected out of ${injected} injected`);
   assert.is(detected, injected);
+});
+
+test('verify names a blob of the wrong size by its size, not by a mangled hash', async () => {
+  const dir = tempDir();
+  const r = await runCli(
+    ['run', '--outputs', 'out/**', '--', 'sh', '-c', 'mkdir -p out && echo hello > out/a.txt'],
+    {
+      cwd: dir,
+    },
+  );
+  assert.is(r.code, 0, r.err);
+  const blobs = join(dir, '.taskvault', 'cache', 'blobs');
+  const blob = readdirSync(blobs, { recursive: true, withFileTypes: true }).find((e) => e.isFile())!;
+  writeFileSync(join(blob.parentPath, blob.name), 'garbage!');
+  for (const args of [['verify'], ['verify', '--json']]) {
+    const v = await runCli(args, { cwd: dir });
+    assert.is(v.code, 1, `${args.join(' ')}: ${v.out}${v.err}`);
+    assert.match(v.out, /8 bytes does not match its name [0-9a-f]{12} \(6 bytes\)/);
+    assert.not.match(v.out, /\(size differ/);
+  }
 });
 
 test.run();

@@ -4,13 +4,13 @@
  * warning names the cause, and nothing cached before is lost.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { executions, warnings } from '../support/fault-helpers.js';
-import { runCli, tempDir, writeTree } from '../support/helpers.js';
+import { REPO, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
 
 /**
  * Writes out/<name>.txt (SIZE bytes), prints a line, exits with EXIT; optionally fills the disk or
@@ -257,6 +257,32 @@ test('a glob base whose parent becomes a file during the run: exit code passes, 
   writeTree(dir, { 'a/b/f.txt': 'y' });
   const back = await runCli(args('echo next'), { cwd: dir });
   assert.match(back.err, /\bmiss\b/, back.err);
+});
+
+test('an unexpected failure while expanding input globs costs the caching, never the run', async () => {
+  // A copy of the built CLI whose fast-glob part is broken: the glob call throws a TypeError.
+  const pkg = tempDir('tv-brokenglob-');
+  cpSync(join(REPO, 'dist'), join(pkg, 'dist'), { recursive: true });
+  cpSync(join(REPO, 'package.json'), join(pkg, 'package.json'));
+  symlinkSync(join(REPO, 'node_modules'), join(pkg, 'node_modules'));
+  writeFileSync(
+    join(pkg, 'dist', 'vendor', 'fast-glob.cjs'),
+    'exports.default = 42;\nexports.picomatch = 42;\n',
+  );
+  const dir = writeTree(tempDir(), { 'src/a.txt': 'a' });
+  // A brace glob is beyond the plain walk, so fast-glob is called.
+  const r = await runProcess(
+    process.execPath,
+    [join(pkg, 'dist', 'cli.cjs'), 'run', '--inputs', 'src/{a,b}.txt', '--', 'sh', '-c', 'echo ran; exit 3'],
+    { cwd: dir },
+  );
+  assert.is(r.code, 3, r.err);
+  assert.is(r.out, 'ran\n');
+  assert.match(r.err, /warning: cache skipped: .*not a function/);
+  assert.not.match(r.err, /invalid input glob/);
+  // A bad pattern is still the user's to fix.
+  const bad = await runCli(['run', '--inputs', '!', '--', 'true'], { cwd: dir });
+  assert.is(bad.code, 66, bad.err);
 });
 
 test.run();

@@ -8,6 +8,8 @@ import * as assert from 'uvu/assert';
 import { RACY_WINDOW_MS } from '../../src/fingerprint/manifest.js';
 import { CLI, readTreeSnapshot, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
 
+const oneLine = (s: string) => s.trim().split('\n').length === 1;
+
 /** A command that writes nested files, a binary, an executable, a symlink, an empty dir and logs. */
 const PRODUCE = `
 const fs = require('fs');
@@ -510,6 +512,62 @@ test('a run exits as soon as it is done, yet a slow reader still gets all of a l
   assert.equal(hit, { bytes: 4 << 20, code: 3 });
   const r = await runCli(['run', '--cache-failures', ...cmd], { cwd: dir });
   assert.match(r.err, /hit/, 'the second was a hit');
+});
+
+test('a command that cannot start: one line per message, 127/126, never cached', async () => {
+  const dir = writeTree(tempDir(), { 'data.txt': 'not executable' });
+  const missing = await runCli(['run', '--', 'no-such-command-xyz'], { cwd: dir });
+  assert.is(missing.code, 127);
+  for (const line of missing.err.trim().split('\n')) assert.match(line, /^taskvault: /);
+  assert.match(missing.err, /warning: command not found: no-such-command-xyz\n/);
+  // The warning gave the cause; the summary does not repeat it.
+  assert.match(missing.err, /no-such-command-xyz · ran in \S+ · not cached\n$/);
+  assert.is(missing.err.match(/command not found/g)?.length, 1, missing.err);
+  const uncached = await runCli(['run', '--no-cache', '--', 'no-such-command-xyz'], { cwd: dir });
+  assert.is(uncached.code, 127);
+  assert.match(uncached.err, /^taskvault: command not found: no-such-command-xyz\ntaskvault: ran uncached/);
+  const noExec = await runCli(['run', '--', './data.txt'], { cwd: dir });
+  assert.is(noExec.code, 126);
+  assert.match(noExec.err, /permission denied: \.\/data\.txt/);
+  assert.is(noExec.err.trim().split('\n').length, 2, noExec.err);
+  const badCwd = await runCli(['run', '--cwd', 'nowhere', '--', 'true'], { cwd: dir });
+  assert.is(badCwd.code, 127);
+  assert.match(badCwd.err, /working directory does not exist: .*nowhere/);
+});
+
+test('--dry-run never runs the command, even when the cache is disabled or cannot be opened', async () => {
+  const dir = writeTree(tempDir(), { 'in.txt': 'x', 'not-a-dir': '' });
+  const side = join(dir, 'side.txt');
+  const cmd = ['--', 'sh', '-c', `echo ran > ${side}`];
+  const cases: Array<{ args: string[]; env?: Record<string, string> }> = [
+    { args: ['run', '--dry-run', ...cmd], env: { TASKVAULT_DISABLE: '1' } },
+    { args: ['run', '--no-cache', '--dry-run', ...cmd] },
+    { args: ['run', '--dry-run', '--cache-dir', join(dir, 'not-a-dir'), ...cmd] },
+  ];
+  for (const c of cases) {
+    const r = await runCli(c.args, { cwd: dir, env: c.env ?? {} });
+    assert.is(r.code, 74, `${c.args.join(' ')}: ${r.err}`);
+    assert.ok(oneLine(r.err), r.err);
+    assert.match(r.err, /cannot look the key up: .*nothing was run/);
+    assert.not.ok(existsSync(side), `${c.args.join(' ')} ran the command`);
+  }
+  // With a usable cache it still answers as before, and without one it creates none.
+  const ok = await runCli(['run', '--dry-run', ...cmd], { cwd: dir });
+  assert.is(ok.code, 0, ok.err);
+  assert.match(ok.out, /^[0-9a-f]{64} miss\n$/);
+  assert.not.ok(existsSync(side));
+  assert.not.ok(existsSync(join(dir, '.taskvault')), 'a dry run created the cache');
+});
+
+test('one argument naming an existing file with a space runs that file, not shell words', async () => {
+  const dir = writeTree(tempDir(), { 'my script.sh': '#!/bin/sh\necho from-script\n' });
+  chmodSync(join(dir, 'my script.sh'), 0o755);
+  const r = await runCli(['run', '--', './my script.sh'], { cwd: dir });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'from-script\n');
+  // Shell code still runs through the shell.
+  const sh = await runCli(['run', '--', 'echo a && echo b'], { cwd: dir });
+  assert.is(sh.out, 'a\nb\n', sh.err);
 });
 
 test.run();

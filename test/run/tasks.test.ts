@@ -143,4 +143,29 @@ test('works as a prefix inside an npm script and inside a Makefile recipe', asyn
   assert.ok(existsSync(join(dir, 'out/b.txt')));
 });
 
+test('a task whose command runs the same task again stops with one error instead of recursing', async () => {
+  const dir = writeTree(tempDir(), {
+    'taskvault.config.json': JSON.stringify({
+      tasks: {
+        // What `"build": "taskvault run build"` in package.json + `command: 'npm run build'` amounts to.
+        build: { command: [process.execPath, CLI, 'run', 'build'] },
+        // Nesting different tasks is fine.
+        leaf: { command: ['echo', 'leaf ran'] },
+        ci: { command: [process.execPath, CLI, 'run', 'leaf'] },
+      },
+    }),
+  });
+  const r = await runCli(['run', 'build'], { cwd: dir, timeoutMs: 30_000 });
+  assert.is(r.signal, null);
+  assert.is(r.code, 78, r.err);
+  assert.is(r.err.match(/runs itself/g)?.length, 1, r.err);
+  assert.match(r.err, /error: task 'build' runs itself: its command starts 'taskvault run build' again/);
+  const nested = await runCli(['run', 'ci'], { cwd: dir });
+  assert.is(nested.code, 0, nested.err);
+  assert.is(nested.out, 'leaf ran\n');
+  const again = await runCli(['run', 'ci'], { cwd: dir });
+  assert.is(again.out, 'leaf ran\n');
+  assert.match(again.err, /hit .* ci/);
+});
+
 test.run();
