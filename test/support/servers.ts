@@ -193,3 +193,90 @@ export function nginxFor(test: {
 /** The lines nginx has logged so far, one request each. */
 export const accessLog = (ng: Nginx): string[] =>
   readFileSync(join(ng.dir, 'access.log'), 'utf8').split('\n').filter(Boolean);
+
+export interface S3Server {
+  /** The endpoint (path-style), e.g. http://127.0.0.1:4568. */
+  endpoint: string;
+  bucket: string;
+  stop(): Promise<void>;
+}
+
+// s3rver's fixed development credentials; it checks the access key id of SigV4 requests.
+export const S3RVER_KEYS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+
+/** s3rver (an S3-compatible server from npm) on 127.0.0.1 with one bucket; loaded only by S3 suites. */
+export async function startS3rver(bucket = 'team-cache'): Promise<S3Server> {
+  const { default: S3rver } = await import('s3rver');
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory: tempDir('tv-s3rver-'),
+    configureBuckets: [{ name: bucket, configs: [] }],
+  });
+  const { port } = await server.run();
+  return { endpoint: `http://127.0.0.1:${port}`, bucket, stop: () => server.close() };
+}
+
+/** A TCP server that accepts connections and never says a word: what a hung remote looks like. */
+export async function startSilent(): Promise<{ url: string; stop(): Promise<void> }> {
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => sockets.delete(s)); // the client giving up resets it; nothing to do
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A proxy in front of a real server that passes every request through, but cuts each successful
+ * GET's body in half (keeping the server's Content-Length) and drops the connection: a transfer
+ * broken on the way.
+ */
+export async function startTruncatingProxy(target: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const upstream = new URL(target);
+  const server = http.createServer((req, res) => {
+    const out = http.request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (up) => {
+        const parts: Buffer[] = [];
+        up.on('data', (d: Buffer) => parts.push(d));
+        up.on('end', () => {
+          const body = Buffer.concat(parts);
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          if (req.method === 'GET' && up.statusCode === 200 && body.length > 1) {
+            res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+          } else res.end(body);
+        });
+      },
+    );
+    out.on('error', () => res.socket?.destroy());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
