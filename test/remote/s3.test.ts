@@ -4,17 +4,16 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import S3rver from 's3rver';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readTreeSnapshot, tempDir } from '../support/helpers.js';
 import { project, runGen, timesRan, warnings } from '../support/remote-project.js';
+import { S3RVER_KEYS, type S3Server, startS3rver } from '../support/servers.js';
 
 const test = suite('remote: S3 (s3rver)');
-let server: S3rver;
+let s3: S3Server | undefined;
 let endpoint: string;
-// s3rver's fixed development credentials; it verifies SigV4 signatures made with them.
-const KEYS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+const KEYS = S3RVER_KEYS;
 /** No shared AWS files from the machine running the tests. */
 const isolated = (): Record<string, string> => {
   const home = tempDir('tv-aws-');
@@ -22,18 +21,11 @@ const isolated = (): Record<string, string> => {
 };
 
 test.before(async () => {
-  server = new S3rver({
-    address: '127.0.0.1',
-    port: 0,
-    silent: true,
-    directory: tempDir('tv-s3rver-'),
-    configureBuckets: [{ name: 'team-cache', configs: [] }],
-  });
-  const { port } = await server.run();
-  endpoint = `http://127.0.0.1:${port}`;
+  s3 = await startS3rver('team-cache');
+  endpoint = s3.endpoint;
 });
 test.after(async () => {
-  await server?.close();
+  await s3?.stop();
 });
 
 const s3Config = (prefix: string) => ({
