@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, runCli, runProcess, tempDir, writeTree } from './helpers.js';
+import { CLI, runCli, runProcess, tempDir, writeTree } from './support/helpers.js';
 
 const ESC = '\x1b[';
 

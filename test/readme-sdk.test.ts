@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fixture, REPO, runProcess } from './helpers.js';
+import { fixture, REPO, runProcess } from './support/helpers.js';
 
 const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
 const section = readme.slice(

@@ -1,0 +1,311 @@
+/**
+ * What every remote backend must do, run against its real server (conformance-<backend>.test.ts).
+ * A backend is opened the way the product opens it (openBackend from settings + env), so a new
+ * backend passes this suite by adding one target file; nothing here knows a backend's protocol.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+// The one import of the product's remote code: where backends are picked from settings.
+import { openBackend, type RemoteBackend } from '../../src/remote/backend.js';
+import { readTreeSnapshot, tempDir } from '../support/helpers.js';
+import { project, runGen, timesRan, warnings } from '../support/remote-project.js';
+import { freePort, startSilent, startTruncatingProxy } from '../support/servers.js';
+
+export type Settings = Parameters<typeof openBackend>[0];
+
+export interface RemoteUnderTest {
+  settings: Settings;
+  env: NodeJS.ProcessEnv;
+}
+
+/** A backend's real server, started for one suite. */
+export interface Served {
+  /**
+   * Settings for a backend on its own namespace (`prefix`) of this server. `base` sends its requests
+   * to another http://host:port instead (a proxy, a dead port, a silent server).
+   */
+  remote(o: {
+    prefix: string;
+    timeoutMs: number;
+    base?: string;
+    wrongCredentials?: boolean;
+  }): RemoteUnderTest;
+  /** What `taskvault run` needs to use the same remote: taskvault.config.json content and env. */
+  cli(prefix: string): { config: Record<string, unknown>; env: Record<string, string | undefined> };
+  stop(): Promise<void>;
+}
+
+export interface ConformanceTarget {
+  name: string;
+  /** What a second put of an entry key does, as the backend documents it. */
+  overwrite: 'replaces' | 'keeps-first';
+  /** What the failure for wrong credentials must say (the server's refusal, by status or code). */
+  wrongCredentials: RegExp;
+  /** A secret of the wrong credentials: it must never appear in a message. */
+  wrongSecret: string;
+  start(): Promise<Served>;
+}
+
+/** What a backend call resolves to, for the checks below. */
+type Outcome = { ok: true } | { ok: false; problem: { message: string; retryable: boolean; stop?: boolean } };
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const entryKey = (): string => randomBytes(32).toString('hex');
+
+/** A blob as the product stores one: a file named nowhere in particular, keyed by its SHA-256. */
+function blobFile(bytes: Buffer): { key: string; file: string; size: number } {
+  const file = join(tempDir('tv-conf-blob-'), 'blob');
+  writeFileSync(file, bytes);
+  return { key: sha256(bytes), file, size: bytes.byteLength };
+}
+
+/** Reads a blob into memory; `calls` counts how often the body was handed over (retries start over). */
+async function readBlob(b: RemoteBackend, key: string) {
+  let bytes: Buffer | undefined;
+  let calls = 0;
+  const r = await b.getBlob(key, async (body: Readable) => {
+    calls++;
+    const parts: Buffer[] = [];
+    for await (const chunk of body) parts.push(chunk as Buffer);
+    bytes = Buffer.concat(parts);
+  });
+  return { r, bytes, calls };
+}
+
+async function open(u: RemoteUnderTest): Promise<RemoteBackend> {
+  const r = await openBackend(u.settings, u.env);
+  if (!r.ok) throw new Error(`openBackend: ${r.problem.message}`);
+  return r.value;
+}
+
+/** Times a promise; a backend call must resolve (never reject) to a result value. */
+async function timed<T>(p: Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await p;
+  return { value, ms: performance.now() - started };
+}
+
+const SAMPLES: Array<[string, Buffer]> = [
+  ['empty', Buffer.alloc(0)],
+  ['1 byte', Buffer.from([0x2a])],
+  ['every byte value', Buffer.from(Array.from({ length: 512 }, (_, i) => i % 256))],
+  ['3 MB of random bytes', randomBytes(3 * 1024 * 1024)],
+];
+
+export function conformance(target: ConformanceTarget): void {
+  const test = suite(`remote conformance: ${target.name}`);
+  let served: Served;
+  let n = 0;
+  /** A backend on a namespace no other test uses. */
+  const fresh = (o: { base?: string; timeoutMs?: number; wrongCredentials?: boolean } = {}) =>
+    open(served.remote({ prefix: `conf-${process.pid}-${++n}`, timeoutMs: 10_000, ...o }));
+
+  test.before(async () => {
+    served = await target.start();
+  });
+  test.after(async () => {
+    await served?.stop();
+  });
+
+  test('a missing key is a miss, not an error: entry, blob and exists', async () => {
+    const b = await fresh();
+    assert.equal(await b.getEntry(entryKey()), { ok: true, value: undefined });
+    assert.equal(await b.hasBlob(sha256(randomBytes(8))), { ok: true, value: false });
+    const got = await readBlob(b, sha256(randomBytes(8)));
+    assert.equal(got.r, { ok: true, value: false });
+    assert.is(got.calls, 0, 'no body is handed over for a missing blob');
+  });
+
+  test('put then get round-trips the bytes exactly: empty, 1 byte, binary, a few MB', async () => {
+    const b = await fresh();
+    for (const [what, bytes] of SAMPLES) {
+      const key = entryKey();
+      assert.equal(await b.putEntry(key, bytes), { ok: true, value: undefined }, `putEntry ${what}`);
+      const entry = await b.getEntry(key);
+      assert.ok(entry.ok && entry.value, `getEntry ${what}: ${JSON.stringify(entry)}`);
+      if (entry.ok) assert.ok(Buffer.from(entry.value!).equals(bytes), `entry ${what} differs`);
+
+      const blob = blobFile(bytes);
+      assert.equal(await b.hasBlob(blob.key), { ok: true, value: false }, `hasBlob ${what} before`);
+      assert.equal(
+        await b.putBlob(blob.key, blob.file, blob.size),
+        { ok: true, value: undefined },
+        `putBlob ${what}`,
+      );
+      assert.equal(await b.hasBlob(blob.key), { ok: true, value: true }, `hasBlob ${what} after`);
+      const got = await readBlob(b, blob.key);
+      assert.equal(got.r, { ok: true, value: true }, `getBlob ${what}`);
+      assert.ok(got.bytes?.equals(bytes), `blob ${what} differs (${got.bytes?.length} bytes)`);
+    }
+  });
+
+  test(`a second put of an entry ${target.overwrite === 'replaces' ? 'replaces' : 'keeps'} the first; a blob put twice stays the same`, async () => {
+    const b = await fresh();
+    const key = entryKey();
+    const first = Buffer.from('{"first":true}');
+    const second = Buffer.from('{"second":true,"longer":"than the first"}');
+    assert.ok((await b.putEntry(key, first)).ok);
+    assert.ok((await b.putEntry(key, second)).ok, 'the second put is not an error');
+    const got = await b.getEntry(key);
+    assert.ok(got.ok);
+    if (got.ok) assert.equal(got.value, target.overwrite === 'replaces' ? second : first);
+
+    const bytes = randomBytes(1000);
+    const blob = blobFile(bytes);
+    assert.ok((await b.putBlob(blob.key, blob.file, blob.size)).ok);
+    assert.ok((await b.putBlob(blob.key, blob.file, blob.size)).ok, 'content-addressed: a repeat is fine');
+    const again = await readBlob(b, blob.key);
+    assert.ok(again.bytes?.equals(bytes), 'the blob reads back unchanged');
+  });
+
+  test('a server that is down: every call resolves to a failure at once, saying so, no throw', async () => {
+    const port = await freePort(); // nothing listens there
+    const b = await fresh({ base: `http://127.0.0.1:${port}`, timeoutMs: 5000 });
+    const blob = blobFile(Buffer.from('x'));
+    const calls: Array<[string, () => Promise<Outcome>]> = [
+      ['getEntry', () => b.getEntry(entryKey())],
+      ['putEntry', () => b.putEntry(entryKey(), Buffer.from('x'))],
+      ['hasBlob', () => b.hasBlob(blob.key)],
+      ['getBlob', async () => (await readBlob(b, blob.key)).r],
+      ['putBlob', () => b.putBlob(blob.key, blob.file, blob.size)],
+    ];
+    for (const [name, call] of calls) {
+      const { value, ms } = await timed(call());
+      if (value.ok) assert.unreachable(`${name} succeeded against a dead port`);
+      const p = (value as Extract<Outcome, { ok: false }>).problem;
+      assert.match(p.message, /ECONNREFUSED/, name);
+      assert.is(p.stop, true, `${name}: a remote that is not there is not asked again this run`);
+      assert.ok(ms < 2000, `${name} took ${ms} ms`);
+    }
+  });
+
+  test('a server that accepts the connection and never answers: each call gives up within timeoutMs', async () => {
+    const silent = await startSilent();
+    try {
+      const timeoutMs = 600;
+      const b = await fresh({ base: silent.url, timeoutMs });
+      const blob = blobFile(randomBytes(100));
+      const calls: Array<[string, () => Promise<Outcome>]> = [
+        ['getEntry', () => b.getEntry(entryKey())],
+        ['putEntry', () => b.putEntry(entryKey(), Buffer.from('x'))],
+        ['hasBlob', () => b.hasBlob(blob.key)],
+        ['getBlob', async () => (await readBlob(b, blob.key)).r],
+        ['putBlob', () => b.putBlob(blob.key, blob.file, blob.size)],
+      ];
+      const results = await Promise.all(
+        calls.map(async ([name, call]) => ({ name, ...(await timed(call())) })),
+      );
+      for (const { name, value, ms } of results) {
+        if (value.ok) assert.unreachable(`${name} succeeded against a silent server`);
+        const p = (value as Extract<Outcome, { ok: false }>).problem;
+        assert.match(p.message, new RegExp(`no response within ${timeoutMs} ms`), name);
+        assert.ok(ms >= timeoutMs - 50, `${name} gave up early, after ${ms} ms`);
+        assert.ok(ms < timeoutMs + 1500, `${name} took ${ms} ms for a ${timeoutMs} ms timeout`);
+      }
+    } finally {
+      await silent.stop();
+    }
+  });
+
+  test('wrong credentials: a failure naming the refusal, not retried, the secret never shown', async () => {
+    const b = await fresh({ wrongCredentials: true });
+    const blob = blobFile(Buffer.from('secret stuff'));
+    const calls: Array<[string, () => Promise<Outcome>]> = [
+      ['getEntry', () => b.getEntry(entryKey())],
+      ['putEntry', () => b.putEntry(entryKey(), Buffer.from('x'))],
+      ['getBlob', async () => (await readBlob(b, blob.key)).r],
+      ['putBlob', () => b.putBlob(blob.key, blob.file, blob.size)],
+    ];
+    for (const [name, call] of calls) {
+      const r = await call();
+      if (r.ok) assert.unreachable(`${name} with wrong credentials succeeded`);
+      const p = (r as Extract<Outcome, { ok: false }>).problem;
+      assert.match(p.message, target.wrongCredentials, name);
+      assert.is(p.retryable, false, `${name}: refused credentials are not worth a retry`);
+      assert.not.ok(p.message.includes(target.wrongSecret), `${name} leaks the secret: ${p.message}`);
+    }
+    const head = await b.hasBlob(blob.key);
+    assert.is(head.ok, false, 'HEAD with wrong credentials is not a plain miss');
+  });
+
+  test('a body cut short on the way is detected: a failure, never the partial bytes', async () => {
+    const b = await fresh();
+    const key = entryKey();
+    const entry = randomBytes(200_000);
+    const blob = blobFile(randomBytes(1024 * 1024));
+    assert.ok((await b.putEntry(key, entry)).ok);
+    assert.ok((await b.putBlob(blob.key, blob.file, blob.size)).ok);
+    const direct = served.remote({ prefix: `conf-${process.pid}-${n}`, timeoutMs: 10_000 });
+    const proxy = await startTruncatingProxy(direct.settings.endpoint ?? new URL(direct.settings.url).origin);
+    try {
+      // The same namespace, through the proxy.
+      const cut = await open(
+        served.remote({ prefix: `conf-${process.pid}-${n}`, timeoutMs: 10_000, base: proxy.url }),
+      );
+      const e = await cut.getEntry(key);
+      assert.is(e.ok, false, `a truncated entry was accepted (${e.ok && e.value?.length} bytes)`);
+      const got = await readBlob(cut, blob.key);
+      assert.is(got.r.ok, false, `a truncated blob was accepted (${got.bytes?.length} bytes)`);
+      // Not a stop: a broken transfer is worth trying again.
+      assert.ok(!got.r.ok && got.r.problem.retryable);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('many keys at once: concurrent puts, then concurrent gets, each with its own bytes', async () => {
+    const b = await fresh();
+    const items = Array.from({ length: 48 }, (_, i) => ({
+      key: entryKey(),
+      entry: randomBytes(100 + i * 37),
+      blob: blobFile(randomBytes(5000 + i * 1013)),
+    }));
+    const puts = await Promise.all(
+      items.flatMap((it) => [
+        b.putEntry(it.key, it.entry),
+        b.putBlob(it.blob.key, it.blob.file, it.blob.size),
+      ]),
+    );
+    assert.ok(
+      puts.every((r) => r.ok),
+      JSON.stringify(puts.filter((r) => !r.ok)),
+    );
+    const gets = await Promise.all(
+      items.map(async (it) => ({
+        it,
+        entry: await b.getEntry(it.key),
+        blob: await readBlob(b, it.blob.key),
+      })),
+    );
+    for (const { it, entry, blob } of gets) {
+      assert.ok(entry.ok && entry.value?.equals(it.entry), `entry ${it.key}`);
+      assert.ok(blob.r.ok && blob.r.value, `blob ${it.blob.key}`);
+      assert.is(blob.bytes ? sha256(blob.bytes) : '', it.blob.key);
+    }
+  });
+
+  test('end to end: machine A fills the remote with taskvault run, machine B gets a remote hit with identical outputs and stdout', async () => {
+    const { config, env } = served.cli(`e2e-${process.pid}`);
+    const a = project(config);
+    const b = project(config);
+    const first = await runGen(a, env);
+    assert.is(first.code, 0, first.err);
+    assert.is(timesRan(a), 1);
+    assert.match(first.err, /taskvault: miss/);
+    assert.equal(warnings(first), []);
+
+    const second = await runGen(b, env);
+    assert.is(second.code, 0, second.err);
+    assert.equal(warnings(second), []);
+    assert.match(second.err, /taskvault: hit \(remote\)/);
+    assert.is(timesRan(b), 0, 'machine B did not run the command');
+    assert.ok(second.stdout.equals(first.stdout), 'stdout is byte-identical');
+    assert.equal(readTreeSnapshot(join(b, 'out')), readTreeSnapshot(join(a, 'out')), 'outputs are identical');
+  });
+
+  test.run();
+}

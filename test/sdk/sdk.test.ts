@@ -1,0 +1,291 @@
+/** The SDK, imported from the BUILT package (dist/index.js), against the same cache as the CLI. */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { REPO, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
+
+type Sdk = typeof import('../../src/index.js');
+const sdk: Sdk = await import(pathToFileURL(join(REPO, 'dist', 'index.js')).href);
+const { Client, TaskVaultError } = sdk;
+
+function project(): string {
+  const dir = tempDir('tv-sdk-');
+  writeTree(dir, {
+    '.git/HEAD': 'ref: refs/heads/main\n',
+    'sales.csv': 'region,amount\nnorth,10\nsouth,32\nnorth,5\n',
+  });
+  return dir;
+}
+
+const auditLines = (dir: string): string[] =>
+  readFileSync(join(dir, '.taskvault/cache/audit.log'), 'utf8').trimEnd().split('\n');
+
+test('cacheResult / getCachedResult with bytes, strings, files and streams agree on keys', async () => {
+  const dir = project();
+  const tv = new Client({ cwd: dir });
+  const csv = readFileSync(join(dir, 'sales.csv'));
+  const key = await tv.cacheResult('aggregate', csv, '{"north":15,"south":32}');
+  assert.match(key, /^[0-9a-f]{64}$/);
+
+  for (const input of [
+    csv,
+    csv.toString('utf8'),
+    new Uint8Array(csv),
+    Client.file(join(dir, 'sales.csv')),
+    Readable.from([csv.subarray(0, 7), csv.subarray(7)]),
+  ]) {
+    const r = await tv.getCachedResult('aggregate', input);
+    assert.ok(r.hit);
+    if (!r.hit) continue;
+    assert.is(r.key, key);
+    assert.is(r.value.toString('utf8'), '{"north":15,"south":32}');
+    assert.is(r.size, 23);
+  }
+  const miss = await tv.getCachedResult('aggregate', 'region,amount\n');
+  assert.equal(Object.keys(miss).sort(), ['hit', 'key']);
+  assert.is(miss.hit, false);
+
+  // Output as a stream, read back into a file.
+  const big = randomBytes(3 * 1024 * 1024);
+  await tv.cacheResult('blob', 'in', Readable.from([big.subarray(0, 1000), big.subarray(1000)]));
+  const toFile = await tv.getCachedResult('blob', 'in', { toFile: join(dir, 'out/blob.bin') });
+  assert.equal(toFile, { hit: true, key: toFile.key, value: join(dir, 'out/blob.bin'), size: big.length });
+  assert.ok(readFileSync(join(dir, 'out/blob.bin')).equals(big));
+  const missFile = await tv.getCachedResult('blob', 'other', { toFile: join(dir, 'out/none.bin') });
+  assert.is(missFile.hit, false);
+  assert.not.ok(existsSync(join(dir, 'out/none.bin')));
+  await tv.close();
+});
+
+test('CLI and SDK see each other’s entries', async () => {
+  const dir = project();
+  writeFileSync(join(dir, 'model.bin'), randomBytes(4096));
+  assert.is((await runCli(['cache', 'save', 'train_model', 'sales.csv', 'model.bin'], { cwd: dir })).code, 0);
+
+  const tv = new Client({ cwd: dir });
+  const fromCli = await tv.getCachedResult('train_model', Client.file(join(dir, 'sales.csv')));
+  assert.ok(fromCli.hit && fromCli.value.equals(readFileSync(join(dir, 'model.bin'))));
+
+  await tv.cacheResult('report', readFileSync(join(dir, 'sales.csv')), 'north 15\nsouth 32\n');
+  await tv.close();
+  const got = await runCli(['cache', 'get', 'report', 'sales.csv', 'report.txt'], { cwd: dir });
+  assert.is(got.code, 0, got.err);
+  assert.is(got.out, '✓ Cache hit for report (size: 18 bytes)\n');
+  assert.is(readFileSync(join(dir, 'report.txt'), 'utf8'), 'north 15\nsouth 32\n');
+
+  // The SDK's run() and the CLI's run share entries too.
+  const tv2 = new Client({ cwd: dir });
+  const spec = {
+    command: ['sh', '-c', 'sort sales.csv > sorted.csv; echo sorted'],
+    inputs: ['sales.csv'],
+    outputs: ['sorted.csv'],
+  };
+  const first = await tv2.run(spec);
+  assert.is(first.kind, 'miss');
+  assert.ok(existsSync(join(dir, 'sorted.csv')));
+  const cli = await runCli(
+    ['run', '--inputs', 'sales.csv', '--outputs', 'sorted.csv', '--', ...spec.command],
+    {
+      cwd: dir,
+    },
+  );
+  assert.is(cli.code, 0);
+  assert.is(cli.out, 'sorted\n');
+  assert.match(cli.err, /taskvault: hit /);
+  const again = await tv2.run(spec);
+  assert.is(again.kind, 'hit');
+  if (again.kind === 'hit') assert.is(again.exitCode, 0);
+
+  const stats = await tv2.getStats();
+  const cliStats = JSON.parse((await runCli(['stats', '--json'], { cwd: dir })).out);
+  assert.equal(stats, cliStats);
+  assert.is(stats.entries, 3);
+  assert.is(stats.hits, 4);
+  assert.is(stats.misses, 1);
+  await tv2.close();
+
+  const lines = auditLines(dir);
+  assert.ok(
+    lines.some((l) => / HIT get task=train_model hash=[0-9a-f]{12} via=sdk bytes=4096$/.test(l)),
+    lines.join('\n'),
+  );
+  assert.ok(lines.some((l) => / SAVE save task=report hash=[0-9a-f]{12} via=sdk bytes=18$/.test(l)));
+  assert.ok(lines.some((l) => / HIT get task=report hash=[0-9a-f]{12} bytes=18$/.test(l)));
+});
+
+test('memoize: JSON and byte results, keyed on arguments (bytes by content), one call in flight', async () => {
+  const dir = project();
+  const tv = new Client({ cwd: dir });
+  let calls = 0;
+  const train = tv.memoize('train', async (hp: { lr: number; epochs: number }, data: Uint8Array) => {
+    calls++;
+    await new Promise((r) => setTimeout(r, 20));
+    return { lr: hp.lr, loss: data.length / hp.epochs };
+  });
+  const data = new Uint8Array([1, 2, 3, 4]);
+  const [a, b] = await Promise.all([
+    train({ lr: 0.1, epochs: 2 }, data),
+    train({ epochs: 2, lr: 0.1 }, data),
+  ]);
+  assert.equal(a, { lr: 0.1, loss: 2 });
+  assert.equal(b, a);
+  assert.is(calls, 1, 'concurrent identical calls share one execution; key order does not matter');
+  assert.equal(await train({ lr: 0.1, epochs: 2 }, new Uint8Array([1, 2, 3, 4])), a);
+  assert.is(calls, 1, 'same bytes in a new array: a hit');
+  await train({ lr: 0.1, epochs: 2 }, new Uint8Array([1, 2, 3, 5]));
+  await train({ lr: 0.2, epochs: 2 }, data);
+  assert.is(calls, 3);
+
+  const weights = tv.memoize('weights', async (n: number) => {
+    calls++;
+    return new Uint8Array(n).fill(7);
+  });
+  assert.equal([...(await weights(5))], [7, 7, 7, 7, 7]);
+  const cached = await weights(5);
+  assert.ok(cached instanceof Uint8Array);
+  assert.equal([...cached], [7, 7, 7, 7, 7]);
+  assert.is(calls, 4);
+  await tv.close();
+
+  // A new client (a new process would be the same) finds the memoized results.
+  const tv2 = new Client({ cwd: dir });
+  let calls2 = 0;
+  const train2 = tv2.memoize('train', async (hp: { lr: number; epochs: number }, d: Uint8Array) => {
+    calls2++;
+    return { lr: hp.lr, loss: -d.length };
+  });
+  assert.equal(await train2({ lr: 0.2, epochs: 2 }, data), { lr: 0.2, loss: 2 });
+  assert.is(calls2, 0);
+  await tv2.close();
+  assert.ok(
+    auditLines(dir).some((l) => / HIT memoize task=train hash=[0-9a-f]{12} via=sdk bytes=\d+$/.test(l)),
+  );
+});
+
+test('memoize with a broken cache still calls the function, with a warning', async () => {
+  const dir = project();
+  writeFileSync(join(dir, 'not-a-dir'), 'x');
+  const warnings: string[] = [];
+  const tv = new Client({
+    cwd: dir,
+    cacheDir: join(dir, 'not-a-dir', 'cache'),
+    onWarning: (m) => warnings.push(m),
+  });
+  let calls = 0;
+  const f = tv.memoize('f', async (x: number) => ++calls + x);
+  assert.is(await f(1), 2);
+  assert.is(await f(1), 3);
+  assert.is(warnings.length, 1);
+  assert.match(warnings[0]!, /cache skipped: cannot open the cache at .*not-a-dir/);
+  const miss = await tv.getCachedResult('f', 'x');
+  assert.is(miss.hit, false);
+  await tv.close();
+});
+
+test('new Client(configPath) uses that config; errors are TaskVaultError values; close() ends the client', async () => {
+  const dir = project();
+  writeTree(dir, {
+    'conf/taskvault.config.json': JSON.stringify({ cacheDir: '../shared-cache', hashAlgorithm: 'sha256' }),
+  });
+  const tv = new Client(join(dir, 'conf/taskvault.config.json'));
+  const key = await tv.cacheResult('t', 'input', 'output');
+  assert.ok(existsSync(join(dir, 'shared-cache/index')));
+  const s = await tv.settings();
+  assert.is(s.hashAlgorithm, 'sha256');
+  // The CLI with the same config file reads the same entry.
+  writeFileSync(join(dir, 'in.txt'), 'input');
+  const got = await runCli(
+    ['cache', 'get', 't', 'in.txt', 'o.txt', '--config', 'conf/taskvault.config.json'],
+    {
+      cwd: dir,
+    },
+  );
+  assert.is(got.code, 0, got.err);
+  assert.is(readFileSync(join(dir, 'o.txt'), 'utf8'), 'output');
+
+  let error: unknown;
+  try {
+    await tv.cacheResult('t', Client.file(join(dir, 'missing.csv')), 'x');
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error instanceof TaskVaultError);
+  assert.is((error as InstanceType<typeof TaskVaultError>).reason, 'input');
+  assert.match((error as Error).message, /cannot read input file .*missing\.csv/);
+
+  await tv.close();
+  let closed: unknown;
+  try {
+    await tv.getCachedResult('t', 'input');
+  } catch (e) {
+    closed = e;
+  }
+  assert.ok(closed instanceof TaskVaultError);
+  assert.match((closed as Error).message, /closed/);
+  assert.match(key, /^[0-9a-f]{64}$/);
+
+  const badConfig = new Client(join(dir, 'nope/taskvault.config.json'));
+  let configError: unknown;
+  try {
+    await badConfig.getStats();
+  } catch (e) {
+    configError = e;
+  }
+  assert.ok(configError instanceof TaskVaultError);
+  await badConfig.close();
+});
+
+test('SDK explain() reports the same differences as the CLI', async () => {
+  const dir = project();
+  const tv = new Client({ cwd: dir });
+  const spec = {
+    task: 'sum',
+    command: ['sh', '-c', 'wc -l sales.csv > n.txt'],
+    inputs: ['*.csv'],
+    outputs: ['n.txt'],
+  };
+  assert.is((await tv.run(spec)).kind, 'miss');
+  writeFileSync(join(dir, 'extra.csv'), 'x\n');
+  const e = await tv.explain(spec);
+  assert.is(e.status, 'miss');
+  assert.equal(e.previous?.changes, [{ kind: 'input-added', path: 'extra.csv' }]);
+  let bad: unknown;
+  try {
+    await tv.run({ command: ['true'], inputs: [''] });
+  } catch (err) {
+    bad = err;
+  }
+  assert.ok(bad instanceof TaskVaultError, String(bad));
+  assert.is((bad as InstanceType<typeof TaskVaultError>).reason, 'input');
+  await tv.close();
+});
+
+test('the SDK works from a plain ESM program: import { Client } from "taskvault"', async () => {
+  const dir = project();
+  writeTree(dir, {
+    'node_modules/.keep': '',
+    'main.mjs': [
+      "import { Client } from 'taskvault';",
+      'const tv = new Client();',
+      "const r1 = await tv.getCachedResult('sq', '7');",
+      "if (!r1.hit) await tv.cacheResult('sq', '7', String(49));",
+      "const r2 = await tv.getCachedResult('sq', '7');",
+      'console.log(r1.hit, r2.hit, r2.hit && r2.value.toString());',
+      'await tv.close();',
+      '',
+    ].join('\n'),
+  });
+  const { symlinkSync } = await import('node:fs');
+  symlinkSync(REPO, join(dir, 'node_modules', 'taskvault'));
+  const r = await runProcess(process.execPath, ['main.mjs'], { cwd: dir });
+  assert.is(r.code, 0, r.err);
+  assert.is(r.out, 'false true 49\n');
+  const again = await runProcess(process.execPath, ['main.mjs'], { cwd: dir });
+  assert.is(again.out, 'true true 49\n');
+});
+
+test.run();
