@@ -34,7 +34,7 @@ export function maxDefaultInputFiles(env: NodeJS.ProcessEnv = process.env): numb
  */
 export function tooManyDefaultInputs(dir: string, what: string): FailureError {
   return new FailureError(
-    failure('input', `no --inputs given and ${dir} holds more than ${what}`, 'declare --inputs (see docs)'),
+    failure('input', `no --inputs given and ${dir} holds more than ${what}; declare --inputs (see docs)`),
   );
 }
 
@@ -53,69 +53,92 @@ export function gitWorkTree(cwd: string): string | undefined {
 /** What git lists: every path relative to cwd, or why it could not say (then the walk decides). */
 type GitListing = { files: string[] } | { unavailable: string };
 
+/** The ignores expandInputs applies, split into what git can leave out itself and the rest. */
+interface Ignores {
+  /** Directory names skipped anywhere (`**\/name/**`). */
+  names: Set<string>;
+  /** Literal directories skipped with all below them (`path/**`), with their trailing '/'. */
+  prefixes: string[];
+  /** Anything else (outputs globs), matched with picomatch as fast-glob would. */
+  others: string[];
+}
+
+function splitIgnores(ignore: string[]): Ignores {
+  const out: Ignores = { names: new Set(), prefixes: [], others: [] };
+  for (const g of ignore) {
+    if (g.startsWith('../')) continue; // nothing git lists from cwd climbs out of it
+    const named = /^\*\*\/([^/*?[\]{}()!+@\\:]+)\/\*\*$/.exec(g);
+    if (named) out.names.add(named[1]!);
+    else if (/^[^*?[\]{}()!+@\\:]+\/\*\*$/.test(g)) out.prefixes.push(g.slice(0, -2));
+    else out.others.push(g);
+  }
+  return out;
+}
+
 /**
  * `git ls-files -z --cached --others --exclude-standard` from cwd: tracked files and untracked,
- * not ignored ones, relative to cwd. Its output is bounded (a listing past `limit` paths stops
- * with tooManyDefaultInputs), so no path through it can exhaust the heap. child_process is loaded
- * only here: a task with declared inputs never loads it on a hit.
+ * not ignored ones, relative to cwd, less the always-ignored directories and the cache (left out
+ * by git itself, as pathspecs, so that a cache git does not ignore is not listed at all) and the
+ * outputs. Bounded: past `limit` paths (or a listing too large to be under it) it throws
+ * tooManyDefaultInputs, so no path through it can exhaust the heap. child_process is loaded only
+ * here: a task with declared inputs never loads it on a hit.
  */
-async function gitListFiles(cwd: string, limit: number): Promise<GitListing> {
+async function gitListFiles(cwd: string, ignores: Ignores, limit: number): Promise<GitListing> {
   // require(), not import(): import() from the bundle's cached code fails on Node 20 (hash-pool.ts).
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const excluded = [
+    ...[...ignores.names].map((n) => `:(exclude,glob)**/${n}/**`),
+    ...ignores.prefixes.map((p) => `:(exclude,glob)${p}**`),
+  ];
   // Paths average well under 200 bytes; a listing past this is over the bound anyway.
   const maxBuffer = Math.max(1 << 20, limit * 512);
-  const r = spawnSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
-    cwd,
-    maxBuffer,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Never prompt, never page, never take a lock that another git is waiting for.
-    env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_OPTIONAL_LOCKS: '0' },
-    windowsHide: true,
-  });
-  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOBUFS')
-    throw tooManyDefaultInputs(cwd, `${fmt(limit)} files git tracks or does not ignore`);
+  const r = spawnSync(
+    'git',
+    ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', '.', ...excluded],
+    {
+      cwd,
+      maxBuffer,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Never prompt, never take a lock another git may be waiting for.
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_OPTIONAL_LOCKS: '0' },
+      windowsHide: true,
+    },
+  );
+  const tooMany = () => tooManyDefaultInputs(cwd, `${fmt(limit)} files git tracks or does not ignore`);
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOBUFS') throw tooMany();
   if (r.error) return { unavailable: r.error.message };
   if (r.status !== 0)
     return { unavailable: r.stderr.toString().trim().split('\n')[0] || `git exited with ${r.status}` };
+  const keep = await keeper(ignores);
   const out = r.stdout;
   const files: string[] = [];
   let start = 0;
   for (let i = out.indexOf(0); i !== -1; i = out.indexOf(0, start)) {
-    if (i > start) files.push(out.toString('utf8', start, i));
+    const p = out.toString('utf8', start, i);
     start = i + 1;
-    if (files.length > limit)
-      throw tooManyDefaultInputs(cwd, `${fmt(limit)} files git tracks or does not ignore`);
+    if (p === '' || !keep(p)) continue;
+    files.push(p);
+    if (files.length > limit) throw tooMany();
   }
   return { files };
 }
 
 /**
- * Filters paths (relative to cwd) by the ignores expandInputs uses (node_modules, .git, .taskvault,
- * the outputs, the cache directory): the same ones the walk applies, so that git's list and the
- * walk differ only by what git ignores. `**\/name/**` and `path/**` are matched by hand; anything
- * else with picomatch, as fast-glob would.
+ * Whether a path (relative to cwd) passes the ignores: `**\/name/**` and `path/**` by hand, the
+ * rest with picomatch, as fast-glob would match them.
  */
-async function dropIgnored(paths: string[], ignore: string[]): Promise<string[]> {
-  const names = new Set<string>();
-  const prefixes: string[] = [];
-  const others: string[] = [];
-  for (const g of ignore) {
-    if (g.startsWith('../')) continue; // nothing git lists from cwd climbs out of it
-    const named = /^\*\*\/([^/*?[\]{}()!+@\\]+)\/\*\*$/.exec(g);
-    if (named) names.add(named[1]!);
-    else if (/^[^*?[\]{}()!+@\\]+\/\*\*$/.test(g)) prefixes.push(g.slice(0, -2));
-    else others.push(g);
-  }
+async function keeper(ignores: Ignores): Promise<(p: string) => boolean> {
+  const { names, prefixes, others } = ignores;
   const picomatch = others.length > 0 ? await loadPicomatch() : undefined;
   const matchers = others.map((g) => picomatch!(g, { dot: true }));
-  return paths.filter((p) => {
+  return (p) => {
     for (const pre of prefixes) if (p.startsWith(pre)) return false;
     if (names.size > 0) {
       const segs = p.split('/');
       for (let i = 0; i < segs.length - 1; i++) if (names.has(segs[i]!)) return false;
     }
     return !matchers.some((m) => m(p));
-  });
+  };
 }
 
 /**
@@ -169,10 +192,6 @@ export function checkWalkBound(cwd: string, skipNames: Set<string>, limit: numbe
   }
 }
 
-/** The always-ignored directory names in effect (those of DEFAULT_IGNORES still in `ignore`). */
-const skippedNames = (ignore: string[]): Set<string> =>
-  new Set(ignore.map((g) => /^\*\*\/([^/]+)\/\*\*$/.exec(g)?.[1]).filter((n) => n !== undefined));
-
 /**
  * The default input list (paths relative to cwd) when git can give it, else undefined after
  * checking that the walk expandInputs then does stays within the bound. Throws
@@ -181,12 +200,12 @@ const skippedNames = (ignore: string[]): Set<string> =>
 export async function defaultInputPaths(cwd: string, ignore: string[]): Promise<string[] | undefined> {
   const limit = maxDefaultInputFiles();
   if (gitWorkTree(cwd) !== undefined) {
-    const listed = await gitListFiles(cwd, limit);
-    if ('files' in listed) return dropIgnored(listed.files, ignore);
+    const listed = await gitListFiles(cwd, splitIgnores(ignore), limit);
+    if ('files' in listed) return listed.files;
     // No git on PATH, a repository git refuses (another owner's), ...: every file under cwd, as
     // without a repository.
   }
-  checkWalkBound(cwd, skippedNames(ignore), limit);
+  checkWalkBound(cwd, splitIgnores(ignore).names, limit);
   return undefined;
 }
 
