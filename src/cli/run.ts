@@ -30,6 +30,7 @@ export interface RunFlags extends CommonFlags {
   ttl?: string;
   maxEntrySize?: string;
   cwd?: string;
+  stdin?: string;
 }
 
 export function taskFlags(flags: RunFlags): TaskFlags {
@@ -45,6 +46,7 @@ export function taskFlags(flags: RunFlags): TaskFlags {
   if (flags.ttl !== undefined) t.ttl = String(flags.ttl);
   if (flags.maxEntrySize !== undefined) t.maxEntrySize = String(flags.maxEntrySize);
   if (flags.cwd !== undefined) t.cwd = String(flags.cwd);
+  if (flags.stdin !== undefined) t.stdin = String(flags.stdin);
   return t;
 }
 
@@ -77,6 +79,10 @@ export function registerRun(cli: CAC): void {
     .option('--dry-run', 'Print the key and whether it would hit; run nothing')
     .option('--ttl <duration>', "Override the policy's TTL, e.g. 2h, 7d")
     .option('--max-entry-size <size>', "Override the policy's per-entry size limit, e.g. 500MB")
+    .option(
+      '--stdin <mode>',
+      'Piped stdin in the key: auto (default; uncached if it stays open), key, ignore',
+    )
     .option('--watch', 'Run, then run again through the cache whenever an input or the config changes')
     .option('--restart', 'With --watch: stop a running command when inputs change, and start over')
     .option('--poll', 'With --watch: poll for changes (network mounts, some containers)')
@@ -104,6 +110,7 @@ async function run(
   const outcome = await runTask(settings, spec.value, {
     force: flags.force === true,
     dryRun: flags.dryRun === true,
+    stdin: spec.value.stdin,
     now: clockFromEnv(),
     reporter: { warn, info: (m) => !quiet && info(m) },
   });

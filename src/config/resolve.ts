@@ -6,7 +6,7 @@ import { isInside, toPosix } from '../util/paths.js';
 import { err, failure, ok, type Result } from '../util/result.js';
 import { loadConfig } from './load.js';
 import { findProject } from './root.js';
-import type { HashAlgorithm, LogLevel, PolicyConfig, TaskVaultConfig } from './types.js';
+import type { HashAlgorithm, LogLevel, PolicyConfig, StdinMode, TaskVaultConfig } from './types.js';
 import { isEnvName } from './validate.js';
 
 export const DEFAULT_CACHE_DIR = '.taskvault/cache';
@@ -54,6 +54,8 @@ export interface TaskSpec {
   env: string[];
   cacheFailures: boolean;
   policy: Policy;
+  /** Whether `run` reads stdin into the key (runner/stdin.ts). */
+  stdin: StdinMode;
 }
 
 export interface SettingsOverrides {
@@ -164,6 +166,7 @@ export interface TaskFlags extends PolicyFlags {
   shell?: boolean;
   cacheFailures?: boolean;
   cwd?: string;
+  stdin?: string;
 }
 
 /**
@@ -239,6 +242,16 @@ export function resolveTask(
       ),
     );
   }
+  const stdin = flags.stdin ?? configured?.stdin ?? settings.config.stdin ?? 'auto';
+  if (stdin !== 'auto' && stdin !== 'key' && stdin !== 'ignore') {
+    return err(
+      failure(
+        'usage',
+        `--stdin ${JSON.stringify(stdin)} is not a stdin mode`,
+        "use 'auto', 'key' or 'ignore'",
+      ),
+    );
+  }
   const name = taskName ?? '';
   const policy = resolvePolicy(settings, name, configured?.policy, flags);
   if (!policy.ok) return policy;
@@ -283,6 +296,7 @@ export function resolveTask(
     env: [...new Set([...(configured?.env ?? []), ...(flags.env ?? [])])].sort(),
     cacheFailures: flags.cacheFailures ?? configured?.cacheFailures ?? false,
     policy: policy.value,
+    stdin,
   };
   return ok(spec);
 }

@@ -18,7 +18,16 @@ export interface TaskVaultConfig {
   tasks?: Record<string, TaskConfig>;
   /** A team-shared cache (see README "Team cache"). */
   remote?: RemoteConfig;
+  /** Default of every task's `stdin` (see TaskConfig.stdin). Default 'auto'. */
+  stdin?: StdinMode;
 }
+
+/**
+ * Whether what a command reads on stdin is part of its key. 'auto': a pipe or file is read first
+ * and keyed, but a pipe that stays open with nothing in it runs uncached; 'key': always read to
+ * its end (waiting for it) and keyed; 'ignore': left alone and not keyed (as if it were a terminal).
+ */
+export type StdinMode = 'auto' | 'key' | 'ignore';
 
 export type HashAlgorithm = 'blake3' | 'sha256';
 export type LogLevel = 'silent' | 'error' | 'warn' | 'info' | 'debug';
@@ -38,6 +47,8 @@ export interface TaskConfig {
   cwd?: string;
   /** Per-task policy; overrides policies[name] and policies.default field by field. */
   policy?: PolicyConfig;
+  /** Whether stdin is part of the key (see StdinMode). Default: the top-level `stdin`, else 'auto'. */
+  stdin?: StdinMode;
 }
 
 export interface PolicyConfig {

@@ -144,6 +144,7 @@ const taskSchema: Record<string, Check> = {
   cacheFailures: isBool,
   cwd: isString,
   policy,
+  stdin: oneOf('auto', 'key', 'ignore'),
 };
 
 const recordOf =
@@ -174,6 +175,7 @@ const configSchema: Record<string, Check> = {
   hashAlgorithm: oneOf('blake3', 'sha256'),
   logLevel: oneOf('silent', 'error', 'warn', 'info', 'debug'),
   salt: isString,
+  stdin: oneOf('auto', 'key', 'ignore'),
   policies: recordOf((v, f) => checkFields(v, `${f}.`, policySchema)),
   tasks: recordOf((v, f) => checkFields(v, `${f}.`, taskSchema, ['command'])),
   remote: (v, f) =>

@@ -16,6 +16,7 @@ export type FingerprintChange =
   | { kind: 'cwd'; from: string; to: string }
   | { kind: 'outputs'; from: string[]; to: string[] }
   | { kind: 'salt'; from: string; to: string }
+  | { kind: 'stdin'; from: string | null; to: string | null }
   | { kind: 'algorithm'; from: string; to: string }
   | { kind: 'schema'; from: number; to: number }
   | { kind: 'task'; from: string; to: string };
@@ -61,6 +62,8 @@ export function diffFingerprints(prev: Fingerprint, next: Fingerprint): Fingerpr
   if (!sameList(prev.outputs, next.outputs))
     changes.push({ kind: 'outputs', from: prev.outputs, to: next.outputs });
   if (prev.salt !== next.salt) changes.push({ kind: 'salt', from: prev.salt, to: next.salt });
+  if ((prev.stdin ?? null) !== (next.stdin ?? null))
+    changes.push({ kind: 'stdin', from: prev.stdin ?? null, to: next.stdin ?? null });
   if (!comparable) changes.push({ kind: 'algorithm', from: prev.algorithm, to: next.algorithm });
   if (prev.schema !== next.schema) changes.push({ kind: 'schema', from: prev.schema, to: next.schema });
   if (prev.task !== next.task) changes.push({ kind: 'task', from: prev.task, to: next.task });
@@ -96,6 +99,8 @@ export function describeChange(c: FingerprintChange): string {
       return `outputs changed  ${c.from.join(', ') || '(none)'} → ${c.to.join(', ') || '(none)'}`;
     case 'salt':
       return `salt changed     ${q(c.from)} → ${q(c.to)}`;
+    case 'stdin':
+      return `stdin changed    ${c.from ? c.from.slice(0, 12) : '(not keyed)'} → ${c.to ? c.to.slice(0, 12) : '(not keyed)'}`;
     case 'algorithm':
       return `algorithm        ${c.from} → ${c.to} (every content hash differs)`;
     case 'schema':

@@ -29,6 +29,8 @@ export interface Fingerprint {
   inputs: Array<[string, string, boolean]>;
   outputs: string[];
   salt: string;
+  /** Hash of the bytes the command got on stdin, when they were read to key it (runner/stdin.ts). */
+  stdin?: string;
 }
 
 /** Where input manifests (manifest.ts) are kept between runs. */
@@ -43,6 +45,8 @@ export interface FingerprintOptions {
   cacheDir: string;
   env?: NodeJS.ProcessEnv;
   manifests?: ManifestStore;
+  /** Hash of stdin's bytes when they are part of the key (absent: stdin is not, as before). */
+  stdin?: string;
   /** Concurrent file reads; the libuv pool does the I/O, the hash runs natively. */
   concurrency?: number;
   /** Hashing threads for large cold inputs (default: one per core; 0 or 1: none). */
@@ -99,6 +103,8 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
     env: Object.fromEntries(spec.env.map((name) => [name, env[name] ?? null])),
     outputs: [...spec.outputs],
     salt: o.salt,
+    // Only when keyed: every other run's key stays what it was.
+    ...(o.stdin !== undefined ? { stdin: o.stdin } : {}),
   };
   const restHash = hashBytes('blake3', canonicalJson(rest));
   const id = o.manifests && manifestId(o.algorithm, spec.root, spec.cwd, positive, ignore);

@@ -3,6 +3,7 @@ import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type FileStat, isFileStat, statFile } from '../util/stat.js';
 import { loadFastGlob, loadPicomatch } from '../util/vendor.js';
+import { checkDefaultInputBytes, defaultInputPaths } from './default-inputs.js';
 import { type Listing, listingHolds, type ManifestFiles, statsByRelativePath } from './manifest.js';
 import { walkSimpleGlobs } from './walk.js';
 
@@ -152,7 +153,12 @@ export async function expandInputs(
     // Names only: a statSync per file afterwards costs half the CPU of fast-glob's `stats: true`
     // (which builds fs.Stats objects asynchronously).
     // The plain walk answers the common globs without loading fast-glob; it declines the rest.
-    const walked = walkSimpleGlobs(o.cwd, positive, ignore);
+    // No declared inputs: git's list where there is a repository (no listing: git's ignore rules
+    // decide what a directory holds), else the walk below, once checked to stay bounded.
+    const fromGit = o.globs === undefined ? await defaultInputPaths(o.cwd, ignore) : undefined;
+    const walked = fromGit
+      ? { files: fromGit, listing: undefined, unmatched: [] }
+      : walkSimpleGlobs(o.cwd, positive, ignore);
     listing = walked?.listing;
     unmatched = walked?.unmatched;
     entries =
@@ -179,6 +185,7 @@ export async function expandInputs(
     const f = statInput(outside ? toPosix(relative(o.root, abs)) : prefix ? `${prefix}/${p}` : p, abs);
     if (f) files.push(f); // else vanished since the glob, or a link to something else
   }
+  if (o.globs === undefined) checkDefaultInputBytes(o.cwd, files);
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   // One file reached two ways ('x' and '../project/x') is one input.
   const unique = files.filter((f, i) => i === 0 || f.path !== files[i - 1]!.path);

@@ -7,6 +7,7 @@ import { mark } from '../util/trace.js';
 import { loadExeca } from '../util/vendor.js';
 import { descendants, signalAll } from './process-tree.js';
 import { noteCommandStarted } from './started.js';
+import { childStdin, feedChild } from './stdin.js';
 
 export interface Execution {
   exitCode: number;
@@ -27,7 +28,7 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 }
 
 /**
- * Runs the command with stdin inherited and stdout/stderr piped, passing every chunk to the
+ * Runs the command with stdin as prepared (stdin.ts: inherited by default) and stdout/stderr piped, passing every chunk to the
  * terminal (unchanged) and to `onChunk` (for capture) in arrival order. Signals TaskVault receives
  * are forwarded to the child; TaskVault exits only after the child does.
  * execa is imported lazily so that the hit path never loads it.
@@ -46,7 +47,8 @@ export async function execute(
   const child = execa(file, args, {
     cwd: spec.cwd,
     shell: spec.shell,
-    stdin: 'inherit',
+    // Inherited, unless the run read it first to key it (stdin.ts): then fed what was read.
+    stdin: childStdin(),
     stdout: 'pipe',
     stderr: 'pipe',
     buffer: false,
@@ -57,6 +59,7 @@ export async function execute(
     cleanup: true,
     forceKillAfterDelay: false,
   });
+  const stopFeeding = feedChild(child.stdin);
   noteCommandStarted();
   onSpawn?.();
 
@@ -117,6 +120,7 @@ export async function execute(
 
   const pumps = Promise.all([pump(1, child.stdout, process.stdout), pump(2, child.stderr, process.stderr)]);
   const result = await child;
+  stopFeeding();
   await pumps;
   for (const s of FORWARDED) process.off(s, forward);
   cancel?.removeEventListener('abort', onCancel);

@@ -1,4 +1,5 @@
 import type { Settings, TaskSpec } from '../config/resolve.js';
+import type { StdinMode } from '../config/types.js';
 import { type Fingerprint, type Fingerprinted, fingerprintTask } from '../fingerprint/fingerprint.js';
 import { pullRemote } from '../remote/hooks.js';
 import type { Entry } from '../store/entry.js';
@@ -11,6 +12,7 @@ import { loadExeca } from '../util/vendor.js';
 import { hotHit, recordHit, serveHit } from './hit.js';
 import { matchOutputs } from './outputs.js';
 import type { ReplayTarget } from './replay.js';
+import { prepareStdin } from './stdin.js';
 
 export interface Reporter {
   warn(message: string): void;
@@ -36,6 +38,11 @@ export interface RunOptions {
    * pass mostly only stats the inputs again.
    */
   recheckInputs?: boolean;
+  /**
+   * Read the process's stdin into the key as this says (runner/stdin.ts); only `run` from the CLI
+   * sets it. Unset: stdin is inherited and not keyed (the SDK, watch).
+   */
+  stdin?: StdinMode;
 }
 
 export type RunOutcome =
@@ -83,6 +90,9 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   if (settings.disabled)
     return skipCache(spec, 'caching disabled (TASKVAULT_DISABLE / --no-cache)', o, false);
 
+  // Before the key: what the command reads on stdin may be part of it (one fstat when it is not).
+  const stdin = o.stdin ? await prepareStdin(o.stdin, settings.hashAlgorithm) : undefined;
+  if (stdin?.kind === 'uncached') return skipCache(spec, stdin.reason, o);
   const layout = cacheLayout(settings.cacheDir);
   const hot = new HotIndex(layout);
   let fp: Awaited<ReturnType<typeof fingerprintTask>>;
@@ -90,6 +100,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     fp = await fingerprintTask(spec, {
       algorithm: settings.hashAlgorithm,
       salt: settings.salt,
+      ...(stdin?.kind === 'keyed' ? { stdin: stdin.hash } : {}),
       cacheDir: settings.cacheDir,
       manifests: hot.manifests(),
       deferManifest: true,

@@ -164,6 +164,7 @@ export function taskSpec(root: string, o: Partial<TaskSpec> = {}): TaskSpec {
     env: [],
     cacheFailures: false,
     policy: { ttlMs: 1000, maxEntryBytes: 1000, strategy: 'lru' },
+    stdin: 'auto',
     ...o,
   };
 }
