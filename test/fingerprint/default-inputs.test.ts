@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_DEFAULT_INPUT_FILES } from '../../src/fingerprint/default-inputs.js';
-import { runCli, tempDir, writeTree } from '../helpers.js';
+import { runCli, tempDir, writeTree } from '../support/helpers.js';
 
 const git = (dir: string, ...args: string[]) =>
   execFileSync('git', args, {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { STDIN_WAIT_MS } from '../../src/runner/stdin.js';
-import { CLI, cliEnv, runCli, runProcess, tempDir, writeTree } from '../helpers.js';
+import { CLI, cliEnv, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
 
 /** A bash script run in `dir`, where `$TV` is the CLI. */
 const sh = (dir: string, script: string) =>
