@@ -68,3 +68,20 @@ export function entryBlobs(entry: Entry): BlobRef[] {
   if (entry.logs.stderr) refs.push(entry.logs.stderr);
   return refs;
 }
+
+/** An entry's blobs, each once (two identical outputs share one blob and one reference). */
+export function uniqueBlobs(entry: Entry): BlobRef[] {
+  const seen = new Map<string, BlobRef>();
+  for (const ref of entryBlobs(entry)) seen.set(ref.hash, ref);
+  return [...seen.values()];
+}
+
+const HEX_DIGEST = /^[0-9a-f]{16,128}$/;
+
+/**
+ * Whether `s` can be a cache key or a blob hash (16 to 128 lowercase hex digits). Both may come
+ * from a hostile entry or file name and become path segments, so nothing else is accepted.
+ */
+export function isHexDigest(s: unknown): s is string {
+  return typeof s === 'string' && HEX_DIGEST.test(s);
+}

@@ -1,0 +1,54 @@
+import type { Database, RootDatabase } from 'lmdb';
+import type { Entry } from '../entry.js';
+import { Fingerprints } from './fingerprints.js';
+
+/** How the index is opened, here and by the probe in a child process (open.ts, lmdbReads). */
+export const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true };
+
+/** What eviction needs to know about an entry, small enough to scan 100k of quickly. */
+export type SummaryRecord = [createdAt: number, ttlMs: number, bytes: number, task: string];
+
+export const summaryOf = (e: Entry): SummaryRecord => [e.createdAt, e.ttlMs, e.bytes, e.task];
+
+/** The databases of one LMDB environment: the index. Each name is part of the on-disk format. */
+export interface IndexDbs {
+  env: RootDatabase;
+  entries: Database<Entry, string>;
+  fingerprints: Fingerprints;
+  access: Database<number, string>;
+  /** Task label → the key most recently stored for it. */
+  latest: Database<string, string>;
+  counters: Database<number, string>;
+  /** Per-entry hit counts (for `ls`). */
+  hits: Database<number, string>;
+  /** When a `cache get` / SDK lookup last missed a key, so a later save can tell how long the work took. */
+  pending: Database<number, string>;
+  /** Blob hash → number of entries referencing it (refs.ts). */
+  refs: Database<number, string>;
+  /** Entry key → its SummaryRecord. */
+  summaries: Database<SummaryRecord, string>;
+  /** Schema version, migration flags, the journal offset. */
+  meta: Database<number, string>;
+  /** Key → when its fingerprint was staged by a run not yet committed (entries.ts, stageFingerprint). */
+  staged: Database<number, string>;
+}
+
+export function indexDbs(env: RootDatabase, meta: Database<number, string>): IndexDbs {
+  return {
+    env,
+    entries: env.openDB({ name: 'entries' }),
+    fingerprints: new Fingerprints(
+      env.openDB({ name: 'fingerprintText' }),
+      env.openDB({ name: 'fingerprints' }),
+    ),
+    access: env.openDB({ name: 'access' }),
+    latest: env.openDB({ name: 'latest' }),
+    counters: env.openDB({ name: 'counters' }),
+    hits: env.openDB({ name: 'hits' }),
+    pending: env.openDB({ name: 'pending' }),
+    refs: env.openDB({ name: 'refs' }),
+    summaries: env.openDB({ name: 'summary' }),
+    meta,
+    staged: env.openDB({ name: 'staged' }),
+  };
+}

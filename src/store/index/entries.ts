@@ -1,0 +1,179 @@
+import { readdirSync } from 'node:fs';
+import type { Fingerprint } from '../../fingerprint/fingerprint.js';
+import { err, failure, ok, type Result } from '../../util/result.js';
+import type { BlobStore } from '../blobs.js';
+import { type Entry, entryBlobs } from '../entry.js';
+import type { HotIndex } from '../hot.js';
+import { type IndexDbs, summaryOf } from './dbs.js';
+import { addRefs, dropRefs, usage } from './refs.js';
+import { background, noteWriteFailed, writeErrorMessage } from './writes.js';
+
+/*
+ * Entries in the index: committing one (with its references, summary and fingerprint), removing
+ * them, and staging a fingerprint ahead of its entry.
+ */
+
+/** A staged fingerprint older than this whose run never committed is dropped by the next commit. */
+const STAGED_STALE_MS = 60 * 60_000;
+
+export interface EntrySummary {
+  key: string;
+  createdAt: number;
+  ttlMs: number;
+  bytes: number;
+  task: string;
+}
+
+/** What removing one entry freed: its blobs that no other entry referenced. */
+export interface Removed {
+  key: string;
+  entry: Entry;
+  blobs: number;
+  bytes: number;
+}
+
+/** Inside a write transaction: the entry and what eviction reads about it. */
+function putEntry(dbs: IndexDbs, entry: Entry): void {
+  // Each put inside the transaction returns its own promise, rejected too if the commit fails.
+  background(dbs.entries.put(entry.key, entry));
+  background(dbs.access.put(entry.key, entry.createdAt));
+  background(dbs.summaries.put(entry.key, summaryOf(entry)));
+}
+
+/**
+ * Commits an entry after checking that every blob it references is in place (invariant 2). The
+ * check runs inside the write transaction: eviction deletes a blob only inside its own write
+ * transaction, after its reference count reached zero, so a blob seen here cannot disappear
+ * before this entry's references are counted.
+ */
+export async function commitEntry(
+  dbs: IndexDbs,
+  blobs: BlobStore,
+  entry: Entry,
+  fingerprint: Fingerprint,
+  label: string,
+): Promise<Result<void>> {
+  let missing: string | undefined;
+  try {
+    missing = await dbs.env.transaction(() => {
+      for (const ref of entryBlobs(entry)) if (!blobs.has(ref.hash)) return ref.hash;
+      const previous = dbs.entries.get(entry.key);
+      // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
+      addRefs(dbs, entry);
+      if (previous) dropRefs(dbs, blobs, previous);
+      putEntry(dbs, entry);
+      // Usually staged while the command ran (stageFingerprint); the key is its hash, so one
+      // found under it is this one.
+      if (!dbs.fingerprints.has(entry.key)) background(dbs.fingerprints.put(entry.key, fingerprint));
+      background(dbs.staged.remove(entry.key));
+      dropStaleStaged(dbs, entry.createdAt);
+      background(dbs.latest.put(label, entry.key));
+      return undefined;
+    });
+  } catch (e) {
+    noteWriteFailed();
+    return err(failure('cache', `index commit failed: ${await writeErrorMessage(e)}`));
+  }
+  if (missing) return err(failure('cache', `blob ${missing.slice(0, 12)} vanished before commit`));
+  return ok(undefined);
+}
+
+/**
+ * Removes entries in one write transaction and deletes, inside it, the blobs whose reference
+ * count reaches zero. `at` guards against a hit that happened after eviction planned: an entry
+ * whose last access changed is kept. `stopAtUsage` ends the batch once usage is down to it.
+ */
+export function removeEntries(
+  dbs: IndexDbs,
+  blobs: BlobStore,
+  items: Array<{ key: string; at?: number }>,
+  o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean },
+): Promise<Removed[]> {
+  return dbs.env.transaction(() => {
+    const removed: Removed[] = [];
+    for (const { key, at } of items) {
+      if (o.stopAtUsage !== undefined && usage(dbs) <= o.stopAtUsage) break;
+      const entry = dbs.entries.get(key);
+      if (!entry) continue;
+      if (at !== undefined && dbs.access.get(key) !== at) continue;
+      if (o.keep?.(entry)) continue;
+      dbs.entries.remove(key);
+      dbs.fingerprints.remove(key);
+      dbs.access.remove(key);
+      dbs.hits.remove(key);
+      dbs.summaries.remove(key);
+      removed.push({ key, entry, ...dropRefs(dbs, blobs, entry) });
+    }
+    return removed;
+  });
+}
+
+/**
+ * Re-adds every entry of hot/ whose blobs all exist, as a commit would (reference counts, usage,
+ * summaries), in one write transaction. Their fingerprints (for `explain`) are not in hot/.
+ */
+export function restoreFromHot(dbs: IndexDbs, hot: HotIndex, blobs: BlobStore): number {
+  let names: string[];
+  try {
+    names = readdirSync(hot.layout.hot);
+  } catch {
+    return 0; // no hot/ (a cache from before it existed): nothing to restore from
+  }
+  const usable: Entry[] = [];
+  for (const name of names) {
+    const e = hot.getEntry(name);
+    if (e && e !== 'damaged' && entryBlobs(e).every((ref) => blobs.has(ref.hash))) usable.push(e);
+  }
+  return dbs.env.transactionSync(() => {
+    let n = 0;
+    for (const e of usable) {
+      if (dbs.entries.doesExist(e.key)) continue;
+      addRefs(dbs, e);
+      putEntry(dbs, e);
+      n++;
+    }
+    return n;
+  });
+}
+
+/** Every entry's key, task, creation time, TTL and size, without decoding whole entries. */
+export function* summariesOf(dbs: IndexDbs): Iterable<EntrySummary> {
+  for (const { key, value } of dbs.summaries.getRange()) {
+    const [createdAt, ttlMs, bytes, task] = value;
+    yield { key, createdAt, ttlMs, bytes, task };
+  }
+}
+
+/**
+ * Writes an entry's fingerprint ahead of the entry: a miss does it while its command runs, since
+ * for thousands of inputs it is most of the bytes a commit writes (2,000 inputs: ~170 KB, and ~7
+ * ms taken off the time after the command). Stored under the key it hashes to, so a staged
+ * fingerprint is never wrong, only unused if the entry is not committed: `dropStaged` removes it
+ * then, and one left by a killed run goes with a later commit (dropStaleStaged) or gc.
+ */
+export async function stageFingerprint(
+  dbs: IndexDbs,
+  key: string,
+  fingerprint: Fingerprint,
+  now: number,
+): Promise<void> {
+  await dbs.env.transaction(() => {
+    background(dbs.fingerprints.put(key, fingerprint));
+    background(dbs.staged.put(key, now));
+  });
+}
+
+/** Inside a write transaction: a staged fingerprint whose entry was not committed. */
+export function dropStaged(dbs: IndexDbs, key: string): void {
+  if (!dbs.entries.doesExist(key)) dbs.fingerprints.remove(key);
+  background(dbs.staged.remove(key));
+}
+
+/**
+ * Inside a write transaction: staged fingerprints of runs that never committed and are older than
+ * any run still likely to be going. Harmless if one is still going: its commit writes the
+ * fingerprint again when it finds none. The staged db holds only uncommitted runs: a short scan.
+ */
+function dropStaleStaged(dbs: IndexDbs, now: number): void {
+  for (const { key, value } of dbs.staged.getRange()) if (now - value > STAGED_STALE_MS) dropStaged(dbs, key);
+}

@@ -1,0 +1,139 @@
+import { statSync, unlinkSync } from 'node:fs';
+import type { BlobStore } from '../blobs.js';
+import { type Entry, uniqueBlobs } from '../entry.js';
+import { type IndexDbs, summaryOf } from './dbs.js';
+
+/*
+ * Blob reference counts: how many entries name each blob, and the bytes of all referenced blobs
+ * (what `maxSizeGb` limits). A blob is deleted only inside the write transaction that drops its
+ * last reference, so a commit that found it in place can count on it.
+ */
+
+/** Counter holding the bytes of unique referenced blobs, kept in step by commit and removal. */
+const USAGE_KEY = 'blobBytes';
+
+export const usage = (dbs: IndexDbs): number => dbs.counters.get(USAGE_KEY) ?? 0;
+
+export interface Recount {
+  repaired: number;
+  missing: string[];
+  usage: number;
+}
+
+/** Inside a write transaction: counts one more reference to each blob of `entry`. */
+export function addRefs(dbs: IndexDbs, entry: Entry): void {
+  let added = 0;
+  for (const ref of uniqueBlobs(entry)) {
+    const n = dbs.refs.get(ref.hash) ?? 0;
+    if (n === 0) added += ref.size;
+    dbs.refs.put(ref.hash, n + 1);
+  }
+  if (added) dbs.counters.put(USAGE_KEY, usage(dbs) + added);
+}
+
+/** Inside a write transaction: drops `entry`'s references and deletes blobs nobody references. */
+export function dropRefs(dbs: IndexDbs, blobs: BlobStore, entry: Entry): { blobs: number; bytes: number } {
+  let freed = 0;
+  let bytes = 0;
+  for (const ref of uniqueBlobs(entry)) {
+    const n = dbs.refs.get(ref.hash) ?? 0;
+    if (n > 1) {
+      dbs.refs.put(ref.hash, n - 1);
+      continue;
+    }
+    dbs.refs.remove(ref.hash);
+    bytes += ref.size;
+    try {
+      unlinkSync(blobs.path(ref.hash));
+      freed++;
+    } catch {
+      // Already gone (a corrupt blob removed on the hit path): the reference is dropped all the same.
+    }
+  }
+  if (bytes) dbs.counters.put(USAGE_KEY, Math.max(0, usage(dbs) - bytes));
+  return { blobs: freed, bytes };
+}
+
+/**
+ * Deletes blob files no entry references, re-checked inside a write transaction so no commit can
+ * start referencing one in between. `olderThan` (epoch ms) spares blobs written or reused
+ * recently: a run adopts its blobs before it commits the entry that references them.
+ */
+export function removeOrphanBlobs(
+  dbs: IndexDbs,
+  blobs: BlobStore,
+  hashes: string[],
+  olderThan: number,
+): Promise<{ blobs: number; bytes: number }> {
+  return dbs.env.transaction(() => {
+    let removed = 0;
+    let bytes = 0;
+    for (const hash of hashes) {
+      if (dbs.refs.get(hash) !== undefined) continue;
+      const path = blobs.path(hash);
+      try {
+        const s = statSync(path);
+        if (s.mtimeMs >= olderThan) continue;
+        unlinkSync(path);
+        removed++;
+        bytes += s.size;
+      } catch {
+        // Already gone (another gc, or verify --repair): nothing left to remove or count.
+      }
+    }
+    return { blobs: removed, bytes };
+  });
+}
+
+/**
+ * Inside a write transaction: recomputes every reference count, the usage total and the summaries
+ * from the entries (the "mark" of gc), and drops fingerprints staged by runs killed before their
+ * commit. Returns how many records were wrong and which referenced blobs are missing (normally none).
+ */
+export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
+  const counts = new Map<string, { n: number; size: number }>();
+  let summaries = 0;
+  for (const { key } of dbs.summaries.getRange()) {
+    if (dbs.entries.get(key) === undefined) dbs.summaries.remove(key);
+  }
+  // Fingerprints staged by runs killed before their commit (stageFingerprint): gc takes them all.
+  for (const key of dbs.fingerprints.keys()) {
+    if (!dbs.entries.doesExist(key)) dbs.fingerprints.remove(key);
+  }
+  for (const key of dbs.staged.getKeys()) dbs.staged.remove(key);
+  for (const { key, value } of dbs.entries.getRange()) {
+    const summary = summaryOf(value);
+    const had = dbs.summaries.get(key);
+    if (!had || had.some((v, i) => v !== summary[i])) {
+      dbs.summaries.put(key, summary);
+      summaries++;
+    }
+    for (const ref of uniqueBlobs(value)) {
+      const c = counts.get(ref.hash);
+      if (c) c.n++;
+      else counts.set(ref.hash, { n: 1, size: ref.size });
+    }
+  }
+  let repaired = summaries;
+  for (const { key } of dbs.refs.getRange()) {
+    if (!counts.has(key)) {
+      dbs.refs.remove(key);
+      repaired++;
+    }
+  }
+  let total = 0;
+  const missing: string[] = [];
+  for (const [hash, { n, size }] of counts) {
+    if (dbs.refs.get(hash) !== n) {
+      dbs.refs.put(hash, n);
+      repaired++;
+    }
+    total += size;
+    if (!blobs.has(hash)) missing.push(hash);
+  }
+  if (usage(dbs) !== total) {
+    dbs.counters.put(USAGE_KEY, total);
+    repaired++;
+  }
+  return { repaired, missing, usage: total };
+}
