@@ -5,7 +5,7 @@ import type { Fingerprint } from '../fingerprint/fingerprint.js';
 import { checkEntryPaths } from '../runner/restore.js';
 import type { Reporter } from '../runner/run-task.js';
 import type { BlobStore } from '../store/blobs.js';
-import { type BlobRef, type Entry, entryBlobs, type Provenance } from '../store/entry.js';
+import { type BlobRef, type Entry, entryBlobs, type Provenance, uniqueBlobs } from '../store/entry.js';
 import type { Store } from '../store/store.js';
 import { errorMessage } from '../util/result.js';
 import { openBackend, type RemoteBackend, type RemoteProblem, type RemoteResult } from './backend.js';
@@ -182,7 +182,7 @@ export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined>
     const paths = checkEntryPaths(r.root, doc.entry.outputs);
     if (!paths.ok) return notUsed(paths.error.message);
 
-    const wanted = unique(entryBlobs(doc.entry)).filter((b) => !r.store.blobs.has(b.hash));
+    const wanted = uniqueBlobs(doc.entry).filter((b) => !r.store.blobs.has(b.hash));
     const fetched = await download(op, backend, r.store.blobs, r.fingerprint.algorithm, doc, wanted);
     if (fetched !== true) return fetched === FAILED ? undefined : notUsed(fetched);
 
@@ -257,7 +257,7 @@ export async function pushToRemote(r: PushRequest): Promise<void> {
   try {
     const backend = await s.open(r.env ?? process.env, r.reporter);
     if (!backend) return;
-    const refs = unique(entryBlobs(r.entry));
+    const refs = uniqueBlobs(r.entry);
     const wires: Record<string, WireRef> = {};
     const progress = new Progress('uploading', r.entry.bytes, refs.length);
     try {
@@ -293,12 +293,6 @@ export async function pushToRemote(r: PushRequest): Promise<void> {
 
 const sameList = (a: string[], b: string[]): boolean =>
   a.length === b.length && a.every((x, i) => x === b[i]);
-
-function unique(refs: BlobRef[]): BlobRef[] {
-  const seen = new Map<string, BlobRef>();
-  for (const b of refs) seen.set(b.hash, b);
-  return [...seen.values()];
-}
 
 /** Rebuilds the entry from checked fields only, marked as pulled from the remote. */
 function cleanEntry(e: Entry): Entry {

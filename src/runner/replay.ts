@@ -54,8 +54,8 @@ export async function verifyLogs(
     if (!ref) continue;
     if (ref.size <= STREAM_THRESHOLD) {
       const read = await blobs.readVerified(entry.algorithm, ref);
-      if (!read.ok) return read;
-      logs[stream] = read.data;
+      if (!read.ok) return { ok: false, problem: read.error };
+      logs[stream] = read.value;
     } else {
       const problem = await blobs.verify(entry.algorithm, ref);
       if (problem) return { ok: false, problem };

@@ -2,8 +2,9 @@ import { chmodSync, lstatSync, mkdirSync, readlinkSync, renameSync, rmSync } fro
 import { chmod, rm, symlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { BlobProblem, BlobStore } from '../store/blobs.js';
-import type { Entry, OutputRecord } from '../store/entry.js';
+import { type Entry, isHexDigest, type OutputRecord } from '../store/entry.js';
 import { plainPathInside, safeJoin } from '../util/paths.js';
+import { pidAlive } from '../util/process.js';
 import { err, failure, ok, type Result } from '../util/result.js';
 import { tempSuffix } from '../util/temp-name.js';
 import { matchOutputs, restoreTempName, restoreTempOwner } from './outputs.js';
@@ -15,8 +16,6 @@ export type RestoreResult =
 
 /** Directories no legitimate entry writes into (outputs never match them): VCS, deps, the cache. */
 const RESERVED_SEGMENTS = new Set(['.git', '.taskvault', 'node_modules']);
-
-const HASH_RE = /^[0-9a-f]{16,128}$/;
 
 /** Below this many output bytes a restore copies without trying copy-on-write clones. */
 const CLONE_MIN_BYTES = 8 * 1024 * 1024;
@@ -60,7 +59,7 @@ export function checkEntryPaths(root: string, outputs: OutputRecord[]): Result<M
 /** Field types of a record from a possibly hand-edited or remote entry. */
 function checkRecordShape(o: OutputRecord): string | undefined {
   if (o.type === 'file') {
-    if (typeof o.hash !== 'string' || !HASH_RE.test(o.hash)) return 'malformed blob hash';
+    if (!isHexDigest(o.hash)) return 'malformed blob hash';
     if (!Number.isSafeInteger(o.size) || o.size < 0) return 'malformed size';
   } else if (o.type === 'symlink') {
     if (typeof o.target !== 'string' || o.target === '' || o.target.includes('\0'))
@@ -113,7 +112,7 @@ function checkEntryShape(root: string, entry: Entry): string | undefined {
   if (!Array.isArray(entry.outputGlobs) || !entry.outputGlobs.every((g) => typeof g === 'string'))
     return 'malformed output globs';
   for (const ref of [entry.logs?.stdout, entry.logs?.stderr])
-    if (ref && (typeof ref.hash !== 'string' || !HASH_RE.test(ref.hash))) return 'malformed log blob hash';
+    if (ref && !isHexDigest(ref.hash)) return 'malformed log blob hash';
   return undefined;
 }
 
@@ -199,7 +198,7 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     if (wanted.has(m.path)) continue;
     // Temp files of a restore that was killed (kill -9, power loss) go; a live one's are left be.
     const owner = restoreTempOwner(basename(m.path));
-    if (owner !== undefined && m.type === 'file' && (owner === process.pid || processAlive(owner))) continue;
+    if (owner !== undefined && m.type === 'file' && pidAlive(owner)) continue;
     // Globs come from the entry too: only ever delete below the root, never through a symlink.
     if (!plainPathInside(root, m.abs)) continue;
     if (m.type === 'dir' && entry.outputs.some((o) => o.path.startsWith(`${m.path}/`))) continue;
@@ -267,13 +266,4 @@ async function cloneVerified(
   };
   const [problem] = await Promise.all([verified, ...Array.from({ length: 8 }, worker)]);
   return problem ?? gone;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

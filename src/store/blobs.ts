@@ -15,6 +15,7 @@ import type { HashAlgorithm } from '../config/types.js';
 import { createHasher, hashBytes, hashingTap, STREAM_THRESHOLD } from '../fingerprint/hash.js';
 import { hashFiles } from '../fingerprint/hash-pool.js';
 import { mkdirs } from '../util/mkdirs.js';
+import { err, ok, type Result } from '../util/result.js';
 import { tempSuffix } from '../util/temp-name.js';
 import type { BlobRef } from './entry.js';
 import { blobPath } from './layout.js';
@@ -56,7 +57,8 @@ export class BlobStore {
         await writeFile(tmp, data, { flag: 'wx' });
         await this.adopt(tmp, hash);
       } catch (e) {
-        await rm(tmp, { force: true }).catch(() => {}); // a half-written temp (ENOSPC) must not fill the disk
+        // A half-written temp (ENOSPC) must not fill the disk; one that cannot go is swept by gc.
+        await rm(tmp, { force: true }).catch(() => {});
         throw e;
       }
     }
@@ -82,6 +84,7 @@ export class BlobStore {
       await this.adopt(tmp, hash);
       return { hash, size: bytes };
     } catch (e) {
+      // A half-written temp must not fill the disk; one that cannot be removed is swept by gc.
       await rm(tmp, { force: true }).catch(() => {});
       throw e;
     }
@@ -105,27 +108,25 @@ export class BlobStore {
    */
   private async refresh(hash: string): Promise<void> {
     const now = new Date();
+    // Not ours to touch (another user's cache): the commit re-checks that the blob still exists.
     await utimes(this.path(hash), now, now).catch(() => {});
   }
 
   /** Reads a small blob whole, verified (up to STREAM_THRESHOLD: callers stream larger ones). */
-  async readVerified(
-    algorithm: HashAlgorithm,
-    ref: BlobRef,
-  ): Promise<{ ok: true; data: Buffer } | { ok: false; problem: BlobProblem }> {
+  async readVerified(algorithm: HashAlgorithm, ref: BlobRef): Promise<Result<Buffer, BlobProblem>> {
     let data: Buffer;
     try {
       // Blocking: small blobs only, and on a hit this is often the first file read, where the
       // async API's first use (thread pool start-up) costs more than the read.
       data = readFileSync(this.path(ref.hash));
     } catch (e) {
-      return { ok: false, problem: { kind: 'missing', hash: ref.hash, detail: (e as Error).message } };
+      return err({ kind: 'missing', hash: ref.hash, detail: (e as Error).message });
     }
     const actual = hashBytes(algorithm, data);
     if (actual !== ref.hash || data.byteLength !== ref.size) {
-      return { ok: false, problem: corrupt(ref, actual, data.byteLength) };
+      return err(corrupt(ref, actual, data.byteLength));
     }
-    return { ok: true, data };
+    return ok(data);
   }
 
   /** Streams a blob to `dest` while hashing it; on a mismatch `dest` is removed. */
@@ -137,9 +138,9 @@ export class BlobStore {
   ): Promise<BlobProblem | undefined> {
     if (ref.size <= STREAM_THRESHOLD) {
       const read = await this.readVerified(algorithm, ref);
-      if (!read.ok) return read.problem;
+      if (!read.ok) return read.error;
       // 'wx': never follow a symlink someone planted under the temp name.
-      await writeFile(dest, read.data, mode === undefined ? { flag: 'wx' } : { mode, flag: 'wx' });
+      await writeFile(dest, read.value, mode === undefined ? { flag: 'wx' } : { mode, flag: 'wx' });
       return undefined;
     }
     const hasher = createHasher(algorithm);
@@ -248,7 +249,7 @@ export class BlobStore {
       copyFileSync(this.path(hash), dest, constants.COPYFILE_FICLONE_FORCE);
       return true;
     } catch {
-      return false;
+      return false; // no reflink support here: restores copy instead
     } finally {
       rmSync(dest, { force: true });
     }

@@ -1,5 +1,6 @@
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { pidAlive } from '../util/process.js';
 import { type EvictOptions, type EvictReport, evict } from './evict.js';
 import type { Store } from './store.js';
 
@@ -141,7 +142,7 @@ function sweepTmp(dir: string, olderThan: number, dryRun: boolean): SweepTally {
   for (const name of listDir(dir)) {
     const m = TMP_NAME.exec(name);
     const pid = m ? Number(m[1]) : undefined;
-    if (pid !== undefined && isAlive(pid)) continue;
+    if (pid !== undefined && pidAlive(pid)) continue;
     const path = join(dir, name);
     const s = statOrUndefined(path);
     if (!s || s.mtimeMs >= olderThan) continue;
@@ -156,22 +157,11 @@ function sweepTmp(dir: string, olderThan: number, dryRun: boolean): SweepTally {
   return total;
 }
 
-export function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: the process exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function listDir(dir: string): string[] {
   try {
     return readdirSync(dir);
   } catch {
-    return [];
+    return []; // no such dir yet (or unreadable): nothing of ours to sweep there
   }
 }
 
@@ -180,6 +170,6 @@ function statOrUndefined(path: string) {
     const s = statSync(path);
     return s.isFile() ? s : undefined;
   } catch {
-    return undefined;
+    return undefined; // gone meanwhile: nothing to sweep
   }
 }

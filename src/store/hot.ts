@@ -5,7 +5,7 @@ import type { ManifestStore } from '../fingerprint/fingerprint.js';
 import { decodeManifest, encodeManifest } from '../fingerprint/manifest.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { tempSuffix } from '../util/temp-name.js';
-import { type Entry, STORE_SCHEMA } from './entry.js';
+import { type Entry, isHexDigest, STORE_SCHEMA } from './entry.js';
 import type { CacheLayout } from './layout.js';
 
 /*
@@ -30,8 +30,6 @@ export interface JournalHit {
   savedMs: number;
 }
 
-const KEY = /^[0-9a-f]{16,128}$/;
-
 /** Journal size at which a hit opens the index once to fold it (~40,000 hits). */
 export const JOURNAL_FOLD_BYTES = 4 * 1024 * 1024;
 
@@ -44,7 +42,7 @@ export class HotIndex {
    * written by another version): the index must then be asked.
    */
   getEntry(key: string): Entry | 'damaged' | undefined {
-    if (!KEY.test(key)) return undefined;
+    if (!isHexDigest(key)) return undefined;
     let text: string;
     try {
       text = readFileSync(join(this.layout.hot, key), 'utf8');
@@ -55,16 +53,16 @@ export class HotIndex {
       const e = JSON.parse(text) as Entry;
       return e.schema === STORE_SCHEMA && e.key === key ? e : 'damaged';
     } catch {
-      return 'damaged';
+      return 'damaged'; // torn or foreign JSON: the index is asked instead
     }
   }
 
   putEntry(entry: Entry): void {
-    if (KEY.test(entry.key)) this.writeAtomic(this.layout.hot, entry.key, JSON.stringify(entry));
+    if (isHexDigest(entry.key)) this.writeAtomic(this.layout.hot, entry.key, JSON.stringify(entry));
   }
 
   removeEntry(key: string): void {
-    if (!KEY.test(key)) return;
+    if (!isHexDigest(key)) return;
     try {
       rmSync(join(this.layout.hot, key), { force: true });
     } catch {
@@ -79,7 +77,7 @@ export class HotIndex {
         try {
           return decodeManifest(readFileSync(join(this.layout.manifests, id)), algorithm, root);
         } catch {
-          return undefined;
+          return undefined; // no manifest or an unreadable one: the inputs are hashed afresh
         }
       },
       put: (id, m) => this.writeAtomic(this.layout.manifests, id, encodeManifest(m)),
@@ -126,7 +124,7 @@ export function parseJournal(text: string): JournalHit[] {
   const out: JournalHit[] = [];
   for (const line of text.split('\n')) {
     const [key, at, saved] = line.split(' ');
-    if (!key || !KEY.test(key) || at === undefined || saved === undefined) continue;
+    if (!isHexDigest(key) || at === undefined || saved === undefined) continue;
     const a = Number(at);
     const s = Number(saved);
     if (Number.isFinite(a) && Number.isFinite(s)) out.push({ key, at: a, savedMs: s });

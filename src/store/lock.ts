@@ -14,6 +14,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from '../util/format.js';
 import { mkdirsSync } from '../util/mkdirs.js';
+import { pidAlive } from '../util/process.js';
 import { tempSuffix } from '../util/temp-name.js';
 
 /**
@@ -72,15 +73,6 @@ function readHolder(path: string): LockHolder | undefined {
   return undefined;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, just not ours to signal
-  }
-}
-
 /**
  * A lock file is stale when its holder on this host is dead (kill -9, crash, power loss of a
  * container), or when nobody has refreshed it for `staleMs` (a holder on another host, or a
@@ -123,7 +115,9 @@ function breakStale(path: string, judged: LockHolder | undefined): void {
   }
   try {
     unlinkSync(aside);
-  } catch {}
+  } catch {
+    // A leftover *.stale file holds no lock; verify --repair removes it.
+  }
 }
 
 function tryCreate(path: string, holder: LockHolder): boolean {
@@ -148,7 +142,9 @@ function tryCreate(path: string, holder: LockHolder): boolean {
   } finally {
     try {
       unlinkSync(tmp);
-    } catch {}
+    } catch {
+      // A leftover *.new file holds no lock (only `path` does); verify --repair removes it.
+    }
   }
 }
 
@@ -167,7 +163,9 @@ function tryCreateInPlace(path: string, holder: LockHolder): boolean {
     closeSync(fd);
     try {
       unlinkSync(path);
-    } catch {}
+    } catch {
+      // Left empty, it counts as stale once its mtime is older than staleMs.
+    }
     throw e;
   }
   closeSync(fd);
@@ -267,7 +265,9 @@ function holdLock(path: string, me: LockHolder, o: Pick<LockOptions, 'heartbeatM
     try {
       const t = new Date();
       utimesSync(path, t, t);
-    } catch {}
+    } catch {
+      // Broken by a waiter or the dir is gone: the release below finds it no longer ours.
+    }
   }, o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS);
   beat.unref();
   let released = false;
@@ -279,7 +279,9 @@ function holdLock(path: string, me: LockHolder, o: Pick<LockOptions, 'heartbeatM
     if (readHolder(path)?.nonce === me.nonce) {
       try {
         unlinkSync(path);
-      } catch {}
+      } catch {
+        // Already removed (a waiter broke it as stale): nothing is held either way.
+      }
     }
   };
 }

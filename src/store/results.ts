@@ -184,7 +184,8 @@ export async function saveResult(
   }
   store.log('SAVE', o.source, { ...fields, bytes: size });
   // Over the cache limit: evict as a run's save does (bounded in time, the new entry is kept, every
-  // removal audited). The save itself has succeeded whatever happens here.
+  // removal audited). The save itself has succeeded whatever happens here; the next save or gc
+  // evicts what this one could not.
   await evictAfterSave(store, settings, { now, protect: key, source: o.source, info: () => {} }).catch(
     () => {},
   );
@@ -258,8 +259,8 @@ export async function getResult(
   let data: Buffer | undefined;
   if (target.kind === 'bytes') {
     const read = await store.blobs.readVerified(entry.algorithm, ref);
-    if (!read.ok) return corrupt(`${read.problem.kind}: ${read.problem.detail}`);
-    data = read.data;
+    if (!read.ok) return corrupt(`${read.error.kind}: ${read.error.detail}`);
+    data = read.value;
   } else {
     const dest = resolve(target.path);
     const tmp = join(dirname(dest), `.${basename(dest)}.tv-${randomBytes(4).toString('hex')}.tmp`);

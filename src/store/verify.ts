@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { pidAlive } from '../util/process.js';
 import type { BlobProblem } from './blobs.js';
 import { type Entry, entryBlobs } from './entry.js';
 import type { Store } from './store.js';
@@ -81,15 +82,6 @@ export async function verifyStore(store: Store, o: VerifyOptions): Promise<Verif
   return report;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** tmp/<pid>-<ms>-<rand>.<tag> and locks/<key> files whose process is gone. */
 function removeLeftovers(store: Store, o: VerifyOptions): number {
   const now = (o.now ?? Date.now)();
@@ -100,7 +92,7 @@ function removeLeftovers(store: Store, o: VerifyOptions): number {
     try {
       names = readdirSync(dir);
     } catch {
-      return;
+      return; // no such dir: no leftovers in it
     }
     for (const name of names) {
       const path = join(dir, name);
@@ -108,7 +100,9 @@ function removeLeftovers(store: Store, o: VerifyOptions): number {
         if (!dead(name, path)) continue;
         rmSync(path, { force: true });
         removed++;
-      } catch {}
+      } catch {
+        // Gone meanwhile, or not ours to delete: a leftover is only disk space, never served.
+      }
     }
   };
   sweep(store.layout.tmp, (name, path) => {
@@ -121,6 +115,7 @@ function removeLeftovers(store: Store, o: VerifyOptions): number {
       const h = JSON.parse(readFileSync(path, 'utf8')) as { pid?: number; host?: string };
       return typeof h.pid === 'number' && h.host === hostname() && !pidAlive(h.pid);
     } catch {
+      // Unreadable or half-written holder: judged by its age alone, as lock.ts does.
       return now - statSync(path).mtimeMs > maxAge;
     }
   });
