@@ -149,10 +149,9 @@ test('an index entry pointing at a blob that does not exist: detected, a miss, t
     // Bypass commit's own check (it refuses entries with missing blobs), as a hand edit would, in
     // both places an entry is read from: the index and its copy in hot/ (store/hot.ts).
     const hacked: Entry = { ...e, outputs };
-    await (s as unknown as { entries: { put(k: string, v: Entry): Promise<unknown> } }).entries.put(
-      key,
-      hacked,
-    );
+    await (
+      s as unknown as { dbs: { entries: { put(k: string, v: Entry): Promise<unknown> } } }
+    ).dbs.entries.put(key, hacked);
     writeFileSync(join(cacheDir, 'hot', key), JSON.stringify(hacked));
   });
   injected++;

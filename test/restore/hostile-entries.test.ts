@@ -84,10 +84,9 @@ async function plant(c: Ctx, outputs: OutputRecord[], extra: Partial<Entry> = {}
     provenance: { host: 'evil', user: 'evil', version: '0', origin: 'remote' },
     ...extra,
   };
-  await (s as unknown as { entries: { put(k: string, v: Entry): Promise<unknown> } }).entries.put(
-    c.key,
-    entry,
-  );
+  await (
+    s as unknown as { dbs: { entries: { put(k: string, v: Entry): Promise<unknown> } } }
+  ).dbs.entries.put(c.key, entry);
   s.hot.putEntry(entry);
   await s.close();
 }
