@@ -8,7 +8,7 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { copyFile, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { HashAlgorithm } from '../config/types.js';
@@ -264,9 +264,44 @@ export class BlobStore {
     await copyFile(this.path(hash), dest, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
   }
 
+  /**
+   * Flushes blobs to stable storage: each file's bytes, then the directories that hold their names
+   * (a fan-out directory may be new, so blobs/ too). Called before an entry naming them is
+   * committed, so that after a power loss no entry points at an empty or missing blob.
+   */
+  async syncAll(refs: BlobRef[]): Promise<void> {
+    const hashes = [...new Set(refs.map((r) => r.hash))];
+    const dirs = new Set<string>();
+    let next = 0;
+    const worker = async () => {
+      while (next < hashes.length) {
+        const path = this.path(hashes[next++]!);
+        dirs.add(dirname(path));
+        await fsyncPath(path);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, hashes.length) }, worker));
+    if (dirs.size > 0) dirs.add(this.dir);
+    await Promise.all([...dirs].map((d) => fsyncPath(d, true)));
+  }
+
   async remove(hash: string): Promise<void> {
     if (!/^[0-9a-f]{3,128}$/.test(hash)) return;
     await rm(this.path(hash), { force: true });
+  }
+}
+
+/** fsync(2) of a file, or of a directory (its entries: names renamed into it). */
+async function fsyncPath(path: string, dir = false): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } catch (e) {
+    // Some filesystems cannot fsync a directory: its names are then as durable as it makes them.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (!dir || (code !== 'EINVAL' && code !== 'EISDIR' && code !== 'ENOTSUP' && code !== 'EPERM')) throw e;
+  } finally {
+    await fh.close();
   }
 }
 

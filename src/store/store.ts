@@ -4,7 +4,7 @@ import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { warn as warnLine } from '../util/term.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
-import type { Entry } from './entry.js';
+import { type Entry, entryBlobs } from './entry.js';
 import { HotIndex } from './hot.js';
 import { type Counters, count, readCounters, recordHit, takeMiss } from './index/counters.js';
 import type { IndexDbs } from './index/dbs.js';
@@ -140,9 +140,23 @@ export class Store {
     for (const { value } of this.dbs.entries.getRange()) yield value;
   }
 
-  /** Commits an entry once every blob it references is in place (invariant 2), then its hot/ copy. */
+  /**
+   * Commits an entry once every blob it references is on stable storage (invariant 2, across a
+   * power loss too: see BlobStore.syncAll), then writes its hot/ copy.
+   */
   async commit(entry: Entry, fingerprint: Fingerprint, label: string): Promise<Result<void>> {
     if (this.noWrites) return err(failure('cache', this.noWrites));
+    try {
+      await this.blobs.syncAll(entryBlobs(entry));
+    } catch (e) {
+      const gone = (e as NodeJS.ErrnoException).code === 'ENOENT';
+      return err(
+        failure(
+          'cache',
+          gone ? 'a blob vanished before commit' : `cannot flush blobs to disk: ${errorMessage(e)}`,
+        ),
+      );
+    }
     const committed = await commitEntry(this.dbs, this.blobs, entry, fingerprint, label);
     // Results of `cache save` / the SDK are looked up through the index only.
     if (committed.ok && !entry.result) this.hot.putEntry(entry);
