@@ -15,6 +15,7 @@ import type { CacheLayout } from './layout.js';
  *   manifests/<id>   the input manifest of one glob set (fingerprint/manifest.ts)
  *   hot/<key>        a copy of the entry committed under <key>, as JSON
  *   hits.journal     one line per hit served from hot/, folded into the index by Store.open
+ *                    (index/journal.ts: each line counted exactly once; docs/hit-counts.md)
  *
  * The index stays the source of truth. A hot entry is written after its commit and deleted after
  * its removal (Store), so it can outlive its index entry only if a process dies in between; it then
@@ -97,7 +98,7 @@ export class HotIndex {
       );
       return (statSync(this.layout.hitsJournal, { throwIfNoEntry: false })?.size ?? 0) >= JOURNAL_FOLD_BYTES;
     } catch {
-      return false; // a read-only cache still serves hits; they are just not counted
+      return false; // a read-only cache still serves hits; they are not counted (docs/hit-counts.md)
     }
   }
 
