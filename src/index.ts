@@ -13,7 +13,7 @@ export { defineConfig } from './config/types.js';
 export type { FingerprintChange } from './fingerprint/diff.js';
 export type { Fingerprint } from './fingerprint/fingerprint.js';
 export type { Comparison, Explanation } from './runner/explain.js';
-export type { RunOutcome } from './runner/run-task.js';
+export type { RunOutcome } from './runner/types.js';
 export {
   type CachedResult,
   type CacheResultOptions,

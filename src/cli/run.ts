@@ -1,6 +1,8 @@
 import type { CAC } from 'cac';
 import { isQuiet, resolveTask, type TaskFlags, taskLabel } from '../config/resolve.js';
-import { type RunOutcome, runTask } from '../runner/run-task.js';
+import { remoteTier } from '../remote/tier.js';
+import { runTask } from '../runner/lookup.js';
+import type { RunOutcome } from '../runner/types.js';
 import { formatBytes, formatDuration } from '../util/format.js';
 import { color, info, warn } from '../util/term.js';
 import { clockFromEnv } from './clock.js';
@@ -113,6 +115,7 @@ async function run(
     stdin: spec.value.stdin,
     now: clockFromEnv(),
     reporter: { warn, info: (m) => !quiet && info(m) },
+    remote: remoteTier(settings),
   });
   const label = taskLabel(spec.value);
   if (outcome.kind === 'failed') return report(outcome.failure);

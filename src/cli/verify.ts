@@ -1,5 +1,5 @@
 import type { CAC } from 'cac';
-import { checkEntryPaths } from '../runner/restore.js';
+import { checkEntryPaths } from '../store/entry-paths.js';
 import { corruptIndex, corruptionText, isIndexCorruption } from '../store/index-errors.js';
 import { Store } from '../store/store.js';
 import { type VerifyReport, verifyStore } from '../store/verify.js';

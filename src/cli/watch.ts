@@ -7,7 +7,7 @@ import {
   taskLabel,
 } from '../config/resolve.js';
 import { signalExitCode } from '../runner/execute.js';
-import type { RunOutcome } from '../runner/run-task.js';
+import type { RunOutcome } from '../runner/types.js';
 import { formatDuration } from '../util/format.js';
 import { toPosix } from '../util/paths.js';
 import { err, type Failure, failure, ok } from '../util/result.js';

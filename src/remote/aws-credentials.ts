@@ -65,6 +65,7 @@ export function readIni(file: string): Record<string, Record<string, string>> {
   try {
     text = readFileSync(file, 'utf8');
   } catch {
+    // No such file (the usual case) or unreadable: no credentials from it; the caller says so.
     return {};
   }
   const out: Record<string, Record<string, string>> = {};

@@ -1,5 +1,9 @@
 import type { Readable } from 'node:stream';
-import type { RemoteSettings } from './settings.js';
+
+/*
+ * The types every remote backend shares, and nothing else: each backend file imports them from
+ * here, and the factory that picks one (open-backend.ts) imports the backends, so no loop.
+ */
 
 /**
  * Why a remote request did not work. `retryable`: worth trying again (network, timeout, 5xx, 429).
@@ -23,7 +27,8 @@ export const problem = (p: RemoteProblem): { ok: false; problem: RemoteProblem }
 /**
  * A remote cache as TaskVault needs it: the two namespaces of Bazel's HTTP cache layout. Entries
  * (`ac/<key>`) are small documents read and written whole; blobs (`cas/<sha256>`) are streamed from
- * and to files. A new backend is one file implementing this.
+ * and to files. A new backend is one file implementing this, plus a line in
+ * open-backend.ts.
  */
 export interface RemoteBackend {
   /** For messages: the URL without credentials. */
@@ -39,34 +44,4 @@ export interface RemoteBackend {
   getBlob(key: string, consume: (body: Readable) => Promise<void>): Promise<RemoteResult<boolean>>;
   /** Uploads `size` bytes from `file`; `key` is the SHA-256 of exactly those bytes. */
   putBlob(key: string, file: string, size: number): Promise<RemoteResult<void>>;
-}
-
-/** Picks the backend for a URL; S3 code (and its signer) loads only when an s3:// remote is used. */
-export async function openBackend(
-  s: RemoteSettings,
-  env: NodeJS.ProcessEnv,
-): Promise<RemoteResult<RemoteBackend>> {
-  let url: URL;
-  try {
-    url = new URL(s.url);
-  } catch {
-    return problem({
-      message: `remote url ${JSON.stringify(s.url)} is not a URL`,
-      retryable: false,
-      stop: true,
-    });
-  }
-  if (url.protocol === 'http:' || url.protocol === 'https:') {
-    const { HttpBackend } = await import('./http.js');
-    return done(new HttpBackend(url, s));
-  }
-  if (url.protocol === 's3:') {
-    const { openS3Backend } = await import('./s3.js');
-    return openS3Backend(url, s, env);
-  }
-  return problem({
-    message: `remote url ${url.protocol}//… is not supported (use http(s):// or s3://)`,
-    retryable: false,
-    stop: true,
-  });
 }

@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { HashAlgorithm } from '../config/types.js';
 import { canonicalJson } from '../fingerprint/hash.js';
 import { type Entry, entryBlobs, STORE_SCHEMA } from '../store/entry.js';
+import { err, ok, type Result } from '../util/result.js';
 import type { WireRef } from './wire.js';
 
 export const DOCUMENT_FORMAT = 'taskvault-remote-entry';
@@ -31,8 +32,6 @@ function sign(doc: RemoteDocument, key: string): string {
   return createHmac('sha256', key).update(canonicalJson(unsigned)).digest('hex');
 }
 
-export type Parsed = { ok: true; doc: RemoteDocument } | { ok: false; message: string; signature?: boolean };
-
 /**
  * Parses and checks a downloaded document. Everything in it is untrusted: shapes are checked field
  * by field before any of it is used, and with a signature key a missing or wrong signature rejects it.
@@ -40,40 +39,31 @@ export type Parsed = { ok: true; doc: RemoteDocument } | { ok: false; message: s
 export function parseDocument(
   bytes: Buffer,
   expect: { key: string; algorithm: HashAlgorithm; signatureKey?: string },
-): Parsed {
+): Result<RemoteDocument, string> {
   let raw: unknown;
   try {
     raw = JSON.parse(bytes.toString('utf8'));
   } catch {
-    return { ok: false, message: 'the remote entry is not JSON' };
+    return err('the remote entry is not JSON');
   }
   const shape = checkShape(raw);
-  if (shape) return { ok: false, message: `the remote entry is malformed: ${shape}` };
+  if (shape) return err(`the remote entry is malformed: ${shape}`);
   const doc = raw as RemoteDocument;
   if (expect.signatureKey) {
     if (typeof doc.signature !== 'string')
-      return {
-        ok: false,
-        signature: true,
-        message: 'the remote entry is not signed (TASKVAULT_REMOTE_SIGNATURE_KEY is set)',
-      };
+      return err('the remote entry is not signed (TASKVAULT_REMOTE_SIGNATURE_KEY is set)');
     const want = Buffer.from(sign(doc, expect.signatureKey), 'hex');
     const got = Buffer.from(doc.signature, 'hex');
     if (got.length !== want.length || !timingSafeEqual(got, want))
-      return {
-        ok: false,
-        signature: true,
-        message: 'the remote entry has a bad signature (signed with another key, or altered)',
-      };
+      return err('the remote entry has a bad signature (signed with another key, or altered)');
   }
-  if (doc.entry.key !== expect.key)
-    return { ok: false, message: 'the remote entry is stored under another key' };
+  if (doc.entry.key !== expect.key) return err('the remote entry is stored under another key');
   if (doc.entry.algorithm !== expect.algorithm)
-    return { ok: false, message: `the remote entry uses hash algorithm ${doc.entry.algorithm}` };
+    return err(`the remote entry uses hash algorithm ${doc.entry.algorithm}`);
   for (const ref of entryBlobs(doc.entry))
     if (!doc.blobs[ref.hash])
-      return { ok: false, message: `the remote entry has no remote key for blob ${ref.hash.slice(0, 12)}` };
-  return { ok: true, doc };
+      return err(`the remote entry has no remote key for blob ${ref.hash.slice(0, 12)}`);
+  return ok(doc);
 }
 
 const HEX = /^[0-9a-f]{32,128}$/;

@@ -72,6 +72,7 @@ export class HttpBackend implements RemoteBackend {
     });
     if (!r.ok) return r;
     const { status, body: res } = r.value;
+    // The error body only adds detail to the message: unreadable, the status alone says it.
     const text =
       status >= 400 ? (await readAll(res, 4096).catch(() => Buffer.alloc(0))).toString().trim() : '';
     if (status < 400) discard(res);

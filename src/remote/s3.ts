@@ -125,6 +125,7 @@ class S3Backend implements RemoteBackend {
 
   /** S3 explains errors in an XML body: keep its <Code> (e.g. SignatureDoesNotMatch) for the warning. */
   private async failed(method: string, url: URL, status: number, body: import('node:http').IncomingMessage) {
+    // The error body only adds detail to the message: unreadable, the status alone says it.
     const text = (await readAll(body, 16 * 1024).catch(() => Buffer.alloc(0))).toString();
     const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1];
     return statusProblem(method, url, status, code ? `(${code})` : '');

@@ -2,14 +2,15 @@ import { rm } from 'node:fs/promises';
 import type { Policy } from '../config/resolve.js';
 import type { HashAlgorithm } from '../config/types.js';
 import type { Fingerprint } from '../fingerprint/fingerprint.js';
-import { checkEntryPaths } from '../runner/restore.js';
-import type { Reporter } from '../runner/run-task.js';
 import type { BlobStore } from '../store/blobs.js';
 import { type BlobRef, type Entry, entryBlobs, type Provenance, uniqueBlobs } from '../store/entry.js';
+import { checkEntryPaths } from '../store/entry-paths.js';
 import type { Store } from '../store/store.js';
+import type { Reporter } from '../util/reporter.js';
 import { errorMessage } from '../util/result.js';
-import { openBackend, type RemoteBackend, type RemoteProblem, type RemoteResult } from './backend.js';
+import type { RemoteBackend, RemoteProblem, RemoteResult } from './backend.js';
 import { buildDocument, parseDocument, type RemoteDocument } from './document.js';
+import { openBackend } from './open-backend.js';
 import { Progress } from './progress.js';
 import type { RemoteSettings } from './settings.js';
 import { encodeBlob, receiver, type WireRef } from './wire.js';
@@ -168,8 +169,8 @@ export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined>
     const expect: Parameters<typeof parseDocument>[1] = { key: r.key, algorithm: r.fingerprint.algorithm };
     if (r.remote.signatureKey) expect.signatureKey = r.remote.signatureKey;
     const parsed = parseDocument(got, expect);
-    if (!parsed.ok) return notUsed(parsed.message);
-    const doc = parsed.doc;
+    if (!parsed.ok) return notUsed(parsed.error);
+    const doc = parsed.value;
     if (doc.entry.createdAt + r.policy.ttlMs <= r.now) return undefined; // expired: a plain miss
     // Sizes as the blobs will be checked, not as the entry claims in its total.
     const bytes = entryBlobs(doc.entry).reduce((n, b) => n + b.size, 0);
@@ -222,7 +223,7 @@ async function download(
         else if (!got) outcome = `blob ${wire.key.slice(0, 12)} is missing on the remote`;
         else {
           const checked = rx.check();
-          if (!checked.ok) outcome = checked.message;
+          if (!checked.ok) outcome = checked.error;
           else {
             await blobs.adopt(tmp, ref.hash);
             progress.blobDone();

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { errorMessage } from '../util/result.js';
-import { done, problem, type RemoteResult } from './backend.js';
+import { done, problem, type RemoteProblem, type RemoteResult } from './backend.js';
 
 /**
  * node:http rather than fetch: uploads stream from a file with an exact Content-Length (S3 rejects
@@ -111,7 +111,7 @@ export function statusProblem(
   url: URL,
   status: number,
   detail = '',
-): { ok: false; problem: import('./backend.js').RemoteProblem } {
+): { ok: false; problem: RemoteProblem } {
   return problem({
     message: `${method} ${redact(url)}: HTTP ${status}${detail ? ` ${detail}` : ''}`,
     retryable: status >= 500 || status === 429 || status === 408,

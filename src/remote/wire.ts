@@ -8,6 +8,7 @@ import type { HashAlgorithm } from '../config/types.js';
 import { createHasher, hashingTap } from '../fingerprint/hash.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { BlobRef } from '../store/entry.js';
+import { err, ok, type Result } from '../util/result.js';
 
 export type Encoding = 'identity' | 'gzip';
 
@@ -78,8 +79,6 @@ export async function encodeBlob(
   return { key: raw.digest('hex'), encoding: 'identity', size: ref.size, file: src, temp: false };
 }
 
-export type Received = { ok: true } | { ok: false; message: string };
-
 /**
  * Streams a downloaded blob into `tmp`, decoding on the way, and checks both names: the SHA-256 of
  * the wire bytes against the remote key, and the decoded bytes against our hash and size. Decoding
@@ -91,7 +90,7 @@ export function receiver(
   wire: WireRef,
   tmp: string,
   onBytes: (n: number) => void,
-): { consume: (body: Readable) => Promise<void>; check: () => Received } {
+): { consume: (body: Readable) => Promise<void>; check: () => Result<void, string> } {
   let wireHash = '';
   let wireSize = 0;
   let hash = '';
@@ -130,18 +129,16 @@ export function receiver(
     wireHash = w.digest('hex');
     hash = h.digest();
   };
-  const check = (): Received => {
+  const check = (): Result<void, string> => {
     if (wireHash !== wire.key || wireSize !== wire.size)
-      return {
-        ok: false,
-        message: `remote blob ${wire.key.slice(0, 12)} has SHA-256 ${wireHash.slice(0, 12)} (${wireSize} bytes)`,
-      };
+      return err(
+        `remote blob ${wire.key.slice(0, 12)} has SHA-256 ${wireHash.slice(0, 12)} (${wireSize} bytes)`,
+      );
     if (hash !== ref.hash || size !== ref.size)
-      return {
-        ok: false,
-        message: `remote blob ${wire.key.slice(0, 12)} decodes to ${hash.slice(0, 12)} (${size} bytes), not ${ref.hash.slice(0, 12)} (${ref.size} bytes)`,
-      };
-    return { ok: true };
+      return err(
+        `remote blob ${wire.key.slice(0, 12)} decodes to ${hash.slice(0, 12)} (${size} bytes), not ${ref.hash.slice(0, 12)} (${ref.size} bytes)`,
+      );
+    return ok(undefined);
   };
   return { consume, check };
 }

@@ -5,7 +5,7 @@ import type { Entry } from '../store/entry.js';
 import { Store } from '../store/store.js';
 import type { Result } from '../util/result.js';
 import { err, ok } from '../util/result.js';
-import { taskKeyLabel } from './run-task.js';
+import { taskKeyLabel } from './types.js';
 
 /** What the newest earlier entry of the same task was, and how the current state differs from it. */
 export interface Comparison {
@@ -77,6 +77,7 @@ export async function explainTask(
     return ok(e);
   } finally {
     if (store) {
+      // explain only reads: nothing of the user's is lost if flushing or closing fails.
       await store.flush().catch(() => {});
       await store.close().catch(() => {});
     }

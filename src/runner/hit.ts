@@ -1,13 +1,13 @@
-import type { Settings, TaskSpec } from '../config/resolve.js';
 import { AuditLog } from '../store/audit.js';
 import { BlobStore } from '../store/blobs.js';
 import type { Entry } from '../store/entry.js';
 import type { HotIndex } from '../store/hot.js';
 import type { Store } from '../store/store.js';
 import { monotonicMs } from '../util/monotonic.js';
+import { err, ok, type Result } from '../util/result.js';
 import { replayLogs, verifyLogs } from './replay.js';
 import { restoreOutputs } from './restore.js';
-import type { RunOptions, RunOutcome } from './run-task.js';
+import type { HitOutcome, RunContext, RunOptions } from './types.js';
 
 /*
  * Serving a hit: from the entry's copy in hot/ without the index (hotHit), or from an entry the
@@ -16,96 +16,115 @@ import type { RunOptions, RunOutcome } from './run-task.js';
  */
 
 /**
- * A hit served from hot/ (store/hot.ts) without loading the index: the entry copy committed under
- * this key, within its TTL, restored and replayed after every blob is verified. Otherwise nothing
- * is restored or printed, and the caller learns why: no copy (undefined), 'expired' (the index
+ * What hot/ says about a key: no copy (undefined), a hit served from it, 'expired' (the index
  * removes the entry), 'damaged' (a copy this version cannot read: the index has the entry), or
  * 'unusable' with the reason when its blobs failed verification (the corrupt blob is already
- * deleted; the caller reports it and drops the entry).
+ * deleted; the caller discards the entry).
  */
-export async function hotHit(
-  hot: HotIndex,
-  settings: Settings,
-  spec: TaskSpec,
-  key: string,
-  logFields: Record<string, string>,
-  o: RunOptions,
-): Promise<RunOutcome | { kind: 'unusable'; message: string } | { kind: 'expired' | 'damaged' } | undefined> {
+export type HotLookup = HitOutcome | { kind: 'unusable'; message: string } | { kind: 'expired' | 'damaged' };
+
+/** What a served hit restored. */
+export interface Served {
+  files: number;
+  bytes: number;
+  restoreMs: number;
+}
+
+/**
+ * A hit served from hot/ (store/hot.ts) without loading the index: the entry copy committed under
+ * this key, within its TTL, restored and replayed after every blob is verified. Otherwise nothing
+ * is restored or printed, and the caller learns why (HotLookup).
+ */
+export async function hotHit(hot: HotIndex, run: RunContext): Promise<HotLookup | undefined> {
+  const { key, o } = run;
   const entry = hot.getEntry(key);
-  const now = o.now ?? Date.now;
   if (!entry) return undefined;
   if (entry === 'damaged') return { kind: 'damaged' };
-  if (entry.createdAt + spec.policy.ttlMs <= now()) return { kind: 'expired' };
+  if (entry.createdAt + run.spec.policy.ttlMs <= run.now()) return { kind: 'expired' };
   const blobs = new BlobStore(hot.layout.blobs, hot.layout.tmp);
-  const hit = await serveHit(blobs, settings.root, entry, o);
-  if (!hit.ok) return { kind: 'unusable', message: hit.message };
-  const savedMs = Math.max(0, entry.durationMs - hit.restoreMs);
-  if (hot.recordHit({ key, at: now(), savedMs })) {
+  const hit = await serveHit(blobs, run.settings.root, entry, o);
+  if (!hit.ok) return { kind: 'unusable', message: hit.error };
+  const savedMs = Math.max(0, entry.durationMs - hit.value.restoreMs);
+  if (hot.recordHit({ key, at: run.now(), savedMs })) {
     // Opening the index folds the journal (Store.open); failing to is only a missed count.
     const { Store } = await import('../store/store.js');
-    const opened = Store.open(settings.cacheDir, { warn: (m) => o.reporter.warn(m) });
+    const opened = Store.open(run.settings.cacheDir, { warn: (m) => o.reporter.warn(m) });
+    // The journal stays for the next open to fold: a failed close loses nothing.
     if (opened.ok) await opened.value.close().catch(() => {});
   }
-  new AuditLog(hot.layout.audit).write('HIT', o.source ?? 'run', {
-    ...logFields,
-    files: hit.files,
-    bytes: hit.bytes,
+  new AuditLog(hot.layout.audit).write('HIT', run.source, {
+    ...run.logFields,
+    files: hit.value.files,
+    bytes: hit.value.bytes,
   });
   return {
     kind: 'hit',
     key,
     exitCode: entry.exitCode,
-    files: hit.files,
-    bytes: hit.bytes,
-    restoreMs: hit.restoreMs,
+    files: hit.value.files,
+    bytes: hit.value.bytes,
+    restoreMs: hit.value.restoreMs,
     savedMs,
     origin: 'local',
   };
 }
 
+/** Verifies the logs, restores the outputs, replays the logs; a failure says why (and drops a bad blob). */
 export async function serveHit(
   blobs: BlobStore,
   root: string,
   entry: Entry,
-  o: RunOptions,
-): Promise<{ ok: true; files: number; bytes: number; restoreMs: number } | { ok: false; message: string }> {
+  o: Pick<RunOptions, 'replayTo'>,
+): Promise<Result<Served, string>> {
   const started = monotonicMs();
   const logs = await verifyLogs(blobs, entry);
   if (!logs.ok) {
     await blobs.remove(logs.problem.hash);
-    return { ok: false, message: `log blob ${logs.problem.kind}: ${logs.problem.detail}` };
+    return err(`log blob ${logs.problem.kind}: ${logs.problem.detail}`);
   }
   const restored = await restoreOutputs(blobs, entry, root);
   if (!restored.ok) {
     if (restored.kind === 'blob') {
       await blobs.remove(restored.problem.hash);
-      return { ok: false, message: `output blob ${restored.problem.kind}: ${restored.problem.detail}` };
+      return err(`output blob ${restored.problem.kind}: ${restored.problem.detail}`);
     }
-    return { ok: false, message: restored.message };
+    return err(restored.message);
   }
   await replayLogs(blobs, entry, logs.logs, o.replayTo);
-  return { ok: true, files: restored.files, bytes: restored.bytes, restoreMs: monotonicMs() - started };
+  return ok({ files: restored.files, bytes: restored.bytes, restoreMs: monotonicMs() - started });
+}
+
+/**
+ * An entry from the index served and booked (recordHit), or, when it cannot be served, discarded:
+ * undefined then, and the caller runs the command.
+ */
+export async function serveIndexed(
+  store: Store,
+  run: RunContext,
+  entry: Entry,
+  pulledMs?: number,
+): Promise<HitOutcome | undefined> {
+  const hit = await serveHit(store.blobs, run.settings.root, entry, run.o);
+  if (hit.ok) return recordHit(store, entry, hit.value, run, pulledMs);
+  await discardEntry(store, run, hit.error);
+  return undefined;
 }
 
 /** Books a served hit (access time, counters, audit) and builds its outcome. */
 export function recordHit(
   store: Store,
   entry: Entry,
-  hit: { files: number; bytes: number; restoreMs: number },
-  logFields: Record<string, string>,
-  o: RunOptions,
+  hit: Served,
+  run: RunContext,
   /** Set for a hit pulled from the team cache: how long the download took. */
   pulledMs?: number,
-): RunOutcome {
+): HitOutcome {
   const pulled = pulledMs !== undefined;
-  if (pulled) hit.restoreMs += pulledMs; // a remote hit's time includes the download
-  store.recordHit(entry.key, {
-    now: (o.now ?? Date.now)(),
-    savedMs: entry.durationMs - hit.restoreMs,
-    remote: pulled,
-  });
-  store.log('HIT', o.source ?? 'run', {
-    ...logFields,
+  // A remote hit's time includes the download.
+  const restoreMs = pulled ? hit.restoreMs + pulledMs : hit.restoreMs;
+  store.recordHit(entry.key, { now: run.now(), savedMs: entry.durationMs - restoreMs, remote: pulled });
+  store.log('HIT', run.source, {
+    ...run.logFields,
     files: hit.files,
     bytes: hit.bytes,
     origin: pulled ? 'remote' : undefined,
@@ -116,8 +135,15 @@ export function recordHit(
     exitCode: entry.exitCode,
     files: hit.files,
     bytes: hit.bytes,
-    restoreMs: hit.restoreMs,
-    savedMs: Math.max(0, entry.durationMs - hit.restoreMs),
+    restoreMs,
+    savedMs: Math.max(0, entry.durationMs - restoreMs),
     origin: pulled ? 'remote' : 'local',
   };
+}
+
+/** A cached entry that cannot be served: say why, log it, drop it; the command runs instead. */
+export async function discardEntry(store: Store, run: RunContext, why: string): Promise<void> {
+  run.o.reporter.warn(`cached result for ${run.key.slice(0, 12)} not used: ${why}; running the command`);
+  store.log('ERROR', run.source, { ...run.logFields, error: why });
+  await store.remove(run.key);
 }

@@ -1,147 +1,73 @@
 import { rm } from 'node:fs/promises';
-import { type Settings, type TaskSpec, taskLabel } from '../config/resolve.js';
-import type { Fingerprinted } from '../fingerprint/fingerprint.js';
+import { type TaskSpec, taskLabel } from '../config/resolve.js';
 import { inputsChangedSince } from '../fingerprint/recheck.js';
-import { pushRemote } from '../remote/hooks.js';
 import { AuditLog } from '../store/audit.js';
 import { BlobStore } from '../store/blobs.js';
 import type { BlobRef, Entry } from '../store/entry.js';
 import { STORE_SCHEMA } from '../store/entry.js';
+import { checkEntryPaths } from '../store/entry-paths.js';
 import { evictAfterSave } from '../store/evict.js';
 import type { HotIndex } from '../store/hot.js';
 import { cacheLayout, makeCacheDirs } from '../store/layout.js';
-import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, lockTimeoutFromEnv } from '../store/lock.js';
+import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, type LockResult, lockTimeoutFromEnv } from '../store/lock.js';
 import { lowSpace } from '../store/space.js';
 import type { Store } from '../store/store.js';
 import { formatDuration } from '../util/format.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { mark } from '../util/trace.js';
-import { LogCapture } from './capture.js';
+import { type Captured, type CapturedStream, LogCapture } from './capture.js';
 import { outputBytes, oversizeReason } from './entry-size.js';
 import { type Execution, execute } from './execute.js';
-import { hotHit, recordHit, serveHit } from './hit.js';
 import { provenance } from './provenance.js';
-import { checkEntryPaths } from './restore.js';
-import type { RunOptions, RunOutcome } from './run-task.js';
 import { snapshotOutputs } from './snapshot.js';
+import type { RunContext, RunOptions, RunOutcome } from './types.js';
 
 /*
- * A miss: under a per-key lock, run the command (teeing and capturing its output), check that the
- * inputs did not change meanwhile, snapshot the outputs into blobs and commit the entry.
+ * The steps of a miss, in the order lookup.ts calls them: take the key's lock, run the command,
+ * decide whether its result may be stored, snapshot it, commit it, evict. Loaded only on a miss:
+ * a hit never loads execa's caller and child_process.
  */
 
-/**
- * A miss under a per-key lock (invariant 5: identical runs that start together execute once). The
- * first process runs and commits; the others wait, then find the entry and restore it. A holder
- * that died is detected and its lock broken; waiting is bounded, after which we run anyway.
- */
-export async function missSingleFlight(
-  store: Store,
-  settings: Settings,
-  spec: TaskSpec,
-  fp: Fingerprinted,
-  label: string,
-  logFields: Record<string, string>,
-  o: RunOptions,
-): Promise<RunOutcome> {
-  const source = o.source ?? 'run';
-  const { key } = fp;
-  if (store.noWrites) {
-    o.reporter.warn(`not cached: ${store.noWrites}`);
-    return runUncached(spec, store.noWrites, o.signal, true);
-  }
-  const lock = await lockKey(store.layout.locks, spec, key, o);
-  try {
-    // Look again under the lock (fresh read txn), waited or not: a holder may have committed this
-    // key and released the lock between our lookup and our taking it (--force runs regardless).
-    if (lock.kind === 'acquired' && !o.force) {
-      store.refresh();
-      const entry = store.getEntry(key);
-      if (entry) {
-        const hit = await serveHit(store.blobs, settings.root, entry, o);
-        if (hit.ok) return recordHit(store, entry, hit, logFields, o);
-        o.reporter.warn(
-          `cached result for ${key.slice(0, 12)} not used: ${hit.message}; running the command`,
-        );
-        store.log('ERROR', source, { ...logFields, error: hit.message });
-        await store.remove(key);
-      }
-    }
-    store.count('misses');
-    store.log('MISS', source, logFields);
-    return await runAndStore(async () => ok(store), settings, spec, fp, label, o);
-  } finally {
-    if (lock.kind === 'acquired') lock.release();
-  }
+/** Why a run's result was not stored; `warned`: a warning has said it (the summary need not). */
+export interface NotStored {
+  why: string;
+  warned: boolean;
 }
 
+/** Says why in a warning (also shown with --quiet), which the summary then does not repeat. */
+function warnNotStored(o: RunOptions, why: string, shown = why): NotStored {
+  o.reporter.warn(`not cached: ${shown}`);
+  return { why, warned: true };
+}
+
+// ── Before the command ─────────────────────────────────────────────────────────────────────────
+
 /**
- * missSingleFlight for a key with no copy in hot/: the command starts before the index is loaded
- * (~20 ms of lmdb) and opened, which then happens while it runs. Under the same lock; a process
- * that waited for it finds the holder's result in hot/.
+ * What Store.open would find only after the command, checked before it when the index is opened
+ * while it runs (lookup.ts missBeforeIndex): a cache dir that cannot be written to, a full disk.
+ * undefined: go ahead; otherwise a warning has said why and the command should run uncached.
  */
-export async function missFirst(
-  hot: HotIndex,
-  settings: Settings,
-  spec: TaskSpec,
-  fp: Fingerprinted,
-  /** Under which the entry is remembered as the task's newest (taskKeyLabel). */
-  label: string,
-  o: RunOptions,
-): Promise<RunOutcome> {
-  const { key } = fp;
-  const logFields = { task: spec.name || spec.command.join(' '), hash: key.slice(0, 12) };
-  // What Store.open would find only after the command: a cache dir that cannot be written to.
+export function cannotCache(hot: HotIndex, run: RunContext): string | undefined {
   try {
     makeCacheDirs(hot.layout);
   } catch (e) {
-    const why = `cannot open the cache at ${settings.cacheDir}: ${errorMessage(e)}`;
-    o.reporter.warn(`cache skipped: ${why}`);
-    return runUncached(spec, why, o.signal, true);
+    const why = `cannot open the cache at ${run.settings.cacheDir}: ${errorMessage(e)}`;
+    run.o.reporter.warn(`cache skipped: ${why}`);
+    return why;
   }
-  const full = lowSpace(settings.cacheDir);
-  if (full) {
-    o.reporter.warn(`not cached: ${full}`);
-    return runUncached(spec, full, o.signal, true);
-  }
-  const lock = await lockKey(hot.layout.locks, spec, key, o);
-  let store: Store | undefined;
-  try {
-    // As in missSingleFlight: a holder may have committed between our lookup and our lock.
-    if (lock.kind === 'acquired' && !o.force) {
-      const again = await hotHit(hot, settings, spec, key, logFields, o).catch(() => undefined);
-      if (again?.kind === 'hit') return again;
-    }
-    // Called once the command has started (runAndStore): the audit line and the index load then
-    // overlap with it instead of delaying its start.
-    const openIndex = async (): Promise<Result<Store>> => {
-      new AuditLog(hot.layout.audit).write('MISS', o.source ?? 'run', logFields);
-      const { Store } = await import('../store/store.js');
-      const opened = Store.open(settings.cacheDir, { warn: (m) => o.reporter.warn(m) });
-      if (opened.ok) {
-        store = opened.value;
-        store.count('misses');
-      }
-      return opened;
-    };
-    return await runAndStore(openIndex, settings, spec, fp, label, o);
-  } finally {
-    if (lock.kind === 'acquired') lock.release();
-    if (store) {
-      await store.flush().catch(() => {});
-      await store.close().catch(() => {});
-      mark('close index');
-    }
-  }
+  const full = lowSpace(run.settings.cacheDir);
+  if (full) run.o.reporter.warn(`not cached: ${full}`);
+  return full;
 }
 
 /** The per-key lock of a miss, saying so when it has to wait or gives up waiting. */
-async function lockKey(locksDir: string, spec: TaskSpec, key: string, o: RunOptions) {
+export async function lockKey(locksDir: string, run: RunContext): Promise<LockResult> {
+  const { key, o } = run;
   const lock = await acquireLock(locksDir, key, {
     timeoutMs: lockTimeoutFromEnv() ?? DEFAULT_LOCK_TIMEOUT_MS,
     onWait: (h) =>
       o.reporter.info(
-        `waiting for ${taskLabel(spec)} (${key.slice(0, 12)}): already running in ${h ? `pid ${h.pid} on ${h.host}` : 'another process'}`,
+        `waiting for ${taskLabel(run.spec)} (${key.slice(0, 12)}): already running in ${h ? `pid ${h.pid} on ${h.host}` : 'another process'}`,
       ),
   });
   if (lock.kind === 'timeout')
@@ -151,20 +77,35 @@ async function lockKey(locksDir: string, spec: TaskSpec, key: string, o: RunOpti
   return lock;
 }
 
+/** Opens the index for a miss that started before it (the MISS line and the count go with it). */
+export async function openIndexForMiss(hot: HotIndex, run: RunContext): Promise<Result<Store>> {
+  new AuditLog(hot.layout.audit).write('MISS', run.source, run.logFields);
+  const { Store } = await import('../store/store.js');
+  const opened = Store.open(run.settings.cacheDir, { warn: (m) => run.o.reporter.warn(m) });
+  if (opened.ok) opened.value.count('misses');
+  return opened;
+}
+
+// ── Run ────────────────────────────────────────────────────────────────────────────────────────
+
+/** A command that has run, and what came with it. */
+export interface Ran {
+  execution: Execution;
+  /** Its stdout and stderr in temp files; undefined when capturing failed (`captureError`). */
+  captured: Captured | undefined;
+  captureError: string | undefined;
+  /** The index, opening since the command started. */
+  index: Promise<Result<Store>>;
+  /** The fingerprint staged in the index while the command ran (undefined: it never started). */
+  staged: Promise<void> | undefined;
+}
+
 /**
- * Runs the command and stores its result. `openIndex` is called once the command has started (or
- * returns the store already open): its loading overlaps with the command.
+ * Runs the command, teeing and capturing its output. Once it has started, the manifest is saved,
+ * `openIndex` is called (its loading overlaps with the command) and the fingerprint is staged.
  */
-async function runAndStore(
-  openIndex: () => Promise<Result<Store>>,
-  settings: Settings,
-  spec: TaskSpec,
-  fp: Fingerprinted,
-  label: string,
-  o: RunOptions,
-): Promise<RunOutcome> {
-  const source = o.source ?? 'run';
-  const { key } = fp;
+export async function runCommand(run: RunContext, openIndex: () => Promise<Result<Store>>): Promise<Ran> {
+  const { settings, spec, fp, o } = run;
   const layout = cacheLayout(settings.cacheDir);
   const temps = new BlobStore(layout.blobs, layout.tmp);
   const capture = new LogCapture(settings.hashAlgorithm, (tag) => temps.tempPath(tag));
@@ -172,7 +113,6 @@ async function runAndStore(
   const opening = () =>
     openIndex().catch((e: unknown) => err(failure('cache', `cannot open the cache: ${errorMessage(e)}`)));
   let index: Promise<Result<Store>> | undefined;
-  // The fingerprint is written while the command runs, not in the commit after it (stageFingerprint).
   let staged: Promise<void> | undefined;
   const execution = await execute(
     spec,
@@ -182,174 +122,45 @@ async function runAndStore(
       fp.saveManifest();
       index = opening();
       staged = index
-        .then((opened) => (opened.ok ? opened.value.stageFingerprint(key, fp.fingerprint) : undefined))
-        .catch(() => {}); // the commit writes it then
+        .then((opened) => (opened.ok ? opened.value.stageFingerprint(run.key, fp.fingerprint) : undefined))
+        .catch(() => {}); // not staged: the commit writes the fingerprint itself
     },
   );
-  // The command has run: whatever fails from here on costs the caching, never its exit code.
-  const afterRun = async (): Promise<RunOutcome> => {
-    const captured = capture.finish();
-    mark('command');
-    const base = {
-      kind: 'miss' as const,
-      key,
-      exitCode: execution.exitCode,
-      durationMs: execution.durationMs,
-      files: 0,
-      bytes: 0,
-    };
-    const notStored = (why: string, warned = false): RunOutcome => ({
-      ...base,
-      stored: false,
-      notStored: why,
-      warned,
-    });
-    /** Says why in a warning (also shown with --quiet), which the summary then does not repeat. */
-    const warnNotStored = (why: string, shown = why): RunOutcome => {
-      o.reporter.warn(`not cached: ${shown}`);
-      return notStored(why, true);
-    };
-    const dropCapture = async () => {
-      for (const p of [captured?.stdout.path, captured?.stderr.path])
-        if (p) await rm(p, { force: true }).catch(() => {});
-    };
+  const captured = capture.finish();
+  mark('command');
+  return { execution, captured, captureError: capture.error, index: index ?? opening(), staged };
+}
 
-    const opened = await (index ?? opening());
-    mark('index');
-    if (!opened.ok) o.reporter.warn(`cache skipped: ${opened.error.message}`);
-    let skip = whyNotCacheable(spec, execution) ?? (opened.ok ? undefined : opened.error.message);
-    // Whether a warning has given `skip` already.
-    let skipWarned = execution.spawnError !== undefined || !opened.ok;
-    if (!skip && o.recheckInputs !== false) {
-      // The command has run: from here on nothing may throw past its exit code.
-      const changed = await inputsChangedSince(spec, fp, settings.cacheDir).catch((e: unknown) => {
-        o.reporter.warn(`not cached: the inputs could not be checked again: ${errorMessage(e)}`);
-        return 'unchecked' as const;
-      });
-      if (changed === 'unchecked') {
-        skip = 'the inputs could not be checked again';
-        skipWarned = true;
-      } else if (changed) skip = 'inputs changed while the command ran';
-    }
-    mark('recheck inputs');
-    if (skip || !captured) {
-      await dropCapture();
-      if (execution.spawnError) o.reporter.warn(execution.spawnError);
-      if (skip) return notStored(skip, skipWarned);
-      return warnNotStored(`capturing the output failed: ${capture.error ?? 'unknown error'}`);
-    }
+// ── May it be stored? ──────────────────────────────────────────────────────────────────────────
 
-    const tooBig = async (bytes: number): Promise<RunOutcome> => {
-      await dropCapture();
-      const why = oversizeReason(bytes, spec.policy.maxEntryBytes);
-      return warnNotStored(why, `${why} (raise policies.<task>.maxSizeBytes or --max-entry-size)`);
-    };
-
-    if (!opened.ok) return notStored(opened.error.message); // unreachable: skip is set
-    const store = opened.value;
-    const fingerprint = fp.fingerprint;
-    try {
-      const logBytes = captured.stdout.size + captured.stderr.size;
-      const expected = logBytes + (await outputBytes(spec.root, spec.cwd, spec.outputs));
-      if (expected > spec.policy.maxEntryBytes) return await tooBig(expected);
-      const snap = await snapshotOutputs(
-        store.blobs,
-        settings.hashAlgorithm,
-        spec.root,
-        spec.cwd,
-        spec.outputs,
-      );
-      mark('snapshot');
-      if (spec.outputs.length > 0 && snap.outputs.length === 0) {
-        o.reporter.warn(`output globs ${spec.outputs.map((g) => `'${g}'`).join(', ')} matched no files`);
-      }
-      const logs = async (s: typeof captured.stdout): Promise<BlobRef | null> => {
-        if (!s.path) return null;
-        await store.blobs.adopt(s.path, s.hash);
-        return { hash: s.hash, size: s.size };
-      };
-      const entry: Entry = {
-        schema: STORE_SCHEMA,
-        key,
-        task: spec.name,
-        algorithm: settings.hashAlgorithm,
-        outputs: snap.outputs,
-        outputGlobs: spec.outputs,
-        cwd: fingerprint.cwd,
-        logs: {
-          stdout: await logs(captured.stdout),
-          stderr: await logs(captured.stderr),
-          chunks: captured.chunks,
-        },
-        exitCode: execution.exitCode,
-        durationMs: Math.round(execution.durationMs),
-        createdAt: (o.now ?? Date.now)(),
-        bytes: snap.bytes + captured.stdout.size + captured.stderr.size,
-        ttlMs: spec.policy.ttlMs,
-        provenance: provenance(spec.root),
-      };
-      // Outputs can grow between the measurement and the copy; the limit holds either way (the copied
-      // blobs are unreferenced and gc sweeps them).
-      if (entry.bytes > spec.policy.maxEntryBytes) return await tooBig(entry.bytes);
-      const paths = checkEntryPaths(spec.root, entry.outputs);
-      if (!paths.ok) {
-        return warnNotStored(paths.error.message);
-      }
-      await staged;
-      const committed = await store.commit(entry, fingerprint, label);
-      mark('commit');
-      if (!committed.ok) {
-        return warnNotStored(committed.error.message);
-      }
-      store.log('SAVE', source, {
-        task: spec.name || spec.command.join(' '),
-        hash: key.slice(0, 12),
-        files: snap.outputs.length,
-        bytes: entry.bytes,
-        exit: entry.exitCode,
-      });
-      if (settings.remote) await pushRemote(settings, store, entry, o.reporter);
-      await evictAfterSave(store, settings, {
-        now: (o.now ?? Date.now)(),
-        protect: key,
-        source,
-        info: (m) => o.reporter.info(m),
-      }).catch((e) => o.reporter.warn(`eviction skipped: ${errorMessage(e)}`));
-      mark('evict');
-      return {
-        ...base,
-        stored: true,
-        files: snap.outputs.filter((x) => x.type === 'file').length,
-        bytes: snap.bytes, // the output files, as a hit reports them (entry.bytes adds the logs)
-      };
-    } catch (e) {
-      await dropCapture();
-      store.log('ERROR', source, { task: spec.name, hash: key.slice(0, 12), error: errorMessage(e) });
-      return warnNotStored(errorMessage(e));
-    }
-  };
-  let outcome: RunOutcome;
-  try {
-    outcome = await afterRun();
-  } catch (e) {
-    o.reporter.warn(`not cached: ${errorMessage(e)}`);
-    outcome = {
-      kind: 'miss',
-      key,
-      exitCode: execution.exitCode,
-      durationMs: execution.durationMs,
-      stored: false,
-      notStored: errorMessage(e),
-      warned: true,
-      files: 0,
-      bytes: 0,
-    };
+/**
+ * The open index and the captured logs when this run's result may be stored; otherwise why not
+ * (its temp files are gone then). Stored are runs that exited 0 (or any, with cacheFailures), were
+ * not interrupted, and whose inputs did not change while they ran.
+ */
+export async function storable(
+  run: RunContext,
+  ran: Ran,
+): Promise<Result<{ store: Store; captured: Captured }, NotStored>> {
+  const { spec, o } = run;
+  const { execution } = ran;
+  const opened = await ran.index;
+  mark('index');
+  if (!opened.ok) o.reporter.warn(`cache skipped: ${opened.error.message}`);
+  const why = whyNotCacheable(spec, execution) ?? (opened.ok ? undefined : opened.error.message);
+  let skip: NotStored | undefined = why
+    ? { why, warned: execution.spawnError !== undefined || !opened.ok }
+    : undefined;
+  if (!skip && o.recheckInputs !== false) skip = await recheckInputs(run);
+  mark('recheck inputs');
+  if (skip || !ran.captured || !opened.ok) {
+    await dropCapture(ran);
+    if (execution.spawnError) o.reporter.warn(execution.spawnError);
+    if (skip) return err(skip);
+    if (!opened.ok) return err({ why: opened.error.message, warned: true }); // unreachable: skip is set
+    return err(warnNotStored(o, `capturing the output failed: ${ran.captureError ?? 'unknown error'}`));
   }
-  if (staged && !(outcome.kind === 'miss' && outcome.stored)) {
-    const opened = await index;
-    if (opened?.ok) await staged.then(() => opened.value.dropStagedFingerprint(key)).catch(() => {});
-  }
-  return outcome;
+  return ok({ store: opened.value, captured: ran.captured });
 }
 
 function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
@@ -360,14 +171,141 @@ function whyNotCacheable(spec: TaskSpec, ex: Execution): string | undefined {
   return undefined;
 }
 
+/** The inputs fingerprinted again: changed while the command ran, its outputs may not match the key. */
+async function recheckInputs(run: RunContext): Promise<NotStored | undefined> {
+  try {
+    const changed = await inputsChangedSince(run.spec, run.fp, run.settings.cacheDir);
+    return changed ? { why: 'inputs changed while the command ran', warned: false } : undefined;
+  } catch (e) {
+    // The command has run: from here on nothing may throw past its exit code.
+    run.o.reporter.warn(`not cached: the inputs could not be checked again: ${errorMessage(e)}`);
+    return { why: 'the inputs could not be checked again', warned: true };
+  }
+}
+
+// ── Snapshot ───────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * The outputs copied into blobs and the logs adopted as blobs, as one entry, within the task's
+ * size limit (measured before copying, and checked again after: outputs can grow meanwhile; the
+ * blobs copied then are unreferenced and gc sweeps them).
+ */
+export async function snapshotEntry(
+  run: RunContext,
+  ran: Ran,
+  store: Store,
+  captured: Captured,
+): Promise<Result<{ entry: Entry; files: number; bytes: number }, NotStored>> {
+  const { settings, spec, o } = run;
+  const logBytes = captured.stdout.size + captured.stderr.size;
+  const expected = logBytes + (await outputBytes(spec.root, spec.cwd, spec.outputs));
+  if (expected > spec.policy.maxEntryBytes) return err(await tooBig(run, ran, expected));
+  const snap = await snapshotOutputs(store.blobs, settings.hashAlgorithm, spec.root, spec.cwd, spec.outputs);
+  mark('snapshot');
+  if (spec.outputs.length > 0 && snap.outputs.length === 0)
+    o.reporter.warn(`output globs ${spec.outputs.map((g) => `'${g}'`).join(', ')} matched no files`);
+  const logBlob = async (s: CapturedStream): Promise<BlobRef | null> => {
+    if (!s.path) return null;
+    await store.blobs.adopt(s.path, s.hash);
+    return { hash: s.hash, size: s.size };
+  };
+  const entry: Entry = {
+    schema: STORE_SCHEMA,
+    key: run.key,
+    task: spec.name,
+    algorithm: settings.hashAlgorithm,
+    outputs: snap.outputs,
+    outputGlobs: spec.outputs,
+    cwd: run.fp.fingerprint.cwd,
+    logs: {
+      stdout: await logBlob(captured.stdout),
+      stderr: await logBlob(captured.stderr),
+      chunks: captured.chunks,
+    },
+    exitCode: ran.execution.exitCode,
+    durationMs: Math.round(ran.execution.durationMs),
+    createdAt: run.now(),
+    bytes: snap.bytes + logBytes,
+    ttlMs: spec.policy.ttlMs,
+    provenance: provenance(spec.root),
+  };
+  if (entry.bytes > spec.policy.maxEntryBytes) return err(await tooBig(run, ran, entry.bytes));
+  return ok({
+    entry,
+    files: snap.outputs.filter((x) => x.type === 'file').length,
+    bytes: snap.bytes, // the output files, as a hit reports them (entry.bytes adds the logs)
+  });
+}
+
+async function tooBig(run: RunContext, ran: Ran, bytes: number): Promise<NotStored> {
+  await dropCapture(ran);
+  const why = oversizeReason(bytes, run.spec.policy.maxEntryBytes);
+  return warnNotStored(run.o, why, `${why} (raise policies.<task>.maxSizeBytes or --max-entry-size)`);
+}
+
+// ── Commit ─────────────────────────────────────────────────────────────────────────────────────
+
+/** The entry committed to the index (its paths checked first: invariant 4), and its SAVE line. */
+export async function commitEntry(
+  run: RunContext,
+  ran: Ran,
+  store: Store,
+  entry: Entry,
+): Promise<Result<void, NotStored>> {
+  const paths = checkEntryPaths(run.spec.root, entry.outputs);
+  if (!paths.ok) return err(warnNotStored(run.o, paths.error.message));
+  await ran.staged;
+  const committed = await store.commit(entry, run.fp.fingerprint, run.label);
+  mark('commit');
+  if (!committed.ok) return err(warnNotStored(run.o, committed.error.message));
+  store.log('SAVE', run.source, {
+    ...run.logFields,
+    files: entry.outputs.length,
+    bytes: entry.bytes,
+    exit: entry.exitCode,
+  });
+  return ok(undefined);
+}
+
+// ── Evict ──────────────────────────────────────────────────────────────────────────────────────
+
+/** Eviction after a save, within its time budget; failing it costs only the eviction. */
+export async function evictAfterCommit(run: RunContext, store: Store): Promise<void> {
+  await evictAfterSave(store, run.settings, {
+    now: run.now(),
+    protect: run.key,
+    source: run.source,
+    info: (m) => run.o.reporter.info(m),
+  }).catch((e) => run.o.reporter.warn(`eviction skipped: ${errorMessage(e)}`));
+  mark('evict');
+}
+
+// ── Clean-up ───────────────────────────────────────────────────────────────────────────────────
+
+/** A run whose result is not stored leaves no temp files and no staged fingerprint behind. */
+export async function dropCapture(ran: Ran): Promise<void> {
+  // Best effort: a leftover temp file is swept by gc, and the run's outcome must not change.
+  for (const p of [ran.captured?.stdout.path, ran.captured?.stderr.path])
+    if (p) await rm(p, { force: true }).catch(() => {});
+}
+
+export async function dropStaged(ran: Ran, key: string): Promise<void> {
+  if (!ran.staged) return;
+  const opened = await ran.index;
+  // A staged fingerprint nobody commits is only unused bytes, which gc removes.
+  if (opened.ok) await ran.staged.then(() => opened.value.dropStagedFingerprint(key)).catch(() => {});
+}
+
+// ── Without the cache ──────────────────────────────────────────────────────────────────────────
+
 /** The command without the cache; `warned`: a warning has already given `reason`. */
 export async function runUncached(
   spec: TaskSpec,
   reason: string,
-  signal?: AbortSignal,
+  o: Pick<RunOptions, 'signal' | 'reporter'>,
   warned = false,
 ): Promise<RunOutcome> {
-  const execution = await execute(spec, () => {}, signal);
-  if (execution.spawnError) process.stderr.write(`taskvault: ${execution.spawnError}\n`);
+  const execution = await execute(spec, () => {}, o.signal);
+  if (execution.spawnError) o.reporter.warn(execution.spawnError);
   return { kind: 'uncached', exitCode: execution.exitCode, durationMs: execution.durationMs, reason, warned };
 }

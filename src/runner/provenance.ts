@@ -21,6 +21,7 @@ export function gitCommit(root: string): string | undefined {
         ?.split(' ')[0];
     }
   } catch {
+    // Not a git checkout, or refs we cannot read: provenance then just has no commit.
     return undefined;
   }
 }

@@ -7,8 +7,10 @@ import {
 } from '../config/resolve.js';
 import type { HashAlgorithm } from '../config/types.js';
 import { canonicalJson, hashBytes } from '../fingerprint/hash.js';
+import { remoteTier } from '../remote/tier.js';
 import { type Explanation, explainTask } from '../runner/explain.js';
-import { type RunOutcome, runTask } from '../runner/run-task.js';
+import { runTask } from '../runner/lookup.js';
+import type { RunOutcome } from '../runner/types.js';
 import { getResult, keyForInput, type ResultData, saveResult } from '../store/results.js';
 import { type CacheStats, cacheStats } from '../store/stats.js';
 import { Store } from '../store/store.js';
@@ -305,6 +307,7 @@ export class Client {
       force: spec.force === true,
       source: 'run',
       reporter: { warn: this.warn, info: () => {} },
+      remote: remoteTier(settings),
     });
     if (outcome.kind === 'failed') throw new TaskVaultError(outcome.failure);
     if (outcome.kind === 'dry-run') throw new Error('unreachable: run() never asks for a dry run');

@@ -1,7 +1,9 @@
 import type { FSWatcher } from 'chokidar';
 import type { Settings, TaskSpec } from '../config/resolve.js';
+import { remoteTier } from '../remote/tier.js';
 import { signalExitCode } from '../runner/execute.js';
-import { type Reporter, type RunOutcome, runTask } from '../runner/run-task.js';
+import { runTask } from '../runner/lookup.js';
+import type { Reporter, RunOutcome } from '../runner/types.js';
 import { importModule } from '../util/import-module.js';
 import { monotonicMs } from '../util/monotonic.js';
 import { errorMessage, type Failure, type Result } from '../util/result.js';
@@ -146,6 +148,8 @@ export async function watchTask(o: WatchOptions): Promise<WatchEnd> {
         force: o.force,
         source: 'watch',
         reporter: o.reporter,
+        // Built per cycle: a reloaded config may change the remote.
+        remote: remoteTier(resolved.settings),
         signal: controller.signal,
         recheckInputs: true,
       });

@@ -10,7 +10,8 @@ import type { Readable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 // The one import of the product's remote code: where backends are picked from settings.
-import { openBackend, type RemoteBackend } from '../../src/remote/backend.js';
+import type { RemoteBackend } from '../../src/remote/backend.js';
+import { openBackend } from '../../src/remote/open-backend.js';
 import { readTreeSnapshot, tempDir } from '../support/helpers.js';
 import { project, runGen, timesRan, warnings } from '../support/remote-project.js';
 import { freePort, startSilent, startTruncatingProxy } from '../support/servers.js';

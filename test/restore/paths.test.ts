@@ -1,7 +1,7 @@
 /** Restore's path checks: nothing an entry says can write outside the project root. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checkEntryPaths } from '../../src/runner/restore.js';
+import { checkEntryPaths } from '../../src/store/entry-paths.js';
 import { safeJoin } from '../../src/util/paths.js';
 
 test('safeJoin refuses absolute paths, .., empty segments and backslashes', () => {

@@ -525,7 +525,10 @@ test('a command that cannot start: one line per message, 127/126, never cached',
   assert.is(missing.err.match(/command not found/g)?.length, 1, missing.err);
   const uncached = await runCli(['run', '--no-cache', '--', 'no-such-command-xyz'], { cwd: dir });
   assert.is(uncached.code, 127);
-  assert.match(uncached.err, /^taskvault: command not found: no-such-command-xyz\ntaskvault: ran uncached/);
+  assert.match(
+    uncached.err,
+    /^taskvault: warning: command not found: no-such-command-xyz\ntaskvault: ran uncached/,
+  );
   const noExec = await runCli(['run', '--', './data.txt'], { cwd: dir });
   assert.is(noExec.code, 126);
   assert.match(noExec.err, /permission denied: \.\/data\.txt/);
