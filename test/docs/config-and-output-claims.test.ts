@@ -34,13 +34,13 @@ test('colours only on a TTY, and never with NO_COLOR', async () => {
     cwd: dir,
     env: { NO_COLOR: '1', TERM: 'xterm' },
   });
-  assert.match(noColor.out, /taskvault: hit/);
+  assert.match(noColor.out, /taskvault: hit/, `not a hit under NO_COLOR: ${JSON.stringify(noColor.out)}`);
   assert.not.ok(noColor.out.includes(ESC), 'NO_COLOR must turn colour off');
   const pipe = await runCli(['run', '--inputs', 'in.txt', '--', 'echo', 'hi'], {
     cwd: dir,
     env: { NO_COLOR: undefined },
   });
-  assert.match(pipe.err, /taskvault: hit/);
+  assert.match(pipe.err, /taskvault: hit/, `not a hit through a pipe: ${JSON.stringify(pipe.err)}`);
   assert.not.ok(pipe.err.includes(ESC), 'no colour when stderr is not a TTY');
 });
 
