@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // A/B of two builds of the CLI on the benchmark's 2,000-file package: a miss (one input changed)
 // and a hit (outputs removed first, so it restores), alternating A, B, the bare command and
-// `node -e 0` round by round, so that machine load hits all alike. For measuring one change: the
-// README's "in alternating runs" figures come from this.
+// `node -e 0` round by round, so that machine load hits all alike. For measuring one change
+// (docs/performance.md says how).
 //
 // Usage:
 //   git worktree add /tmp/base <rev> && ln -s "$PWD/node_modules" /tmp/base/node_modules

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The README's first command: runs a real fixture task through TaskVault twice (a miss, then a hit).
+// The README's quick start (`npm run demo`): runs a real fixture task through TaskVault twice (a miss, then a hit).
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';

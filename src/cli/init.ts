@@ -7,7 +7,7 @@ import { action } from './shared.js';
 export const STARTER_CONFIG = `import { defineConfig } from 'taskvault';
 
 // TaskVault caches a command's outputs and logs under a key made from its inputs.
-// Run a task with \`npx taskvault run <name>\`; see README.md for every field.
+// Run a task with \`npx taskvault run <name>\`; every field is in docs/config.md.
 export default defineConfig({
   // cacheDir: '.taskvault/cache',   // relative to this file's directory
   // maxSizeGb: 10,                  // the whole local cache; least recently used entries go first

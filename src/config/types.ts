@@ -16,7 +16,7 @@ export interface TaskVaultConfig {
   policies?: Record<string, PolicyConfig>;
   /** Named tasks for `taskvault run NAME`. */
   tasks?: Record<string, TaskConfig>;
-  /** A team-shared cache (see README "Team cache"). */
+  /** A team-shared cache (see docs/team-cache.md). */
   remote?: RemoteConfig;
   /** Default of every task's `stdin` (see TaskConfig.stdin). Default 'auto'. */
   stdin?: StdinMode;

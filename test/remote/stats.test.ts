@@ -1,15 +1,15 @@
-/** Acceptance review: `taskvault stats` tells remote hits from local ones (issue: team cache). */
+/** `taskvault stats` tells hits from the team cache apart from local ones, against a real nginx. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCli } from '../support/helpers.js';
 import { project, runGen } from '../support/remote-project.js';
 import { nginxFor } from '../support/servers.js';
 
-const test = suite('review: stats count remote hits');
+const test = suite('remote stats: remote hits counted apart');
 const ng = nginxFor(test);
 
 test('a remote hit shows in stats (table and --json) next to the local hits', async () => {
-  const env = { TASKVAULT_REMOTE_URL: `${ng().url}/review` };
+  const env = { TASKVAULT_REMOTE_URL: `${ng().url}/stats` };
   const a = project();
   const b = project();
   assert.is((await runGen(a, env)).code, 0);

@@ -96,7 +96,7 @@ test('cache dir on a read-only mount (EROFS): runs uncached, the entries on it s
     assert.ok(tryMount(['-o', 'remount,ro,bind', cacheDir]), 'remount read-only');
     const r = await run(dir, cacheDir, { COUNTER: counter, NAME: 'b', EXIT: '4' });
     assertFailOpen(r, 4, /cache skipped: cannot open the cache at .*Read-only file system/);
-    // What README promises: a hit needs no writes, so the read-only cache still serves it.
+    // What docs/guarantees.md promises: a hit needs no writes, so the read-only cache still serves it.
     rmSync(join(dir, 'out'), { recursive: true, force: true });
     const ran = executions(counter);
     const hit = await run(dir, cacheDir, { COUNTER: counter, NAME: 'a' });

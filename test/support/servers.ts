@@ -51,7 +51,7 @@ export const NGINX_READ_TOKEN = 'read-token-1';
 export const NGINX_WRITE_TOKEN = 'write-token-1';
 
 /**
- * The config the README shows (its /tokens/ location: a read token and a write token, so that
+ * The config docs/team-cache.md shows (its /tokens/ location: a read token and a write token, so that
  * read-only is enforced by the server), plus an open location and one with basic auth.
  */
 export function nginxConfig(dir: string, port: number): string {

@@ -1,24 +1,30 @@
 /**
- * The README's SDK examples, verbatim: every ```ts block in the "SDK" section that starts with
- * `// file: NAME` is type-checked against the built package's types and run in the csv-report fixture.
+ * The SDK examples of the docs, verbatim: every ```ts block that starts with `// file: NAME` in the
+ * "Examples" section of docs/sdk.md and in the "SDK" section of README.md is type-checked against the
+ * built package's types and run in the csv-report fixture.
  */
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fixture, REPO, runProcess } from './support/helpers.js';
+import { fixture, REPO, runProcess } from '../support/helpers.js';
 
-const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
-const section = readme.slice(
-  readme.indexOf('\n## SDK\n'),
-  readme.indexOf('\n## ', readme.indexOf('\n## SDK\n') + 1),
-);
+/** The text of the `## heading` section of a markdown file (up to the next `## `). */
+function section(file: string, heading: string): string {
+  const text = readFileSync(join(REPO, file), 'utf8');
+  const start = text.indexOf(`\n## ${heading}\n`);
+  assert.ok(start >= 0, `${file} has no "## ${heading}" section`);
+  const end = text.indexOf('\n## ', start + 1);
+  return text.slice(start, end < 0 ? undefined : end);
+}
+
 const examples = new Map(
-  [...section.matchAll(/```ts\n\/\/ file: (\S+)\n([\s\S]*?)```/g)].map((m) => [
-    m[1]!,
-    `// file: ${m[1]}\n${m[2]}`,
-  ]),
+  [section('docs/sdk.md', 'Examples'), section('README.md', 'SDK')].flatMap((text) =>
+    [...text.matchAll(/```ts\n\/\/ file: (\S+)\n([\s\S]*?)```/g)].map(
+      (m) => [m[1]!, `// file: ${m[1]}\n${m[2]}`] as const,
+    ),
+  ),
 );
 const TSX = pathToFileURL(join(REPO, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
@@ -52,8 +58,8 @@ const run = (dir: string, file: string) =>
 const audit = (dir: string) =>
   readFileSync(join(dir, '.taskvault/cache/audit.log'), 'utf8').trimEnd().split('\n');
 
-test('the README has both SDK examples and they type-check', async () => {
-  assert.equal([...examples.keys()], ['pipeline.ts', 'train.ts']);
+test('docs/sdk.md has both worked examples, the README its short one, and they type-check', async () => {
+  assert.equal([...examples.keys()], ['pipeline.ts', 'train.ts', 'quick.ts']);
   const dir = project();
   const tsc = await runProcess(
     process.execPath,
@@ -103,6 +109,31 @@ test('the training example trains once per (hyperparameters, dataset bytes)', as
   );
   await run(dir, 'train.ts');
   assert.is(audit(dir).filter((l) => / SAVE memoize /.test(l)).length, 2);
+});
+
+test("the README's short example counts rows once, then reads them and the memoized call from the cache", async () => {
+  const dir = project();
+  const first = await run(dir, 'quick.ts');
+  assert.is(first.code, 0, first.err);
+  const rows = readFileSync(join(dir, 'data/sales.csv'), 'utf8').trim().split('\n').length - 1;
+  assert.is(first.out, `${rows} 144\n`);
+  const second = await run(dir, 'quick.ts');
+  assert.is(second.out, first.out);
+  const events = audit(dir).map((l) =>
+    l
+      .split(' ')
+      .slice(1, 4)
+      .join(' ')
+      .replace(/ hash=.*/, ''),
+  );
+  assert.equal(events, [
+    'MISS get task=row-count',
+    'SAVE save task=row-count',
+    'MISS memoize task=square',
+    'SAVE memoize task=square',
+    'HIT get task=row-count',
+    'HIT memoize task=square',
+  ]);
 });
 
 test.run();

@@ -1,14 +1,25 @@
-/** README statements that no other suite pins down: colours, logLevel, salt, config file kinds. */
+/**
+ * Statements of README.md and docs/config.md that no other suite pins down: colours, logLevel, salt,
+ * config file kinds. Each test checks that the docs still say it, then that the built CLI does it.
+ */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, runCli, runProcess, tempDir, writeTree } from './support/helpers.js';
+import { CLI, REPO, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
 
 const ESC = '\x1b[';
 
+/** The text of a doc with line breaks as spaces, so a statement may wrap. */
+const doc = (file: string): string => readFileSync(join(REPO, file), 'utf8').replace(/\s*\n\s*/g, ' ');
+
 test('colours only on a TTY, and never with NO_COLOR', async () => {
+  for (const file of ['README.md', 'docs/cli.md'])
+    assert.match(
+      doc(file),
+      /[Cc]olours? appears? only (on|when stderr is) a TTY,? and never with `NO_COLOR`/,
+    );
   assert.is(spawnSync('script', ['--version']).status, 0, 'script(1) is needed (bsdutils; .ci installs it)');
   const dir = tempDir();
   writeTree(dir, { 'in.txt': 'x' });
@@ -23,17 +34,18 @@ test('colours only on a TTY, and never with NO_COLOR', async () => {
     cwd: dir,
     env: { NO_COLOR: '1', TERM: 'xterm' },
   });
-  assert.match(noColor.out, /taskvault: hit/);
+  assert.match(noColor.out, /taskvault: hit/, `not a hit under NO_COLOR: ${JSON.stringify(noColor.out)}`);
   assert.not.ok(noColor.out.includes(ESC), 'NO_COLOR must turn colour off');
   const pipe = await runCli(['run', '--inputs', 'in.txt', '--', 'echo', 'hi'], {
     cwd: dir,
     env: { NO_COLOR: undefined },
   });
-  assert.match(pipe.err, /taskvault: hit/);
+  assert.match(pipe.err, /taskvault: hit/, `not a hit through a pipe: ${JSON.stringify(pipe.err)}`);
   assert.not.ok(pipe.err.includes(ESC), 'no colour when stderr is not a TTY');
 });
 
 test("logLevel 'silent' and 'error' hide the summary line; 'info' shows it", async () => {
+  assert.match(doc('docs/config.md'), "logLevel: 'info', // 'silent' | 'error' hide the summary line");
   for (const [level, shown] of [
     ['silent', false],
     ['error', false],
@@ -48,6 +60,7 @@ test("logLevel 'silent' and 'error' hide the summary line; 'info' shows it", asy
 });
 
 test('changing the salt invalidates every entry', async () => {
+  assert.match(doc('docs/config.md'), "salt: '', // change it to invalidate every entry");
   const dir = tempDir();
   writeTree(dir, { 'in.txt': 'x', 'taskvault.config.json': JSON.stringify({ salt: 'a' }) });
   const args = ['run', '--inputs', 'in.txt', '--', 'echo', 'hi'];
@@ -58,6 +71,8 @@ test('changing the salt invalidates every entry', async () => {
 });
 
 test('.mts and .js configs load too', async () => {
+  for (const file of ['README.md', 'docs/config.md'])
+    assert.match(doc(file), '`taskvault.config.ts` (also `.mts`, `.mjs`, `.js`, `.json`)');
   for (const [name, body] of [
     [
       'taskvault.config.mts',
