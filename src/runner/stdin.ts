@@ -139,11 +139,20 @@ async function readStream(mode: StdinMode, algorithm: HashAlgorithm): Promise<Pr
       resolve(r);
     };
     const data = () => Buffer.concat(chunks);
+    let armed = 0;
     const arm = (ms: number, why: () => string) => {
       if (mode !== 'auto') return;
       if (timer) clearTimeout(timer);
+      const generation = ++armed;
+      // The timer phase runs before the poll phase: after a long synchronous stretch (a loaded
+      // machine) the wait can expire with the pipe's end already in the kernel. One poll round
+      // (setImmediate) lets that end or data arrive before the run is given up as uncached.
       timer = setTimeout(
-        () => settle({ kind: 'uncached', reason: `${why()}; ${HINT}`, data: data(), rest: sock }, true),
+        () =>
+          setImmediate(() => {
+            if (generation === armed)
+              settle({ kind: 'uncached', reason: `${why()}; ${HINT}`, data: data(), rest: sock }, true);
+          }),
         ms,
       );
     };
