@@ -1,4 +1,4 @@
-import type { RemoteConfig } from '../config/types.js';
+import type { RemoteConfig } from './types.js';
 
 /** The remote cache as configured: the config file's `remote` block with the environment on top. */
 export interface RemoteSettings {
