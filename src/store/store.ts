@@ -19,8 +19,13 @@ import { lowSpace } from './space.js';
 
 const require = createRequire(import.meta.url);
 const { open } = loadLmdb();
-/** How the index is opened, here and by the probe in a child process (lmdbReads). */
-const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true };
+/**
+ * How the index is opened, here and by the probe in a child process (lmdbReads). Without
+ * `eventTurnBatching: false`, lmdb-js also rejects a promise of its own (the batch it opens per
+ * event turn) when a commit fails, which no caller can handle: an unhandled rejection in whatever
+ * program uses the store. Atomic groups of writes use explicit transactions either way.
+ */
+const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true, eventTurnBatching: false };
 
 export { LOW_SPACE_BYTES } from './space.js';
 
@@ -199,7 +204,6 @@ export class Store {
   }
 
   static open(cacheDir: string, o: OpenOptions = {}): Result<Store> {
-    guardLmdbWriteFailures();
     const layout = cacheLayout(cacheDir);
     try {
       makeCacheDirs(layout);
@@ -411,7 +415,7 @@ export class Store {
     if (this.noWrites) return err(failure('cache', this.noWrites));
     let missing: string | undefined;
     try {
-      missing = await this.db.transaction(() => {
+      missing = await this.write(() => {
         for (const ref of entryBlobs(entry)) if (!this.blobs.has(ref.hash)) return ref.hash;
         const previous = this.entries.get(entry.key);
         // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
@@ -445,7 +449,7 @@ export class Store {
    */
   async stageFingerprint(key: string, fingerprint: Fingerprint, now = Date.now()): Promise<void> {
     if (this.noWrites) return;
-    await this.db.transaction(() => {
+    await this.write(() => {
       background(this.fingerprints.put(key, fingerprint));
       background(this.staged.put(key, now));
     });
@@ -454,7 +458,7 @@ export class Store {
   /** Removes a staged fingerprint whose entry was not committed (one committed meanwhile keeps it). */
   async dropStagedFingerprint(key: string): Promise<void> {
     if (this.noWrites) return;
-    await this.db.transaction(() => this.dropStaged(key));
+    await this.write(() => this.dropStaged(key));
   }
 
   /**
@@ -660,7 +664,7 @@ export class Store {
     items: Array<{ key: string; at?: number }>,
     o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean } = {},
   ): Promise<Removed[]> {
-    const removed = await this.db.transaction(() => {
+    const removed = await this.write(() => {
       const removed: Removed[] = [];
       for (const { key, at } of items) {
         if (o.stopAtUsage !== undefined && this.usage() <= o.stopAtUsage) break;
@@ -688,7 +692,7 @@ export class Store {
    * recently: a run adopts its blobs before it commits the entry that references them.
    */
   async removeOrphanBlobs(hashes: string[], olderThan: number): Promise<{ blobs: number; bytes: number }> {
-    return this.db.transaction(() => {
+    return this.write(() => {
       let blobs = 0;
       let bytes = 0;
       for (const hash of hashes) {
@@ -714,7 +718,7 @@ export class Store {
    * referenced blobs are missing. Normally both are zero.
    */
   async recountRefs(): Promise<{ repaired: number; missing: string[]; usage: number }> {
-    return this.db.transaction(() => this.recount());
+    return this.write(() => this.recount());
   }
 
   /** The body of recountRefs; must run inside a write transaction. */
@@ -800,6 +804,19 @@ export class Store {
     return { blobs, bytes };
   }
 
+  /**
+   * An awaited write transaction. lmdb-js rejects a failed commit with "Commit failed" and puts the
+   * cause in a second promise (commitError), rejected at the same time: handled here, or it would be
+   * an unhandled rejection in whatever program uses the store (the CLI, or one using the SDK).
+   */
+  private write<T>(body: () => T): Promise<T> {
+    return this.db.transaction(body).catch((e: { commitError?: Promise<unknown> }) => {
+      writeFailed = true;
+      e?.commitError?.catch(() => {}); // commit() reads the cause from it (writeErrorMessage)
+      throw e;
+    });
+  }
+
   /** Waits for pending writes (access times, counters) to be committed. */
   async flush(): Promise<void> {
     // After a failed commit lmdb-js never settles `flushed`: don't wait for it (bounded either way).
@@ -867,37 +884,4 @@ async function writeErrorMessage(e: unknown): Promise<string> {
     if (cause instanceof Error) return cause.message.replace(/: Attempting to write page.*/, '');
   }
   return errorMessage(e);
-}
-
-let guarded = false;
-
-/**
- * When a commit fails (disk full), lmdb-js rejects an internal promise nobody can reach, which
- * would crash the process after the user's command already ran (invariant 3), and it prints the
- * error with a stack. Both are swallowed here: the failure reaches us through the awaited commit
- * (one warning) or concerned a best-effort write. Any other unhandled rejection still crashes.
- */
-function guardLmdbWriteFailures(): void {
-  if (guarded) return;
-  guarded = true;
-  // A corrupt index (see index-check.ts) fails lmdb's own transactions the same way.
-  const isLmdbWriteFailure = (x: unknown) =>
-    x instanceof Error &&
-    (/^Commit failed \(see commitError/.test(x.message) ||
-      /Attempting to write page|MDB_BAD_TXN/.test(x.message) ||
-      isIndexCorruption(x));
-  process.on('unhandledRejection', (reason) => {
-    if (isLmdbWriteFailure(reason)) {
-      writeFailed = true;
-      (reason as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
-      return;
-    }
-    // Anything else: if the embedding program has its own handler, it decides; else crash as usual.
-    if (process.listenerCount('unhandledRejection') === 1) throw reason;
-  });
-  const consoleError = console.error.bind(console);
-  console.error = (...args: unknown[]) => {
-    if (args.length === 1 && isLmdbWriteFailure(args[0])) return;
-    consoleError(...args);
-  };
 }
