@@ -66,6 +66,7 @@ export function readCachedConfig(configPath: string, source: string): unknown {
     const c = JSON.parse(readFileSync(configCachePath(configPath), 'utf8')) as CachedConfig;
     return c.key === keyOf(source) ? c.value : undefined;
   } catch {
+    // Absent, unreadable or damaged: the config is evaluated instead (and the cache rewritten).
     return undefined;
   }
 }

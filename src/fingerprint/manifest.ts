@@ -163,7 +163,7 @@ export function decodeManifest(
   try {
     meta = JSON.parse(buf.toString('utf8', HEADER + numbers + DIGEST * n));
   } catch {
-    return undefined;
+    return undefined; // a damaged record is no manifest: the run lists and hashes afresh
   }
   if (meta.dirs.length !== nDirs || meta.paths.length !== n) return undefined;
   let off = HEADER;

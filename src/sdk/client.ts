@@ -355,6 +355,8 @@ export class Client {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // storeP never rejects (a failed open is a warning and undefined); flush and close only finish
+    // bookkeeping writes, whose failure each operation has already warned about.
     const store = await this.storeP?.catch(() => undefined);
     if (store) {
       await store.flush().catch(() => {});
