@@ -62,6 +62,7 @@ function loadHash(): Hash | undefined {
       return h.digestBuffer();
     };
   } catch {
+    // Not installed, or no prebuilt binary for this platform: run without a code cache.
     return undefined;
   }
 }
@@ -114,6 +115,7 @@ function readCache(file: string, key: Buffer, hash: Hash): { payload: Buffer; fl
       fs.closeSync(fd);
     }
   } catch {
+    // No cache file yet, or one that cannot be read: compile from source, as without one.
     return undefined;
   }
   const at = MAGIC.length + 1;
@@ -140,7 +142,9 @@ function writeCache(file: string, key: Buffer, hash: Hash, script: vm.Script, fl
   } catch (e) {
     try {
       fs.rmSync(temp, { force: true });
-    } catch {}
+    } catch {
+      // A temp file that cannot be removed is harmless: it is never read, and the next write replaces it.
+    }
     trace?.(`code cache: not written: ${(e as Error).message}`);
   }
 }

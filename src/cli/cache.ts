@@ -93,6 +93,7 @@ async function save(
       process.stdout.write(`✓ Cached ${task} (hash: ${key.slice(0, 8)}..., size: ${size} bytes)\n`);
     return 0;
   } finally {
+    // The work is done and reported; what is left to write is bookkeeping (access times, counters).
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
   }
@@ -141,6 +142,7 @@ async function get(
     else if (!flags.quiet) process.stdout.write(`✓ Cache hit for ${task} (size: ${g.size} bytes)\n`);
     return 0;
   } finally {
+    // The work is done and reported; what is left to write is bookkeeping (access times, counters).
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
   }
@@ -175,6 +177,7 @@ async function readStats(settings: Settings): Promise<CacheStats | Failure> {
   try {
     return cacheStats(opened.value, settings.maxSizeBytes);
   } finally {
+    // Closing a read-only use of the index: nothing to lose if it fails.
     await opened.value.close().catch(() => {});
   }
 }

@@ -6,8 +6,8 @@ import { type Explanation, explainTask } from '../runner/explain.js';
 import type { Entry } from '../store/entry.js';
 import { formatBytes, formatDuration } from '../util/format.js';
 import type { Failure } from '../util/result.js';
-import { type RunFlags, taskFlags, withTaskOptions } from './run.js';
 import { action, settingsFor, writeJson } from './shared.js';
+import { type RunFlags, taskFlags, withTaskOptions } from './task-flags.js';
 
 /** How many input files the human output lists before summarising (--json has them all). */
 const SHOWN_INPUTS = 20;

@@ -62,6 +62,7 @@ async function gc(flags: GcFlags): Promise<number | Failure> {
     else process.stdout.write(gcText(report, settings));
     return 0;
   } finally {
+    // Its transactions are committed (and reported) already: closing has nothing left to lose.
     await store.close().catch(() => {});
   }
 }
@@ -109,6 +110,7 @@ async function clean(flags: CleanFlags): Promise<number | Failure> {
     }
     return 0;
   } finally {
+    // Its transactions are committed (and reported) already: closing has nothing left to lose.
     await store.close().catch(() => {});
   }
 }

@@ -37,6 +37,7 @@ async function ls(flags: CommonFlags): Promise<number | Failure> {
     try {
       rows = listEntries(opened.value);
     } finally {
+      // Closing a read-only use of the index: nothing to lose if it fails.
       await opened.value.close().catch(() => {});
     }
   }

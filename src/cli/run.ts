@@ -1,77 +1,13 @@
 import type { CAC } from 'cac';
-import { isQuiet, resolveTask, type TaskFlags, taskLabel } from '../config/resolve.js';
+import { isQuiet, resolveTask, taskLabel } from '../config/resolve.js';
 import { remoteTier } from '../remote/tier.js';
 import { runTask } from '../runner/lookup.js';
-import type { RunOutcome } from '../runner/types.js';
-import { formatBytes, formatDuration } from '../util/format.js';
-import { color, info, warn } from '../util/term.js';
+import { info, warn } from '../util/term.js';
 import { clockFromEnv } from './clock.js';
 import { enterRun } from './recursion.js';
-import {
-  action,
-  type CommonFlags,
-  list,
-  report,
-  settingsFor,
-  withCommonOptions,
-  withQuietOption,
-  writeJson,
-} from './shared.js';
-import type { WatchFlags } from './watch.js';
-
-export interface RunFlags extends CommonFlags {
-  '--': string[];
-  inputs?: unknown;
-  outputs?: unknown;
-  env?: unknown;
-  shell?: boolean;
-  cacheFailures?: boolean;
-  force?: boolean;
-  cache?: boolean;
-  dryRun?: boolean;
-  ttl?: string;
-  maxEntrySize?: string;
-  cwd?: string;
-  stdin?: string;
-}
-
-export function taskFlags(flags: RunFlags): TaskFlags {
-  const t: TaskFlags = {};
-  const inputs = list(flags.inputs, 'inputs');
-  const outputs = list(flags.outputs, 'outputs');
-  const env = list(flags.env, 'env');
-  if (inputs) t.inputs = inputs;
-  if (outputs) t.outputs = outputs;
-  if (env) t.env = env;
-  if (flags.shell) t.shell = true;
-  if (flags.cacheFailures) t.cacheFailures = true;
-  if (flags.ttl !== undefined) t.ttl = String(flags.ttl);
-  if (flags.maxEntrySize !== undefined) t.maxEntrySize = String(flags.maxEntrySize);
-  if (flags.cwd !== undefined) t.cwd = String(flags.cwd);
-  if (flags.stdin !== undefined) t.stdin = String(flags.stdin);
-  return t;
-}
-
-/**
- * Values of repeatable options stay strings (as with String), but a flag given
- * without a value stays `true`, so that list() rejects it instead of using the glob or name "true".
- */
-const keepMissing = (v: unknown): unknown => (v === true ? v : String(v));
-
-/** Options that describe a task: shared by run, explain and watch. */
-export function withTaskOptions<T extends ReturnType<CAC['command']>>(cmd: T): T {
-  return withCommonOptions(cmd)
-    .option('--inputs <glob>', 'Input files (repeatable); default: every file under the working directory', {
-      type: [keepMissing],
-    })
-    .option('--outputs <glob>', 'Output files to cache and restore (repeatable)')
-    .option('--env <name>', 'Environment variable whose value is part of the key (repeatable)', {
-      type: [keepMissing],
-    })
-    .option('--shell', 'Run the command through the system shell (joined with spaces)')
-    .option('--cwd <dir>', 'Working directory for the command, relative to the project root')
-    .option('--cache-failures', 'Cache non-zero exits as well') as T;
-}
+import { action, report, settingsFor, withQuietOption, writeJson } from './shared.js';
+import { summaryJson, summaryLine } from './summary.js';
+import { taskFlags, type WatchFlags, withTaskOptions } from './task-flags.js';
 
 export function registerRun(cli: CAC): void {
   withQuietOption(withTaskOptions(cli.command('run [task]', 'Run a command or named task through the cache')))
@@ -128,38 +64,4 @@ async function run(
   if (flags.json) process.stderr.write(`${JSON.stringify(summaryJson(outcome, label, forced))}\n`);
   else if (!quiet) process.stderr.write(`${summaryLine(outcome, label, forced)}\n`);
   return outcome.exitCode;
-}
-
-type Ran = Exclude<RunOutcome, { kind: 'failed' } | { kind: 'dry-run' }>;
-
-function summaryJson(o: Ran, task: string, forced: boolean): Record<string, unknown> {
-  return forced ? { task, forced, ...o } : { task, ...o };
-}
-
-const files = (n: number, bytes: number): string => `${n} file${n === 1 ? '' : 's'} (${formatBytes(bytes)})`;
-
-/**
- * The one line a run leaves on stderr. Why nothing was cached is left out when a warning has just
- * said it (the outcome is `warned`), so each cause is printed once. A --force run says `forced`.
- */
-export function summaryLine(o: Ran, task: string, forced = false): string {
-  const tag = color.dim('taskvault:');
-  const key = (k: string) => color.cyan(k.slice(0, 10));
-  switch (o.kind) {
-    case 'hit':
-      return `${tag} ${color.green('hit')}${o.origin === 'remote' ? ' (remote)' : ''} ${key(o.key)} ${task} · ${o.files === 0 ? 'replayed the logs' : `restored ${files(o.files, o.bytes)}`} in ${formatDuration(o.restoreMs)} · saved ${formatDuration(o.savedMs)}`;
-    case 'miss':
-      // --force ran the command whether or not it was cached: not a miss.
-      return `${tag} ${color.yellow(forced ? 'forced' : 'miss')} ${key(o.key)} ${task} · ran in ${formatDuration(o.durationMs)} · ${
-        o.stored
-          ? o.files === 0
-            ? 'cached its logs and exit code'
-            : `cached ${files(o.files, o.bytes)}`
-          : o.warned
-            ? 'not cached'
-            : `not cached: ${o.notStored}`
-      }`;
-    case 'uncached':
-      return `${tag} ran uncached ${task} in ${formatDuration(o.durationMs)}${o.warned ? '' : ` (${o.reason})`}`;
-  }
 }

@@ -71,6 +71,7 @@ async function verify(flags: VerifyFlags): Promise<number | Failure> {
     }
     return r.broken.some((b) => !b.removed) ? 1 : 0;
   } finally {
+    // The work is done and reported; what is left to write is bookkeeping (access times, counters).
     await store.flush().catch(() => {});
     await store.close().catch(() => {});
   }

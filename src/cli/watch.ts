@@ -7,22 +7,15 @@ import {
   taskLabel,
 } from '../config/resolve.js';
 import { signalExitCode } from '../runner/execute.js';
-import type { RunOutcome } from '../runner/types.js';
 import { formatDuration } from '../util/format.js';
 import { toPosix } from '../util/paths.js';
 import { err, type Failure, failure, ok } from '../util/result.js';
 import { color, errorLine, info, warn } from '../util/term.js';
 import type { Change } from '../watch/changes.js';
 import { type WatchEvents, watchTask } from '../watch/watch.js';
-import { type RunFlags, summaryLine, taskFlags } from './run.js';
 import { report } from './shared.js';
-
-export interface WatchFlags extends RunFlags {
-  watch?: boolean;
-  restart?: boolean;
-  poll?: boolean;
-  debounce?: string | number;
-}
+import { type Ran, summaryLine } from './summary.js';
+import { taskFlags, type WatchFlags } from './task-flags.js';
 
 export const DEFAULT_DEBOUNCE_MS = 100;
 
@@ -113,7 +106,7 @@ function printer(flags: WatchFlags, quiet: () => boolean): WatchEvents {
   };
 }
 
-function kindOf(o: Exclude<RunOutcome, { kind: 'failed' } | { kind: 'dry-run' }>): string {
+function kindOf(o: Ran): string {
   if (o.kind === 'hit') return color.green('hit');
   if (o.kind === 'miss') return color.yellow('miss');
   return 'uncached';

@@ -1,6 +1,6 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { hashBytes } from '../fingerprint/hash.js';
+import { blake3Hex } from '../util/blake3.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { VERSION } from '../version.js';
 
@@ -53,7 +53,7 @@ function isPlainData(v: unknown, depth = 0): boolean {
 }
 
 /** `value 2`: values kept before a module without a default export was an error are not reused. */
-const keyOf = (source: string): string => hashBytes('blake3', `taskvault ${VERSION} value 2\0${source}`);
+const keyOf = (source: string): string => blake3Hex(`taskvault ${VERSION} value 2\0${source}`);
 
 interface CachedConfig {
   key: string;
@@ -66,6 +66,7 @@ export function readCachedConfig(configPath: string, source: string): unknown {
     const c = JSON.parse(readFileSync(configCachePath(configPath), 'utf8')) as CachedConfig;
     return c.key === keyOf(source) ? c.value : undefined;
   } catch {
+    // Absent, unreadable or damaged: the config is evaluated instead (and the cache rewritten).
     return undefined;
   }
 }

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { basename, isAbsolute, relative, resolve } from 'node:path';
-import { type RemoteSettings, resolveRemote } from '../remote/settings.js';
 import { parseDuration, parseSize } from '../util/format.js';
 import { isInside, toPosix } from '../util/paths.js';
 import { err, failure, ok, type Result } from '../util/result.js';
 import { loadConfig } from './load.js';
+import { type RemoteSettings, resolveRemote } from './remote.js';
 import { findProject } from './root.js';
 import type { HashAlgorithm, LogLevel, PolicyConfig, StdinMode, TaskVaultConfig } from './types.js';
 import { isEnvName } from './validate.js';

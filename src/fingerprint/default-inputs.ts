@@ -168,7 +168,7 @@ export function checkWalkBound(cwd: string, skipNames: Set<string>, limit: numbe
     try {
       entries = readdirSync(dir, { withFileTypes: true });
     } catch {
-      continue;
+      continue; // unreadable or gone meanwhile: fast-glob (suppressErrors) would skip it too
     }
     for (const e of entries) {
       if (skipNames.has(e.name)) continue;
@@ -179,7 +179,7 @@ export function checkWalkBound(cwd: string, skipNames: Set<string>, limit: numbe
           try {
             t = statFile(`${dir}/${e.name}`);
           } catch {
-            continue;
+            continue; // a looping or unreadable link: no file to count
           }
           if (t && !isDirStat(t)) {
             if (++files > limit) throw tooManyDefaultInputs(cwd, `${fmt(limit)} files`);

@@ -5,7 +5,8 @@ import { toPosix } from '../util/paths.js';
 import { ok, type Result } from '../util/result.js';
 import { canonicalJson, hashBytes } from './hash.js';
 import { hashFiles } from './hash-pool.js';
-import { expandInputs, type InputFile, inputGlobs, type PriorListing } from './inputs.js';
+import type { InputFile } from './input-file.js';
+import { expandInputs, inputGlobs, type PriorListing } from './inputs.js';
 import { columns, fileAt, fileUnchanged, type Manifest, manifestId, unchangedFiles } from './manifest.js';
 
 /** Bump when anything about how keys are derived changes: old entries then simply miss. */

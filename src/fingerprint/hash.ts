@@ -2,12 +2,13 @@ import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { HashAlgorithm } from '../config/types.js';
+import { blake3Hex } from '../util/blake3.js';
 import { plainPathInside } from '../util/paths.js';
 
 const require = createRequire(import.meta.url);
 // Loaded with require(): imported from ESM, Node would first scan the package's 17 KB CommonJS
 // loader for its export names (~3 ms of every hit).
-const { Blake3Hasher, blake3 } = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+const { Blake3Hasher } = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
 // node:crypto (sha256) only when a config asks for it: loading it is ~1.5 ms of every start.
 const createHash = (algorithm: string) =>
   (require('node:crypto') as typeof import('node:crypto')).createHash(algorithm);
@@ -49,11 +50,10 @@ export function createHasher(algorithm: HashAlgorithm): Hasher {
 }
 
 export function hashBytes(algorithm: HashAlgorithm, data: Uint8Array | string): string {
+  if (algorithm !== 'sha256') return blake3Hex(data);
   const buf =
     typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return algorithm === 'sha256'
-    ? createHash('sha256').update(buf).digest('hex')
-    : blake3(buf).toString('hex');
+  return createHash('sha256').update(buf).digest('hex');
 }
 
 export async function hashStream(

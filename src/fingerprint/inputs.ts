@@ -4,6 +4,7 @@ import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type FileStat, isFileStat, statFile } from '../util/stat.js';
 import { loadFastGlob, loadPicomatch } from '../util/vendor.js';
 import { checkDefaultInputBytes, defaultInputPaths } from './default-inputs.js';
+import type { InputFile } from './input-file.js';
 import { type Listing, listingHolds, type ManifestFiles, statsByRelativePath } from './manifest.js';
 import { walkSimpleGlobs } from './walk.js';
 
@@ -18,19 +19,6 @@ export const INPUT_GLOB_OPTIONS = {
 
 /** Never inputs unless a glob names them explicitly. */
 export const DEFAULT_IGNORES = ['**/node_modules/**', '**/.git/**', '**/.taskvault/**'];
-
-export interface InputFile {
-  /** Path relative to the project root, POSIX separators. */
-  path: string;
-  abs: string;
-  size: number;
-  mode: number;
-  dev: number;
-  ino: number;
-  /** Milliseconds, with the sub-millisecond part (see RACY_WINDOW_MS for why that is enough). */
-  mtimeMs: number;
-  ctimeMs: number;
-}
 
 export interface ExpandOptions {
   root: string;

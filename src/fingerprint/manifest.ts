@@ -2,7 +2,7 @@ import { resolve, sep } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import { isDirStat, isFileStat, statFile } from '../util/stat.js';
 import { canonicalJson, hashBytes } from './hash.js';
-import type { InputFile } from './inputs.js';
+import type { InputFile } from './input-file.js';
 
 /*
  * An input manifest: what one glob set matched last time, as one record. A repeat run reads it
@@ -163,7 +163,7 @@ export function decodeManifest(
   try {
     meta = JSON.parse(buf.toString('utf8', HEADER + numbers + DIGEST * n));
   } catch {
-    return undefined;
+    return undefined; // a damaged record is no manifest: the run lists and hashes afresh
   }
   if (meta.dirs.length !== nDirs || meta.paths.length !== n) return undefined;
   let off = HEADER;

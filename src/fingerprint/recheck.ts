@@ -3,7 +3,8 @@ import { type FileStat, isFileStat, statFile } from '../util/stat.js';
 import { note } from '../util/trace.js';
 import { excludedFromInputs, type Fingerprinted } from './fingerprint.js';
 import { type HashJob, hashFiles } from './hash-pool.js';
-import { expandInputs, type InputFile } from './inputs.js';
+import type { InputFile } from './input-file.js';
+import { expandInputs } from './inputs.js';
 import { listingHolds, RACY_WINDOW_MS, statsByRelativePath } from './manifest.js';
 
 type FirstPass = Pick<Fingerprinted, 'fingerprint' | 'files' | 'hashes' | 'hashedAtMs' | 'listed'>;

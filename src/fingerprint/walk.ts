@@ -76,7 +76,7 @@ function statOrError(path: string): Stats | undefined | 'error' {
   try {
     return statSync(path, { throwIfNoEntry: false });
   } catch {
-    return 'error';
+    return 'error'; // ELOOP, EACCES, ENOTDIR: the caller leaves such a path to fast-glob
   }
 }
 

@@ -10,6 +10,7 @@ import { evictAfterSave } from '../store/evict.js';
 import type { HotIndex } from '../store/hot.js';
 import { cacheLayout, makeCacheDirs } from '../store/layout.js';
 import { acquireLock, DEFAULT_LOCK_TIMEOUT_MS, type LockResult, lockTimeoutFromEnv } from '../store/lock.js';
+import { provenance } from '../store/provenance.js';
 import { lowSpace } from '../store/space.js';
 import type { Store } from '../store/store.js';
 import { formatDuration } from '../util/format.js';
@@ -18,7 +19,6 @@ import { mark } from '../util/trace.js';
 import { type Captured, type CapturedStream, LogCapture } from './capture.js';
 import { outputBytes, oversizeReason } from './entry-size.js';
 import { type Execution, execute } from './execute.js';
-import { provenance } from './provenance.js';
 import { snapshotOutputs } from './snapshot.js';
 import type { RunContext, RunOptions, RunOutcome } from './types.js';
 

@@ -32,7 +32,12 @@ export interface ClientOptions {
   hashAlgorithm?: HashAlgorithm;
   /** Environment the TASKVAULT_* settings are read from; default `process.env`. */
   env?: NodeJS.ProcessEnv;
-  /** Where cache warnings go (the SDK never throws for a broken cache); default stderr. */
+  /**
+   * Where cache warnings go (a cache that cannot be opened, a failed index write); default stderr.
+   * The SDK never throws for a broken cache where it can do without it, and never patches the
+   * host's console or adds process listeners. (lmdb-js itself prints a failed index commit to
+   * console.error; the warning here says what it cost.)
+   */
   onWarning?: (message: string) => void;
 }
 
@@ -157,6 +162,18 @@ export class Client {
     return this.storeP;
   }
 
+  /**
+   * Waits for the index writes an operation left (last access, counters). One that fails (disk
+   * full) costs only that bookkeeping: a warning, never the operation's result.
+   */
+  private async flush(store: Store, what: string): Promise<void> {
+    try {
+      await store.flush();
+    } catch (e) {
+      this.warn(`${what}: cache index write failed: ${errorMessage(e)}`);
+    }
+  }
+
   private async needStore(): Promise<Store> {
     const store = await this.store();
     if (!store)
@@ -181,7 +198,7 @@ export class Client {
       ...VIA,
       ...options,
     });
-    await store.flush();
+    await this.flush(store, `cacheResult ${task}`);
     return unwrap(saved).key;
   }
 
@@ -204,7 +221,7 @@ export class Client {
         ? { kind: 'file' as const, path: options.toFile }
         : { kind: 'bytes' as const };
     const got = unwrap(await getResult(store, settings, task, input, target, { source: 'get', ...VIA }));
-    await store.flush();
+    await this.flush(store, `getCachedResult ${task}`);
     if (!got.hit) return { hit: false, key: got.key };
     if (target.kind === 'file') return { hit: true, key: got.key, value: target.path, size: got.size };
     return { hit: true, key: got.key, value: got.data ?? Buffer.alloc(0), size: got.size };
@@ -288,7 +305,7 @@ export class Client {
           encoding: raw || o.encode ? 'raw' : 'json',
         });
         if (!saved.ok) this.warn(`memoize ${task}: not cached: ${saved.error.message}`);
-        await store.flush();
+        await this.flush(store, `memoize ${task}`);
       } catch (e) {
         this.warn(`memoize ${task}: not cached: ${errorMessage(e)}`);
       }
@@ -341,6 +358,8 @@ export class Client {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // storeP never rejects (a failed open is a warning and undefined); flush and close only finish
+    // bookkeeping writes, whose failure each operation has already warned about.
     const store = await this.storeP?.catch(() => undefined);
     if (store) {
       await store.flush().catch(() => {});

@@ -6,7 +6,6 @@ import { pipeline } from 'node:stream/promises';
 import { resolvePolicy, type Settings } from '../config/resolve.js';
 import { createHasher, hashBytes, hashFile, hashingTap, hashStream } from '../fingerprint/hash.js';
 import { resultFingerprint, resultKey, resultLabel } from '../fingerprint/result-key.js';
-import { provenance } from '../runner/provenance.js';
 import { formatBytes } from '../util/format.js';
 import { mkdirs } from '../util/mkdirs.js';
 import { monotonicMs } from '../util/monotonic.js';
@@ -14,6 +13,7 @@ import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import type { BlobRef, Entry, ResultEncoding } from './entry.js';
 import { STORE_SCHEMA } from './entry.js';
 import { evictAfterSave } from './evict.js';
+import { provenance } from './provenance.js';
 import type { Store } from './store.js';
 
 /**

@@ -20,7 +20,7 @@ import {
 import { foldHits } from './index/journal.js';
 import { indexFileId, openIndex, rebuildIndex, type StoreFiles } from './index/open.js';
 import { type Recount, recount, removeOrphanBlobs, usage } from './index/refs.js';
-import { background, bounded, guardLmdbWriteFailures, hasWriteFailed } from './index/writes.js';
+import { background, bounded, hasWriteFailed, transact } from './index/writes.js';
 import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
 import { lowSpace } from './space.js';
 
@@ -64,7 +64,6 @@ export class Store {
   }
 
   static open(cacheDir: string, o: OpenOptions = {}): Result<Store> {
-    guardLmdbWriteFailures();
     const layout = cacheLayout(cacheDir);
     try {
       makeCacheDirs(layout);
@@ -170,7 +169,7 @@ export class Store {
 
   /** Removes a staged fingerprint whose entry was not committed (one committed meanwhile keeps it). */
   async dropStagedFingerprint(key: string): Promise<void> {
-    if (!this.noWrites) await this.dbs.env.transaction(() => dropStaged(this.dbs, key));
+    if (!this.noWrites) await transact(this.dbs.env, () => dropStaged(this.dbs, key));
   }
 
   /** Removes an entry from the index and deletes the blobs no other entry references. */
@@ -272,7 +271,7 @@ export class Store {
    * referenced blobs are missing. Normally both are zero.
    */
   async recountRefs(): Promise<Recount> {
-    return this.dbs.env.transaction(() => recount(this.dbs, this.blobs));
+    return transact(this.dbs.env, () => recount(this.dbs, this.blobs));
   }
 
   /** Waits for pending writes (access times, counters) to be committed. */

@@ -2,8 +2,13 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { Entry } from '../entry.js';
 import { Fingerprints } from './fingerprints.js';
 
-/** How the index is opened, here and by the probe in a child process (open.ts, lmdbReads). */
-export const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true };
+/**
+ * How the index is opened, here and by the probe in a child process (open.ts, lmdbReads). Without
+ * `eventTurnBatching: false`, lmdb-js also rejects a promise of its own (the batch it opens per
+ * event turn) when a commit fails, which no caller can handle: an unhandled rejection in whatever
+ * program uses the store. Atomic groups of writes use explicit transactions either way.
+ */
+export const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true, eventTurnBatching: false };
 
 /** What eviction needs to know about an entry, small enough to scan 100k of quickly. */
 export type SummaryRecord = [createdAt: number, ttlMs: number, bytes: number, task: string];

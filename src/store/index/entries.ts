@@ -6,7 +6,7 @@ import { type Entry, entryBlobs } from '../entry.js';
 import type { HotIndex } from '../hot.js';
 import { type IndexDbs, summaryOf } from './dbs.js';
 import { addRefs, dropRefs, usage } from './refs.js';
-import { background, noteWriteFailed, writeErrorMessage } from './writes.js';
+import { background, noteWriteFailed, transact, writeErrorMessage } from './writes.js';
 
 /*
  * Entries in the index: committing one (with its references, summary and fingerprint), removing
@@ -55,7 +55,7 @@ export async function commitEntry(
 ): Promise<Result<void>> {
   let missing: string | undefined;
   try {
-    missing = await dbs.env.transaction(() => {
+    missing = await transact(dbs.env, () => {
       for (const ref of entryBlobs(entry)) if (!blobs.has(ref.hash)) return ref.hash;
       const previous = dbs.entries.get(entry.key);
       // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
@@ -89,7 +89,7 @@ export function removeEntries(
   items: Array<{ key: string; at?: number }>,
   o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean },
 ): Promise<Removed[]> {
-  return dbs.env.transaction(() => {
+  return transact(dbs.env, () => {
     const removed: Removed[] = [];
     for (const { key, at } of items) {
       if (o.stopAtUsage !== undefined && usage(dbs) <= o.stopAtUsage) break;
@@ -157,7 +157,7 @@ export async function stageFingerprint(
   fingerprint: Fingerprint,
   now: number,
 ): Promise<void> {
-  await dbs.env.transaction(() => {
+  await transact(dbs.env, () => {
     background(dbs.fingerprints.put(key, fingerprint));
     background(dbs.staged.put(key, now));
   });

@@ -116,7 +116,7 @@ function migrate(dbs: IndexDbs, files: StoreFiles): void {
       meta.put(REFS_FLAG, 1);
     });
   }
-  // A run without a hot copy of its key runs the command before reading the index (run-task.ts):
+  // A run without a hot copy of its key runs the command before reading the index (runner/lookup.ts):
   // entries committed before hot/ existed get their copies once, or they would all run again.
   if (meta.get(HOT_FLAG) === undefined && files.noWrites === undefined) {
     for (const { value } of dbs.entries.getRange()) if (!value.result) files.hot.putEntry(value);

@@ -2,6 +2,7 @@ import { statSync, unlinkSync } from 'node:fs';
 import type { BlobStore } from '../blobs.js';
 import { type Entry, uniqueBlobs } from '../entry.js';
 import { type IndexDbs, summaryOf } from './dbs.js';
+import { transact } from './writes.js';
 
 /*
  * Blob reference counts: how many entries name each blob, and the bytes of all referenced blobs
@@ -65,7 +66,7 @@ export function removeOrphanBlobs(
   hashes: string[],
   olderThan: number,
 ): Promise<{ blobs: number; bytes: number }> {
-  return dbs.env.transaction(() => {
+  return transact(dbs.env, () => {
     let removed = 0;
     let bytes = 0;
     for (const hash of hashes) {

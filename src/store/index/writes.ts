@@ -1,6 +1,6 @@
+import type { RootDatabase } from 'lmdb';
 import { errorMessage } from '../../util/result.js';
 import { noteUnfinishedWrites } from '../../util/unfinished.js';
-import { isIndexCorruption } from '../index-errors.js';
 
 /*
  * How index writes fail in lmdb-js, and how the store keeps such failures from costing the run:
@@ -58,36 +58,15 @@ export async function writeErrorMessage(e: unknown): Promise<string> {
   return errorMessage(e);
 }
 
-let guarded = false;
-
 /**
- * When a commit fails (disk full), lmdb-js rejects an internal promise nobody can reach, which
- * would crash the process after the user's command already ran (invariant 3), and it prints the
- * error with a stack. Both are swallowed here: the failure reaches us through the awaited commit
- * (one warning) or concerned a best-effort write. Any other unhandled rejection still crashes.
+ * An awaited write transaction. lmdb-js rejects a failed commit with "Commit failed" and puts the
+ * cause in a second promise (commitError), rejected at the same time: handled here, or it would be
+ * an unhandled rejection in whatever program uses the store (the CLI, or one using the SDK).
  */
-export function guardLmdbWriteFailures(): void {
-  if (guarded) return;
-  guarded = true;
-  // A corrupt index (see index-check.ts) fails lmdb's own transactions the same way.
-  const isLmdbWriteFailure = (x: unknown) =>
-    x instanceof Error &&
-    (/^Commit failed \(see commitError/.test(x.message) ||
-      /Attempting to write page|MDB_BAD_TXN/.test(x.message) ||
-      isIndexCorruption(x));
-  process.on('unhandledRejection', (reason) => {
-    if (isLmdbWriteFailure(reason)) {
-      writeFailed = true;
-      // The cause of the failure just handled: nothing more to learn from it.
-      (reason as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
-      return;
-    }
-    // Anything else: if the embedding program has its own handler, it decides; else crash as usual.
-    if (process.listenerCount('unhandledRejection') === 1) throw reason;
+export function transact<T>(env: RootDatabase, body: () => T): Promise<T> {
+  return env.transaction(body).catch((e: { commitError?: Promise<unknown> }) => {
+    writeFailed = true;
+    e?.commitError?.catch(() => {}); // commit() reads the cause from it (writeErrorMessage)
+    throw e;
   });
-  const consoleError = console.error.bind(console);
-  console.error = (...args: unknown[]) => {
-    if (args.length === 1 && isLmdbWriteFailure(args[0])) return;
-    consoleError(...args);
-  };
 }

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { Provenance } from '../store/entry.js';
 import { VERSION } from '../version.js';
+import type { Provenance } from './entry.js';
 
 /** Reads HEAD's commit straight from .git (no git process on the run path). */
 export function gitCommit(root: string): string | undefined {
