@@ -34,15 +34,19 @@ export interface Served {
     base?: string;
     wrongCredentials?: boolean;
   }): RemoteUnderTest;
-  /** What `taskvault run` needs to use the same remote: taskvault.config.json content and env. */
-  cli(prefix: string): { config: Record<string, unknown>; env: Record<string, string | undefined> };
+  /**
+   * What `taskvault run` needs to use the same remote: taskvault.config.json content and env.
+   * `base`: the same remote reached at another http://host:port (a dead port, a silent server).
+   */
+  cli(
+    prefix: string,
+    base?: string,
+  ): { config: Record<string, unknown>; env: Record<string, string | undefined> };
   stop(): Promise<void>;
 }
 
 export interface ConformanceTarget {
   name: string;
-  /** What a second put of an entry key does, as the backend documents it. */
-  overwrite: 'replaces' | 'keeps-first';
   /** What the failure for wrong credentials must say (the server's refusal, by status or code). */
   wrongCredentials: RegExp;
   /** A secret of the wrong credentials: it must never appear in a message. */
@@ -143,7 +147,7 @@ export function conformance(target: ConformanceTarget): void {
     }
   });
 
-  test(`a second put of an entry ${target.overwrite === 'replaces' ? 'replaces' : 'keeps'} the first; a blob put twice stays the same`, async () => {
+  test('write-once: a second put of an entry keeps the first; a blob put twice stays the same', async () => {
     const b = await fresh();
     const key = entryKey();
     const first = Buffer.from('{"first":true}');
@@ -152,7 +156,7 @@ export function conformance(target: ConformanceTarget): void {
     assert.ok((await b.putEntry(key, second)).ok, 'the second put is not an error');
     const got = await b.getEntry(key);
     assert.ok(got.ok);
-    if (got.ok) assert.equal(got.value, target.overwrite === 'replaces' ? second : first);
+    if (got.ok) assert.equal(got.value, first, 'the entry already there was replaced');
 
     const bytes = randomBytes(1000);
     const blob = blobFile(bytes);
@@ -305,6 +309,100 @@ export function conformance(target: ConformanceTarget): void {
     assert.is(timesRan(b), 0, 'machine B did not run the command');
     assert.ok(second.stdout.equals(first.stdout), 'stdout is byte-identical');
     assert.equal(readTreeSnapshot(join(b, 'out')), readTreeSnapshot(join(a, 'out')), 'outputs are identical');
+  });
+
+  /** A machine of the team: its own clone and cache dir, this remote, plus `extra` env. */
+  const machine = (prefix: string, extra: Record<string, string> = {}, base?: string) => {
+    const { config, env } = served.cli(prefix, base);
+    return { dir: project(config), env: { ...env, ...extra } };
+  };
+  const run = (m: { dir: string; env: Record<string, string | undefined> }, env: Record<string, string> = {}) =>
+    runGen(m.dir, { ...m.env, ...env });
+
+  test('read-only: a read-only machine gets remote hits and never writes to the remote', async () => {
+    const prefix = `ro-${process.pid}`;
+    const reader = machine(prefix, { TASKVAULT_REMOTE_READ_ONLY: '1' });
+    const r = await run(reader);
+    assert.is(r.code, 0, r.err);
+    assert.equal(warnings(r), []);
+    assert.is(timesRan(reader.dir), 1);
+    const later = machine(prefix);
+    const l = await run(later);
+    assert.is(timesRan(later.dir), 1, 'the read-only machine wrote to the remote');
+    assert.match(l.err, /taskvault: miss/);
+    const again = machine(prefix, { TASKVAULT_REMOTE_READ_ONLY: '1' });
+    const a = await run(again);
+    assert.match(a.err, /hit \(remote\)/, 'a read-only machine reads');
+    assert.is(timesRan(again.dir), 0);
+  });
+
+  test('signing: the right key hits; a wrong key or a missing signature misses with one warning', async () => {
+    const prefix = `signed-${process.pid}`;
+    const key = { TASKVAULT_REMOTE_SIGNATURE_KEY: 'team-secret-1' };
+    const up = await run(machine(prefix, key));
+    assert.is(up.code, 0, up.err);
+    assert.equal(warnings(up), []);
+
+    const good = machine(prefix, key);
+    const g = await run(good);
+    assert.match(g.err, /hit \(remote\)/);
+    assert.equal(warnings(g), []);
+    assert.is(timesRan(good.dir), 0);
+
+    const bad = machine(prefix, { TASKVAULT_REMOTE_SIGNATURE_KEY: 'someone-else', TASKVAULT_REMOTE_READ_ONLY: '1' });
+    const b = await run(bad);
+    assert.is(b.code, 0, b.err);
+    assert.is(timesRan(bad.dir), 1, 'a bad signature is a miss: the command runs');
+    assert.is(warnings(b).length, 1, b.err);
+    assert.match(warnings(b)[0]!, /bad signature|x-artifact-tag/);
+
+    const unsignedPrefix = `unsigned-${process.pid}`;
+    assert.is((await run(machine(unsignedPrefix))).code, 0);
+    const strict = machine(unsignedPrefix, { ...key, TASKVAULT_REMOTE_READ_ONLY: '1' });
+    const m = await run(strict);
+    assert.is(m.code, 0, m.err);
+    assert.is(timesRan(strict.dir), 1);
+    assert.is(warnings(m).length, 1, m.err);
+    assert.match(warnings(m)[0]!, /not signed/);
+  });
+
+  test('write-once: a machine with another signature key re-runs, and the trusted entry stays', async () => {
+    const prefix = `once-${process.pid}`;
+    const trusted = { TASKVAULT_REMOTE_SIGNATURE_KEY: 'team-secret-1' };
+    assert.is((await run(machine(prefix, trusted))).code, 0);
+    // Not read-only: it runs the task (the entry is not its to trust) and then tries to upload.
+    const intruder = machine(prefix, { TASKVAULT_REMOTE_SIGNATURE_KEY: 'pr-build-key' });
+    const i = await run(intruder);
+    assert.is(i.code, 0, i.err);
+    assert.is(timesRan(intruder.dir), 1);
+    const reader = machine(prefix, trusted);
+    const r = await run(reader);
+    assert.match(r.err, /hit \(remote\)/, `the trusted entry was replaced:\n${r.err}`);
+    assert.equal(warnings(r), []);
+    assert.is(timesRan(reader.dir), 0);
+  });
+
+  test('server down or silent: the command runs, its exit code passes through, one warning, within the default timeout', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const silent = await startSilent();
+    try {
+      for (const [what, base, budget] of [
+        ['down', dead, 3000],
+        ['silent', silent.url, 5000 + 3000],
+      ] as const) {
+        const m = machine(`down-${process.pid}`, {}, base);
+        const started = performance.now();
+        const r = await run(m, { GEN_EXIT: '3' });
+        const ms = performance.now() - started;
+        assert.is(r.code, 3, `${what}: the exit code passes through\n${r.err}`);
+        assert.is(timesRan(m.dir), 1, what);
+        assert.is(warnings(r).length, 1, `${what}: one warning\n${r.err}`);
+        assert.ok(ms < budget, `${what}: the run took ${Math.round(ms)} ms`);
+        assert.ok(readTreeSnapshot(join(m.dir, 'out')), 'the outputs are there');
+      }
+    } finally {
+      await silent.stop();
+    }
   });
 
   test.run();
