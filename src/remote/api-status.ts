@@ -45,3 +45,17 @@ const oneLine = (s: string): string => {
   }
   return s.split('\n')[0]!.slice(0, 160);
 };
+
+/**
+ * Rate limits (429): each request is retried with pauses by the caller; the third 429 in a row
+ * also says stop, so the run goes on without the remote after one warning instead of one per task.
+ */
+export class RateLimit {
+  private inARow = 0;
+
+  note(r: Failure): Failure {
+    if (r.problem.status !== 429) this.inARow = 0;
+    else if (++this.inARow >= 3) r.problem.stop = true;
+    return r;
+  }
+}

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { tokenApiProblem } from './api-status.js';
+import { RateLimit, tokenApiProblem } from './api-status.js';
 import { done, problem, type RemoteBackend, type RemoteResult } from './backend.js';
 import { blobReply, entryReply } from './replies.js';
 import type { RemoteSettings } from './settings.js';
@@ -32,8 +32,9 @@ export class NxBackend implements RemoteBackend, KeepsFirst {
     return new URL(`${this.base}/v1/cache/${id}`);
   }
 
-  private failed = (method: string, url: URL, status: number, body: import('node:http').IncomingMessage) =>
-    tokenApiProblem('Nx', method, url, status, body);
+  private readonly rateLimit = new RateLimit();
+  private failed = async (method: string, url: URL, status: number, body: import('node:http').IncomingMessage) =>
+    this.rateLimit.note(await tokenApiProblem('Nx', method, url, status, body));
 
   async getEntry(key: string): Promise<RemoteResult<Buffer | undefined>> {
     const url = this.url(`ac-${key}`);

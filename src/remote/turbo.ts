@@ -1,7 +1,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { tokenApiProblem } from './api-status.js';
+import { RateLimit, tokenApiProblem } from './api-status.js';
 import { done, problem, type RemoteBackend, type RemoteProblem, type RemoteResult } from './backend.js';
 import { blobReply, entryReply, existsReply } from './replies.js';
 import type { RemoteSettings } from './settings.js';
@@ -88,8 +88,9 @@ export class TurboBackend implements RemoteBackend {
     return why ? { message: `${redact(url)}: ${why}`, retryable: false, stop: true } : undefined;
   }
 
-  private failed = (method: string, url: URL, status: number, body: import('node:http').IncomingMessage) =>
-    tokenApiProblem('Turborepo', method, url, status, body);
+  private readonly rateLimit = new RateLimit();
+  private failed = async (method: string, url: URL, status: number, body: import('node:http').IncomingMessage) =>
+    this.rateLimit.note(await tokenApiProblem('Turborepo', method, url, status, body));
 
   async getEntry(key: string): Promise<RemoteResult<Buffer | undefined>> {
     const off = await this.enabled();

@@ -316,8 +316,9 @@ export function conformance(target: ConformanceTarget): void {
     const { config, env } = served.cli(prefix, base);
     return { dir: project(config), env: { ...env, ...extra } };
   };
+  // --stdin=ignore: on a loaded machine the test's closed stdin can arrive after the 100 ms 'auto' waits.
   const run = (m: { dir: string; env: Record<string, string | undefined> }, env: Record<string, string> = {}) =>
-    runGen(m.dir, { ...m.env, ...env });
+    runGen(m.dir, { ...m.env, ...env }, ['--stdin=ignore']);
 
   test('read-only: a read-only machine gets remote hits and never writes to the remote', async () => {
     const prefix = `ro-${process.pid}`;
@@ -386,18 +387,23 @@ export function conformance(target: ConformanceTarget): void {
     const dead = `http://127.0.0.1:${await freePort()}`;
     const silent = await startSilent();
     try {
+      // What the run costs with no remote at all, on this machine now: the remote adds to that.
+      const alone = project();
+      const t0 = performance.now();
+      await runGen(alone, {}, ['--stdin=ignore']);
+      const baseline = performance.now() - t0;
       for (const [what, base, budget] of [
-        ['down', dead, 3000],
-        ['silent', silent.url, 5000 + 3000],
+        ['down', dead, 1500],
+        ['silent', silent.url, 5000 + 1500],
       ] as const) {
         const m = machine(`down-${process.pid}`, {}, base);
         const started = performance.now();
         const r = await run(m, { GEN_EXIT: '3' });
-        const ms = performance.now() - started;
+        const ms = performance.now() - started - baseline;
         assert.is(r.code, 3, `${what}: the exit code passes through\n${r.err}`);
         assert.is(timesRan(m.dir), 1, what);
         assert.is(warnings(r).length, 1, `${what}: one warning\n${r.err}`);
-        assert.ok(ms < budget, `${what}: the run took ${Math.round(ms)} ms`);
+        assert.ok(ms < budget, `${what}: the remote added ${Math.round(ms)} ms (budget ${budget})`);
         assert.ok(readTreeSnapshot(join(m.dir, 'out')), 'the outputs are there');
       }
     } finally {

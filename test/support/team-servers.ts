@@ -76,8 +76,10 @@ export function turboServerEnv(dir: string, port: number, extra: Record<string, 
 }
 
 /** `turborepo-remote-cache` with local storage; `extra` env e.g. READ_ONLY, BODY_LIMIT. */
-export async function startTurboServer(extra: Record<string, string> = {}): Promise<Child> {
-  const dir = tempDir('tv-turbo-');
+export async function startTurboServer(
+  extra: Record<string, string> = {},
+  dir = tempDir('tv-turbo-'),
+): Promise<Child> {
   const port = await freePort();
   return startChild(
     'turborepo-remote-cache',
