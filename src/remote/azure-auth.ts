@@ -28,7 +28,11 @@ export function parseConnectionString(s: string): Record<string, string> {
   return out;
 }
 
-export function findAzureAccess(account: string, endpoint: string | undefined, env: NodeJS.ProcessEnv): AzureFound {
+export function findAzureAccess(
+  account: string,
+  endpoint: string | undefined,
+  env: NodeJS.ProcessEnv,
+): AzureFound {
   const cs = env.AZURE_STORAGE_CONNECTION_STRING
     ? parseConnectionString(env.AZURE_STORAGE_CONNECTION_STRING)
     : undefined;
@@ -44,11 +48,19 @@ export function findAzureAccess(account: string, endpoint: string | undefined, e
     };
   const suffix = cs?.endpointsuffix ?? 'core.windows.net';
   const protocol = cs?.defaultendpointsprotocol ?? 'https';
-  const base = (endpoint ?? cs?.blobendpoint ?? `${protocol}://${account}.blob.${suffix}`).replace(/\/+$/, '');
+  const base = (endpoint ?? cs?.blobendpoint ?? `${protocol}://${account}.blob.${suffix}`).replace(
+    /\/+$/,
+    '',
+  );
   const sas = env.AZURE_STORAGE_SAS_TOKEN || cs?.sharedaccesssignature;
   const key = env.AZURE_STORAGE_KEY || cs?.accountkey;
-  if (key) return { ok: true, value: { endpoint: base, auth: { kind: 'sharedKey', account, key: Buffer.from(key, 'base64') } } };
-  if (sas) return { ok: true, value: { endpoint: base, auth: { kind: 'sas', token: sas.replace(/^\?/, '') } } };
+  if (key)
+    return {
+      ok: true,
+      value: { endpoint: base, auth: { kind: 'sharedKey', account, key: Buffer.from(key, 'base64') } },
+    };
+  if (sas)
+    return { ok: true, value: { endpoint: base, auth: { kind: 'sas', token: sas.replace(/^\?/, '') } } };
   return {
     ok: false,
     message:

@@ -20,7 +20,9 @@ export function openAzureBackend(
   env: NodeJS.ProcessEnv,
 ): RemoteResult<RemoteBackend & RemoteListing> {
   const account = url.hostname;
-  const [container, ...rest] = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, '').split('/');
+  const [container, ...rest] = decodeURIComponent(url.pathname)
+    .replace(/^\/+|\/+$/g, '')
+    .split('/');
   if (!account || !container)
     return problem({
       message: `remote url ${JSON.stringify(s.url)} must name an account and a container: azure://account/container[/prefix]`,
@@ -29,7 +31,9 @@ export function openAzureBackend(
     });
   const found = findAzureAccess(account, s.endpoint, env);
   if (!found.ok) return problem({ message: found.message, retryable: false, stop: true });
-  return done(new AzureBackend(account, container, rest.join('/'), found.value.endpoint, found.value.auth, s.timeoutMs));
+  return done(
+    new AzureBackend(account, container, rest.join('/'), found.value.endpoint, found.value.auth, s.timeoutMs),
+  );
 }
 
 type Body = { bytes: Buffer } | { file: string; size: number };
@@ -55,7 +59,12 @@ class AzureBackend implements RemoteBackend, RemoteListing, KeepsFirst {
     return new URL(`${this.containerUrl}/${this.prefix ? `${this.prefix}/` : ''}${kind}/${key}`);
   }
 
-  private request(method: 'GET' | 'HEAD' | 'PUT' | 'DELETE', url: URL, headers: Record<string, string> = {}, body?: Body) {
+  private request(
+    method: 'GET' | 'HEAD' | 'PUT' | 'DELETE',
+    url: URL,
+    headers: Record<string, string> = {},
+    body?: Body,
+  ) {
     const length = body ? ('bytes' in body ? body.bytes.byteLength : body.size) : 0;
     const signed = signAzure(this.auth, method, url, headers, length);
     const target = authorizedUrl(this.auth, url);

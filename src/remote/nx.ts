@@ -33,8 +33,12 @@ export class NxBackend implements RemoteBackend, KeepsFirst {
   }
 
   private readonly rateLimit = new RateLimit();
-  private failed = async (method: string, url: URL, status: number, body: import('node:http').IncomingMessage) =>
-    this.rateLimit.note(await tokenApiProblem('Nx', method, url, status, body));
+  private failed = async (
+    method: string,
+    url: URL,
+    status: number,
+    body: import('node:http').IncomingMessage,
+  ) => this.rateLimit.note(await tokenApiProblem('Nx', method, url, status, body));
 
   async getEntry(key: string): Promise<RemoteResult<Buffer | undefined>> {
     const url = this.url(`ac-${key}`);

@@ -110,7 +110,8 @@ export async function collectRemoteGarbage(
   // Over the size limit: drop the oldest entries, counting each blob until no kept entry names it.
   const count = new Map<string, number>();
   for (const e of kept) for (const k of new Set(refs.get(e.key))) count.set(k, (count.get(k) ?? 0) + 1);
-  let bytes = kept.reduce((n, e) => n + e.size, 0) + [...count.keys()].reduce((n, k) => n + blobSize.get(k)!.size, 0);
+  let bytes =
+    kept.reduce((n, e) => n + e.size, 0) + [...count.keys()].reduce((n, k) => n + blobSize.get(k)!.size, 0);
   if (o.maxBytes !== undefined) {
     while (bytes > o.maxBytes && kept.length > 0) {
       const e = kept.shift()!;
@@ -151,7 +152,10 @@ export async function collectRemoteGarbage(
   }
   const keptBlobs = blobsListed.value.length - doomedBlobs.length;
   const keptBytes =
-    tally(entries).bytes - tally(doomedEntries).bytes + tally(blobsListed.value).bytes - tally(doomedBlobs).bytes;
+    tally(entries).bytes -
+    tally(doomedEntries).bytes +
+    tally(blobsListed.value).bytes -
+    tally(doomedBlobs).bytes;
   return {
     ok: true,
     value: {

@@ -11,7 +11,11 @@ const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
  * Listing (ListObjectsV2) and deleting for an s3:// remote, with the same addressing as ./s3.ts:
  * path-style under an endpoint override (MinIO, R2, GCS's interoperability endpoint), else AWS's.
  */
-export function openS3Listing(url: URL, s: RemoteSettings, env: NodeJS.ProcessEnv): RemoteResult<RemoteListing> {
+export function openS3Listing(
+  url: URL,
+  s: RemoteSettings,
+  env: NodeJS.ProcessEnv,
+): RemoteResult<RemoteListing> {
   const credentials = findAwsCredentials(env);
   if (!credentials)
     return problem({ message: 'no AWS credentials for the s3:// remote', retryable: false, stop: true });

@@ -48,7 +48,11 @@ export class TurboBackend implements RemoteBackend {
     this.base = redact(url).replace(/\/$/, '');
     this.team = s.team ?? '';
     // As turbo does: a team id (team_…) goes as teamId, anything else is the team's slug.
-    this.query = !s.team ? '' : s.team.startsWith('team_') ? `?teamId=${enc(s.team)}` : `?slug=${enc(s.team)}`;
+    this.query = !s.team
+      ? ''
+      : s.team.startsWith('team_')
+        ? `?teamId=${enc(s.team)}`
+        : `?slug=${enc(s.team)}`;
     this.headers = { authorization: `Bearer ${s.token}` };
     this.timeoutMs = s.timeoutMs;
     this.signatureKey = s.signatureKey;
@@ -89,8 +93,12 @@ export class TurboBackend implements RemoteBackend {
   }
 
   private readonly rateLimit = new RateLimit();
-  private failed = async (method: string, url: URL, status: number, body: import('node:http').IncomingMessage) =>
-    this.rateLimit.note(await tokenApiProblem('Turborepo', method, url, status, body));
+  private failed = async (
+    method: string,
+    url: URL,
+    status: number,
+    body: import('node:http').IncomingMessage,
+  ) => this.rateLimit.note(await tokenApiProblem('Turborepo', method, url, status, body));
 
   async getEntry(key: string): Promise<RemoteResult<Buffer | undefined>> {
     const off = await this.enabled();
@@ -181,12 +189,17 @@ export class TurboBackend implements RemoteBackend {
 
   /** turbo's x-artifact-tag: base64 HMAC-SHA256 over the artifact id and team, then the body. */
   private tag(id: string, body: Buffer): string {
-    return createHmac('sha256', this.signatureKey!).update(id).update(this.team).update(body).digest('base64');
+    return createHmac('sha256', this.signatureKey!)
+      .update(id)
+      .update(this.team)
+      .update(body)
+      .digest('base64');
   }
 
   private async fileTag(id: string, file: string): Promise<string> {
     const mac = createHmac('sha256', this.signatureKey!).update(id).update(this.team);
-    for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) mac.update(chunk as Buffer);
+    for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 }))
+      mac.update(chunk as Buffer);
     return mac.digest('base64');
   }
 

@@ -46,7 +46,12 @@ export class WebDavListing implements RemoteListing {
     }
     if (status !== 207) {
       discard(body);
-      return statusProblem('PROPFIND', url, status, status === 405 ? '(the server does not list: enable WebDAV PROPFIND)' : '');
+      return statusProblem(
+        'PROPFIND',
+        url,
+        status,
+        status === 405 ? '(the server does not list: enable WebDAV PROPFIND)' : '',
+      );
     }
     const xml = (await readAll(body, 256 * 1024 * 1024)).toString('utf8');
     const out: ListedObject[] = [];

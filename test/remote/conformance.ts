@@ -317,8 +317,10 @@ export function conformance(target: ConformanceTarget): void {
     return { dir: project(config), env: { ...env, ...extra } };
   };
   // --stdin=ignore: on a loaded machine the test's closed stdin can arrive after the 100 ms 'auto' waits.
-  const run = (m: { dir: string; env: Record<string, string | undefined> }, env: Record<string, string> = {}) =>
-    runGen(m.dir, { ...m.env, ...env }, ['--stdin=ignore']);
+  const run = (
+    m: { dir: string; env: Record<string, string | undefined> },
+    env: Record<string, string> = {},
+  ) => runGen(m.dir, { ...m.env, ...env }, ['--stdin=ignore']);
 
   test('read-only: a read-only machine gets remote hits and never writes to the remote', async () => {
     const prefix = `ro-${process.pid}`;
@@ -350,7 +352,10 @@ export function conformance(target: ConformanceTarget): void {
     assert.equal(warnings(g), []);
     assert.is(timesRan(good.dir), 0);
 
-    const bad = machine(prefix, { TASKVAULT_REMOTE_SIGNATURE_KEY: 'someone-else', TASKVAULT_REMOTE_READ_ONLY: '1' });
+    const bad = machine(prefix, {
+      TASKVAULT_REMOTE_SIGNATURE_KEY: 'someone-else',
+      TASKVAULT_REMOTE_READ_ONLY: '1',
+    });
     const b = await run(bad);
     assert.is(b.code, 0, b.err);
     assert.is(timesRan(bad.dir), 1, 'a bad signature is a miss: the command runs');

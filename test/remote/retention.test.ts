@@ -120,7 +120,11 @@ for (const target of TARGETS) {
     return { config, env, b, oldKey, newKey, oldBlobs, newBlobs, shared, newStart };
   }
 
-  const gc = (f: { config: Record<string, unknown>; env: Record<string, string> }, args: string[], now?: number) =>
+  const gc = (
+    f: { config: Record<string, unknown>; env: Record<string, string> },
+    args: string[],
+    now?: number,
+  ) =>
     runCli(['gc', '--remote', '--json', ...args], {
       cwd: project(f.config),
       env: { ...f.env, ...(now === undefined ? {} : { TASKVAULT_NOW_MS: String(now) }) },
@@ -136,7 +140,9 @@ for (const target of TARGETS) {
     const planned = JSON.parse(dry.out);
     assert.is(planned.entries.aged.count, 1, dry.out);
     assert.is(planned.blobs.count, f.oldBlobs.size - f.shared.length, dry.out);
-    assert.ok((await f.b.getEntry(f.oldKey)).ok && ((await f.b.getEntry(f.oldKey)) as { value?: Buffer }).value);
+    assert.ok(
+      (await f.b.getEntry(f.oldKey)).ok && ((await f.b.getEntry(f.oldKey)) as { value?: Buffer }).value,
+    );
 
     const r = await gc(f, ['--max-age', '14d', '--grace', '0s'], now);
     assert.is(r.code, 0, r.err);
@@ -144,9 +150,11 @@ for (const target of TARGETS) {
     assert.is(done.entries.aged.count, 1);
     assert.is(done.kept.entries, 1);
     assert.equal(await f.b.getEntry(f.oldKey), { ok: true, value: undefined }, 'the old entry is gone');
-    for (const k of f.newBlobs) assert.equal(await f.b.hasBlob(k), { ok: true, value: true }, `blob ${k} kept`);
+    for (const k of f.newBlobs)
+      assert.equal(await f.b.hasBlob(k), { ok: true, value: true }, `blob ${k} kept`);
     for (const k of f.oldBlobs)
-      if (!f.newBlobs.has(k)) assert.equal(await f.b.hasBlob(k), { ok: true, value: false }, `blob ${k} removed`);
+      if (!f.newBlobs.has(k))
+        assert.equal(await f.b.hasBlob(k), { ok: true, value: false }, `blob ${k} removed`);
 
     // The kept entry still gives a byte-identical remote hit to another machine.
     const other = project(f.config);

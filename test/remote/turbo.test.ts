@@ -42,7 +42,10 @@ test('teams are separate spaces: another team misses without a warning; a wrong 
   assert.match(same.err, /hit \(remote\)/);
 
   const d = project();
-  const wrong = await run(d, env(turbo.url, 'alpha', { TASKVAULT_REMOTE_TOKEN: 'stolen-token-x', GEN_EXIT: '4' }));
+  const wrong = await run(
+    d,
+    env(turbo.url, 'alpha', { TASKVAULT_REMOTE_TOKEN: 'stolen-token-x', GEN_EXIT: '4' }),
+  );
   assert.is(wrong.code, 4, 'the exit code passes through');
   assert.is(timesRan(d), 1);
   assert.is(warnings(wrong).length, 1, wrong.err);
@@ -83,7 +86,10 @@ test('artifact tags: a server that keeps tags serves ours back; another key is r
     assert.match(g.err, /hit \(remote\)/, g.err);
     assert.equal(warnings(g), []);
     const bad = project();
-    const b = await run(bad, env(signed.url, team, { TASKVAULT_REMOTE_SIGNATURE_KEY: 'other', TASKVAULT_REMOTE_READ_ONLY: '1' }));
+    const b = await run(
+      bad,
+      env(signed.url, team, { TASKVAULT_REMOTE_SIGNATURE_KEY: 'other', TASKVAULT_REMOTE_READ_ONLY: '1' }),
+    );
     assert.is(timesRan(bad), 1);
     assert.is(warnings(b).length, 1, b.err);
     assert.match(warnings(b)[0]!, /x-artifact-tag does not match/);
@@ -126,7 +132,10 @@ test('rate limited (429): retried with pauses, then the run goes on without the 
     assert.match(warnings(r)[0]!, /HTTP 429/);
     const gets = stub.requests.filter((q) => q.startsWith('GET /v8/artifacts/ac-'));
     assert.is(gets.length, 3, `three tries of the lookup: ${stub.requests.join(', ')}`);
-    assert.not.ok(stub.requests.some((q) => q.startsWith('PUT')), 'no upload to a remote that refused');
+    assert.not.ok(
+      stub.requests.some((q) => q.startsWith('PUT')),
+      'no upload to a remote that refused',
+    );
   } finally {
     await stub.stop();
   }
@@ -168,7 +177,13 @@ test('what goes over the wire: bearer token, slug or teamId, x-artifact-duration
         body: req.url?.includes('/ac-') || req.url?.includes('events') ? body.toString() : '',
       });
       const out = http.request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+        },
         (up) => {
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
@@ -190,9 +205,15 @@ test('what goes over the wire: bearer token, slug or teamId, x-artifact-duration
     const put = seen.find((q) => q.method === 'PUT' && q.url.includes('/ac-'));
     assert.ok(put, 'the entry was uploaded');
     const duration = Number(put!.headers['x-artifact-duration']);
-    assert.is(duration, JSON.parse(put!.body).entry.durationMs, 'x-artifact-duration is the run time of the entry');
+    assert.is(
+      duration,
+      JSON.parse(put!.body).entry.durationMs,
+      'x-artifact-duration is the run time of the entry',
+    );
     const events = seen.filter((q) => q.method === 'POST' && q.url.startsWith('/v8/artifacts/events'));
-    const kinds = events.flatMap((q) => JSON.parse(q.body).map((e: { event: string; source: string }) => `${e.source} ${e.event}`));
+    const kinds = events.flatMap((q) =>
+      JSON.parse(q.body).map((e: { event: string; source: string }) => `${e.source} ${e.event}`),
+    );
     assert.equal(kinds, ['REMOTE MISS', 'REMOTE HIT']);
   } finally {
     proxy.closeAllConnections();

@@ -7,7 +7,15 @@
  * Records are files under `dir`, written to a temp file and renamed, so a cut upload leaves nothing.
  * Paths may carry a prefix before /v1/cache/ (a server behind a reverse proxy), one space each.
  */
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { tempDir } from './helpers.js';

@@ -60,7 +60,11 @@ export const TURBO_TOKEN = 'turbo-token-1';
 export const TURBO_READ_ONLY_TOKEN = 'turbo-token-2';
 
 /** The env docs/remote-servers.md gives for the Turborepo server, on a temp dir and a free port. */
-export function turboServerEnv(dir: string, port: number, extra: Record<string, string> = {}): Record<string, string> {
+export function turboServerEnv(
+  dir: string,
+  port: number,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     HOST: '127.0.0.1',
     PORT: String(port),
