@@ -123,7 +123,8 @@ async function main() {
       const prefix = name.startsWith('one') ? 'big' : 'small';
       const env = { TASKVAULT_REMOTE_URL: `${ng.url}/${prefix}` };
       const origin = projectWith(prefix, gen);
-      tv(origin, env); // machine A fills the remote
+      const filled = tv(origin, env); // machine A fills the remote
+      if (/warning/.test(filled)) throw new Error(`machine A did not fill the remote: ${filled}`);
       const cas = join(ng.data, prefix, 'cas');
       const keys = readdirSync(cas);
       const bytes = keys.reduce((s, k) => s + statSync(join(cas, k)).size, 0);

@@ -6,6 +6,7 @@ import { done, problem, type RemoteBackend, type RemoteProblem, type RemoteResul
 import { blobReply, entryReply, existsReply } from './replies.js';
 import type { RemoteSettings } from './settings.js';
 import { discard, readAll, redact, send } from './transport.js';
+import type { HasEntry } from './write-once.js';
 
 /**
  * The Turborepo remote cache API (Vercel's, and servers of it such as the `turborepo-remote-cache`
@@ -30,7 +31,7 @@ const NOT_ENABLED: Record<string, string> = {
   paused: 'remote caching is paused for this team',
 };
 
-export class TurboBackend implements RemoteBackend {
+export class TurboBackend implements RemoteBackend, HasEntry {
   readonly label: string;
   private readonly base: string;
   private readonly query: string;
@@ -125,10 +126,19 @@ export class TurboBackend implements RemoteBackend {
     return this.put(id, { bytes: body }, headers);
   }
 
-  async hasBlob(key: string): Promise<RemoteResult<boolean>> {
+  hasBlob(key: string): Promise<RemoteResult<boolean>> {
+    return this.has(`cas-${key}`);
+  }
+
+  /** For write-once uploads: HEAD, so the check is neither a download nor a hit/miss event. */
+  hasEntry(key: string): Promise<RemoteResult<boolean>> {
+    return this.has(`ac-${key}`);
+  }
+
+  private async has(id: string): Promise<RemoteResult<boolean>> {
     const off = await this.enabled();
     if (off) return problem(off);
-    const url = this.url(`cas-${key}`);
+    const url = this.url(id);
     const r = await send({ method: 'HEAD', url, headers: this.headers, timeoutMs: this.timeoutMs });
     if (r.ok && (r.value.status === 401 || r.value.status === 403))
       return this.failed('HEAD', url, r.value.status, r.value.body);

@@ -10,6 +10,11 @@ export interface KeepsFirst {
 
 const keepsFirst = (b: RemoteBackend): boolean => (b as Partial<KeepsFirst>).keepsFirst === true;
 
+/** A backend that can tell whether an entry exists without fetching it (and without it counting as a lookup). */
+export interface HasEntry {
+  hasEntry(key: string): Promise<RemoteResult<boolean>>;
+}
+
 /**
  * Write-once entries: an upload never replaces an entry that is already on the remote. Otherwise
  * a client with another signature key (or none, or a pull-request build) re-runs a task, which is
@@ -24,9 +29,12 @@ export function writeOnce(b: RemoteBackend): RemoteBackend {
     label: b.label,
     getEntry: (key) => b.getEntry(key),
     async putEntry(key: string, body: Buffer): Promise<RemoteResult<void>> {
-      const there = await b.getEntry(key);
+      const has = (b as Partial<HasEntry>).hasEntry;
+      const there = has
+        ? await has.call(b, key)
+        : await b.getEntry(key).then((r) => (r.ok ? done(r.value !== undefined) : r));
       if (!there.ok) return there;
-      if (there.value !== undefined) return done(undefined);
+      if (there.value) return done(undefined);
       return b.putEntry(key, body);
     },
     hasBlob: (key) => b.hasBlob(key),
