@@ -81,7 +81,15 @@ function projectWith(name, gen) {
   writeFileSync(
     join(dir, 'taskvault.config.json'),
     JSON.stringify({
-      tasks: { gen: { command: ['node', 'gen.mjs'], inputs: ['gen.mjs'], outputs: ['out/**'] } },
+      maxSizeGb: 4,
+      tasks: {
+        gen: {
+          command: ['node', 'gen.mjs'],
+          inputs: ['gen.mjs'],
+          outputs: ['out/**'],
+          policy: { maxSizeBytes: '2GB' },
+        },
+      },
     }),
   );
   return dir;

@@ -86,7 +86,11 @@ class AzureBackend implements RemoteBackend, RemoteListing, KeepsFirst {
 
   async getEntry(key: string): Promise<RemoteResult<Buffer | undefined>> {
     const url = this.blobUrl('ac', key);
-    return entryReply(url, await this.request('GET', url), this.failed);
+    const r = await this.request('GET', url);
+    // A missing container is not a miss: it is a remote that is set up wrong.
+    if (r.ok && r.value.status === 404 && r.value.headers['x-ms-error-code'] === 'ContainerNotFound')
+      return this.failed('GET', url, 404, r.value.body);
+    return entryReply(url, r, this.failed);
   }
 
   putEntry(key: string, body: Buffer): Promise<RemoteResult<void>> {
@@ -100,7 +104,6 @@ class AzureBackend implements RemoteBackend, RemoteListing, KeepsFirst {
     discard(r.value.body);
     if (r.value.status === 200) return done(true);
     const code = r.value.headers['x-ms-error-code'];
-    // A missing container is not a miss: it is a remote that is set up wrong.
     if (r.value.status === 404 && code !== 'ContainerNotFound') return done(false);
     return statusProblem('HEAD', url, r.value.status, code ? `(${code})` : '');
   }
