@@ -4,14 +4,14 @@
  * backend passes this suite by adding one target file; nothing here knows a backend's protocol.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 // The one import of the product's remote code: where backends are picked from settings.
 import { openBackend, type RemoteBackend } from '../../src/remote/backend.js';
-import { readTreeSnapshot, tempDir } from '../support/helpers.js';
+import { readTreeSnapshot, runCli, tempDir } from '../support/helpers.js';
 import { project, runGen, timesRan, warnings } from '../support/remote-project.js';
 import { freePort, startSilent, startTruncatingProxy } from '../support/servers.js';
 
@@ -296,13 +296,13 @@ export function conformance(target: ConformanceTarget): void {
     const { config, env } = served.cli(`e2e-${process.pid}`);
     const a = project(config);
     const b = project(config);
-    const first = await runGen(a, env);
+    const first = await runGen(a, env, ['--stdin=ignore']);
     assert.is(first.code, 0, first.err);
     assert.is(timesRan(a), 1);
     assert.match(first.err, /taskvault: miss/);
     assert.equal(warnings(first), []);
 
-    const second = await runGen(b, env);
+    const second = await runGen(b, env, ['--stdin=ignore']);
     assert.is(second.code, 0, second.err);
     assert.equal(warnings(second), []);
     assert.match(second.err, /taskvault: hit \(remote\)/);
@@ -398,8 +398,8 @@ export function conformance(target: ConformanceTarget): void {
       await runGen(alone, {}, ['--stdin=ignore']);
       const baseline = performance.now() - t0;
       for (const [what, base, budget] of [
-        ['down', dead, 1500],
-        ['silent', silent.url, 5000 + 1500],
+        ['down', dead, 5000 + 3000],
+        ['silent', silent.url, 5000 + 3000],
       ] as const) {
         const m = machine(`down-${process.pid}`, {}, base);
         const started = performance.now();
@@ -413,6 +413,50 @@ export function conformance(target: ConformanceTarget): void {
       }
     } finally {
       await silent.stop();
+    }
+  });
+
+  test('hostile entries (a ../ path, an absolute symlink): never trusted, never written, one warning each', async () => {
+    const a = machine(`hostile-src-${process.pid}`);
+    assert.is((await run(a)).code, 0);
+    const dry = await runCli(['run', 'gen', '--dry-run', '--stdin=ignore'], { cwd: a.dir, env: a.env });
+    const key = dry.out.trim().split(' ')[0]!;
+    const original = await open(served.remote({ prefix: `hostile-src-${process.pid}`, timeoutMs: 10_000 }));
+    const got = await original.getEntry(key);
+    assert.ok(got.ok && got.value, `the entry ${key} is on the remote`);
+    const doc = JSON.parse(got.ok ? got.value!.toString() : '{}');
+    const cases: Array<[string, (outputs: Array<Record<string, unknown>>) => void]> = [
+      [
+        'dotdot',
+        (outputs) => {
+          outputs.find((o) => o.type === 'file')!.path = '../escaped.txt';
+        },
+      ],
+      [
+        'absolute-link',
+        (outputs) => {
+          outputs.find((o) => o.type === 'symlink')!.target = '/etc/passwd';
+        },
+      ],
+    ];
+    for (const [what, poison] of cases) {
+      const prefix = `hostile-${what}-${process.pid}`;
+      const bad = structuredClone(doc);
+      poison(bad.entry.outputs);
+      const target = await open(served.remote({ prefix, timeoutMs: 10_000 }));
+      assert.ok((await target.putEntry(key, Buffer.from(JSON.stringify(bad)))).ok);
+      const b = machine(prefix, { TASKVAULT_REMOTE_READ_ONLY: '1' });
+      const r = await run(b);
+      assert.is(r.code, 0, r.err);
+      assert.is(timesRan(b.dir), 1, `${what}: the command ran`);
+      assert.is(warnings(r).length, 1, `${what}: one warning\n${r.err}`);
+      assert.match(warnings(r)[0]!, /not used/);
+      assert.not.ok(existsSync(join(b.dir, '..', 'escaped.txt')), `${what}: written outside the project`);
+      assert.is(
+        readlinkSync(join(b.dir, 'out', 'latest.txt')),
+        'result.txt',
+        `${what}: the link is the run's own`,
+      );
     }
   });
 

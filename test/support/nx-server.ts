@@ -103,6 +103,9 @@ export async function startNxServer(tokens?: NxTokens): Promise<NxServer> {
     }
     text(405, 'method not allowed');
   });
+  // Longer than any pause in a suite: a client reusing a connection the server just timed out
+  // would see ECONNRESET, a race of the fixture's idle timer, not of the API.
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   return {
