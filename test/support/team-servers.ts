@@ -121,6 +121,10 @@ export async function startAzurite(): Promise<Azurite> {
       dir,
       '--silent',
       '--disableTelemetry',
+      // Azurite closes idle connections after 5 s; a request on one it just closed is ECONNRESET,
+      // a race of its idle timer that a suite's pauses on a loaded machine would otherwise hit.
+      '--blobKeepAliveTimeout',
+      '60',
     ],
     {},
     port,
