@@ -12,6 +12,9 @@ import { action, type CommonFlags, settingsFor, withCommonOptions, writeJson } f
 interface GcFlags extends CommonFlags {
   dryRun?: boolean;
   grace?: string;
+  remote?: boolean;
+  maxAge?: string;
+  maxSize?: string;
 }
 
 interface CleanFlags extends CommonFlags {
@@ -28,6 +31,9 @@ export function registerGc(cli: CAC): void {
   )
     .option('--dry-run', 'Report what would be removed; remove nothing')
     .option('--grace <duration>', 'Keep unreferenced blobs and temp files younger than this (default 1h)')
+    .option('--remote', 'Collect the team cache instead of the local one (S3, Azure, WebDAV)')
+    .option('--max-age <duration>', 'With --remote: remove entries older than this, e.g. 14d')
+    .option('--max-size <size>', 'With --remote: remove the oldest entries until the remote fits, e.g. 200GB')
     .action(action(gc));
 
   withCommonOptions(cli.command('clean', 'Remove every cached entry, or those of one task'))
@@ -37,6 +43,9 @@ export function registerGc(cli: CAC): void {
 }
 
 async function gc(flags: GcFlags): Promise<number | Failure> {
+  if (flags.remote) return (await import('./gc-remote.js')).gcRemote(flags);
+  if (flags.maxAge !== undefined || flags.maxSize !== undefined)
+    return failure('usage', '--max-age and --max-size apply to gc --remote', 'add --remote');
   const settings = await settingsFor(flags);
   const graceMs = flags.grace === undefined ? DEFAULT_GRACE_MS : parseDuration(String(flags.grace));
   if (graceMs === undefined)

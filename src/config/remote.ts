@@ -3,6 +3,10 @@ import type { RemoteConfig } from './types.js';
 /** The remote cache as configured: the config file's `remote` block with the environment on top. */
 export interface RemoteSettings {
   url: string;
+  /** The API of an http(s):// url (turbo+/nx+ url prefixes say the same). */
+  protocol?: 'bazel' | 'turbo' | 'nx';
+  /** Turborepo team (TASKVAULT_REMOTE_TEAM or config). */
+  team?: string;
   readOnly: boolean;
   token?: string;
   endpoint?: string;
@@ -15,7 +19,8 @@ export interface RemoteSettings {
   password?: string;
 }
 
-export const DEFAULT_REMOTE_TIMEOUT_MS = 10_000;
+// Idle time per request; a hung server stops the remote for the run, so this bounds what it adds.
+export const DEFAULT_REMOTE_TIMEOUT_MS = 5_000;
 
 const truthy = (v: string | undefined): boolean => v !== undefined && v !== '' && v !== '0' && v !== 'false';
 
@@ -40,6 +45,9 @@ export function resolveRemote(
   };
   const token = env.TASKVAULT_REMOTE_TOKEN || config?.token;
   if (token) s.token = token;
+  if (config?.protocol) s.protocol = config.protocol;
+  const team = env.TASKVAULT_REMOTE_TEAM || config?.team;
+  if (team) s.team = team;
   if (config?.endpoint) s.endpoint = config.endpoint;
   if (config?.region) s.region = config.region;
   if (env.TASKVAULT_REMOTE_SIGNATURE_KEY) s.signatureKey = env.TASKVAULT_REMOTE_SIGNATURE_KEY;

@@ -61,8 +61,16 @@ export interface PolicyConfig {
 }
 
 export interface RemoteConfig {
-  /** http(s)://host[:port]/prefix (Bazel HTTP cache layout) or s3://bucket/prefix. */
+  /**
+   * http(s)://host[:port]/prefix (Bazel HTTP cache layout), s3://bucket/prefix,
+   * azure://account/container/prefix, turbo+http(s)://host (Turborepo remote cache API) or
+   * nx+http(s)://host (Nx self-hosted remote cache API).
+   */
   url: string;
+  /** The API an http(s):// url speaks: 'bazel' (default), 'turbo' or 'nx' (same as the url prefixes). */
+  protocol?: 'bazel' | 'turbo' | 'nx';
+  /** Turborepo: the team (an id starting with `team_` is sent as teamId, anything else as slug). */
+  team?: string;
   /** Read but never write (e.g. for pull-request CI jobs). */
   readOnly?: boolean;
   /** Bearer token for HTTP remotes (prefer the TASKVAULT_REMOTE_TOKEN env var). */
@@ -71,7 +79,7 @@ export interface RemoteConfig {
   endpoint?: string;
   /** S3: region override. */
   region?: string;
-  /** Per-request timeout in milliseconds. Default 10000. */
+  /** Per-request idle timeout in milliseconds. Default 5000. */
   timeoutMs?: number;
 }
 

@@ -161,6 +161,8 @@ const recordOf =
 
 const remoteSchema: Record<string, Check> = {
   url: isString,
+  protocol: oneOf('bazel', 'turbo', 'nx'),
+  team: isString,
   readOnly: isBool,
   token: isString,
   endpoint: isString,

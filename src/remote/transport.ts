@@ -10,7 +10,7 @@ import { done, problem, type RemoteProblem, type RemoteResult } from './backend.
  * upload and download alike.
  */
 export interface Request {
-  method: 'GET' | 'PUT' | 'HEAD';
+  method: 'GET' | 'PUT' | 'HEAD' | 'POST' | 'DELETE' | 'PROPFIND';
   url: URL;
   headers?: Record<string, string>;
   body?: { bytes: Buffer } | { file: string; size: number };

@@ -64,7 +64,7 @@ const cases: Array<[string, Record<string, string>, string]> = [
   [
     'unknown field that is no near miss: the known ones are listed',
     { 'taskvault.config.json': '{ "remote": { "url": "http://x", "zzz": 1 } }' },
-    'taskvault.config.json: remote.zzz is not a known field (known fields: url, readOnly, token, endpoint, region, timeoutMs)',
+    'taskvault.config.json: remote.zzz is not a known field (known fields: url, protocol, team, readOnly, token, endpoint, region, timeoutMs)',
   ],
   // JSON syntax errors: file:line:column
   [

@@ -6,8 +6,6 @@ const WRONG = 'not-the-password-7f3a';
 
 conformance({
   name: 'HTTP (nginx WebDAV)',
-  // nginx's WebDAV PUT replaces the file (201 created, then 204 replaced).
-  overwrite: 'replaces',
   wrongCredentials: /HTTP 401/,
   wrongSecret: WRONG,
   async start() {
@@ -24,10 +22,10 @@ conformance({
         },
         env: {},
       }),
-      cli: (prefix) => ({
+      cli: (prefix, base) => ({
         config: {},
         env: {
-          TASKVAULT_REMOTE_URL: `${ng.url}/basic/${prefix}`,
+          TASKVAULT_REMOTE_URL: `${base ?? ng.url}/basic/${prefix}`,
           TASKVAULT_REMOTE_USER: NGINX_USER,
           TASKVAULT_REMOTE_PASSWORD: NGINX_PASSWORD,
         },

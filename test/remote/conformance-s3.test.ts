@@ -13,8 +13,6 @@ const isolated = (): Record<string, string> => {
 
 conformance({
   name: 'S3 (s3rver)',
-  // A PUT of an existing object replaces it.
-  overwrite: 'replaces',
   // s3rver checks the access key id; S3 names the reason in its XML error body.
   wrongCredentials: /HTTP 403 \(InvalidAccessKeyId\)/,
   wrongSecret: WRONG.AWS_SECRET_ACCESS_KEY,
@@ -31,9 +29,9 @@ conformance({
         },
         env: { ...isolated(), ...(wrongCredentials ? WRONG : S3RVER_KEYS) },
       }),
-      cli: (prefix) => ({
+      cli: (prefix, base) => ({
         config: {
-          remote: { url: `s3://${s3.bucket}/${prefix}`, endpoint: s3.endpoint, region: 'us-east-1' },
+          remote: { url: `s3://${s3.bucket}/${prefix}`, endpoint: base ?? s3.endpoint, region: 'us-east-1' },
         },
         env: { ...isolated(), ...S3RVER_KEYS },
       }),

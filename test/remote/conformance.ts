@@ -4,7 +4,7 @@
  * backend passes this suite by adding one target file; nothing here knows a backend's protocol.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { suite } from 'uvu';
@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 // The one import of the product's remote code: where backends are picked from settings.
 import type { RemoteBackend } from '../../src/remote/backend.js';
 import { openBackend } from '../../src/remote/open-backend.js';
-import { readTreeSnapshot, tempDir } from '../support/helpers.js';
+import { readTreeSnapshot, runCli, tempDir } from '../support/helpers.js';
 import { project, runGen, timesRan, warnings } from '../support/remote-project.js';
 import { freePort, startSilent, startTruncatingProxy } from '../support/servers.js';
 
@@ -35,15 +35,19 @@ export interface Served {
     base?: string;
     wrongCredentials?: boolean;
   }): RemoteUnderTest;
-  /** What `taskvault run` needs to use the same remote: taskvault.config.json content and env. */
-  cli(prefix: string): { config: Record<string, unknown>; env: Record<string, string | undefined> };
+  /**
+   * What `taskvault run` needs to use the same remote: taskvault.config.json content and env.
+   * `base`: the same remote reached at another http://host:port (a dead port, a silent server).
+   */
+  cli(
+    prefix: string,
+    base?: string,
+  ): { config: Record<string, unknown>; env: Record<string, string | undefined> };
   stop(): Promise<void>;
 }
 
 export interface ConformanceTarget {
   name: string;
-  /** What a second put of an entry key does, as the backend documents it. */
-  overwrite: 'replaces' | 'keeps-first';
   /** What the failure for wrong credentials must say (the server's refusal, by status or code). */
   wrongCredentials: RegExp;
   /** A secret of the wrong credentials: it must never appear in a message. */
@@ -144,7 +148,7 @@ export function conformance(target: ConformanceTarget): void {
     }
   });
 
-  test(`a second put of an entry ${target.overwrite === 'replaces' ? 'replaces' : 'keeps'} the first; a blob put twice stays the same`, async () => {
+  test('write-once: a second put of an entry keeps the first; a blob put twice stays the same', async () => {
     const b = await fresh();
     const key = entryKey();
     const first = Buffer.from('{"first":true}');
@@ -153,7 +157,7 @@ export function conformance(target: ConformanceTarget): void {
     assert.ok((await b.putEntry(key, second)).ok, 'the second put is not an error');
     const got = await b.getEntry(key);
     assert.ok(got.ok);
-    if (got.ok) assert.equal(got.value, target.overwrite === 'replaces' ? second : first);
+    if (got.ok) assert.equal(got.value, first, 'the entry already there was replaced');
 
     const bytes = randomBytes(1000);
     const blob = blobFile(bytes);
@@ -293,19 +297,170 @@ export function conformance(target: ConformanceTarget): void {
     const { config, env } = served.cli(`e2e-${process.pid}`);
     const a = project(config);
     const b = project(config);
-    const first = await runGen(a, env);
+    const first = await runGen(a, env, ['--stdin=ignore']);
     assert.is(first.code, 0, first.err);
     assert.is(timesRan(a), 1);
     assert.match(first.err, /taskvault: miss/);
     assert.equal(warnings(first), []);
 
-    const second = await runGen(b, env);
+    const second = await runGen(b, env, ['--stdin=ignore']);
     assert.is(second.code, 0, second.err);
     assert.equal(warnings(second), []);
     assert.match(second.err, /taskvault: hit \(remote\)/);
     assert.is(timesRan(b), 0, 'machine B did not run the command');
     assert.ok(second.stdout.equals(first.stdout), 'stdout is byte-identical');
     assert.equal(readTreeSnapshot(join(b, 'out')), readTreeSnapshot(join(a, 'out')), 'outputs are identical');
+  });
+
+  /** A machine of the team: its own clone and cache dir, this remote, plus `extra` env. */
+  const machine = (prefix: string, extra: Record<string, string> = {}, base?: string) => {
+    const { config, env } = served.cli(prefix, base);
+    return { dir: project(config), env: { ...env, ...extra } };
+  };
+  // --stdin=ignore: on a loaded machine the test's closed stdin can arrive after the 100 ms 'auto' waits.
+  const run = (
+    m: { dir: string; env: Record<string, string | undefined> },
+    env: Record<string, string> = {},
+  ) => runGen(m.dir, { ...m.env, ...env }, ['--stdin=ignore']);
+
+  test('read-only: a read-only machine gets remote hits and never writes to the remote', async () => {
+    const prefix = `ro-${process.pid}`;
+    const reader = machine(prefix, { TASKVAULT_REMOTE_READ_ONLY: '1' });
+    const r = await run(reader);
+    assert.is(r.code, 0, r.err);
+    assert.equal(warnings(r), []);
+    assert.is(timesRan(reader.dir), 1);
+    const later = machine(prefix);
+    const l = await run(later);
+    assert.is(timesRan(later.dir), 1, 'the read-only machine wrote to the remote');
+    assert.match(l.err, /taskvault: miss/);
+    const again = machine(prefix, { TASKVAULT_REMOTE_READ_ONLY: '1' });
+    const a = await run(again);
+    assert.match(a.err, /hit \(remote\)/, 'a read-only machine reads');
+    assert.is(timesRan(again.dir), 0);
+  });
+
+  test('signing: the right key hits; a wrong key or a missing signature misses with one warning', async () => {
+    const prefix = `signed-${process.pid}`;
+    const key = { TASKVAULT_REMOTE_SIGNATURE_KEY: 'team-secret-1' };
+    const up = await run(machine(prefix, key));
+    assert.is(up.code, 0, up.err);
+    assert.equal(warnings(up), []);
+
+    const good = machine(prefix, key);
+    const g = await run(good);
+    assert.match(g.err, /hit \(remote\)/);
+    assert.equal(warnings(g), []);
+    assert.is(timesRan(good.dir), 0);
+
+    const bad = machine(prefix, {
+      TASKVAULT_REMOTE_SIGNATURE_KEY: 'someone-else',
+      TASKVAULT_REMOTE_READ_ONLY: '1',
+    });
+    const b = await run(bad);
+    assert.is(b.code, 0, b.err);
+    assert.is(timesRan(bad.dir), 1, 'a bad signature is a miss: the command runs');
+    assert.is(warnings(b).length, 1, b.err);
+    assert.match(warnings(b)[0]!, /bad signature|x-artifact-tag/);
+
+    const unsignedPrefix = `unsigned-${process.pid}`;
+    assert.is((await run(machine(unsignedPrefix))).code, 0);
+    const strict = machine(unsignedPrefix, { ...key, TASKVAULT_REMOTE_READ_ONLY: '1' });
+    const m = await run(strict);
+    assert.is(m.code, 0, m.err);
+    assert.is(timesRan(strict.dir), 1);
+    assert.is(warnings(m).length, 1, m.err);
+    assert.match(warnings(m)[0]!, /not signed/);
+  });
+
+  test('write-once: a machine with another signature key re-runs, and the trusted entry stays', async () => {
+    const prefix = `once-${process.pid}`;
+    const trusted = { TASKVAULT_REMOTE_SIGNATURE_KEY: 'team-secret-1' };
+    assert.is((await run(machine(prefix, trusted))).code, 0);
+    // Not read-only: it runs the task (the entry is not its to trust) and then tries to upload.
+    const intruder = machine(prefix, { TASKVAULT_REMOTE_SIGNATURE_KEY: 'pr-build-key' });
+    const i = await run(intruder);
+    assert.is(i.code, 0, i.err);
+    assert.is(timesRan(intruder.dir), 1);
+    const reader = machine(prefix, trusted);
+    const r = await run(reader);
+    assert.match(r.err, /hit \(remote\)/, `the trusted entry was replaced:\n${r.err}`);
+    assert.equal(warnings(r), []);
+    assert.is(timesRan(reader.dir), 0);
+  });
+
+  test('server down or silent: the command runs, its exit code passes through, one warning, within the default timeout', async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const silent = await startSilent();
+    try {
+      // What the run costs with no remote at all, on this machine now: the remote adds to that.
+      const alone = project();
+      const t0 = performance.now();
+      await runGen(alone, {}, ['--stdin=ignore']);
+      const baseline = performance.now() - t0;
+      // The default timeout (5 s) is what a hung remote may add; 4 s more is start-up noise on a
+      // loaded machine (main's 10 s default added 11.8 s here).
+      for (const [what, base, budget] of [
+        ['down', dead, 5000 + 4000],
+        ['silent', silent.url, 5000 + 4000],
+      ] as const) {
+        const m = machine(`down-${process.pid}`, {}, base);
+        const started = performance.now();
+        const r = await run(m, { GEN_EXIT: '3' });
+        const ms = performance.now() - started - baseline;
+        assert.is(r.code, 3, `${what}: the exit code passes through\n${r.err}`);
+        assert.is(timesRan(m.dir), 1, what);
+        assert.is(warnings(r).length, 1, `${what}: one warning\n${r.err}`);
+        assert.ok(ms < budget, `${what}: the remote added ${Math.round(ms)} ms (budget ${budget})`);
+        assert.ok(readTreeSnapshot(join(m.dir, 'out')), 'the outputs are there');
+      }
+    } finally {
+      await silent.stop();
+    }
+  });
+
+  test('hostile entries (a ../ path, an absolute symlink): never trusted, never written, one warning each', async () => {
+    const a = machine(`hostile-src-${process.pid}`);
+    assert.is((await run(a)).code, 0);
+    const dry = await runCli(['run', 'gen', '--dry-run', '--stdin=ignore'], { cwd: a.dir, env: a.env });
+    const key = dry.out.trim().split(' ')[0]!;
+    const original = await open(served.remote({ prefix: `hostile-src-${process.pid}`, timeoutMs: 10_000 }));
+    const got = await original.getEntry(key);
+    assert.ok(got.ok && got.value, `the entry ${key} is on the remote`);
+    const doc = JSON.parse(got.ok ? got.value!.toString() : '{}');
+    const cases: Array<[string, (outputs: Array<Record<string, unknown>>) => void]> = [
+      [
+        'dotdot',
+        (outputs) => {
+          outputs.find((o) => o.type === 'file')!.path = '../escaped.txt';
+        },
+      ],
+      [
+        'absolute-link',
+        (outputs) => {
+          outputs.find((o) => o.type === 'symlink')!.target = '/etc/passwd';
+        },
+      ],
+    ];
+    for (const [what, poison] of cases) {
+      const prefix = `hostile-${what}-${process.pid}`;
+      const bad = structuredClone(doc);
+      poison(bad.entry.outputs);
+      const target = await open(served.remote({ prefix, timeoutMs: 10_000 }));
+      assert.ok((await target.putEntry(key, Buffer.from(JSON.stringify(bad)))).ok);
+      const b = machine(prefix, { TASKVAULT_REMOTE_READ_ONLY: '1' });
+      const r = await run(b);
+      assert.is(r.code, 0, r.err);
+      assert.is(timesRan(b.dir), 1, `${what}: the command ran`);
+      assert.is(warnings(r).length, 1, `${what}: one warning\n${r.err}`);
+      assert.match(warnings(r)[0]!, /not used/);
+      assert.not.ok(existsSync(join(b.dir, '..', 'escaped.txt')), `${what}: written outside the project`);
+      assert.is(
+        readlinkSync(join(b.dir, 'out', 'latest.txt')),
+        'result.txt',
+        `${what}: the link is the run's own`,
+      );
+    }
   });
 
   test.run();

@@ -62,7 +62,7 @@ test('two machines share one remote: the first uploads, the second gets a remote
   assert.is(timesRan(b), 0);
 });
 
-test('a blob the remote already has is not uploaded again (HEAD first); the entry goes up last', async () => {
+test('a blob the remote already has is not uploaded again (HEAD first); the entry is write-once', async () => {
   const env = { TASKVAULT_REMOTE_URL: `${ng().url}/dedup` };
   const a = project();
   assert.is((await runGen(a, env)).code, 0);
@@ -74,8 +74,13 @@ test('a blob the remote already has is not uploaded again (HEAD first); the entr
   const puts = lines.filter((l) => l.includes('"PUT /dedup/cas/'));
   assert.is(puts.length, 1, lines.join('\n'));
   assert.ok(lines.filter((l) => l.includes('"HEAD /dedup/cas/')).length >= 5);
-  const last = lines.filter((l) => l.includes('"PUT ')).pop() ?? '';
-  assert.match(last, /"PUT \/dedup\/ac\//, 'the entry is written after all its blobs');
+  // The entry is already there: it is looked up after the blobs, and not replaced.
+  assert.not.ok(
+    lines.some((l) => l.includes('"PUT /dedup/ac/')),
+    'the existing entry was replaced',
+  );
+  const last = lines.filter((l) => /"(PUT|GET|HEAD) /.test(l)).pop() ?? '';
+  assert.match(last, /"GET \/dedup\/ac\//, 'the entry is checked after all its blobs');
 });
 
 test('read-only mode reads the remote but never writes to it', async () => {

@@ -54,9 +54,12 @@ export const NGINX_WRITE_TOKEN = 'write-token-1';
  * The config docs/team-cache.md shows (its /tokens/ location: a read token and a write token, so that
  * read-only is enforced by the server), plus an open location and one with basic auth.
  */
-export function nginxConfig(dir: string, port: number): string {
-  const dav = 'dav_methods PUT; create_full_put_path on; dav_access user:rw group:r all:r;';
-  return `daemon off;
+export function nginxConfig(dir: string, port: number, o: { listing?: boolean } = {}): string {
+  // listing: DELETE and PROPFIND too (the dav_ext module), what `taskvault gc --remote` needs.
+  const dav = o.listing
+    ? 'dav_methods PUT DELETE; dav_ext_methods PROPFIND OPTIONS; create_full_put_path on; dav_access user:rw group:r all:r;'
+    : 'dav_methods PUT; create_full_put_path on; dav_access user:rw group:r all:r;';
+  return `${o.listing ? `load_module ${DAV_EXT_MODULE};\n` : ''}daemon off;
 master_process off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -104,8 +107,11 @@ function nginxBinary(): string {
   throw new Error(message);
 }
 
+/** Debian's libnginx-mod-http-dav-ext (.ci/install-system-packages installs it). */
+export const DAV_EXT_MODULE = '/usr/lib/nginx/modules/ngx_http_dav_ext_module.so';
+
 /** Starts nginx with a WebDAV config in a temp dir; a port taken in between is retried. */
-export async function startNginx(): Promise<Nginx> {
+export async function startNginx(o: { listing?: boolean } = {}): Promise<Nginx> {
   const bin = nginxBinary();
   for (let attempt = 0; ; attempt++) {
     const dir = tempDir('tv-nginx-');
@@ -113,7 +119,7 @@ export async function startNginx(): Promise<Nginx> {
     for (const d of ['data', 'body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d));
     // nginx reads {PLAIN} passwords, which keeps the test free of htpasswd tooling.
     writeFileSync(join(dir, 'htpasswd'), `${NGINX_USER}:{PLAIN}${NGINX_PASSWORD}\n`);
-    writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, port));
+    writeFileSync(join(dir, 'nginx.conf'), nginxConfig(dir, port, o));
     const child = spawn(bin, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
