@@ -9,6 +9,7 @@ import type { HashAlgorithm } from '../config/types.js';
 import { canonicalJson, hashBytes } from '../fingerprint/hash.js';
 import { type Explanation, explainTask } from '../runner/explain.js';
 import { type RunOutcome, runTask } from '../runner/run-task.js';
+import type { ResultEncoding } from '../store/entry.js';
 import { getResult, keyForInput, type ResultData, saveResult } from '../store/results.js';
 import { type CacheStats, cacheStats } from '../store/stats.js';
 import { Store } from '../store/store.js';
@@ -36,12 +37,14 @@ export interface ClientOptions {
 
 /** `{ hit: true, value }` on a hit (bytes, or the path written with `toFile`); `{ hit: false }` on a miss. */
 export type CachedResult<T = Buffer> =
-  | { hit: true; key: string; value: T; size: number }
+  | { hit: true; key: string; value: T; size: number; encoding: ResultEncoding }
   | { hit: false; key: string };
 
 export interface CacheResultOptions {
   /** How long producing the output took, for "time saved" (default: time since this key last missed). */
   durationMs?: number;
+  /** How the bytes encode the value ('json' for a JSON text, as memoize stores it); default 'raw'. */
+  encoding?: ResultEncoding;
 }
 
 export interface GetToFileOptions {
@@ -204,8 +207,14 @@ export class Client {
     const got = unwrap(await getResult(store, settings, task, input, target, { source: 'get', ...VIA }));
     await store.flush();
     if (!got.hit) return { hit: false, key: got.key };
-    if (target.kind === 'file') return { hit: true, key: got.key, value: target.path, size: got.size };
-    return { hit: true, key: got.key, value: got.data ?? Buffer.alloc(0), size: got.size };
+    const hit = {
+      hit: true as const,
+      key: got.key,
+      size: got.size,
+      encoding: got.entry.result?.encoding ?? 'raw',
+    };
+    if (target.kind === 'file') return { ...hit, value: target.path };
+    return { ...hit, value: got.data ?? Buffer.alloc(0) };
   }
 
   /** Entries, size, limit, hits, misses, hit rate and time saved, as `taskvault stats --json`. */
