@@ -31,7 +31,9 @@ export class FrameError extends Error {}
  * Frames read from a byte stream, in order. Ends when the stream ends between frames; a stream
  * that ends inside a frame, a header that is not a JSON object, or a bad length throws FrameError.
  */
-export async function* readFrames(source: AsyncIterable<Uint8Array>): AsyncGenerator<Frame> {
+export async function* readFrames(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): AsyncGenerator<Frame> {
   const chunks: Buffer[] = [];
   let buffered = 0;
   /** The first n buffered bytes, removed from the buffer. */
