@@ -7,7 +7,8 @@
   ``.taskvault/`` directory the file is in (else the file's own directory); the cache is
   ``<root>/.taskvault/cache`` unless the file says otherwise. Keys: ``cacheDir`` (relative to the
   root), ``hashAlgorithm`` (blake3 or sha256), ``config`` (a taskvault.config.* file, relative to
-  the root, whose policies then apply). Only ``key: value`` lines and ``#`` comments.
+  the root, whose policies then apply; as with ``--config``, the project root is then that file's
+  directory). Only ``key: value`` lines and ``#`` comments.
 """
 
 import os

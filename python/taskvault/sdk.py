@@ -446,11 +446,11 @@ class Client:
             stderr=subprocess.PIPE,
         )
         out: Optional[bytes] = None
-        if capture_output:
-            out, err = proc.communicate()
-        else:
-            err = _forward_all_but_last_line(proc)
-            proc.wait()
+        with proc:
+            if capture_output:
+                out, err = proc.communicate()
+            else:
+                err = _forward_all_but_last_line(proc)
         err_lines = err.rstrip(b"\n").split(b"\n") if err else []
         summary: Optional[Dict[str, Any]] = None
         if err_lines:
