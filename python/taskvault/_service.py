@@ -144,6 +144,14 @@ class Service:
         except (OSError, ValueError) as e:
             raise ServiceDied(str(e)) from None
 
+    def abort(self) -> None:
+        """Kills the service: for a pipe that may hold half a request."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass  # Already exited.
+        self.close(timeout=5)
+
     def close(self, timeout: float = 10.0) -> None:
         """Ends the service: closing its stdin lets it finish what it writes and exit by itself."""
         try:
@@ -162,10 +170,21 @@ class Service:
                 stream.close()
 
 
-#: Pipes of services started by a parent process, kept open (never flushed or closed) in a forked
-#: child: closing them there could flush the parent's half-written request into the parent's service.
+#: Services started by a parent process, as seen from a forked child: kept referenced, so that
+#: their file objects are never finalised here.
 _inherited: List[Service] = []
 
 
 def abandon_after_fork(service: Service) -> None:
+    """In a forked child: lets go of the parent's service without touching it. Each pipe fd is
+    pointed at /dev/null, so that the child holds no end of the parent's pipes (the service then
+    sees its stdin end when the parent closes it, whatever the child does) and a flush of a
+    half-written request in the child's copy of a buffer can never reach the parent's service."""
     _inherited.append(service)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for stream in (service.proc.stdin, service.proc.stdout, service.proc.stderr):
+            if stream is not None and not stream.closed:
+                os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)

@@ -205,6 +205,12 @@ class Client:
                     svc = self._service = None
                     if attempt == 2 or not _rewind(streams, starts):
                         raise TaskVaultError(f"{why}; the call was not completed", "sdk") from None
+                except BaseException:
+                    # Interrupted (KeyboardInterrupt, an error from a file object) mid-frame: the
+                    # pipe may hold half a request, so this service is done; the next call starts one.
+                    svc.abort()
+                    self._service = None
+                    raise
         if not reply.get("ok"):
             raise _error(reply)
         return reply, body

@@ -130,27 +130,53 @@ class Lifecycle(ProjectTest):
             client.cache_result("fork", b"in", b"parent")
             parent_pid = client.info["pid"]
             r, w = os.pipe()
+            hold_r, hold_w = os.pipe()
             child = os.fork()
             if child == 0:  # pragma: no cover (reported through the pipe)
+                os.close(hold_w)
                 try:
                     got = client.get_cached_result("fork", b"in")
                     client.cache_result("fork", b"child-in", b"child")
                     msg = json.dumps({"got": got[0].decode(), "pid": client.info["pid"]})
-                    client.close()
                 except BaseException as e:
                     msg = json.dumps({"error": repr(e)})
                 os.write(w, msg.encode())
+                os.close(w)
+                os.read(hold_r, 1)  # alive, its Client open, until the parent is done
                 os._exit(0)
             os.close(w)
+            os.close(hold_r)
+
+            released = []
+
+            def release_child() -> None:
+                if not released:
+                    released.append(1)
+                    os.close(hold_w)
+                    os.waitpid(child, 0)
+
+            self.addCleanup(release_child)  # also when an assertion below fails
             with os.fdopen(r) as f:
                 report = json.loads(f.read())
-            os.waitpid(child, 0)
             self.assertEqual(report.get("got"), "parent", report)
-            self.assertNotEqual(report["pid"], parent_pid)
+            child_service = report["pid"]
+            self.assertNotEqual(child_service, parent_pid)
             # The parent's service is untouched and sees the child's save.
             self.assertEqual(client.info["pid"], parent_pid)
             self.assertTrue(_alive(parent_pid))
             self.assertEqual(client.get_cached_result("fork", b"child-in"), (b"child", True))
+            # The child holds no end of the parent's pipes: closing ends the service at once.
+            started = time.monotonic()
+            client.close()
+            self.assertLess(time.monotonic() - started, 5)
+            self.assertFalse(_alive(parent_pid))
+            self.assertTrue(_alive(child_service))
+            release_child()
+            # The child exited without closing its Client (os._exit): its service ends with it.
+            deadline = time.monotonic() + 10
+            while _alive(child_service) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertFalse(_alive(child_service))
 
     def test_several_processes_on_one_cache(self) -> None:
         ctx = multiprocessing.get_context("spawn")
