@@ -151,9 +151,7 @@ def main() -> None:
         start = alternate(START_ROUNDS, {"tv": tv_start, "node": node_start})
         rows.append(("Client() to first answer", ms(start["tv"]), f"node -e 0 {ms(start['node'])}", ratio(start["tv"], start["node"]), "<= 1.5x"))
 
-        table = ["| measure | TaskVault | baseline | ratio | target |", "|---|---|---|---|---|"]
-        table += [f"| {' | '.join(r)} |" for r in rows]
-        text = "\n".join(table) + "\n"
+        text = markdown_table(("measure", "TaskVault", "baseline", "ratio", "target"), rows)
         print(text)
         if not QUICK:
             header = (
@@ -166,6 +164,14 @@ def main() -> None:
                 f.write(header + text)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def markdown_table(head: Tuple[str, ...], rows: List[Tuple[str, str, str, str, str]]) -> str:
+    """Columns padded to their widest cell, as the repository's formatter (biome) writes tables."""
+    all_rows = [head, *rows]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(head))]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)]) + "\n"
 
 
 def us(s: float) -> str:
