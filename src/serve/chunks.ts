@@ -2,7 +2,8 @@
  * A value sent as a stream of chunk frames (a file object on the Python side), handed to the SDK
  * as an AsyncIterable. Bounded: the frame reader waits while `LIMIT` chunks are queued, so a fast
  * sender cannot fill the service's memory. Once the request is over, later chunks are dropped, so
- * a request that failed before reading its stream never stalls the reader.
+ * a request that failed before reading its stream never stalls the reader. If the client goes
+ * away mid-stream, the reader fails (never a short value taken for the whole).
  */
 const LIMIT = 4;
 
@@ -10,6 +11,7 @@ export class ChunkQueue implements AsyncIterable<Uint8Array> {
   private readonly queue: Buffer[] = [];
   private ended = false;
   private discarding = false;
+  private failure: Error | undefined;
   private wakeReader: (() => void) | undefined;
   private wakeWriter: (() => void) | undefined;
 
@@ -37,8 +39,16 @@ export class ChunkQueue implements AsyncIterable<Uint8Array> {
     this.wakeWriter?.();
   }
 
+  /** The value will never be whole: its reader throws `e`. */
+  fail(e: Error): void {
+    this.failure = e;
+    this.discard();
+    this.wakeReader?.();
+  }
+
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
     for (;;) {
+      if (this.failure) throw this.failure;
       const next = this.queue.shift();
       if (next) {
         this.wakeWriter?.();

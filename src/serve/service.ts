@@ -64,6 +64,9 @@ export async function serve(
       running.add(done);
     }
   } finally {
+    // Input ended (or broke) with values still streaming in: those requests fail, whole or not at all.
+    for (const req of open.values())
+      for (const q of req.streams.values()) q.fail(new Error('the client went away mid-stream'));
     await Promise.allSettled([...running]);
     await client.close();
   }

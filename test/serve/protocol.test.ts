@@ -4,7 +4,7 @@
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +23,7 @@ class Serve {
   readonly warnings: string[] = [];
   stderr = '';
   private next = 1;
+  private readonly closed: Promise<number | null>;
 
   constructor(cwd: string, args: string[] = []) {
     this.child = spawn(process.execPath, [CLI, 'serve', '--stdio', ...args], {
@@ -34,6 +35,7 @@ class Serve {
       this.stderr += d;
     });
     this.frames = readFrames(this.child.stdout);
+    this.closed = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
   }
 
   send(header: Header, body?: Uint8Array): number {
@@ -59,9 +61,17 @@ class Serve {
     return r;
   }
 
+  /** Ends stdin; reads (and drops) what is still sent; the exit code. */
   async end(): Promise<number | null> {
     this.child.stdin.end();
-    return new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
+    try {
+      while (!(await this.frames.next()).done) {
+        // replies after the end are not looked at
+      }
+    } catch {
+      // a broken tail of output: the exit code says the rest
+    }
+    return this.closed;
   }
 }
 
@@ -255,6 +265,21 @@ test('requests run concurrently; a failed request drops its chunks and the servi
   assert.equal(noTask.header.error, { type: 'ProtocolError', message: 'task must be a non-empty string' });
   assert.is(await s.end(), 0);
   assert.is(s.stderr, '');
+});
+
+test('a client that goes away mid-stream stores nothing, and the service exits', async () => {
+  const dir = project();
+  const s = new Serve(dir);
+  assert.is((await s.call({ op: 'stats' })).header.ok, true);
+  const id = s.send(
+    { op: 'save', task: 'cut', input: { bytes: 2 }, output: { stream: true } },
+    Buffer.from('in'),
+  );
+  s.send({ id, chunk: 'output' }, randomBytes(100_000));
+  assert.is(await s.end(), 0);
+  const stats = JSON.parse((await runCli(['stats', '--json'], { cwd: dir })).out);
+  assert.is(stats.entries, 0);
+  assert.equal(readdirSync(join(dir, '.taskvault/cache/tmp')), []);
 });
 
 test('bytes that are not frames: one line on stderr and a non-zero exit', async () => {
