@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts file in its own Node process (uvu + tsx), a few at a time,
+// Runs every test/**/*.test.ts file in its own Node process (uvu + tsx), and every
+// python/tests/test_*.py file in its own Python process (unittest), a few at a time,
 // and ends with one `N passed, N failed` line that CI can read. Usage: run-tests.mjs [filter...]
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, relative } from 'node:path';
 
@@ -17,8 +18,13 @@ function walk(dir) {
   });
 }
 
-const files = walk(join(root, 'test'))
-  .filter((f) => f.endsWith('.test.ts'))
+const pythonTests = join(root, 'python', 'tests');
+// Debian's python3 (with python3-pandas) even where another python3 comes first on PATH.
+const python =
+  process.env.TASKVAULT_PYTHON || (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+
+const files = [...walk(join(root, 'test')), ...walk(pythonTests)]
+  .filter((f) => f.endsWith('.test.ts') || (f.startsWith(pythonTests) && /\/test_\w+\.py$/.test(f)))
   .filter((f) => filters.length === 0 || filters.some((x) => relative(root, f).includes(x)))
   .sort();
 
@@ -29,9 +35,13 @@ const failedFiles = [];
 function runFile(file) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      cwd: root,
-      env: { ...process.env, FORCE_COLOR: '0' },
+    const py = file.endsWith('.py');
+    const [cmd, args, cwd] = py
+      ? [python, ['-m', 'unittest', '-v', relative(pythonTests, file).slice(0, -3)], pythonTests]
+      : [process.execPath, ['--import', 'tsx', file], root];
+    const child = spawn(cmd, args, {
+      cwd,
+      env: { ...process.env, FORCE_COLOR: '0', ...(py ? { PYTHONPATH: join(root, 'python') } : {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -45,9 +55,7 @@ function runFile(file) {
     child.on('close', (code) => {
       clearTimeout(timer);
       const text = stripAnsi(out);
-      const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? Number.NaN);
-      const passed = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? Number.NaN);
-      const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      const { total, passed, skipped } = py ? unittestCounts(text) : uvuCounts(text);
       let failed = total - passed - skipped;
       if (Number.isNaN(total) || Number.isNaN(passed))
         failed = 1; // the file crashed before reporting
@@ -62,6 +70,26 @@ function runFile(file) {
       resolve();
     });
   });
+}
+
+function uvuCounts(text) {
+  return {
+    total: Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? Number.NaN),
+    passed: Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? Number.NaN),
+    skipped: Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0),
+  };
+}
+
+/** unittest ends with `Ran N tests` and `OK (skipped=1)` or `FAILED (failures=1, errors=2)`. */
+function unittestCounts(text) {
+  const total = Number(/^Ran (\d+) tests? in /m.exec(text)?.[1] ?? Number.NaN);
+  const verdict = /^(OK|FAILED)(?: \((.*)\))?$/m.exec(text);
+  const n = (name) => Number(new RegExp(`${name}=(\\d+)`).exec(verdict?.[2] ?? '')?.[1] ?? 0);
+  const skipped = n('skipped');
+  const passed = verdict
+    ? total - n('failures') - n('errors') - n('unexpected successes') - skipped
+    : Number.NaN;
+  return { total, passed, skipped };
 }
 
 const queue = [...files];

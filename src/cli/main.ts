@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<(cli: CAC) => void>> = {
   explain: async () => (await import('./explain.js')).registerExplain,
   gc: async () => (await import('./gc.js')).registerGc,
   clean: async () => (await import('./gc.js')).registerGc,
+  serve: async () => (await import('../serve/command.js')).registerServe,
 };
 
 /**

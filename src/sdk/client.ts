@@ -11,6 +11,7 @@ import { remoteTier } from '../remote/tier.js';
 import { type Explanation, explainTask } from '../runner/explain.js';
 import { runTask } from '../runner/lookup.js';
 import type { RunOutcome } from '../runner/types.js';
+import type { ResultEncoding } from '../store/entry.js';
 import { getResult, keyForInput, type ResultData, saveResult } from '../store/results.js';
 import { type CacheStats, cacheStats } from '../store/stats.js';
 import { Store } from '../store/store.js';
@@ -43,12 +44,14 @@ export interface ClientOptions {
 
 /** `{ hit: true, value }` on a hit (bytes, or the path written with `toFile`); `{ hit: false }` on a miss. */
 export type CachedResult<T = Buffer> =
-  | { hit: true; key: string; value: T; size: number }
+  | { hit: true; key: string; value: T; size: number; encoding: ResultEncoding }
   | { hit: false; key: string };
 
 export interface CacheResultOptions {
   /** How long producing the output took, for "time saved" (default: time since this key last missed). */
   durationMs?: number;
+  /** How the bytes encode the value ('json' for a JSON text, as memoize stores it); default 'raw'. */
+  encoding?: ResultEncoding;
 }
 
 export interface GetToFileOptions {
@@ -223,8 +226,14 @@ export class Client {
     const got = unwrap(await getResult(store, settings, task, input, target, { source: 'get', ...VIA }));
     await this.flush(store, `getCachedResult ${task}`);
     if (!got.hit) return { hit: false, key: got.key };
-    if (target.kind === 'file') return { hit: true, key: got.key, value: target.path, size: got.size };
-    return { hit: true, key: got.key, value: got.data ?? Buffer.alloc(0), size: got.size };
+    const hit = {
+      hit: true as const,
+      key: got.key,
+      size: got.size,
+      encoding: got.entry.result?.encoding ?? 'raw',
+    };
+    if (target.kind === 'file') return { ...hit, value: target.path };
+    return { ...hit, value: got.data ?? Buffer.alloc(0) };
   }
 
   /** Entries, size, limit, hits, misses, hit rate and time saved, as `taskvault stats --json`. */

@@ -53,7 +53,13 @@ test('cacheResult / getCachedResult with bytes, strings, files and streams agree
   const big = randomBytes(3 * 1024 * 1024);
   await tv.cacheResult('blob', 'in', Readable.from([big.subarray(0, 1000), big.subarray(1000)]));
   const toFile = await tv.getCachedResult('blob', 'in', { toFile: join(dir, 'out/blob.bin') });
-  assert.equal(toFile, { hit: true, key: toFile.key, value: join(dir, 'out/blob.bin'), size: big.length });
+  assert.equal(toFile, {
+    hit: true,
+    key: toFile.key,
+    size: big.length,
+    encoding: 'raw',
+    value: join(dir, 'out/blob.bin'),
+  });
   assert.ok(readFileSync(join(dir, 'out/blob.bin')).equals(big));
   const missFile = await tv.getCachedResult('blob', 'other', { toFile: join(dir, 'out/none.bin') });
   assert.is(missFile.hit, false);

@@ -1,0 +1,190 @@
+"""One ``taskvault serve --stdio`` child process and the framing spoken with it.
+
+A frame is a 4-byte big-endian length, that many bytes of a JSON header, then ``header["body"]``
+raw bytes (docs/serve-protocol.md). Callers serialise requests (one at a time per service).
+"""
+
+import collections
+import json
+import os
+import struct
+import subprocess
+import threading
+from typing import IO, Any, BinaryIO, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+
+from .errors import TaskVaultError
+
+#: Size of the chunk frames a file object is sent in: bounds the memory of both processes.
+CHUNK = 1 << 20
+
+Header = Dict[str, Any]
+_LEN = struct.Struct(">I")
+
+
+class ServiceDied(Exception):
+    """The service's pipe broke or closed mid-request: it exited or was killed."""
+
+
+def encode_header(header: Header) -> bytes:
+    data = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _LEN.pack(len(data)) + data
+
+
+class Service:
+    """A running ``taskvault serve --stdio``. Not thread-safe: the Client holds a lock around calls."""
+
+    def __init__(self, argv: Sequence[str], cwd: str, env: Dict[str, str]) -> None:
+        try:
+            self.proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env=env,
+                close_fds=True,
+            )
+        except OSError as e:
+            raise TaskVaultError(f"cannot start {argv[0]}: {e.strerror or e}", "sdk") from None
+        self.pid = os.getpid()
+        self._next_id = 0
+        # The service writes to stderr only when something is badly wrong; the last lines explain
+        # an exit. Drained by a thread so a chatty service can never block on a full pipe.
+        self._stderr: Deque[str] = collections.deque(maxlen=20)
+        self._drainer = threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True)
+        self._drainer.start()
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        for line in stream:
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                self._stderr.append(text)
+
+    def why_dead(self) -> str:
+        """One line on why the service is gone: its last error line, or its exit status."""
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        # The drain thread may still hold the last line for a moment after exit.
+        for _ in range(20):
+            if self._stderr or code is None:
+                break
+            threading.Event().wait(0.01)
+        errors = [s for s in self._stderr if "error" in s]
+        last = (errors or list(self._stderr) or [""])[-1]
+        if last.startswith("taskvault: error: "):
+            last = last[len("taskvault: error: ") :]
+        status = "was killed" if code is not None and code < 0 else f"exited with code {code}"
+        return f"taskvault serve {status}" + (f": {last}" if last else "")
+
+    def call(
+        self,
+        header: Header,
+        parts: Sequence[bytes] = (),
+        streams: Sequence[Tuple[str, BinaryIO]] = (),
+        on_warning: Optional[Callable[[str], None]] = None,
+    ) -> Tuple[Header, bytes]:
+        """Sends one request (raw ``parts`` in its body, then ``streams`` as chunk frames) and
+        returns the reply's header and body. Warning frames on the way go to ``on_warning``."""
+        self._next_id += 1
+        rid = self._next_id
+        h = dict(header)
+        h["id"] = rid
+        size = sum(len(p) for p in parts)
+        if size:
+            h["body"] = size
+        w = self.proc.stdin
+        assert w is not None
+        try:
+            w.write(encode_header(h))
+            for p in parts:
+                w.write(p)
+            for name, f in streams:
+                while True:
+                    chunk = f.read(CHUNK)
+                    if not chunk:
+                        break
+                    w.write(encode_header({"id": rid, "chunk": name, "body": len(chunk)}))
+                    w.write(chunk)
+                w.write(encode_header({"id": rid, "chunk": name, "end": True}))
+            w.flush()
+        except (BrokenPipeError, ConnectionResetError, ValueError) as e:
+            # ValueError: the pipe's file object was closed under us (the service was closed).
+            raise ServiceDied(str(e)) from None
+        while True:
+            reply, body = self._read_frame()
+            if "warning" in reply:
+                if on_warning is not None:
+                    on_warning(str(reply["warning"]))
+                continue
+            if reply.get("id") == rid:
+                return reply, body
+            if reply.get("id") == 0:
+                raise TaskVaultError(f"taskvault serve: {reply.get('error', {}).get('message')}", "sdk")
+            # A reply to an earlier request that was abandoned (an interrupted call): skip it.
+
+    def _read_frame(self) -> Tuple[Header, bytes]:
+        r = self.proc.stdout
+        assert r is not None
+        try:
+            head = r.read(4)
+            if len(head) < 4:
+                raise ServiceDied("end of stream")
+            (n,) = _LEN.unpack(head)
+            data = r.read(n)
+            if len(data) < n:
+                raise ServiceDied("end of stream")
+            header = json.loads(data.decode("utf-8"))
+            size = header.get("body", 0)
+            body = r.read(size) if size else b""
+            if len(body) < size:
+                raise ServiceDied("end of stream")
+            return header, body
+        except (OSError, ValueError) as e:
+            raise ServiceDied(str(e)) from None
+
+    def abort(self) -> None:
+        """Kills the service: for a pipe that may hold half a request."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass  # Already exited.
+        self.close(timeout=5)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Ends the service: closing its stdin lets it finish what it writes and exit by itself."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass  # Already gone: the wait below returns at once.
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._drainer.join(timeout=1)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+#: Services started by a parent process, as seen from a forked child: kept referenced, so that
+#: their file objects are never finalised here.
+_inherited: List[Service] = []
+
+
+def abandon_after_fork(service: Service) -> None:
+    """In a forked child: lets go of the parent's service without touching it. Each pipe fd is
+    pointed at /dev/null, so that the child holds no end of the parent's pipes (the service then
+    sees its stdin end when the parent closes it, whatever the child does) and a flush of a
+    half-written request in the child's copy of a buffer can never reach the parent's service."""
+    _inherited.append(service)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for stream in (service.proc.stdin, service.proc.stdout, service.proc.stderr):
+            if stream is not None and not stream.closed:
+                os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)

@@ -1,0 +1,700 @@
+"""``Client``: results cached on the same cache as the ``taskvault`` CLI and the TS SDK.
+
+The Client starts ``taskvault serve --stdio`` once, sends every call to it over a pipe, restarts it
+once if it died, and ends it on ``close()``, at the end of a ``with`` block, or at interpreter exit.
+Keys are the service's (the TS SDK's own code), so Python, TypeScript and ``taskvault cache get``
+find each other's results. Reference: docs/python.md.
+"""
+
+import atexit
+import functools
+import hashlib
+import inspect
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+import weakref
+from typing import (
+    Any,
+    BinaryIO,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
+
+from ._config import setup_for
+from ._locate import find_cli
+from ._service import Service, ServiceDied, abandon_after_fork
+from .errors import TaskVaultError, TaskVaultWarning
+
+__all__ = ["Client", "FileRef", "RunResult", "TaskVaultError", "TaskVaultWarning"]
+
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: JS numbers are doubles: integers beyond this are keyed as {"$bigint": "<digits>"}, as the TS SDK does.
+_MAX_SAFE_INT = 2**53 - 1
+
+
+class FileRef:
+    """A file passed by path (``Client.file(path)``): the service reads and streams it itself, so
+    its size is bounded only by the disk. The path is made absolute when the ref is created."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+            raise TypeError(f"Client.file() takes a path, got {type(path).__name__}")
+        self.path = os.path.abspath(os.fspath(path))
+
+    def __repr__(self) -> str:
+        return f"Client.file({self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FileRef) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+
+#: What ``input`` and ``output`` accept: bytes, text (UTF-8), a file by path, a binary file object.
+Data = Union[bytes, bytearray, memoryview, str, FileRef, BinaryIO]
+
+
+class RunResult:
+    """What ``Client.run`` returns: ``taskvault run --json``'s summary, plus captured output."""
+
+    def __init__(self, summary: Dict[str, Any], stdout: Optional[bytes], stderr: Optional[bytes]):
+        self.summary = summary
+        #: 'hit', 'miss' or 'uncached'.
+        self.kind: str = summary.get("kind", "uncached")
+        self.exit_code: int = int(summary.get("exitCode", 1))
+        self.key: Optional[str] = summary.get("key")
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def hit(self) -> bool:
+        return self.kind == "hit"
+
+    def __repr__(self) -> str:
+        return f"RunResult(kind={self.kind!r}, exit_code={self.exit_code}, key={self.key!r})"
+
+
+_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    for c in list(_clients):
+        c.close()
+
+
+def _after_fork_in_child() -> None:
+    for c in list(_clients):
+        c._forget_service()
+
+
+atexit.register(_close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Client:
+    """TaskVault's cache from Python.
+
+    ``Client()`` uses the project around the working directory, as the CLI does;
+    ``Client("taskvault.config.ts")`` that config file; ``Client(".taskvault/config.yaml")`` a small
+    YAML file of cache settings (docs/python.md). Thread-safe (calls share one service, one at a
+    time), fork-safe (a child process starts its own service) and safe from many processes at once.
+    """
+
+    def __init__(
+        self,
+        config: Optional[Union[str, "os.PathLike[str]"]] = None,
+        *,
+        cwd: Optional[Union[str, "os.PathLike[str]"]] = None,
+        cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+        on_warning: Optional[Callable[[str], None]] = None,
+        env: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        if config is not None and not isinstance(config, (str, os.PathLike)):
+            raise TypeError(f"Client(config) takes a path, got {type(config).__name__}")
+        if on_warning is not None and not callable(on_warning):
+            raise TypeError("on_warning must be a function of one message string")
+        here = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
+        self._env: Dict[str, str] = dict(os.environ if env is None else env)
+        setup = setup_for(os.fspath(config) if config is not None else None, here)
+        self._env.update(setup.env)
+        self._cwd = setup.cwd
+        self._argv = find_cli(here, self._env)
+        self._serve_args = ["serve", "--stdio", *setup.args]
+        if cache_dir is not None:
+            self._serve_args += ["--cache-dir", os.path.abspath(os.path.join(here, os.fspath(cache_dir)))]
+        self._on_warning = on_warning
+        self._lock = threading.Lock()
+        self._service: Optional[Service] = None
+        self._closed = False
+        #: What the service said at start: version, root, cacheDir, hashAlgorithm.
+        self.info: Dict[str, Any] = {}
+        with self._lock:
+            self._start()
+        _clients.add(self)
+
+    # -- the service ------------------------------------------------------------------------
+
+    def _start(self) -> Service:
+        svc = Service([*self._argv, *self._serve_args], self._cwd, self._env)
+        try:
+            reply, _ = svc.call({"op": "hello"}, on_warning=self._warn)
+        except ServiceDied:
+            why = svc.why_dead()
+            svc.close(timeout=1)
+            raise TaskVaultError(why, "sdk") from None
+        if not reply.get("ok"):
+            svc.close(timeout=1)
+            raise _error(reply)
+        self.info = {k: v for k, v in reply.items() if k not in ("id", "ok")}
+        self._service = svc
+        return svc
+
+    def _forget_service(self) -> None:
+        """In a forked child: the parent's service is not ours; the next call starts our own."""
+        self._lock = threading.Lock()
+        if self._service is not None:
+            abandon_after_fork(self._service)
+            self._service = None
+
+    def _call(
+        self,
+        header: Dict[str, Any],
+        parts: Sequence[bytes] = (),
+        streams: Sequence[Tuple[str, BinaryIO]] = (),
+    ) -> Tuple[Dict[str, Any], bytes]:
+        with self._lock:
+            if self._closed:
+                raise TaskVaultError("this Client is closed", "usage")
+            svc = self._service
+            if svc is not None and svc.pid != os.getpid():
+                # Forked without register_at_fork (or by a raw os.fork path): same rule as above.
+                abandon_after_fork(svc)
+                svc = self._service = None
+            # Where each stream starts, so that a call can be sent again after a restart.
+            starts = [_tell(f) for _, f in streams]
+            for attempt in (1, 2):
+                if svc is None:
+                    svc = self._start()
+                try:
+                    reply, body = svc.call(header, parts, streams, self._warn)
+                    break
+                except ServiceDied:
+                    why = svc.why_dead()
+                    svc.close(timeout=1)
+                    svc = self._service = None
+                    if attempt == 2 or not _rewind(streams, starts):
+                        raise TaskVaultError(f"{why}; the call was not completed", "sdk") from None
+                except BaseException:
+                    # Interrupted (KeyboardInterrupt, an error from a file object) mid-frame: the
+                    # pipe may hold half a request, so this service is done; the next call starts one.
+                    svc.abort()
+                    self._service = None
+                    raise
+        if not reply.get("ok"):
+            raise _error(reply)
+        return reply, body
+
+    def _warn(self, message: str) -> None:
+        if self._on_warning is not None:
+            self._on_warning(message)
+        else:
+            warnings.warn(message, TaskVaultWarning, stacklevel=4)
+
+    def close(self) -> None:
+        """Ends the service (it finishes pending writes first). The Client cannot be used afterwards."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            svc, self._service = self._service, None
+        if svc is not None and svc.pid == os.getpid():
+            svc.close()
+        _clients.discard(self)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def file(path: Union[str, "os.PathLike[str]"]) -> FileRef:
+        """Marks a path as a file to stream (datasets, checkpoints): never read into memory."""
+        return FileRef(path)
+
+    # -- results ----------------------------------------------------------------------------
+
+    def get_cached_result(
+        self, task: str, input: Data, to_file: Optional[Union[str, "os.PathLike[str]"]] = None
+    ) -> Tuple[Optional[bytes], bool]:
+        """``(value, True)`` on a hit (verified against its hash), ``(None, False)`` on a miss.
+
+        With ``to_file``, the value is streamed to that path (written whole, then renamed into
+        place) and ``(None, True)`` is returned on a hit; on a miss nothing is written.
+        """
+        _check_task(task, "get_cached_result")
+        header: Dict[str, Any] = {"op": "get", "task": task}
+        parts: List[bytes] = []
+        streams: List[Tuple[str, BinaryIO]] = []
+        header["input"] = _data(input, "input", parts, streams)
+        if to_file is not None:
+            if not isinstance(to_file, (str, os.PathLike)) or not os.fspath(to_file):
+                raise TypeError(f"to_file must be a path, got {type(to_file).__name__}")
+            header["toFile"] = os.path.abspath(os.fspath(to_file))
+        reply, body = self._call(header, parts, streams)
+        if not reply["hit"]:
+            return None, False
+        return (None if to_file is not None else body), True
+
+    def cache_result(
+        self, task: str, input: Data, output: Data, duration_ms: Optional[float] = None
+    ) -> str:
+        """Stores ``output`` as the result of ``task`` for ``input``; returns the key (hex).
+
+        ``duration_ms``: how long producing it took, for "time saved" (default: the time since
+        this key last missed, as in the CLI).
+        """
+        _check_task(task, "cache_result")
+        header: Dict[str, Any] = {"op": "save", "task": task}
+        parts: List[bytes] = []
+        streams: List[Tuple[str, BinaryIO]] = []
+        header["input"] = _data(input, "input", parts, streams)
+        header["output"] = _data(output, "output", parts, streams)
+        if duration_ms is not None:
+            if isinstance(duration_ms, bool) or not isinstance(duration_ms, (int, float)) or not (
+                duration_ms >= 0
+            ):
+                raise TypeError(f"duration_ms must be a number >= 0, got {duration_ms!r}")
+            header["durationMs"] = duration_ms
+        reply, _ = self._call(header, parts, streams)
+        return str(reply["key"])
+
+    def get_stats(self) -> Dict[str, Any]:
+        """Entries, sizes, hits, misses, hit rate and time saved: the keys and numbers of
+        ``taskvault stats --json``."""
+        reply, _ = self._call({"op": "stats"})
+        return cast(Dict[str, Any], reply["stats"])
+
+    # -- memoize ----------------------------------------------------------------------------
+
+    def memoize(
+        self,
+        task: str,
+        *,
+        encode: Optional[Callable[[Any], Union[bytes, str]]] = None,
+        decode: Optional[Callable[[bytes], Any]] = None,
+    ) -> Callable[[F], F]:
+        """Decorator: a call whose arguments were seen before returns the stored result.
+
+        Arguments are keyed canonically (plain values as JSON with sorted keys, bytes and
+        ``Client.file(path)`` by content), in the same form as the TS SDK's ``memoize``. Results
+        are stored as bytes (a bytes result) or JSON; ``encode``/``decode`` replace that (e.g.
+        ``pickle.dumps``/``pickle.loads``). A broken cache never breaks the call: the function
+        runs and a warning says why. Concurrent identical calls in this process run once.
+        """
+        _check_task(task, "memoize")
+        if (encode is None) != (decode is None):
+            raise TypeError("memoize: give encode and decode together (one reverses the other)")
+
+        def wrap(fn: F) -> F:
+            if not callable(fn):
+                raise TypeError(f"memoize({task!r}) decorates a function, got {type(fn).__name__}")
+            try:
+                sig: Optional[inspect.Signature] = inspect.signature(fn)
+            except (TypeError, ValueError):
+                sig = None  # A builtin without a signature: arguments are keyed as given.
+            inflight: Dict[str, "_Inflight"] = {}
+            guard = threading.Lock()
+
+            @functools.wraps(fn)
+            def memoized(*args: Any, **kwargs: Any) -> Any:
+                parts: List[bytes] = []
+                blobs: List[Dict[str, Any]] = []
+                memo = _memo_args(task, sig, args, kwargs, parts, blobs)
+                digest = hashlib.blake2b(json.dumps([memo, blobs], sort_keys=True).encode())
+                for p in parts:
+                    digest.update(p)
+                text = digest.hexdigest()
+                with guard:
+                    mine = text not in inflight
+                    slot = inflight.setdefault(text, _Inflight()) if mine else inflight[text]
+                if not mine:
+                    return slot.wait()
+                try:
+                    value = self._memo_call(task, fn, args, kwargs, memo, blobs, parts, encode, decode)
+                    slot.done(value, None)
+                    return value
+                except BaseException as e:
+                    slot.done(None, e)
+                    raise
+                finally:
+                    with guard:
+                        inflight.pop(text, None)
+
+            return cast(F, memoized)
+
+        return wrap
+
+    def _memo_call(
+        self,
+        task: str,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Dict[str, Any],
+        memo: Any,
+        blobs: List[Dict[str, Any]],
+        parts: List[bytes],
+        encode: Optional[Callable[[Any], Union[bytes, str]]],
+        decode: Optional[Callable[[bytes], Any]],
+    ) -> Any:
+        memo_input = {"memo": memo, "blobs": blobs}
+        try:
+            reply, body = self._call({"op": "get", "task": task, "input": memo_input}, parts)
+            if reply["hit"]:
+                if decode is not None:
+                    return decode(body)
+                if reply.get("encoding") == "json":
+                    return json.loads(body.decode("utf-8"))
+                return body
+        except TaskVaultError as e:
+            self._warn(f"memoize {task}: cache skipped: {e}")
+        except Exception as e:  # A decode hook or a stored value that no longer parses.
+            self._warn(f"memoize {task}: cache skipped: {type(e).__name__}: {e}")
+        started = time.monotonic()
+        value = fn(*args, **kwargs)
+        duration_ms = (time.monotonic() - started) * 1000
+        try:
+            if encode is not None:
+                data = encode(value)
+                encoding = "raw"
+            elif isinstance(value, (bytes, bytearray, memoryview)):
+                data, encoding = value, "raw"
+            else:
+                data = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+                encoding = "json"
+            out = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+            self._call(
+                {
+                    "op": "save",
+                    "task": task,
+                    "input": memo_input,
+                    "output": {"bytes": len(out)},
+                    "durationMs": duration_ms,
+                    "encoding": encoding,
+                },
+                [*parts, out],
+            )
+        except TaskVaultError as e:
+            self._warn(f"memoize {task}: not cached: {e}")
+        except (TypeError, ValueError) as e:
+            self._warn(f"memoize {task}: not cached: the result cannot be stored as JSON ({e}); "
+                       "return bytes or pass encode/decode (e.g. pickle)")
+        return value
+
+    # -- run / explain ----------------------------------------------------------------------
+
+    def explain(
+        self,
+        task: Optional[str] = None,
+        command: Optional[Union[Sequence[str], str]] = None,
+        **options: Any,
+    ) -> Dict[str, Any]:
+        """What ``taskvault explain --json`` prints, as data: the key, the fingerprint, whether it
+        would hit, and why not. Options as for ``run``."""
+        spec = _run_spec(task, command, options, "explain")
+        reply, _ = self._call({"op": "explain", "spec": spec})
+        return cast(Dict[str, Any], reply["explanation"])
+
+    def run(
+        self,
+        task: Optional[str] = None,
+        command: Optional[Union[Sequence[str], str]] = None,
+        *,
+        capture_output: bool = False,
+        **options: Any,
+    ) -> RunResult:
+        """Does what ``taskvault run`` does (restore on a hit, else run and store), by running
+        the CLI: the command's output goes to this process's stdout/stderr (or, with
+        ``capture_output``, into the result). ``command``: argv (no shell) or a string (shell).
+        Options: inputs, outputs, env (lists of str), cwd, shell, cache_failures, force, ttl,
+        max_entry_size."""
+        spec = _run_spec(task, command, options, "run")
+        argv = [*self._argv, "run", *_run_flags(spec, self._serve_args[2:])]
+        with self._lock:
+            if self._closed:
+                raise TaskVaultError("this Client is closed", "usage")
+        proc = subprocess.Popen(
+            argv,
+            cwd=self._cwd,
+            env=self._env,
+            stdout=subprocess.PIPE if capture_output else None,
+            stderr=subprocess.PIPE,
+        )
+        out: Optional[bytes] = None
+        with proc:
+            if capture_output:
+                out, err = proc.communicate()
+            else:
+                err = _forward_all_but_last_line(proc)
+        err_lines = err.rstrip(b"\n").split(b"\n") if err else []
+        summary: Optional[Dict[str, Any]] = None
+        if err_lines:
+            try:
+                parsed = json.loads(err_lines[-1].decode("utf-8"))
+                if isinstance(parsed, dict) and "kind" in parsed:
+                    summary = parsed
+                    err_lines.pop()
+            except ValueError:
+                pass  # Not the summary: TaskVault failed before running anything (said below).
+        rest = b"\n".join(err_lines) + (b"\n" if err_lines else b"")
+        if summary is None:
+            last = rest.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+            line = last[0]
+            if line.startswith("taskvault: error: "):
+                line = line[len("taskvault: error: ") :]
+            raise TaskVaultError(f"taskvault run: {line}", "usage")
+        return RunResult(summary, out, rest if capture_output else None)
+
+
+class _Inflight:
+    """One memoized call in progress, which identical concurrent calls wait for."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+
+    def done(self, value: Any, error: Optional[BaseException]) -> None:
+        self._value, self._error = value, error
+        self._event.set()
+
+    def wait(self) -> Any:
+        self._event.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _error(reply: Dict[str, Any]) -> TaskVaultError:
+    e = reply.get("error") or {}
+    message = str(e.get("message", "unknown error"))
+    kind = e.get("type")
+    if kind == "ProtocolError":
+        message = f"taskvault serve did not understand the request: {message}"
+    elif kind == "InternalError":
+        message = f"taskvault serve: internal error: {message}"
+    return TaskVaultError(message, e.get("reason") or "sdk")
+
+
+def _check_task(task: object, where: str) -> None:
+    if not isinstance(task, str):
+        raise TypeError(f"{where}: the task name must be a str, got {type(task).__name__}")
+    if task == "":
+        raise TaskVaultError(f"{where}: the task name is empty", "usage")
+
+
+def _data(value: object, name: str, parts: List[bytes], streams: List[Tuple[str, BinaryIO]]) -> Dict[str, Any]:
+    """The protocol's description of an input/output value; raw bytes are appended to ``parts``."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        parts.append(bytes(value) if isinstance(value, memoryview) else value)  # type: ignore[arg-type]
+        return {"bytes": len(parts[-1])}
+    if isinstance(value, str):
+        b = value.encode("utf-8")
+        parts.append(b)
+        return {"bytes": len(b)}
+    if isinstance(value, FileRef):
+        return {"path": value.path}
+    if isinstance(value, os.PathLike):
+        raise TypeError(f"{name}: a path object is ambiguous; pass Client.file(path) to use the file's content")
+    if isinstance(value, io.TextIOBase):
+        raise TypeError(f"{name}: a text-mode file; open it in binary mode ('rb')")
+    if hasattr(value, "read"):
+        streams.append((name, cast(BinaryIO, value)))
+        return {"stream": True}
+    raise TypeError(
+        f"{name} must be bytes, str, Client.file(path) or a binary file object, got {type(value).__name__}"
+    )
+
+
+def _tell(f: BinaryIO) -> Optional[int]:
+    try:
+        return f.tell() if f.seekable() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _rewind(streams: Sequence[Tuple[str, BinaryIO]], starts: Sequence[Optional[int]]) -> bool:
+    """Puts each stream back where the call started; False if one cannot be (a pipe)."""
+    for (_, f), at in zip(streams, starts):
+        if at is None:
+            return False
+        f.seek(at)
+    return True
+
+
+def _memo_args(
+    task: str,
+    sig: Optional[inspect.Signature],
+    args: Sequence[Any],
+    kwargs: Dict[str, Any],
+    parts: List[bytes],
+    blobs: List[Dict[str, Any]],
+) -> List[Any]:
+    """The call's arguments as JSON: positional parameters in order (defaults applied), then
+    keyword-only and ``**kwargs`` as one trailing object if there are any. Bytes and files are
+    ``{"$bytes": i}`` / ``{"$file": i}`` placeholders for ``blobs[i]``, hashed by the service."""
+    values: List[Any] = []
+    keywords: Dict[str, Any] = {}
+    if sig is None:
+        values, keywords = list(args), dict(kwargs)
+    else:
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TypeError(f"memoize({task!r}): {e}") from None
+        bound.apply_defaults()
+        for p in sig.parameters.values():
+            v = bound.arguments.get(p.name)
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                values.append(v)
+            elif p.kind == p.VAR_POSITIONAL:
+                values.extend(v or ())
+            elif p.kind == p.KEYWORD_ONLY:
+                keywords[p.name] = v
+            else:
+                keywords.update(v or {})
+    out = [_memo_value(task, v, f"argument {i + 1}", parts, blobs) for i, v in enumerate(values)]
+    if keywords:
+        out.append({k: _memo_value(task, v, f"argument {k!r}", parts, blobs) for k, v in keywords.items()})
+    return out
+
+
+def _memo_value(task: str, v: Any, where: str, parts: List[bytes], blobs: List[Dict[str, Any]]) -> Any:
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        return {"$bigint": str(v)} if abs(v) > _MAX_SAFE_INT else v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise TypeError(f"memoize({task!r}): {where} is {v}, which JSON cannot hold")
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_memo_value(task, x, where, parts, blobs) for x in v]
+    if isinstance(v, dict):
+        bad = next((k for k in v if not isinstance(k, str)), None)
+        if bad is not None:
+            raise TypeError(f"memoize({task!r}): {where} has a non-str key {bad!r}; JSON keys are strings")
+        return {k: _memo_value(task, x, where, parts, blobs) for k, x in v.items()}
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        b = bytes(v)
+        parts.append(b)
+        blobs.append({"bytes": len(b)})
+        return {"$bytes": len(blobs) - 1}
+    if isinstance(v, FileRef):
+        blobs.append({"path": v.path})
+        return {"$file": len(blobs) - 1}
+    raise TypeError(
+        f"memoize({task!r}): {where} is a {type(v).__name__}, which cannot be keyed; "
+        "use plain JSON values, bytes or Client.file(path)"
+    )
+
+
+_RUN_OPTIONS = {
+    "inputs": "inputs",
+    "outputs": "outputs",
+    "env": "env",
+    "cwd": "cwd",
+    "shell": "shell",
+    "cache_failures": "cacheFailures",
+    "force": "force",
+    "ttl": "ttl",
+    "max_entry_size": "maxEntrySize",
+}
+
+
+def _run_spec(
+    task: Optional[str], command: Optional[Union[Sequence[str], str]], options: Dict[str, Any], where: str
+) -> Dict[str, Any]:
+    spec: Dict[str, Any] = {}
+    if task is not None:
+        _check_task(task, where)
+        spec["task"] = task
+    if command is not None:
+        if isinstance(command, str):
+            spec["command"] = command
+        elif isinstance(command, (list, tuple)) and all(isinstance(a, str) for a in command):
+            spec["command"] = list(command)
+        else:
+            raise TypeError(f"{where}: command must be a list of str (argv) or a str (shell)")
+    if task is None and command is None:
+        raise TaskVaultError(f"{where}: give a task name, a command, or both", "usage")
+    for k, v in options.items():
+        if k not in _RUN_OPTIONS:
+            raise TypeError(f"{where}: unknown option {k!r} (known: {', '.join(_RUN_OPTIONS)})")
+        if k in ("inputs", "outputs", "env"):
+            if isinstance(v, str) or not all(isinstance(x, str) for x in v):
+                raise TypeError(f"{where}: {k} must be a list of str")
+            v = list(v)
+        spec[_RUN_OPTIONS[k]] = v
+    return spec
+
+
+def _run_flags(spec: Dict[str, Any], serve_flags: List[str]) -> List[str]:
+    """``taskvault run`` arguments for a spec (the service's --config/--cache-dir included)."""
+    flags = ["--json", *serve_flags]
+    for name in ("inputs", "outputs", "env"):
+        for v in spec.get(name, []):
+            flags += [f"--{name}", v]
+    if spec.get("cwd") is not None:
+        flags += ["--cwd", str(spec["cwd"])]
+    for key, flag in (("shell", "--shell"), ("cacheFailures", "--cache-failures"), ("force", "--force")):
+        if spec.get(key):
+            flags.append(flag)
+    for key, flag in (("ttl", "--ttl"), ("maxEntrySize", "--max-entry-size")):
+        if spec.get(key) is not None:
+            flags += [flag, str(spec[key])]
+    command = spec.get("command")
+    if isinstance(command, str):
+        if "--shell" not in flags:
+            flags.append("--shell")
+        command = [command]
+    task = [spec["task"]] if "task" in spec else []
+    return [*task, *flags, *(["--", *command] if command else [])]
+
+
+def _forward_all_but_last_line(proc: "subprocess.Popen[bytes]") -> bytes:
+    """Copies the CLI's stderr through as it comes, holding back the last line (the --json
+    summary). Returns the held-back line."""
+    assert proc.stderr is not None
+    held = b""
+    out = getattr(sys.stderr, "buffer", None)
+    for line in proc.stderr:
+        if held:
+            if out is not None:
+                out.write(held)
+                out.flush()
+            else:
+                sys.stderr.write(held.decode("utf-8", "replace"))
+        held = line
+    return held

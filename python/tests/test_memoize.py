@@ -1,0 +1,157 @@
+"""Client.memoize: canonical argument keys, result encodings, hooks, and a cache that fails open."""
+
+import os
+import pickle
+import threading
+import time
+import unittest
+from typing import List
+
+import support  # noqa: F401
+from support import ProjectTest
+
+from taskvault import TaskVaultError
+from taskvault.sdk import Client
+
+
+class Memoize(ProjectTest):
+    def test_plain_values_by_sorted_json_bytes_and_files_by_content(self) -> None:
+        calls: List[tuple] = []
+        self.write("a.bin", b"same content")
+        self.write("b.bin", b"same content")
+        self.write("c.bin", b"other content")
+        with Client() as client:
+
+            @client.memoize("f")
+            def f(config: dict, data: object = None, *extra: int, scale: float = 1.0) -> dict:
+                calls.append((config, extra, scale))
+                return {"config": config, "extra": list(extra), "scale": scale}
+
+            r1 = f({"b": [1, 2], "a": {"y": None, "x": True}})
+            r2 = f({"a": {"x": True, "y": None}, "b": [1, 2]})  # keys reordered: same call
+            self.assertEqual(r1, r2)
+            self.assertEqual(len(calls), 1)
+            f({"a": 1}, Client.file("a.bin"))
+            f({"a": 1}, Client.file(self.path("b.bin")))  # same content, other path: hit
+            self.assertEqual(len(calls), 2)
+            f({"a": 1}, Client.file("c.bin"))
+            f({"a": 1}, b"same content")  # bytes are not a file: keyed apart
+            f({"a": 1}, b"same content")
+            self.assertEqual(len(calls), 4)
+            f({"a": 1}, None, 1, 2, scale=2.0)
+            f({"a": 1}, None, 1, 2, scale=2)  # 2.0 and 2 are one JSON number
+            f({"a": 1}, None, 1, 2)  # the default 1.0 applies: another key
+            f({"a": 1}, None, 1, 2, scale=1.0)
+            self.assertEqual(len(calls), 6)
+            big = 2**70
+            f({"n": big})
+            self.assertEqual(f({"n": big}), {"config": {"n": big}, "extra": [], "scale": 1.0})
+            self.assertEqual(len(calls), 7)
+
+    def test_results_as_bytes_json_or_through_hooks(self) -> None:
+        runs = []
+        with Client() as client:
+
+            @client.memoize("raw")
+            def raw(n: int) -> bytes:
+                runs.append("raw")
+                return bytes([n]) * 3
+
+            @client.memoize("pickled", encode=pickle.dumps, decode=pickle.loads)
+            def pickled(n: int) -> object:
+                runs.append("pickled")
+                return {"set": {n, n + 1}, "tuple": (n,)}
+
+            @client.memoize("unjsonable")
+            def unjsonable(n: int) -> object:
+                runs.append("unjsonable")
+                return {n, 2}
+
+            self.assertEqual((raw(7), raw(7)), (b"\x07\x07\x07", b"\x07\x07\x07"))
+            self.assertEqual(pickled(1), pickled(1))
+            self.assertEqual(pickled(1), {"set": {1, 2}, "tuple": (1,)})
+            warned: List[str] = []
+            client._on_warning = warned.append
+            self.assertEqual(unjsonable(1), {1, 2})
+            self.assertEqual(unjsonable(1), {1, 2})
+            self.assertEqual(runs, ["raw", "pickled", "unjsonable", "unjsonable"])
+            self.assertEqual(len(warned), 2)
+            self.assertRegex(warned[0], r"^memoize unjsonable: not cached: the result cannot be stored as JSON")
+
+    def test_bad_arguments_raise_one_clear_line(self) -> None:
+        with Client() as client:
+
+            @client.memoize("g")
+            def g(x: object) -> int:
+                return 1
+
+            with self.assertRaisesRegex(TypeError, r"^memoize\('g'\): argument 1 is a object, which cannot be keyed; "):
+                g(object())
+            with self.assertRaisesRegex(TypeError, r"argument 1 is nan, which JSON cannot hold"):
+                g(float("nan"))
+            with self.assertRaisesRegex(TypeError, r"non-str key 1"):
+                g({1: 2})
+            with self.assertRaisesRegex(TypeError, r"^memoize\('g'\): missing a required argument: 'x'$"):
+                g()
+            with self.assertRaisesRegex(TypeError, r"give encode and decode together"):
+                client.memoize("h", encode=pickle.dumps)
+            with self.assertRaisesRegex(TaskVaultError, r"^memoize: the task name is empty$"):
+                client.memoize("")
+            with self.assertRaisesRegex(TypeError, r"^memoize: the task name must be a str, got int$"):
+                client.memoize(3)  # type: ignore[arg-type]
+
+    def test_concurrent_identical_calls_run_once(self) -> None:
+        runs = []
+        with Client() as client:
+
+            @client.memoize("slow")
+            def slow(x: int) -> int:
+                runs.append(x)
+                time.sleep(0.3)
+                return x * 2
+
+            results: List[int] = []
+            threads = [threading.Thread(target=lambda: results.append(slow(21))) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(results, [42] * 4)
+            self.assertEqual(runs, [21])
+
+    def test_a_broken_cache_never_breaks_the_call(self) -> None:
+        # The cache directory is a file: nothing can be opened, every call still returns.
+        self.write("blocker", "not a directory")
+        warned: List[str] = []
+        runs = []
+        with Client(cache_dir=os.path.join("blocker", "cache"), on_warning=warned.append) as client:
+
+            @client.memoize("w")
+            def work(x: int) -> int:
+                runs.append(x)
+                return x + 1
+
+            self.assertEqual((work(1), work(1)), (2, 2))
+            self.assertEqual(runs, [1, 1])
+            self.assertTrue(warned, "a warning says why")
+            self.assertTrue(all("ENOTDIR" in w or "cannot be opened" in w for w in warned), warned)
+            self.assertEqual(client.get_cached_result("w", b"x"), (None, False))
+            with self.assertRaisesRegex(TaskVaultError, r"the cache cannot be opened"):
+                client.cache_result("w", b"x", b"y")
+
+    def test_warnings_go_through_the_warnings_module_by_default(self) -> None:
+        self.write("blocker", "x")
+        import warnings
+
+        from taskvault import TaskVaultWarning
+
+        with Client(cache_dir="blocker/cache") as client, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.assertEqual(client.memoize("t")(lambda: 5)(), 5)
+        self.assertTrue(caught)
+        self.assertTrue(all(issubclass(w.category, TaskVaultWarning) for w in caught))
+        self.assertIn("cache skipped", str(caught[0].message))
+
+
+if __name__ == "__main__":
+    unittest.main()
