@@ -25,6 +25,8 @@ const COMMANDS: Record<string, () => Promise<(cli: CAC) => void>> = {
   explain: async () => (await import('./explain.js')).registerExplain,
   gc: async () => (await import('./gc.js')).registerGc,
   clean: async () => (await import('./gc.js')).registerGc,
+  ui: async () => (await import('./ui.js')).registerUi,
+  metrics: async () => (await import('./ui.js')).registerUi,
 };
 
 /**

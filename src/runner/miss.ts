@@ -67,7 +67,7 @@ export async function missSingleFlight(
         await store.remove(key);
       }
     }
-    store.count('misses');
+    store.count('misses', 1, spec.name);
     store.log('MISS', source, logFields);
     return await runAndStore(async () => ok(store), settings, spec, fp, label, o);
   } finally {
@@ -120,7 +120,7 @@ export async function missFirst(
       const opened = Store.open(settings.cacheDir, { warn: (m) => o.reporter.warn(m) });
       if (opened.ok) {
         store = opened.value;
-        store.count('misses');
+        store.count('misses', 1, spec.name);
       }
       return opened;
     };

@@ -180,7 +180,7 @@ async function lookUpAndRun(
 
     let entry = o.force || fromHot?.kind === 'unusable' ? undefined : store.getEntry(key);
     if (entry && entry.createdAt + spec.policy.ttlMs <= now()) {
-      await store.remove(key);
+      await store.remove(key, 'ttl');
       store.log('EVICT', source, { ...logFields, reason: 'ttl' });
       entry = undefined;
     }

@@ -16,6 +16,7 @@ import { corruptIndex, corruptionText, isIndexCorruption } from './index-errors.
 import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
 import { tryLock } from './lock.js';
 import { lowSpace } from './space.js';
+import { type Happening, TimeSeries } from './timeseries.js';
 
 const require = createRequire(import.meta.url);
 const { open } = loadLmdb();
@@ -191,6 +192,8 @@ export class Store {
     private readonly meta: Database<number, string>,
     /** Key → when its fingerprint was staged by a run not yet committed (stageFingerprint). */
     private readonly staged: Database<number, string>,
+    /** Hourly buckets of what happened (timeseries.ts), for the dashboard and metrics. */
+    readonly series: TimeSeries,
   ) {
     this.blobs = new BlobStore(layout.blobs, layout.tmp);
     this.hot = new HotIndex(layout);
@@ -253,6 +256,7 @@ export class Store {
         db.openDB({ name: 'summary' }),
         meta,
         db.openDB({ name: 'staged' }),
+        new TimeSeries(db.openDB({ name: 'series' })),
       );
       // An index written before blob reference counts existed gets them once, from its entries:
       // removal must never take a shared blob's missing count for "last reference".
@@ -424,6 +428,14 @@ export class Store {
         background(this.staged.remove(entry.key));
         this.dropStaleStaged(entry.createdAt);
         background(this.latest.put(label, entry.key));
+        if (entry.provenance.origin === 'remote')
+          this.chart(Date.now(), { kind: 'remote', direction: 'down', bytes: entry.bytes });
+        this.chart(entry.createdAt, {
+          kind: 'save',
+          task: entry.task,
+          durationMs: entry.durationMs,
+          usage: this.usage(),
+        });
         return undefined;
       });
     } catch (e) {
@@ -481,10 +493,10 @@ export class Store {
   }
 
   /** Removes an entry from the index and deletes the blobs no other entry references. */
-  async remove(key: string): Promise<boolean> {
+  async remove(key: string, reason = 'removed'): Promise<boolean> {
     // Allowed on a nearly full disk too: removing is how space comes back.
     try {
-      const removed = await this.removeEntries([{ key }]);
+      const removed = await this.removeEntries([{ key }], { reason });
       return removed.length > 0;
     } catch (e) {
       background(Promise.reject(e)); // a failed commit (disk full): the entry simply stays
@@ -511,6 +523,7 @@ export class Store {
         bump('hits', 1);
         if (o.remote) bump('remoteHits', 1);
         bump('savedMs', Math.max(0, Math.round(o.savedMs)));
+        this.chart(o.now, { kind: 'hit', task: this.taskOf(key), savedMs: o.savedMs, remote: !!o.remote });
       }),
     );
   }
@@ -541,13 +554,35 @@ export class Store {
     return at !== undefined && now - at >= 0 && now - at < windowMs ? at : undefined;
   }
 
-  count(name: keyof Counters, by = 1): void {
+  /** Adds to a counter; `task` (the run's task name, '' if none) books a miss in the time series. */
+  count(name: keyof Counters, by = 1, task?: string): void {
     if (this.noWrites) return;
     background(
       this.db.transaction(() => {
         background(this.counters.put(name, (this.counters.get(name) ?? 0) + by));
+        if (name === 'misses' && task !== undefined)
+          for (let i = 0; i < by; i++) this.chart(Date.now(), { kind: 'miss', task });
       }),
     );
+  }
+
+  /**
+   * Inside a write transaction: the time series' share of a counter or entry change (timeseries.ts),
+   * so that its hourly buckets always add up to what the counters say.
+   */
+  private chart(at: number, happening: Happening): void {
+    for (const p of this.series.record([{ at, happening }])) background(p);
+  }
+
+  /** Books bytes sent to the team cache (remote/sync.ts) in the time series. */
+  recordUpload(bytes: number): void {
+    if (this.noWrites || bytes <= 0) return;
+    background(this.db.transaction(() => this.chart(Date.now(), { kind: 'remote', direction: 'up', bytes })));
+  }
+
+  /** The task an entry belongs to, from its summary ('' when unknown or anonymous). */
+  private taskOf(key: string): string {
+    return this.summaries.get(key)?.[3] ?? '';
   }
 
   getCounters(): Counters {
@@ -561,6 +596,8 @@ export class Store {
 
   log(event: AuditEvent, source: string, fields: Record<string, string | number | undefined>): void {
     this.audit.write(event, source, fields);
+    if (event === 'ERROR' && !this.noWrites)
+      background(this.db.transaction(() => this.chart(Date.now(), { kind: 'error', errorKind: source })));
   }
 
   /** Input manifests, as the fingerprinter's ManifestStore (files: see hot.ts). */
@@ -617,14 +654,20 @@ export class Store {
   private applyHits(hits: JournalHit[]): void {
     if (hits.length === 0) return;
     let saved = 0;
+    const charted: Array<{ at: number; happening: Happening }> = [];
     for (const h of hits) {
       saved += h.savedMs;
+      charted.push({
+        at: h.at,
+        happening: { kind: 'hit', task: this.taskOf(h.key), savedMs: h.savedMs, remote: false },
+      });
       if (!this.entries.doesExist(h.key)) continue;
       this.access.put(h.key, Math.max(this.access.get(h.key) ?? 0, h.at));
       this.hits.put(h.key, (this.hits.get(h.key) ?? 0) + 1);
     }
     this.counters.put('hits', (this.counters.get('hits') ?? 0) + hits.length);
     this.counters.put('savedMs', (this.counters.get('savedMs') ?? 0) + saved);
+    this.series.record(charted);
   }
 
   // --- Reference counts and eviction support -------------------------------------------------
@@ -658,7 +701,7 @@ export class Store {
    */
   async removeEntries(
     items: Array<{ key: string; at?: number }>,
-    o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean } = {},
+    o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean; reason?: string } = {},
   ): Promise<Removed[]> {
     const removed = await this.db.transaction(() => {
       const removed: Removed[] = [];
@@ -676,6 +719,14 @@ export class Store {
         const freed = this.dropRefs(entry);
         removed.push({ key, entry, ...freed });
       }
+      if (removed.length > 0)
+        this.chart(Date.now(), {
+          kind: 'evict',
+          reason: o.reason ?? 'removed',
+          entries: removed.length,
+          bytes: removed.reduce((n, r) => n + r.bytes, 0),
+          usage: this.usage(),
+        });
       return removed;
     });
     for (const r of removed) this.hot.removeEntry(r.key);
