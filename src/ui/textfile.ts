@@ -42,7 +42,11 @@ export function writeAtomically(path: string, text: string): Result<void> {
     renameSync(temp, path);
     return ok(undefined);
   } catch (e) {
-    rmSync(temp, { force: true });
+    try {
+      rmSync(temp, { force: true });
+    } catch {
+      // the directory itself is unusable: there is no temp file to remove
+    }
     return err(
       failure(
         'input',

@@ -277,6 +277,7 @@ function renderCharts(o: Overview): void {
             label: 'size',
             stroke: '#2f6fd6',
             fill: 'rgba(47,111,214,.12)',
+            points: { show: true, size: 5 },
             value: (_u, v) => (v == null ? '–' : bytes(v)),
           },
           { label: 'limit', stroke: '#d64545', dash: [6, 4], value: (_u, v) => (v == null ? '–' : bytes(v)) },
