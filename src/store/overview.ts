@@ -58,10 +58,3 @@ export function quickStats(store: Store, limitBytes: number, entries: number): C
     savedMs,
   };
 }
-
-/** How many entries the index holds (one pass over the summaries, no entry decoded). */
-export function entryCount(store: Store): number {
-  let n = 0;
-  for (const _ of store.summariesOf()) n++;
-  return n;
-}

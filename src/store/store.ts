@@ -401,6 +401,11 @@ export class Store {
     return this.access.get(key);
   }
 
+  /** How many entries the index holds, from LMDB's own count (no entry read). */
+  entryCount(): number {
+    return (this.entries.getStats() as { entryCount: number }).entryCount;
+  }
+
   *allEntries(): Iterable<Entry> {
     for (const { value } of this.entries.getRange()) yield value;
   }

@@ -9,6 +9,8 @@ import type { Database } from 'lmdb';
  */
 
 export const HOUR_MS = 3_600_000;
+/** The key of the all-time bucket (what /metrics reads: one record, however long the history). */
+const ALL_TIME = -1;
 /** Buckets older than this are dropped when a new hour starts. */
 const RETAIN_HOURS = 400 * 24;
 
@@ -145,8 +147,12 @@ export class TimeSeries {
    * promises, for the caller's usual handling of best-effort writes.
    */
   record(items: Array<{ at: number; happening: Happening }>): Array<Promise<boolean>> {
+    if (items.length === 0) return [];
     const byHour = new Map<number, Bucket>();
+    const total = this.db.get(ALL_TIME) ?? emptyBucket();
+    byHour.set(ALL_TIME, total);
     for (const { at, happening } of items) {
+      addTo(total, happening);
       const hour = hourOf(at);
       let b = byHour.get(hour);
       if (!b) {
@@ -160,23 +166,28 @@ export class TimeSeries {
 
   /** A new hour's bucket; drops those past retention, so the db stays small without a sweep. */
   private startHour(hour: number): Bucket {
-    for (const key of this.db.getKeys({ end: hour - RETAIN_HOURS, limit: 64 }))
+    for (const key of this.db.getKeys({ start: 0, end: hour - RETAIN_HOURS, limit: 64 }))
       void this.db.remove(key).catch(() => {}); // best effort: the next new hour tries again
     return emptyBucket();
+  }
+
+  /** Everything ever booked, added up (kept as its own record, updated with each hour's). */
+  allTime(): Bucket {
+    return this.db.get(ALL_TIME) ?? emptyBucket();
   }
 
   /** Buckets of hours in [fromHour, toHour), oldest first; hours with nothing happening are absent. */
   range(fromHour: number, toHour: number): Array<{ hour: number; bucket: Bucket }> {
     const out: Array<{ hour: number; bucket: Bucket }> = [];
-    for (const { key, value } of this.db.getRange({ start: fromHour, end: toHour }))
+    for (const { key, value } of this.db.getRange({ start: Math.max(0, fromHour), end: toHour }))
       out.push({ hour: key, bucket: value });
     return out;
   }
 
   /** The newest bucket's hour at or before `hour` that recorded a usage, and that usage. */
   usageBefore(hour: number): number | undefined {
-    for (const { value } of this.db.getRange({ start: hour, reverse: true, limit: 24 * 31 }))
-      if (value.usage !== undefined) return value.usage;
+    for (const { key, value } of this.db.getRange({ start: hour, reverse: true, limit: 24 * 31 }))
+      if (key >= 0 && value.usage !== undefined) return value.usage;
     return undefined;
   }
 }

@@ -40,8 +40,6 @@ export interface SeriesPoint {
 
 export interface TaskFigures extends TaskTally {
   task: string;
-  entries: number;
-  bytes: number;
   cost: number;
 }
 
@@ -74,13 +72,16 @@ export interface RunRow {
   reason?: string[];
 }
 
-/** How long an entries listing is reused while nothing changed in the index. */
-const ROWS_TTL_MS = 5_000;
+/** An entries listing is reused while nothing changed (version), but never longer than this. */
+const ROWS_MAX_AGE_MS = 60_000;
 
 export class DashboardData {
   private store: Store;
   private rows: { at: number; version: string; rows: EntryRow[] } | undefined;
   private seenJournal = -1;
+  private held:
+    | { version: string; sizes: Array<{ task: string; entries: number; bytes: number }> }
+    | undefined;
   readonly prices: Prices;
 
   private constructor(
@@ -136,18 +137,18 @@ export class DashboardData {
   entryRows(): EntryRow[] {
     const version = this.version();
     const now = Date.now();
-    if (!this.rows || this.rows.version !== version || now - this.rows.at > ROWS_TTL_MS)
+    if (!this.rows || this.rows.version !== version || now - this.rows.at > ROWS_MAX_AGE_MS)
       this.rows = { at: now, version, rows: entryRows(this.store) };
     return this.rows.rows;
   }
 
   stats(): CacheStats {
-    return quickStats(this.store, this.settings.maxSizeBytes, this.entryRows().length);
+    return quickStats(this.store, this.settings.maxSizeBytes, this.store.entryCount());
   }
 
   /** All-time totals from the time series (for the Prometheus counters). */
   allTime(): Bucket {
-    return sumBuckets(this.store.series.range(0, Number.MAX_SAFE_INTEGER).map((b) => b.bucket));
+    return this.store.series.allTime();
   }
 
   overview(o: { from: number; to: number; step: 'hour' | 'day' }): OverviewData {
@@ -212,22 +213,34 @@ export class DashboardData {
     };
   }
 
-  /** Per task: the range's tallies, plus what it holds in the cache now. */
+  /** Per task: the range's tallies. */
   private taskFigures(sum: Bucket): TaskFigures[] {
+    return Object.keys(sum.tasks)
+      .sort()
+      .map((task) => {
+        const t = sum.tasks[task]!;
+        return { task, ...t, cost: costOf(this.prices, task, t.savedMs) };
+      });
+  }
+
+  /**
+   * Per task: entries and bytes it holds in the cache now (one pass over the summaries; asked for
+   * after the first paint, which needs only the counters and the series).
+   */
+  sizes(): Array<{ task: string; entries: number; bytes: number }> {
+    const version = this.version();
+    if (this.held?.version === version) return this.held.sizes;
     const held = new Map<string, { entries: number; bytes: number }>();
-    for (const r of this.entryRows()) {
+    for (const r of this.store.summariesOf()) {
       const name = r.task || ANONYMOUS_TASK;
       const h = held.get(name) ?? { entries: 0, bytes: 0 };
       h.entries++;
       h.bytes += r.bytes;
       held.set(name, h);
     }
-    const names = new Set([...Object.keys(sum.tasks), ...held.keys()]);
-    return [...names].sort().map((task) => {
-      const t = sum.tasks[task] ?? { hits: 0, remoteHits: 0, misses: 0, savedMs: 0, saves: 0 };
-      const h = held.get(task) ?? { entries: 0, bytes: 0 };
-      return { task, ...t, ...h, cost: costOf(this.prices, task, t.savedMs) };
-    });
+    const sizes = [...held].map(([task, h]) => ({ task, ...h })).sort((a, b) => b.bytes - a.bytes);
+    this.held = { version, sizes };
+    return sizes;
   }
 
   getEntry(key: string): { entry: Entry; hits: number; lastAccess?: number } | undefined {

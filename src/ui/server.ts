@@ -167,9 +167,9 @@ export function createDashboardServer(data: DashboardData, o: ServerOptions): ht
           provenance: entry.provenance,
         };
       }
-      case '/api/tasks':
+      case '/api/sizes':
         only(params, []);
-        return { tasks: [...new Set(data.entryRows().map((r) => r.task))].sort() };
+        return { tasks: data.sizes() };
       default:
         throw new HttpError(404, `no such path: ${path}`);
     }

@@ -37,9 +37,12 @@ interface TaskRow {
   misses: number;
   savedMs: number;
   saves: number;
+  cost: number;
+}
+interface Held {
+  task: string;
   entries: number;
   bytes: number;
-  cost: number;
 }
 interface Overview {
   stats: Stats;
@@ -307,12 +310,12 @@ function renderCharts(o: Overview): void {
 
 // --- top tasks and runs -------------------------------------------------------------------------
 
-function topTable(
+function topTable<T extends { task: string }>(
   id: string,
-  rows: TaskRow[],
+  rows: T[],
   column: string,
-  value: (t: TaskRow) => number,
-  show: (t: TaskRow) => string,
+  value: (t: T) => number,
+  show: (t: T) => string,
 ): void {
   const top = rows
     .filter((t) => value(t) > 0)
@@ -351,15 +354,20 @@ function renderTops(o: Overview): void {
     (t) => t.misses,
     (t) => t.misses.toLocaleString(),
   );
+}
+
+/** What each task holds now: asked for after the first paint (a pass over every entry's summary). */
+async function loadSizes(): Promise<void> {
+  const { tasks } = await get<{ tasks: Held[] }>('/api/sizes');
   topTable(
     'top-size',
-    o.tasks,
+    tasks,
     'size',
     (t) => t.bytes,
     (t) => `${bytes(t.bytes)} · ${t.entries}`,
   );
   const filter = $<HTMLSelectElement>('task-filter');
-  const names = o.tasks.filter((t) => t.entries > 0).map((t) => t.task);
+  const names = tasks.map((t) => t.task).sort();
   const current = filter.value;
   filter.replaceChildren(
     el('option', { value: '' }, 'all tasks'),
@@ -536,7 +544,7 @@ async function refresh(): Promise<void> {
         document.body.dataset.ready = '1';
         (window as unknown as { tvFirstRender: number }).tvFirstRender = performance.now();
       }
-      await Promise.all([loadEntries(), state.task ? showTask(state.task) : undefined]);
+      await Promise.all([loadSizes(), loadEntries(), state.task ? showTask(state.task) : undefined]);
     } catch (e) {
       $('savings').textContent = `Could not load: ${(e as Error).message}`;
     } finally {
