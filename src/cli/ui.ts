@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { CAC } from 'cac';
 import { errorMessage, type Failure, failure } from '../util/result.js';
 import { errorLine, info } from '../util/term.js';
-import { action, type CommonFlags, settingsFor, withCommonOptions } from './shared.js';
+import { action, type CommonFlags, settingsFor, withCommonOptions, writeJson } from './shared.js';
 
 /** `taskvault ui` (the dashboard) and `taskvault metrics` (the Prometheus textfile). */
 export function registerUi(cli: CAC): void {
@@ -117,6 +117,7 @@ async function metrics(flags: MetricsFlags): Promise<number | Failure> {
   const path = textfilePath(settings, flags.textfile === undefined ? undefined : String(flags.textfile));
   const written = writeAtomically(path, text.value);
   if (!written.ok) return written.error;
-  if (!flags.json) info(`metrics written to ${path}`);
+  if (flags.json) writeJson({ textfile: path });
+  else info(`metrics written to ${path}`);
   return 0;
 }

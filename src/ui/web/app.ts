@@ -116,7 +116,7 @@ const money = (n: number): string => {
     return new Intl.NumberFormat(undefined, {
       style: 'currency',
       currency,
-      maximumFractionDigits: n < 10 ? 2 : 0,
+      maximumFractionDigits: n > 0 && n < 0.01 ? 4 : n < 10 ? 2 : 0,
     }).format(n);
   } catch {
     return `${currency} ${n.toFixed(2)}`;
@@ -258,7 +258,7 @@ function renderCharts(o: Overview): void {
             side: 1,
             size: 60,
             grid: { show: false },
-            values: (_u, vals) => vals.map((v) => `${+v.toFixed(2)}h`),
+            values: (_u, vals) => vals.map((v) => duration(v * 3_600_000)),
           },
         ],
       },
@@ -566,6 +566,13 @@ function listen(): void {
 }
 
 function start(): void {
+  // ?range=30d&step=day: a view can be linked to.
+  const asked = new URLSearchParams(location.search);
+  for (const id of ['range', 'step']) {
+    const select = $<HTMLSelectElement>(id);
+    const want = asked.get(id);
+    if (want !== null && [...select.options].some((o) => o.value === want)) select.value = want;
+  }
   $('range').addEventListener('change', () => void refresh());
   $('step').addEventListener('change', () => void refresh());
   let typing: number | undefined;
