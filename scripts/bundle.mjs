@@ -150,5 +150,21 @@ await build({
   outfile: `${root}dist/cli-bundle.cjs`,
   external: ['@napi-rs/blake-hash', 'jiti', 'chokidar', 'fast-glob', 'picomatch', 'execa', 'lmdb'],
 });
+// The dashboard page of `taskvault ui` (src/ui/web/): its script with uPlot and its stylesheet, for
+// the browser, bundled into the package so that it works offline (no CDN).
+await build({
+  absWorkingDir: root,
+  entryPoints: { app: `${root}src/ui/web/app.ts` },
+  outdir: `${root}dist/ui`,
+  bundle: true,
+  platform: 'browser',
+  format: 'iife',
+  target: ['chrome110', 'firefox110', 'safari16'],
+  minify: true,
+  legalComments: 'inline',
+  logLevel: 'warning',
+});
+mkdirSync(`${root}dist/ui`, { recursive: true });
+writeFileSync(`${root}dist/ui/index.html`, readFileSync(`${root}src/ui/web/index.html`));
 // The bin: npx and a direct ./dist/cli.cjs need it executable.
 chmodSync(`${root}dist/cli.cjs`, 0o755);

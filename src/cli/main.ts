@@ -27,6 +27,8 @@ const COMMANDS: Record<string, () => Promise<(cli: CAC) => void>> = {
   gc: async () => (await import('./gc.js')).registerGc,
   clean: async () => (await import('./gc.js')).registerGc,
   serve: async () => (await import('../serve/command.js')).registerServe,
+  ui: async () => (await import('./ui.js')).registerUi,
+  metrics: async () => (await import('./ui.js')).registerUi,
 };
 
 /**

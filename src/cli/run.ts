@@ -63,5 +63,8 @@ async function run(
   const forced = flags.force === true;
   if (flags.json) process.stderr.write(`${JSON.stringify(summaryJson(outcome, label, forced))}\n`);
   else if (!quiet) process.stderr.write(`${summaryLine(outcome, label, forced)}\n`);
+  // Off the hit path unless asked for: refreshing opens the index (docs/dashboard.md).
+  if (settings.config.metrics?.textfile && !settings.disabled)
+    await (await import('../ui/textfile.js')).refreshTextfile(settings, warn);
   return outcome.exitCode;
 }

@@ -20,6 +20,27 @@ export interface TaskVaultConfig {
   remote?: RemoteConfig;
   /** Default of every task's `stdin` (see TaskConfig.stdin). Default 'auto'. */
   stdin?: StdinMode;
+  /** Port of `taskvault ui` (its --port wins). Default 9999. */
+  servicePort?: number;
+  /** What an hour of the cached commands costs, for the dashboard's "cost saved" (docs/dashboard.md). */
+  cost?: CostConfig;
+  /** Prometheus metrics (docs/dashboard.md). */
+  metrics?: MetricsConfig;
+}
+
+export interface CostConfig {
+  /** ISO 4217 code shown beside amounts, e.g. 'EUR'. Default 'USD'. */
+  currency?: string;
+  /** Price of one hour of a task's command, by task (or policy) name; `default` for the rest. */
+  perHour: Record<string, number>;
+}
+
+export interface MetricsConfig {
+  /**
+   * Rewrite the Prometheus textfile after each run: true for .taskvault/metrics/prometheus.txt,
+   * or a path (relative to the project root). Default false.
+   */
+  textfile?: boolean | string;
 }
 
 /**

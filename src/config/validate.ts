@@ -170,6 +170,27 @@ const remoteSchema: Record<string, Check> = {
   timeoutMs: isPositive,
 };
 
+const costSchema: Record<string, Check> = {
+  currency: (v) =>
+    typeof v === 'string' && /^[A-Za-z]{3}$/.test(v)
+      ? undefined
+      : `must be a 3-letter currency code like 'EUR' (got ${describe(v)})`,
+  perHour: (v, field) => {
+    if (!isObject(v)) return `must be an object of prices by task name (got ${describe(v)})`;
+    for (const [name, price] of Object.entries(v))
+      if (typeof price !== 'number' || !Number.isFinite(price) || price < 0)
+        return `${field}.${name} must be a price of zero or more (got ${describe(price)})`;
+    return undefined;
+  },
+};
+
+const metricsSchema: Record<string, Check> = {
+  textfile: (v) =>
+    typeof v === 'boolean' || (typeof v === 'string' && v.trim() !== '')
+      ? undefined
+      : `must be true, false or a file path (got ${describe(v)})`,
+};
+
 const configSchema: Record<string, Check> = {
   cacheDir: isString,
   maxSizeGb: isPositive,
@@ -182,6 +203,14 @@ const configSchema: Record<string, Check> = {
   tasks: recordOf((v, f) => checkFields(v, `${f}.`, taskSchema, ['command'])),
   remote: (v, f) =>
     isObject(v) ? checkFields(v, `${f}.`, remoteSchema, ['url']) : `must be an object (got ${describe(v)})`,
+  servicePort: (v) =>
+    Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
+      ? undefined
+      : `must be a port number from 1 to 65535 (got ${describe(v)})`,
+  cost: (v, f) =>
+    isObject(v) ? checkFields(v, `${f}.`, costSchema, ['perHour']) : `must be an object (got ${describe(v)})`,
+  metrics: (v, f) =>
+    isObject(v) ? checkFields(v, `${f}.`, metricsSchema) : `must be an object (got ${describe(v)})`,
 };
 
 /** Checks a loaded config value; the failure names the file and the field. */

@@ -260,6 +260,7 @@ export async function pushToRemote(r: PushRequest): Promise<void> {
     if (!backend) return;
     const refs = uniqueBlobs(r.entry);
     const wires: Record<string, WireRef> = {};
+    let sent = 0;
     const progress = new Progress('uploading', r.entry.bytes, refs.length);
     try {
       await eachLimited(
@@ -270,7 +271,10 @@ export async function pushToRemote(r: PushRequest): Promise<void> {
           const out = await encodeBlob(r.store.blobs, r.entry.algorithm, ref);
           try {
             const has = await op.call(() => backend.hasBlob(out.key));
-            if (has === false) await op.call(() => backend.putBlob(out.key, out.file, out.size));
+            if (has === false) {
+              await op.call(() => backend.putBlob(out.key, out.file, out.size));
+              sent += out.size;
+            }
             wires[ref.hash] = { key: out.key, encoding: out.encoding, size: out.size };
             progress.add(ref.size);
             progress.blobDone();
@@ -285,6 +289,7 @@ export async function pushToRemote(r: PushRequest): Promise<void> {
     if (op.failed) return;
     const doc = buildDocument(r.entry, wires, r.remote.signatureKey);
     await op.call(() => backend.putEntry(r.entry.key, doc));
+    if (!op.failed) r.store.recordUpload(sent);
   } catch (e) {
     r.reporter.warn(`remote cache: upload failed: ${errorMessage(e)}`);
   } finally {

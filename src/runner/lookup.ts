@@ -151,7 +151,7 @@ async function lookUpInIndex(
       const hit = again && (await serveIndexed(store, run, again));
       if (hit) return hit;
     }
-    store.count('misses');
+    store.count('misses', 1, run.spec.name);
     store.log('MISS', run.source, run.logFields);
     return await runAndStore(run, m, async () => ok(store));
   } finally {
@@ -255,7 +255,7 @@ async function storeResult(run: RunContext, m: MissSteps, ran: Ran): Promise<Run
 async function liveEntry(store: Store, run: RunContext): Promise<Entry | undefined> {
   const entry = store.getEntry(run.key);
   if (!entry || entry.createdAt + run.spec.policy.ttlMs > run.now()) return entry;
-  await store.remove(run.key);
+  await store.remove(run.key, 'ttl');
   store.log('EVICT', run.source, { ...run.logFields, reason: 'ttl' });
   return undefined;
 }

@@ -82,7 +82,7 @@ export async function openIndexForMiss(hot: HotIndex, run: RunContext): Promise<
   new AuditLog(hot.layout.audit).write('MISS', run.source, run.logFields);
   const { Store } = await import('../store/store.js');
   const opened = Store.open(run.settings.cacheDir, { warn: (m) => run.o.reporter.warn(m) });
-  if (opened.ok) opened.value.count('misses');
+  if (opened.ok) opened.value.count('misses', 1, run.spec.name);
   return opened;
 }
 

@@ -100,7 +100,7 @@ export async function evict(store: Store, o: EvictOptions): Promise<EvictReport>
       const batch = items.slice(i, i + BATCH);
       const removed = sim
         ? sim.remove(batch, stopAtUsage)
-        : await store.removeEntries(batch, stopAtUsage === undefined ? {} : { stopAtUsage });
+        : await store.removeEntries(batch, stopAtUsage === undefined ? { reason } : { stopAtUsage, reason });
       record(report, reason, removed);
       if (!sim) auditEvictions(store, o.source, reason, removed);
       if (stopAtUsage !== undefined && (sim?.usage ?? store.usage()) <= stopAtUsage) return true;
@@ -143,7 +143,7 @@ export async function removeMatching(
   const total = tally();
   for (let i = 0; i < keys.length; i += BATCH) {
     const batch = keys.slice(i, i + BATCH);
-    const removed = sim ? sim.remove(batch) : await store.removeEntries(batch);
+    const removed = sim ? sim.remove(batch) : await store.removeEntries(batch, { reason: 'manual' });
     for (const r of removed) {
       total.entries++;
       total.bytes += r.bytes;

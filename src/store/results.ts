@@ -232,7 +232,7 @@ export async function getResult(
   const now = o.now ?? Date.now();
   const fields = { task, hash: key.slice(0, 12), via: o.via };
   const miss = (why: 'absent' | 'expired' | 'corrupt'): Result<Got> => {
-    store.count('misses');
+    store.count('misses', 1, task);
     store.markMiss(key, now);
     store.log('MISS', o.source, { ...fields, reason: why === 'absent' ? undefined : why });
     return ok({ hit: false, key, why });
@@ -244,7 +244,7 @@ export async function getResult(
   const policy = resolvePolicy(settings, task);
   const ttlMs = policy.ok ? policy.value.ttlMs : entry.ttlMs;
   if (entry.createdAt + ttlMs <= now) {
-    await store.remove(key);
+    await store.remove(key, 'ttl');
     store.log('EVICT', o.source, { ...fields, reason: 'ttl' });
     return miss('expired');
   }

@@ -6,6 +6,7 @@ import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type Entry, entryBlobs } from './entry.js';
 import { HotIndex } from './hot.js';
+import { chart } from './index/chart.js';
 import { type Counters, count, readCounters, recordHit, takeMiss } from './index/counters.js';
 import type { IndexDbs } from './index/dbs.js';
 import {
@@ -23,6 +24,7 @@ import { type Recount, recount, removeOrphanBlobs, usage } from './index/refs.js
 import { background, bounded, hasWriteFailed, transact } from './index/writes.js';
 import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
 import { lowSpace } from './space.js';
+import type { TimeSeries } from './timeseries.js';
 
 export type { Counters } from './index/counters.js';
 export type { EntrySummary, Removed } from './index/entries.js';
@@ -173,10 +175,10 @@ export class Store {
   }
 
   /** Removes an entry from the index and deletes the blobs no other entry references. */
-  async remove(key: string): Promise<boolean> {
+  async remove(key: string, reason = 'removed'): Promise<boolean> {
     // Allowed on a nearly full disk too: removing is how space comes back.
     try {
-      const removed = await this.removeEntries([{ key }]);
+      const removed = await this.removeEntries([{ key }], { reason });
       return removed.length > 0;
     } catch (e) {
       background(Promise.reject(e)); // a failed commit (disk full): the entry simply stays
@@ -190,7 +192,7 @@ export class Store {
    */
   async removeEntries(
     items: Array<{ key: string; at?: number }>,
-    o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean } = {},
+    o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean; reason?: string } = {},
   ): Promise<Removed[]> {
     const removed = await removeEntries(this.dbs, this.blobs, items, o);
     for (const r of removed) this.hot.removeEntry(r.key);
@@ -222,8 +224,27 @@ export class Store {
     return takeMiss(this.dbs, key, now, windowMs, !this.noWrites);
   }
 
-  count(name: keyof Counters, by = 1): void {
-    if (!this.noWrites) count(this.dbs, name, by);
+  /** Adds to a counter; `task` (the run's task name, '' if none) books a miss in the time series. */
+  count(name: keyof Counters, by = 1, task?: string): void {
+    if (!this.noWrites) count(this.dbs, name, by, task);
+  }
+
+  /** Books bytes sent to the team cache (remote/sync.ts) in the time series. */
+  recordUpload(bytes: number): void {
+    if (this.noWrites || bytes <= 0) return;
+    background(
+      this.dbs.env.transaction(() => chart(this.dbs, Date.now(), { kind: 'remote', direction: 'up', bytes })),
+    );
+  }
+
+  /** The hourly time series (timeseries.ts), for the dashboard and metrics. */
+  get series(): TimeSeries {
+    return this.dbs.series;
+  }
+
+  /** How many entries the index holds, from LMDB's own count (no entry read). */
+  entryCount(): number {
+    return (this.dbs.entries.getStats() as { entryCount: number }).entryCount;
   }
 
   getCounters(): Counters {
@@ -232,6 +253,10 @@ export class Store {
 
   log(event: AuditEvent, source: string, fields: Record<string, string | number | undefined>): void {
     this.audit.write(event, source, fields);
+    if (event === 'ERROR' && !this.noWrites)
+      background(
+        this.dbs.env.transaction(() => chart(this.dbs, Date.now(), { kind: 'error', errorKind: source })),
+      );
   }
 
   /** Input manifests, as the fingerprinter's ManifestStore (files: see hot.ts). */

@@ -1,3 +1,4 @@
+import { chart, taskOf } from './chart.js';
 import type { IndexDbs } from './dbs.js';
 import { background } from './writes.js';
 
@@ -27,8 +28,15 @@ function bump(dbs: IndexDbs, name: keyof Counters, by: number): void {
   background(dbs.counters.put(name, (dbs.counters.get(name) ?? 0) + by));
 }
 
-export function count(dbs: IndexDbs, name: keyof Counters, by: number): void {
-  background(dbs.env.transaction(() => bump(dbs, name, by)));
+/** Adds to a counter; `task` (the run's task name, '' if none) books a miss in the time series. */
+export function count(dbs: IndexDbs, name: keyof Counters, by: number, task?: string): void {
+  background(
+    dbs.env.transaction(() => {
+      bump(dbs, name, by);
+      if (name === 'misses' && task !== undefined)
+        for (let i = 0; i < by; i++) chart(dbs, Date.now(), { kind: 'miss', task });
+    }),
+  );
 }
 
 /**
@@ -47,6 +55,7 @@ export function recordHit(
       bump(dbs, 'hits', 1);
       if (o.remote) bump(dbs, 'remoteHits', 1);
       bump(dbs, 'savedMs', Math.max(0, Math.round(o.savedMs)));
+      chart(dbs, o.now, { kind: 'hit', task: taskOf(dbs, key), savedMs: o.savedMs, remote: !!o.remote });
     }),
   );
 }

@@ -1,5 +1,6 @@
 import type { Database, RootDatabase } from 'lmdb';
 import type { Entry } from '../entry.js';
+import { TimeSeries } from '../timeseries.js';
 import { Fingerprints } from './fingerprints.js';
 
 /**
@@ -36,6 +37,8 @@ export interface IndexDbs {
   meta: Database<number, string>;
   /** Key → when its fingerprint was staged by a run not yet committed (entries.ts, stageFingerprint). */
   staged: Database<number, string>;
+  /** Hourly buckets of what happened (timeseries.ts), for the dashboard and metrics. */
+  series: TimeSeries;
 }
 
 export function indexDbs(env: RootDatabase, meta: Database<number, string>): IndexDbs {
@@ -55,5 +58,6 @@ export function indexDbs(env: RootDatabase, meta: Database<number, string>): Ind
     summaries: env.openDB({ name: 'summary' }),
     meta,
     staged: env.openDB({ name: 'staged' }),
+    series: new TimeSeries(env.openDB({ name: 'series' })),
   };
 }

@@ -4,6 +4,7 @@ import { err, failure, ok, type Result } from '../../util/result.js';
 import type { BlobStore } from '../blobs.js';
 import { type Entry, entryBlobs } from '../entry.js';
 import type { HotIndex } from '../hot.js';
+import { chart } from './chart.js';
 import { type IndexDbs, summaryOf } from './dbs.js';
 import { addRefs, dropRefs, usage } from './refs.js';
 import { background, noteWriteFailed, transact, writeErrorMessage } from './writes.js';
@@ -68,6 +69,14 @@ export async function commitEntry(
       background(dbs.staged.remove(entry.key));
       dropStaleStaged(dbs, entry.createdAt);
       background(dbs.latest.put(label, entry.key));
+      if (entry.provenance.origin === 'remote')
+        chart(dbs, Date.now(), { kind: 'remote', direction: 'down', bytes: entry.bytes });
+      chart(dbs, entry.createdAt, {
+        kind: 'save',
+        task: entry.task,
+        durationMs: entry.durationMs,
+        usage: usage(dbs),
+      });
       return undefined;
     });
   } catch (e) {
@@ -87,7 +96,7 @@ export function removeEntries(
   dbs: IndexDbs,
   blobs: BlobStore,
   items: Array<{ key: string; at?: number }>,
-  o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean },
+  o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean; reason?: string },
 ): Promise<Removed[]> {
   return transact(dbs.env, () => {
     const removed: Removed[] = [];
@@ -104,6 +113,14 @@ export function removeEntries(
       dbs.summaries.remove(key);
       removed.push({ key, entry, ...dropRefs(dbs, blobs, entry) });
     }
+    if (removed.length > 0)
+      chart(dbs, Date.now(), {
+        kind: 'evict',
+        reason: o.reason ?? 'removed',
+        entries: removed.length,
+        bytes: removed.reduce((n, r) => n + r.bytes, 0),
+        usage: usage(dbs),
+      });
     return removed;
   });
 }

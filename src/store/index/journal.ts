@@ -2,6 +2,8 @@ import { readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs
 import { basename, dirname, join } from 'node:path';
 import { tempSuffix } from '../../util/temp-name.js';
 import { type JournalHit, parseJournal } from '../hot.js';
+import type { Happening } from '../timeseries.js';
+import { taskOf } from './chart.js';
 import type { IndexDbs } from './dbs.js';
 
 /*
@@ -128,12 +130,18 @@ function needsFold(dbs: IndexDbs, dir: string, path: string): boolean {
 function applyHits(dbs: IndexDbs, hits: JournalHit[]): void {
   if (hits.length === 0) return;
   let saved = 0;
+  const charted: Array<{ at: number; happening: Happening }> = [];
   for (const h of hits) {
     saved += h.savedMs;
+    charted.push({
+      at: h.at,
+      happening: { kind: 'hit', task: taskOf(dbs, h.key), savedMs: h.savedMs, remote: false },
+    });
     if (!dbs.entries.doesExist(h.key)) continue;
     dbs.access.put(h.key, Math.max(dbs.access.get(h.key) ?? 0, h.at));
     dbs.hits.put(h.key, (dbs.hits.get(h.key) ?? 0) + 1);
   }
   dbs.counters.put('hits', (dbs.counters.get('hits') ?? 0) + hits.length);
   dbs.counters.put('savedMs', (dbs.counters.get('savedMs') ?? 0) + saved);
+  dbs.series.record(charted);
 }

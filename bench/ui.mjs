@@ -1,0 +1,261 @@
+#!/usr/bin/env node
+// Dashboard and metrics benchmark: a cache of 100,000 entries with 30 days of hourly history at
+// 100,000 runs a day. Each figure is printed with a baseline measured in the same run:
+//   first paint   the dashboard drawn with its data (chromium, fresh page)  vs  a bare static page
+//                 from a bare node:http server in the same browser; budget 1 s
+//   GET /metrics  on `taskvault ui`  vs  a bare node:http reply of the same bytes; budget 100 ms
+//   taskvault metrics --stdout  vs  taskvault stats --json (two CLI processes); budget 1.5x
+// Usage: npm run build && node bench/ui.mjs   (BENCH_UI_ENTRIES=N to change the size)
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { STORE_SCHEMA } from '../dist/store/entry.js';
+import { Store } from '../dist/store/store.js';
+import { HOUR_MS } from '../dist/store/timeseries.js';
+import { median } from './common.mjs';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(REPO, 'dist', 'cli.cjs');
+const N = Number(process.env.BENCH_UI_ENTRIES) || 100_000;
+const DAYS = 30;
+const RUNS_PER_DAY = 100_000;
+const TASKS = 40;
+const ROUNDS = 7;
+const dir = mkdtempSync(join(tmpdir(), 'tv-bench-ui-'));
+if (!process.env.KEEP_TMP) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+else console.error(`fixture kept in ${dir}`);
+const fmt = (ms) => (ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(2)} s`);
+
+// --- The cache: N entries (sharing one output blob) and DAYS of hourly buckets -----------------
+const setupStart = performance.now();
+const cacheDir = join(dir, '.taskvault', 'cache');
+writeFileSync(
+  join(dir, 'taskvault.config.json'),
+  JSON.stringify({ cost: { currency: 'EUR', perHour: { default: 0.4, task1: 3.2 } } }),
+);
+const opened = Store.open(cacheDir);
+if (!opened.ok) throw new Error(opened.error.message);
+const store = opened.value;
+const blob = await store.blobs.putBytes('blake3', Buffer.from('built output\n'.repeat(100)));
+const now = Date.now();
+for (let i = 0; i < N; i += 1000) {
+  const batch = [];
+  for (let j = i; j < Math.min(N, i + 1000); j++) {
+    const task = `task${j % TASKS}`;
+    // Not hex, so no copy in hot/ is written (the dashboard never reads hot/).
+    const key = `${j.toString(16).padStart(8, '0')}${'k'.repeat(56)}`;
+    const entry = {
+      schema: STORE_SCHEMA,
+      key,
+      task,
+      algorithm: 'blake3',
+      outputs: [{ path: `dist/out-${j}.js`, type: 'file', mode: 0o644, size: blob.size, hash: blob.hash }],
+      outputGlobs: ['dist/**'],
+      cwd: '.',
+      logs: { stdout: null, stderr: null, chunks: [] },
+      exitCode: 0,
+      durationMs: 1000 + (j % 600) * 100,
+      createdAt: now - DAYS * 86_400_000 + Math.floor((j / N) * DAYS * 86_400_000),
+      bytes: blob.size,
+      ttlMs: 90 * 86_400_000,
+      provenance: { host: 'bench', user: 'bench', version: '0', origin: 'local' },
+    };
+    batch.push(store.commit(entry, { schema: 1, task }, task));
+  }
+  await Promise.all(batch);
+}
+// 30 days of history, as the store books it: hits, misses, saves, a few evictions and errors.
+const perHour = Math.round(RUNS_PER_DAY / 24);
+const firstHour = Math.floor(now / HOUR_MS) - DAYS * 24;
+const writes = [];
+for (let h = firstHour; h <= firstHour + DAYS * 24; h++) {
+  const at = h * HOUR_MS;
+  const items = [];
+  for (let r = 0; r < perHour; r++) {
+    const task = `task${r % TASKS}`;
+    if (r % 5 === 0) {
+      items.push({ at, happening: { kind: 'miss', task } });
+      items.push({
+        at,
+        happening: { kind: 'save', task, durationMs: 1000 + (r % 97) * 500, usage: N * 1300 },
+      });
+    } else
+      items.push({
+        at,
+        happening: { kind: 'hit', task, savedMs: 1000 + (r % 89) * 300, remote: r % 7 === 0 },
+      });
+  }
+  items.push({
+    at,
+    happening: { kind: 'evict', reason: 'lru', entries: 20, bytes: 26_000, usage: N * 1300 },
+  });
+  items.push({ at, happening: { kind: 'error', errorKind: 'run' } });
+  writes.push(...store.series.record(items));
+}
+await Promise.all(writes);
+await store.flush();
+await store.close();
+console.error(
+  `setup: ${N} entries, ${DAYS} days x ${perHour} runs/hour, ${fmt(performance.now() - setupStart)}`,
+);
+
+// --- Servers: taskvault ui, and the bare baselines ----------------------------------------------
+function freePort() {
+  return new Promise((resolve) => {
+    const s = http.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const env = { ...process.env, NO_COLOR: '1' };
+for (const k of Object.keys(env)) if (k.startsWith('TASKVAULT_')) delete env[k];
+const uiPort = await freePort();
+const ui = spawn(process.execPath, [CLI, 'ui', '--port', String(uiPort)], {
+  cwd: dir,
+  env,
+  stdio: ['ignore', 'ignore', 'pipe'],
+});
+process.on('exit', () => ui.kill());
+await new Promise((resolve, reject) => {
+  let err = '';
+  ui.stderr.on('data', (d) => {
+    err += d;
+    if (/dashboard on/.test(err)) resolve();
+  });
+  ui.on('exit', (code) => reject(new Error(`taskvault ui exited ${code}: ${err}`)));
+});
+const uiUrl = `http://127.0.0.1:${uiPort}`;
+const metricsBody = await (await fetch(`${uiUrl}/metrics`)).text();
+
+const BARE_PAGE =
+  '<!doctype html><html><head><title>baseline</title></head><body><h1>baseline</h1><script>document.body.dataset.ready = "1"; window.tvFirstRender = performance.now();</script></body></html>';
+const bare = http.createServer((req, res) => {
+  if (req.url === '/metrics') {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    return res.end(metricsBody);
+  }
+  res.writeHead(200, { 'content-type': 'text/html' });
+  res.end(BARE_PAGE);
+});
+await new Promise((resolve) => bare.listen(0, '127.0.0.1', resolve));
+const bareUrl = `http://127.0.0.1:${bare.address().port}`;
+
+// --- First paint ---------------------------------------------------------------------------------
+const browser = await chromium.launchPersistentContext(mkdtempSync(join(dir, 'profile-')), {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+  viewport: { width: 1400, height: 1000 },
+});
+
+/** Milliseconds from navigation start to the page drawn with its data (window.tvFirstRender). */
+async function paint(url) {
+  const page = await browser.newPage();
+  await page.goto(url);
+  await page.waitForSelector('body[data-ready]', { timeout: 30_000 });
+  const ms = await page.evaluate(() => window.tvFirstRender);
+  await page.close();
+  return ms;
+}
+await paint(`${uiUrl}/`); // warm-up: the server's first listing of the entries, the browser's caches
+// Alternating, so drifting machine load hits all three alike.
+const views = { '30 days': `${uiUrl}/?range=30d`, '7 days': `${uiUrl}/`, bare: bareUrl };
+const paints = Object.fromEntries(Object.keys(views).map((k) => [k, []]));
+for (let r = 0; r < ROUNDS; r++) {
+  const names = Object.keys(views);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[(i + r) % names.length];
+    paints[name].push(await paint(views[name]));
+  }
+}
+await browser.close();
+
+// --- GET /metrics ---------------------------------------------------------------------------------
+async function timed(url) {
+  const t = performance.now();
+  const res = await fetch(url);
+  await res.text();
+  return performance.now() - t;
+}
+await timed(`${uiUrl}/metrics`);
+const metricsTimes = { ui: [], bare: [] };
+for (let r = 0; r < 21; r++) {
+  metricsTimes.ui.push(await timed(`${uiUrl}/metrics`));
+  metricsTimes.bare.push(await timed(`${bareUrl}/metrics`));
+}
+ui.kill();
+bare.close();
+
+// --- taskvault metrics vs taskvault stats ---------------------------------------------------------
+function cli(args) {
+  const t = performance.now();
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: dir,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  if (r.status !== 0) throw new Error(`taskvault ${args.join(' ')}: ${r.stderr}`);
+  return performance.now() - t;
+}
+const cliTimes = { metrics: [], stats: [] };
+cli(['stats', '--json']);
+for (let r = 0; r < ROUNDS; r++) {
+  const order = r % 2 ? ['stats', 'metrics'] : ['metrics', 'stats'];
+  for (const name of order)
+    cliTimes[name].push(cli(name === 'stats' ? ['stats', '--json'] : ['metrics', '--stdout']));
+}
+
+// --- Report ----------------------------------------------------------------------------------------
+const m = (xs) => median(xs);
+const rows = [
+  [
+    'dashboard first paint, 30-day view',
+    m(paints['30 days']),
+    'bare static page',
+    m(paints.bare),
+    1000,
+    'ms',
+  ],
+  ['dashboard first paint, 7-day view', m(paints['7 days']), 'bare static page', m(paints.bare), 1000, 'ms'],
+  ['GET /metrics', m(metricsTimes.ui), 'bare node:http, same bytes', m(metricsTimes.bare), 100, 'ms'],
+  [
+    'taskvault metrics --stdout',
+    m(cliTimes.metrics),
+    'taskvault stats --json',
+    m(cliTimes.stats),
+    null,
+    'x1.5',
+  ],
+];
+console.log(
+  `\n${N.toLocaleString('en')} entries, ${DAYS} days of history at ${RUNS_PER_DAY.toLocaleString('en')} runs/day (medians of ${ROUNDS}, /metrics of 21)\n`,
+);
+console.log('| measure | median | baseline | baseline median | ratio | budget | within |');
+console.log('|---|---|---|---|---|---|---|');
+let ok = true;
+for (const [name, v, base, b, budget, unit] of rows) {
+  const ratio = v / b;
+  const within = unit === 'x1.5' ? ratio <= 1.5 : v <= budget;
+  ok &&= within;
+  console.log(
+    `| ${name} | ${fmt(v)} | ${base} | ${fmt(b)} | ${ratio.toFixed(2)}x | ${unit === 'x1.5' ? '<= 1.5x stats' : `<= ${budget} ms`} | ${within ? 'yes' : 'NO'} |`,
+  );
+}
+process.exitCode = ok ? 0 : 1;

@@ -1,0 +1,2 @@
+/** The page's stylesheets are bundled by esbuild (scripts/bundle.mjs). */
+declare module '*.css';
