@@ -224,7 +224,9 @@ export class Client {
         ? { kind: 'file' as const, path: options.toFile }
         : { kind: 'bytes' as const };
     const got = unwrap(await getResult(store, settings, task, input, target, { source: 'get', ...VIA }));
-    await this.flush(store, `getCachedResult ${task}`);
+    // A hit's bookkeeping (last access, hit counts) commits in the background: waiting for its
+    // fsync would make every lookup cost a disk flush. getStats() and close() wait for it.
+    if (!got.hit) await this.flush(store, `getCachedResult ${task}`);
     if (!got.hit) return { hit: false, key: got.key };
     const hit = {
       hit: true as const,
@@ -240,6 +242,7 @@ export class Client {
   async getStats(): Promise<CacheStats> {
     const settings = await this.settings();
     const store = await this.needStore();
+    await this.flush(store, 'getStats'); // hits booked in the background are counted
     return cacheStats(store, settings.maxSizeBytes);
   }
 
