@@ -6,19 +6,18 @@ import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { warn as warnLine } from '../util/term.js';
 import { noteUnfinishedWrites } from '../util/unfinished.js';
-import { loadLmdb } from '../util/vendor.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type BlobRef, type Entry, entryBlobs, STORE_SCHEMA } from './entry.js';
 import { HotIndex, type JournalHit, parseJournal } from './hot.js';
 import { indexDamage } from './index-check.js';
+import { openIndexEnv } from './index-env.js';
 import { corruptIndex, corruptionText, isIndexCorruption } from './index-errors.js';
 import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
 import { tryLock } from './lock.js';
 import { lowSpace } from './space.js';
 
 const require = createRequire(import.meta.url);
-const { open } = loadLmdb();
 /** How the index is opened, here and by the probe in a child process (lmdbReads). */
 const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true };
 
@@ -225,7 +224,8 @@ export class Store {
     const cacheDir = layout.root;
     let db: RootDatabase | undefined;
     try {
-      db = open({ path: layout.index, ...ENV_OPTIONS });
+      // Never `open()` of lmdb itself: a failed open can crash it (index-env.ts).
+      db = openIndexEnv(layout.index, ENV_OPTIONS);
       const meta = db.openDB<number, string>({ name: 'meta' });
       const schema = meta.get('schema');
       if (schema === undefined) meta.putSync('schema', STORE_SCHEMA);

@@ -1,0 +1,84 @@
+/**
+ * Opening the LMDB environment without lmdb-js's crash on a failed open.
+ *
+ * lmdb-js (3.x, up to 3.5.6 at least) frees its per-environment state twice when mdb_env_open
+ * fails after lock.mdb was opened: src/env.cpp openEnv() deletes `extended_env`, then closeEnv()
+ * deletes the same pointer again, because the fd callback (checkExistingEnvs) had already
+ * registered the environment. The heap is corrupted; the process dies with SIGSEGV then (in
+ * ~ExtendedEnv) or later. The usual way to get there: the index directory is removed (`rm -rf` of
+ * the cache) between lmdb creating lock.mdb and data.mdb, so data.mdb fails with ENOENT.
+ *
+ * So lmdb is never given a directory that can vanish. We open (creating) both files here, and lmdb
+ * opens a private directory of our own whose two names are symbolic links to those descriptors
+ * (/proc/self/fd/N reaches the file even once its name is gone): no open inside lmdb can fail on a
+ * missing file. Afterwards the names in the cache must still be the files lmdb opened; if the index
+ * was removed meanwhile, the environment is closed and that is the error. Linux only (/proc); on
+ * other systems, or when the private directory cannot be made, lmdb opens the index directly.
+ */
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  type Stats,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RootDatabase, RootDatabaseOptions } from 'lmdb';
+import { loadLmdb } from '../util/vendor.js';
+
+const FILES = ['lock.mdb', 'data.mdb'] as const;
+/** Both files are made as lmdb makes them (its permissionsMode default). */
+const MODE = 0o664;
+const byFd = process.platform === 'linux' && existsSync('/proc/self/fd');
+
+const sameFile = (a: Stats, b: Stats | undefined) => b !== undefined && a.dev === b.dev && a.ino === b.ino;
+
+/** Whether `dir`'s files are still those behind `fds` (false once removed or replaced). */
+function stillThere(dir: string, fds: number[]): boolean {
+  try {
+    return FILES.every((name, i) =>
+      sameFile(fstatSync(fds[i]!), statSync(join(dir, name), { throwIfNoEntry: false })),
+    );
+  } catch {
+    return false; // ENOTDIR and the like: the directory is not what we opened either
+  }
+}
+
+/**
+ * lmdb's `open()` for the environment in `dir` (which must exist); throws as it does. An index
+ * removed while being opened throws an error whose code is ENOENT.
+ */
+export function openIndexEnv(dir: string, options: RootDatabaseOptions): RootDatabase {
+  const { open } = loadLmdb();
+  if (!byFd) return open({ path: dir, ...options });
+  const fds: number[] = [];
+  let stage: string | undefined;
+  try {
+    // Throws ENOENT here, before lmdb, when the directory is already gone.
+    for (const name of FILES) fds.push(openSync(join(dir, name), 'a+', MODE));
+    try {
+      // No dot in the name: lmdb-js takes a path with an extension for a data file (noSubdir).
+      stage = mkdtempSync(join(tmpdir(), 'taskvault-index-'));
+      for (const [i, name] of FILES.entries()) symlinkSync(`/proc/self/fd/${fds[i]}`, join(stage, name));
+    } catch {
+      // No private directory (a read-only temp dir): lmdb opens the index directly, as before.
+      return open({ path: dir, ...options });
+    }
+    const db = open({ path: stage, ...options });
+    if (stillThere(dir, fds)) return db;
+    // Nothing was written to it: the close has nothing to wait for, and nothing to report.
+    db.close().catch(() => {});
+    throw Object.assign(new Error(`ENOENT: the index at ${dir} was removed while it was being opened`), {
+      code: 'ENOENT',
+    });
+  } finally {
+    for (const fd of fds) closeSync(fd);
+    // The links are only needed by the open itself (lmdb keeps its own descriptors).
+    if (stage) rmSync(stage, { recursive: true, force: true });
+  }
+}
