@@ -16,3 +16,13 @@ export function soakReport(name: string, figures: Record<string, number | string
 }
 
 export const randomInt = (max: number) => Math.floor(Math.random() * max);
+
+const started = Date.now();
+/**
+ * SOAK_MINUTES, when set, bounds a long run by hand: loops stop once it has passed and report the
+ * rounds they did.
+ */
+export function soakTimeUp(): boolean {
+  const min = Number(process.env.SOAK_MINUTES);
+  return min > 0 && Date.now() - started > min * 60_000;
+}
