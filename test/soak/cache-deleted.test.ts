@@ -67,7 +67,10 @@ test('the index opened while its directory is removed at random moments: never a
   );
   assert.is(r.signal, null, `crashed with ${r.signal}:\n${r.err}`);
   assert.is(r.code, 0, r.err);
-  const { opened, failed } = JSON.parse(r.out.trim().split('\n').pop()!) as { opened: number; failed: number };
+  const { opened, failed } = JSON.parse(r.out.trim().split('\n').pop()!) as {
+    opened: number;
+    failed: number;
+  };
   assert.is(opened + failed, rounds);
   soakReport('index-open-race', { rounds, opened, removedDuringOpen: failed, crashes: 0 });
 });

@@ -3,7 +3,7 @@
  * never crashes and never serves a partial result: it restores the complete result or runs the
  * command again. `npm test` runs 6 rounds; by hand: SOAK_ROUNDS=500.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -24,6 +24,21 @@ fs.mkdirSync('out', { recursive: true });
 for (let i = 0; i < ${FILES}; i++) fs.writeFileSync('out/f' + i + '.txt', (seed + ':' + i + '\\n').repeat(${BYTES}).slice(0, ${BYTES}));
 process.stdout.write(('log ' + seed + '\\n').repeat(4000) + 'END\\n');
 `;
+/** Whether a `node gen.js` started in `dir` is still running (a killed taskvault's command is not killed). */
+function commandRunning(dir: string): boolean {
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      if (readlinkSync(`/proc/${pid}/cwd`) !== dir) continue;
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('gen.js')) continue;
+      // A zombie has exited; it may never be reaped where pid 1 does not reap.
+      if (!/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) return true;
+    } catch {
+      // It exited while we looked, or is another user's: not ours either way.
+    }
+  }
+  return false;
+}
+
 const ARGS = [
   'run',
   '--inputs',
@@ -58,6 +73,8 @@ test('kill -9 at random points of a miss: 0 partial results served, 0 crashes of
     miss.child.kill('SIGKILL');
     if ((await miss.done).signal === 'SIGKILL') tally.killed++;
     else tally.finishedFirst++;
+    // The command outlives a killed taskvault: let it finish before looking at out/.
+    while (commandRunning(dir)) await sleep(20);
     rmSync(join(dir, 'out'), { recursive: true, force: true });
     const before = executions(counter);
     const next = await runCli(ARGS, { cwd: dir, env });
