@@ -40,6 +40,27 @@ const FILES = ['lock.mdb', 'data.mdb'] as const;
 const MODE = 0o664;
 const byFd = process.platform === 'linux' && existsSync('/proc/self/fd');
 
+/**
+ * Descriptors of lock.mdb files, never closed. LMDB's locks on lock.mdb are POSIX fcntl locks,
+ * which belong to the process and the file: closing any descriptor of that file drops all of them,
+ * and other processes then take this one's reader slots (MDB_BAD_RSLOT) or re-initialise the lock
+ * table under it. One per lock file, reused (lmdb-js shares an environment opened twice).
+ */
+const keptLocks = new Map<string, number>();
+const fileId = (s: Stats) => `${s.dev}:${s.ino}`;
+
+/** A kept descriptor of `path` (a lock.mdb), opened (and created) if there is none yet. */
+function lockFd(path: string): number {
+  const known = statSync(path, { throwIfNoEntry: false });
+  const kept = known && keptLocks.get(fileId(known));
+  if (kept !== undefined) return kept;
+  const fd = openSync(path, 'a+', MODE);
+  // Kept even if another descriptor of the same file appeared meanwhile: closing it is the danger.
+  const id = fileId(fstatSync(fd));
+  if (!keptLocks.has(id)) keptLocks.set(id, fd);
+  return fd;
+}
+
 const sameFile = (a: Stats, b: Stats | undefined) => b !== undefined && a.dev === b.dev && a.ino === b.ino;
 
 /** Whether `dir`'s files are still those behind `fds` (false once removed or replaced). */
@@ -65,7 +86,7 @@ export function openIndexEnv(dir: string, options: RootDatabaseOptions): RootDat
   let stage: string | undefined;
   try {
     try {
-      for (const name of FILES) fds.push(openSync(join(dir, name), 'a+', MODE));
+      fds.push(lockFd(join(dir, FILES[0])), openSync(join(dir, FILES[1]), 'a+', MODE));
     } catch (e) {
       // The directory is already gone: say so before lmdb is involved. Anything else (EROFS,
       // EACCES) fails in lmdb before its callback registers the environment, so it may say so.
@@ -83,7 +104,8 @@ export function openIndexEnv(dir: string, options: RootDatabaseOptions): RootDat
       code: 'ENOENT',
     });
   } finally {
-    for (const fd of fds) closeSync(fd);
+    // Only data.mdb's: lock.mdb's stays open (lockFd).
+    if (fds[1] !== undefined) closeSync(fds[1]);
     // The links are only needed by the open itself (lmdb keeps its own descriptors).
     if (stage) rmSync(stage, { recursive: true, force: true });
   }
