@@ -4,13 +4,24 @@
  * warning names the cause, and nothing cached before is lost.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { executions, warnings } from '../support/fault-helpers.js';
-import { REPO, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
+import { CLI, REPO, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
 
 /**
  * Writes out/<name>.txt (SIZE bytes), prints a line, exits with EXIT; optionally fills the disk or
@@ -69,6 +80,69 @@ test('cache dir not writable (its parent is a regular file, which fails even for
   const r = await run(dir, join(dir, 'blocker', 'cache'), { COUNTER: counter, NAME: 'a', EXIT: '7' });
   assertFailOpen(r, 7, /cache skipped: cannot open the cache at .*blocker\/cache: ENOTDIR/);
   assert.is(executions(counter), 1);
+});
+
+test('cache dir is a regular file, not a directory', async () => {
+  const { dir, counter } = project();
+  const cacheDir = join(dir, 'cache-file');
+  writeFileSync(cacheDir, 'not a directory\n');
+  const r = await run(dir, cacheDir, { COUNTER: counter, NAME: 'a', EXIT: '6' });
+  assertFailOpen(r, 6, /cache skipped: cannot open the cache at .*cache-file: (ENOTDIR|EEXIST)/);
+  assert.is(executions(counter), 1);
+  assert.is(readFileSync(cacheDir, 'utf8'), 'not a directory\n', 'the file is left alone');
+});
+
+/** Runs the CLI as `nobody` (setpriv), or undefined where that is not possible (not root). */
+async function runAsNobody(dir: string, cacheDir: string, exit: number) {
+  if (process.getuid?.() !== 0) return undefined;
+  const args = [
+    'run',
+    '--cache-dir',
+    cacheDir,
+    '--inputs',
+    'src/**',
+    '--',
+    'sh',
+    '-c',
+    `echo ran; exit ${exit}`,
+  ];
+  const r = await runProcess(
+    'setpriv',
+    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args],
+    { cwd: dir },
+  ).catch(() => undefined);
+  return r?.code === 127 ? undefined : r;
+}
+
+/** A project readable by anyone, for the runs as nobody. */
+function openProject(): string {
+  const dir = tempDir('tv-failopen-user-');
+  writeTree(dir, { 'src/in.txt': 'x' });
+  chmodSync(dir, 0o755);
+  chmodSync(join(dir, 'src'), 0o755);
+  return dir;
+}
+
+test('cache dir owned by another user, and a read-only cache dir: the command runs, one warning', async () => {
+  // Owned by root (this test), mode 0755: nobody cannot write in it.
+  const dir = openProject();
+  const cacheDir = join(dir, 'roots-cache');
+  mkdirSync(cacheDir, { mode: 0o755 });
+  const r = await runAsNobody(dir, cacheDir, 5);
+  if (!r) {
+    assert.not.ok(process.env.CI, 'CI must be able to run a command as nobody (it runs as root)');
+    console.log('another user / read-only dir: SKIPPED (cannot switch to nobody here)');
+    return;
+  }
+  assertFailOpen(r, 5, /cache skipped: cannot open the cache at .*roots-cache: EACCES/);
+  // Owned by nobody but read-only (0555): the same for its owner.
+  const ro = join(dir, 'ro-cache');
+  mkdirSync(ro, { mode: 0o555 });
+  chmodSync(ro, 0o555);
+  chownSync(ro, 65534, 65534);
+  const r2 = await runAsNobody(dir, ro, 4);
+  assertFailOpen(r2!, 4, /cache skipped: cannot open the cache at .*ro-cache: EACCES/);
+  assert.equal(readdirSync(ro), [], 'nothing was written into it');
 });
 
 function tryMount(args: string[]): boolean {

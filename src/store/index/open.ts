@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { RootDatabase } from 'lmdb';
 import { err, errorMessage, type Failure, failure, ok, type Result } from '../../util/result.js';
-import { loadLmdb } from '../../util/vendor.js';
 import type { AuditLog } from '../audit.js';
 import type { BlobStore } from '../blobs.js';
 import { STORE_SCHEMA } from '../entry.js';
@@ -14,6 +13,7 @@ import { type CacheLayout, makeCacheDirs } from '../layout.js';
 import { tryLock } from '../lock.js';
 import { ENV_OPTIONS, type IndexDbs, indexDbs } from './dbs.js';
 import { restoreFromHot } from './entries.js';
+import { openIndexEnv } from './env.js';
 import { recount } from './refs.js';
 
 /*
@@ -22,7 +22,6 @@ import { recount } from './refs.js';
  */
 
 const require = createRequire(import.meta.url);
-const { open } = loadLmdb();
 
 /** Set in the meta db once the refs db has been built for this index. */
 const REFS_FLAG = 'refs';
@@ -74,7 +73,8 @@ function openEnv(files: StoreFiles): Result<IndexDbs, OpenFailure> {
   const cacheDir = layout.root;
   let env: RootDatabase | undefined;
   try {
-    env = open({ path: layout.index, ...ENV_OPTIONS });
+    // Through links to files we hold open: lmdb-js crashes on an open that fails half-way (env.ts).
+    env = openIndexEnv(layout.index, ENV_OPTIONS);
     const meta = env.openDB<number, string>({ name: 'meta' });
     const schema = meta.get('schema');
     if (schema === undefined) meta.putSync('schema', STORE_SCHEMA);
