@@ -67,7 +67,7 @@ async function run(dir: string, cacheDir: string, env: Record<string, string>) {
 /** The command ran, its exit code came back, and exactly one warning matching `cause` was printed. */
 function assertFailOpen(r: { code: number | null; out: string; err: string }, exit: number, cause: RegExp) {
   assert.is(r.code, exit, r.err);
-  assert.match(r.out, /ran /);
+  assert.match(r.out, /\bran\b/);
   const w = warnings(r.err);
   assert.is(w.length, 1, `one warning, got:\n${r.err}`);
   assert.match(w[0]!, cause);
