@@ -135,6 +135,12 @@ export class Store {
     return this.dbs.access.get(key);
   }
 
+  /** How many entries the index holds: LMDB's record count, without reading them. */
+  entryCount(): number {
+    // lmdb's types declare getStats() as {}; it returns mdb_stat's fields (ms_entries: entryCount).
+    return (this.dbs.entries.getStats() as { entryCount: number }).entryCount;
+  }
+
   *allEntries(): Iterable<Entry> {
     for (const { value } of this.dbs.entries.getRange()) yield value;
   }
