@@ -9,12 +9,12 @@
 // Usage: npm run build && node bench/scale.mjs [index|outputs|inputs ...]   (default: all)
 // BENCH_QUICK=1 shrinks every size for a smoke run. Prints a markdown section on stdout.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { alternate, writePackage } from './common.mjs';
+import { alternate, median, writePackage } from './common.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CLI = process.env.BENCH_CLI ?? join(REPO, 'dist', 'cli.cjs');
@@ -56,7 +56,9 @@ function timed(argv, cwd, extraEnv = {}, { check = true } = {}) {
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (check && r.status !== 0)
-    throw new Error(`${argv.join(' ')} (in ${cwd}) exited ${r.status}: ${r.stderr}${r.stdout}`.slice(0, 2000));
+    throw new Error(
+      `${argv.join(' ')} (in ${cwd}) exited ${r.status}: ${r.stderr}${r.stdout}`.slice(0, 2000),
+    );
   return { ms, stdout: String(r.stdout), stderr: String(r.stderr), status: r.status };
 }
 const tv = (...args) => [process.execPath, CLI, ...args];
@@ -142,11 +144,28 @@ async function indexProject(count) {
   return { dir, cacheEnv, usage, fillMs, config, count };
 }
 
+/**
+ * CPU time (user + system, children included) of each timed command, from /usr/bin/time: on a
+ * loaded machine it moves far less than wall time, so the index ratios are given in both.
+ */
+const TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+const cpuTimes = {};
+function timedWithCpu(name, argv, cwd, extraEnv) {
+  if (!TIME) return timed(argv, cwd, extraEnv).ms;
+  const r = timed([TIME, '-f', 'TVCPU %U %S', ...argv], cwd, extraEnv);
+  const m = /TVCPU ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
+  if (m) {
+    cpuTimes[name] ??= [];
+    cpuTimes[name].push((Number(m[1]) + Number(m[2])) * 1000);
+  }
+  return r.ms;
+}
+
 function indexContenders(p) {
   const c = (what, argv, prep) => ({
     name: `${what} @${p.count}`,
     prep,
-    run: () => timed(argv, p.dir, p.cacheEnv).ms,
+    run: () => timedWithCpu(`${what} @${p.count}`, argv, p.dir, p.cacheEnv),
   });
   return [
     c('stats', tv('stats')),
@@ -210,14 +229,17 @@ async function indexBench(md) {
     '',
     `Caches filled through the store API (${n(b)} entries in ${fmtMs(large.fillMs)}), each entry with its own output blob; medians of ${SIZES.rounds} alternating rounds, all eight commands and \`node -e 0\` (${fmtMs(t['node -e 0'])}) in each round.`,
     '',
-    `| command | ${n(a)} entries | ${n(b)} entries | ratio ${n(b)} / ${n(a)} | goal |`,
-    '|---|---:|---:|---:|---|',
+    `| command | ${n(a)} entries | ${n(b)} entries | ratio ${n(b)} / ${n(a)} | CPU time (user + sys) ${n(a)} → ${n(b)}, ratio | goal |`,
+    '|---|---:|---:|---:|---:|---|',
   );
+  const cpu = (name) => (cpuTimes[name] ? median(cpuTimes[name]) : undefined);
   for (const what of ['stats', 'cache get', 'run hit', 'ls | head']) {
     const label = what.replace('|', '\\|');
     const x = t[`${what} @${a}`];
     const y = t[`${what} @${b}`];
-    md.push(`| \`${label}\` | ${fmtMs(x)} | ${fmtMs(y)} | ${fmtX(y / x)} | ≤ 1.3× |`);
+    const [cx, cy] = [cpu(`${what} @${a}`), cpu(`${what} @${b}`)];
+    const cpuCell = cx && cy ? `${fmtMs(cx)} → ${fmtMs(cy)}, ${fmtX(cy / cx)}` : '–';
+    md.push(`| \`${label}\` | ${fmtMs(x)} | ${fmtMs(y)} | ${fmtX(y / x)} | ${cpuCell} | ≤ 1.3× |`);
   }
   md.push(
     '',
@@ -347,7 +369,9 @@ try {
   if (parts.has('index')) await indexBench(md);
   if (parts.has('outputs')) outputsBench(md);
   if (parts.has('inputs')) inputsBench(md);
-  md.push(`Load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}.`);
+  md.push(
+    `Load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}.`,
+  );
   process.stdout.write(`${md.join('\n')}\n`);
 } catch (e) {
   process.stdout.write(`${md.join('\n')}\n`);
