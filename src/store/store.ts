@@ -122,6 +122,11 @@ export class Store {
     return this.dbs.entries.get(key);
   }
 
+  /** Whether the index has an entry for `key`, without decoding it. */
+  hasEntry(key: string): boolean {
+    return this.dbs.entries.doesExist(key);
+  }
+
   getFingerprint(key: string): Fingerprint | undefined {
     return this.dbs.fingerprints.get(key);
   }
