@@ -1,4 +1,12 @@
-import { appendFileSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import type { ManifestStore } from '../fingerprint/fingerprint.js';
