@@ -43,12 +43,12 @@ console.log('built ' + n + ' files');
 `;
 
 /**
- * The package TaskVault is timed on: `files` 4 KB sources in directories of 100 under src/, a
+ * The package TaskVault is timed on: `files` sources of `bytes` (4 KB) in directories of 100 under src/, a
  * build.mjs that reads them all and writes dist/, and a static taskvault.config.ts for it (served
  * from its kept value, as in a real project after the first run), its inputs `inputs`.
  */
-export function writePackage(dir, name, files, inputs = ['src/**']) {
-  const block = Buffer.alloc(4096);
+export function writePackage(dir, name, files, inputs = ['src/**'], bytes = 4096) {
+  const block = Buffer.alloc(bytes);
   for (let i = 0; i < files; i++) {
     const d = join(dir, 'src', `d${String(Math.floor(i / 100)).padStart(3, '0')}`);
     if (i % 100 === 0) mkdirSync(d, { recursive: true });

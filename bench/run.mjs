@@ -342,11 +342,11 @@ function peakRss(bigFile) {
 }
 
 /** The markdown table a bench/<name>.mjs script prints (run in its own process), if it exists. */
-function sideTable(name) {
+function sideTable(name, args = []) {
   const script = join(REPO, 'bench', `${name}.mjs`);
   if (!existsSync(script)) return undefined;
   log(`running bench/${name}.mjs`);
-  const r = spawnSync(process.execPath, [script], {
+  const r = spawnSync(process.execPath, [script, ...args], {
     env: process.env,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -516,6 +516,9 @@ function main() {
   if (stat) md.push('', '## stat() of the inputs (bench/stat.mjs)', '', stat.trim());
   const evict = sideTable('evict');
   if (evict) md.push('', '## Eviction (bench/evict.mjs)', '', evict.trim());
+  // Index scale, many small outputs, many inputs (issue 23); BENCH_SCALE=0 leaves them out.
+  const scale = process.env.BENCH_SCALE === '0' ? undefined : sideTable('scale');
+  if (scale) md.push('', scale.trim());
   md.push('', `Whole run: ${((Date.now() - started) / 1000).toFixed(0)} s.`, '');
   const text = md.join('\n');
   process.stdout.write(`${text}\n`);

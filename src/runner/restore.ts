@@ -32,13 +32,17 @@ function checkEntryShape(root: string, entry: Entry): string | undefined {
 /**
  * mkdir -p that refuses to pass through a symlink and replaces stale non-directories. Blocking
  * calls: run for every restored file, a thread-pool round trip per path component cost more than
- * the lstat itself.
+ * the lstat itself. `made` holds the directories this restore already checked or made: 20,000
+ * files in 100 directories need 100 checks, not one per file and path component. That is no
+ * weaker: each file's parents are checked again right before it is created and before its rename.
  */
-function ensureDir(root: string, dir: string): Result<void> {
+function ensureDir(root: string, dir: string, made?: Set<string>): Result<void> {
+  if (made?.has(dir)) return ok(undefined);
   const parts = relative(root, dir).split(/[\\/]/).filter(Boolean);
   let cur = root;
   for (const part of parts) {
     cur = join(cur, part);
+    if (made?.has(cur)) continue;
     const s = lstatSync(cur, { throwIfNoEntry: false });
     if (s?.isDirectory()) continue;
     if (s?.isSymbolicLink())
@@ -49,7 +53,9 @@ function ensureDir(root: string, dir: string): Result<void> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
+    made?.add(cur);
   }
+  made?.add(dir);
   return ok(undefined);
 }
 
@@ -68,9 +74,10 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
   const temps: Array<[tmp: string, dest: string, mode: number]> = [];
   const cleanup = () => Promise.all(temps.map(([t]) => rm(t, { force: true })));
   const files = entry.outputs.filter((o) => o.type === 'file');
+  const made = new Set<string>();
   for (const o of files) {
     const dest = abs.get(o.path)!;
-    const dir = ensureDir(root, dirname(dest));
+    const dir = ensureDir(root, dirname(dest), made);
     if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
     const tmp = join(dirname(dest), restoreTempName(basename(dest), tempSuffix()));
     temps.push([tmp, dest, o.mode & 0o777]); // never restore setuid/setgid bits from a cache

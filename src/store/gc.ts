@@ -87,7 +87,7 @@ function sweepHot(store: Store, manifestsBefore: number, dryRun: boolean): Sweep
     }
   };
   for (const key of listDir(store.layout.hot)) {
-    if (store.getEntry(key)) continue;
+    if (store.hasEntry(key)) continue;
     const path = join(store.layout.hot, key);
     drop(path, statOrUndefined(path)?.size ?? 0);
   }

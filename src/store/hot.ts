@@ -1,4 +1,12 @@
-import { appendFileSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import type { ManifestStore } from '../fingerprint/fingerprint.js';
@@ -65,9 +73,10 @@ export class HotIndex {
   removeEntry(key: string): void {
     if (!isHexDigest(key)) return;
     try {
-      rmSync(join(this.layout.hot, key), { force: true });
+      // unlink, not rm: one system call instead of an lstat and an unlink (gc makes one per entry).
+      unlinkSync(join(this.layout.hot, key));
     } catch {
-      // gc removes hot entries whose key the index no longer has.
+      // Already gone (ENOENT), or not removable: gc removes hot entries the index no longer has.
     }
   }
 

@@ -1,4 +1,3 @@
-import { entryBlobs } from './entry.js';
 import type { Store } from './store.js';
 
 /** What `taskvault stats` and `Client.getStats()` report. */
@@ -20,15 +19,14 @@ export interface CacheStats {
   savedMs: number;
 }
 
+/**
+ * Reads two counts the index keeps, never the entries: the database's record count and the usage
+ * total that every commit and removal keeps in step (refs.ts), so `stats` costs the same at 100
+ * entries as at 100,000. gc recomputes that total from the entries if it ever drifted.
+ */
 export function cacheStats(store: Store, limitBytes: number): CacheStats {
-  let entries = 0;
-  const blobs = new Map<string, number>();
-  for (const entry of store.allEntries()) {
-    entries++;
-    for (const ref of entryBlobs(entry)) blobs.set(ref.hash, ref.size);
-  }
-  let totalBytes = 0;
-  for (const size of blobs.values()) totalBytes += size;
+  const entries = store.entryCount();
+  const totalBytes = store.usage();
   const { hits, remoteHits, misses, savedMs } = store.getCounters();
   return {
     entries,

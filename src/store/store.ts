@@ -124,6 +124,11 @@ export class Store {
     return this.dbs.entries.get(key);
   }
 
+  /** Whether the index has an entry for `key`, without decoding it. */
+  hasEntry(key: string): boolean {
+    return this.dbs.entries.doesExist(key);
+  }
+
   getFingerprint(key: string): Fingerprint | undefined {
     return this.dbs.fingerprints.get(key);
   }
@@ -135,6 +140,12 @@ export class Store {
 
   lastAccess(key: string): number | undefined {
     return this.dbs.access.get(key);
+  }
+
+  /** How many entries the index holds: LMDB's record count, without reading them. */
+  entryCount(): number {
+    // lmdb's types declare getStats() as {}; it returns mdb_stat's fields (ms_entries: entryCount).
+    return (this.dbs.entries.getStats() as { entryCount: number }).entryCount;
   }
 
   *allEntries(): Iterable<Entry> {

@@ -95,7 +95,8 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
   const counts = new Map<string, { n: number; size: number }>();
   let summaries = 0;
   for (const { key } of dbs.summaries.getRange()) {
-    if (dbs.entries.get(key) === undefined) dbs.summaries.remove(key);
+    // doesExist: whether it is there, without decoding the entry (gc runs this over all of them).
+    if (!dbs.entries.doesExist(key)) dbs.summaries.remove(key);
   }
   // Fingerprints staged by runs killed before their commit (stageFingerprint): gc takes them all.
   for (const key of dbs.fingerprints.keys()) {
