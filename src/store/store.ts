@@ -253,11 +253,6 @@ export class Store {
     return this.dbs.series;
   }
 
-  /** How many entries the index holds, from LMDB's own count (no entry read). */
-  entryCount(): number {
-    return (this.dbs.entries.getStats() as { entryCount: number }).entryCount;
-  }
-
   getCounters(): Counters {
     return readCounters(this.dbs);
   }
