@@ -26,6 +26,8 @@ const COMMANDS: Record<string, () => Promise<(cli: CAC) => void>> = {
   explain: async () => (await import('./explain.js')).registerExplain,
   gc: async () => (await import('./gc.js')).registerGc,
   clean: async () => (await import('./gc.js')).registerGc,
+  audit: async () => (await import('./audit.js')).registerAudit,
+  team: async () => (await import('./team.js')).registerTeam,
 };
 
 /**

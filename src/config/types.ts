@@ -20,6 +20,13 @@ export interface TaskVaultConfig {
   remote?: RemoteConfig;
   /** Default of every task's `stdin` (see TaskConfig.stdin). Default 'auto'. */
   stdin?: StdinMode;
+  /** The team index on PostgreSQL: every machine's runs in one place (see docs/team-index.md). */
+  team?: TeamConfig;
+}
+
+export interface TeamConfig {
+  /** postgres://user:password@host:port/db (prefer TASKVAULT_TEAM_DATABASE for the password). */
+  database: string;
 }
 
 /**

@@ -168,6 +168,13 @@ const remoteSchema: Record<string, Check> = {
   timeoutMs: isPositive,
 };
 
+const teamSchema: Record<string, Check> = {
+  database: (v) =>
+    typeof v === 'string' && /^postgres(ql)?:\/\//.test(v)
+      ? undefined
+      : `must be a postgres:// connection URL (got ${describe(v)})`,
+};
+
 const configSchema: Record<string, Check> = {
   cacheDir: isString,
   maxSizeGb: isPositive,
@@ -180,6 +187,10 @@ const configSchema: Record<string, Check> = {
   tasks: recordOf((v, f) => checkFields(v, `${f}.`, taskSchema, ['command'])),
   remote: (v, f) =>
     isObject(v) ? checkFields(v, `${f}.`, remoteSchema, ['url']) : `must be an object (got ${describe(v)})`,
+  team: (v, f) =>
+    isObject(v)
+      ? checkFields(v, `${f}.`, teamSchema, ['database'])
+      : `must be an object (got ${describe(v)})`,
 };
 
 /** Checks a loaded config value; the failure names the file and the field. */
