@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { CAC } from 'cac';
 import type { Settings } from '../config/resolve.js';
+import { besideCode } from '../package-dir.js';
 import { cacheLayout } from '../store/layout.js';
 import { flushDue, takeLastError } from '../store/team/buffer.js';
 import { type RecordedOutcome, recordTeamEvent, teamEventOf } from '../store/team/record.js';
@@ -37,8 +39,8 @@ export function recordRun(
 }
 
 function startBackgroundFlush(settings: Settings): void {
-  const bin = process.argv[1];
-  if (!bin) return;
+  // The bin itself, wherever this module runs from (the CLI bundle, dist/cli/, an SDK host).
+  const bin = fileURLToPath(besideCode('cli.cjs'));
   const child = spawn(
     process.execPath,
     [bin, 'team', 'flush', '--background', '--cache-dir', settings.cacheDir],

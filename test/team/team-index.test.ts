@@ -6,12 +6,13 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { lastHits } from '../../src/store/team/read.js';
+import { lastHits, lastHitsFrom } from '../../src/store/team/read.js';
 import { migrate, SCHEMA_VERSION, schemaVersion } from '../../src/store/team/schema.js';
-import { type CliResult, runCli } from '../support/helpers.js';
+import { type CliResult, REPO, runCli, runProcess } from '../support/helpers.js';
 import { type Postgres, startPostgres } from '../support/postgres.js';
 import { keyOf, project, runGen, timesRan, warnings } from '../support/remote-project.js';
 import { freePort } from '../support/servers.js';
@@ -111,6 +112,10 @@ test('two machines share the database: events from both appear in one audit --te
   assert.ok(Number(entries.rows[0].size) > 600_000);
   const last = await withClient(url, (c) => lastHits(c, [key, 'no-such-key']));
   assert.equal([...last.keys()], [key]);
+  const own = await lastHitsFrom({ database: url }, [key]);
+  assert.ok(own.ok && own.value.get(key)?.getTime() === last.get(key)!.getTime());
+  const down = await lastHitsFrom({ database: `postgres://tvowner@127.0.0.1:${await freePort()}/x` }, [key]);
+  assert.ok(!down.ok && /ECONNREFUSED/.test(down.error.message));
 
   // --task and --since filter on the server.
   assert.is((await auditTeam(a, envA, ['--task', 'nope'])).out, '');
@@ -134,6 +139,35 @@ async function sameAsWithout(env: Record<string, string>, genExit = '0'): Promis
     assert.ok(Date.now() - started < 10_000, `${step} did not wait on the database`);
   }
 }
+
+test("the SDK's runs are buffered and reach the team index with the next flush", async () => {
+  const url = await freshDatabase();
+  const dir = project({ team: { database: url } });
+  const script = `import { Client } from ${JSON.stringify(pathToFileURL(join(REPO, 'dist', 'index.js')).href)};
+const tv = new Client({ cwd: process.cwd() });
+for (let i = 0; i < 2; i++) process.stderr.write((await tv.run({ task: 'gen' })).kind + '\\n');`;
+  const r = await runProcess(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: dir,
+    env: { TASKVAULT_TEAM_HOST: 'sdk-host' },
+  });
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /^(stderr line\n)?miss\n(stderr line\n)?hit\n$/);
+  const f = await flush(dir, {});
+  assert.is(f.code, 0, f.err);
+  const lines = (await auditTeam(dir, {})).out.trim().split('\n');
+  assert.is(lines.length, 2, lines.join('\n'));
+  assert.match(lines[0]!, / MISS sdk task=gen .*host=sdk-host/);
+  assert.match(lines[1]!, / HIT sdk task=gen .*host=sdk-host/);
+});
+
+test('a team block that is not a postgres URL is one config error line', async () => {
+  const dir = project({ team: { database: 'mysql://db/x' } });
+  const r = await runGen(dir, {});
+  assert.is(r.code, 78);
+  assert.match(r.err, /team\.database must be a postgres:\/\/ connection URL \(got "mysql:\/\/db\/x"\)/);
+  assert.is(r.err.trim().split('\n').length, 1, r.err);
+  assert.is(timesRan(dir), 0);
+});
 
 test('a database that is down changes neither output nor exit code', async () => {
   const url = `postgres://tvowner@127.0.0.1:${await freePort()}/postgres`;

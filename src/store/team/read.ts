@@ -1,5 +1,8 @@
 import type { ClientBase } from 'pg';
+import type { TeamSettings } from '../../config/team.js';
+import { err, failure, ok, type Result } from '../../util/result.js';
 import { formatAuditLine } from '../audit.js';
+import { connectTeam, DEFAULT_TIMEOUTS, dbErrorText, type TeamTimeouts } from './connect.js';
 import { schemaVersion } from './schema.js';
 
 /** What `audit --team` asks for. Every value reaches SQL as a parameter, never as text. */
@@ -81,4 +84,25 @@ export async function lastHits(db: ClientBase, keys: string[]): Promise<Map<stri
   );
   for (const { key, t } of r.rows) out.set(key, t);
   return out;
+}
+
+/**
+ * lastHits on its own connection, for a caller without one (`gc --remote`): a database that cannot
+ * be reached is a failure value, and the caller falls back to its own notion of age.
+ */
+export async function lastHitsFrom(
+  team: TeamSettings,
+  keys: string[],
+  timeouts: TeamTimeouts = DEFAULT_TIMEOUTS,
+): Promise<Result<Map<string, Date>>> {
+  try {
+    const db = await connectTeam(team, timeouts);
+    try {
+      return ok(await lastHits(db, keys));
+    } finally {
+      await db.end().catch(() => {});
+    }
+  } catch (e) {
+    return err(failure('cache', `team index: ${dbErrorText(e)}`, 'check team.database'));
+  }
 }
