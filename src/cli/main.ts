@@ -29,6 +29,8 @@ const COMMANDS: Record<string, () => Promise<(cli: CAC) => void>> = {
   serve: async () => (await import('../serve/command.js')).registerServe,
   ui: async () => (await import('./ui.js')).registerUi,
   metrics: async () => (await import('./ui.js')).registerUi,
+  audit: async () => (await import('./audit.js')).registerAudit,
+  team: async () => (await import('./team.js')).registerTeam,
 };
 
 /**

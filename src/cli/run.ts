@@ -54,6 +54,11 @@ async function run(
     remote: remoteTier(settings),
   });
   const label = taskLabel(spec.value);
+  if (settings.team && !flags.dryRun) {
+    // Only with a team index: the module (and its fs appends) stays off plain runs' path.
+    const { recordRun } = await import('./team.js');
+    recordRun(settings, outcome, { task: label, warn });
+  }
   if (outcome.kind === 'failed') return report(outcome.failure);
   if (outcome.kind === 'dry-run') {
     if (flags.json) writeJson({ key: outcome.key, hit: outcome.hit, fingerprint: outcome.fingerprint });

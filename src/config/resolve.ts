@@ -6,6 +6,7 @@ import { err, failure, ok, type Result } from '../util/result.js';
 import { loadConfig } from './load.js';
 import { type RemoteSettings, resolveRemote } from './remote.js';
 import { findProject } from './root.js';
+import { resolveTeam, type TeamSettings } from './team.js';
 import type { HashAlgorithm, LogLevel, PolicyConfig, StdinMode, TaskVaultConfig } from './types.js';
 import { isEnvName } from './validate.js';
 
@@ -31,6 +32,8 @@ export interface Settings {
   disabled: boolean;
   /** The team cache, when one is configured (config `remote` and TASKVAULT_REMOTE_* env). */
   remote?: RemoteSettings;
+  /** The team index on PostgreSQL (config `team` and TASKVAULT_TEAM_DATABASE). */
+  team?: TeamSettings;
 }
 
 export interface Policy {
@@ -107,6 +110,8 @@ export async function resolveSettings(o: SettingsOverrides = {}): Promise<Result
   if (located.configPath) settings.configPath = located.configPath;
   const remote = resolveRemote(config.remote, env);
   if (remote) settings.remote = remote;
+  const team = resolveTeam(config.team, env);
+  if (team) settings.team = team;
   return ok(settings);
 }
 

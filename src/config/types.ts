@@ -26,6 +26,8 @@ export interface TaskVaultConfig {
   cost?: CostConfig;
   /** Prometheus metrics (docs/dashboard.md). */
   metrics?: MetricsConfig;
+  /** The team index on PostgreSQL: every machine's runs in one place (see docs/team-index.md). */
+  team?: TeamConfig;
 }
 
 export interface CostConfig {
@@ -107,4 +109,9 @@ export interface RemoteConfig {
 /** Identity helper that gives config files type checking and editor completion. */
 export function defineConfig(config: TaskVaultConfig): TaskVaultConfig {
   return config;
+}
+
+export interface TeamConfig {
+  /** postgres://user:password@host:port/db (prefer TASKVAULT_TEAM_DATABASE for the password). */
+  database: string;
 }

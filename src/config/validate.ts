@@ -191,6 +191,13 @@ const metricsSchema: Record<string, Check> = {
       : `must be true, false or a file path (got ${describe(v)})`,
 };
 
+const teamSchema: Record<string, Check> = {
+  database: (v) =>
+    typeof v === 'string' && /^postgres(ql)?:\/\//.test(v)
+      ? undefined
+      : `must be a postgres:// connection URL (got ${describe(v)})`,
+};
+
 const configSchema: Record<string, Check> = {
   cacheDir: isString,
   maxSizeGb: isPositive,
@@ -211,6 +218,10 @@ const configSchema: Record<string, Check> = {
     isObject(v) ? checkFields(v, `${f}.`, costSchema, ['perHour']) : `must be an object (got ${describe(v)})`,
   metrics: (v, f) =>
     isObject(v) ? checkFields(v, `${f}.`, metricsSchema) : `must be an object (got ${describe(v)})`,
+  team: (v, f) =>
+    isObject(v)
+      ? checkFields(v, `${f}.`, teamSchema, ['database'])
+      : `must be an object (got ${describe(v)})`,
 };
 
 /** Checks a loaded config value; the failure names the file and the field. */

@@ -4,6 +4,7 @@ import {
   type Settings,
   type SettingsOverrides,
   type TaskFlags,
+  taskLabel,
 } from '../config/resolve.js';
 import type { HashAlgorithm } from '../config/types.js';
 import { canonicalJson, hashBytes } from '../fingerprint/hash.js';
@@ -12,9 +13,11 @@ import { type Explanation, explainTask } from '../runner/explain.js';
 import { runTask } from '../runner/lookup.js';
 import type { RunOutcome } from '../runner/types.js';
 import type { ResultEncoding } from '../store/entry.js';
+import { cacheLayout } from '../store/layout.js';
 import { getResult, keyForInput, type ResultData, saveResult } from '../store/results.js';
 import { type CacheStats, cacheStats } from '../store/stats.js';
 import { Store } from '../store/store.js';
+import { recordTeamEvent, teamEventOf } from '../store/team/record.js';
 import { monotonicMs } from '../util/monotonic.js';
 import { err, errorMessage, type Failure, failure, type Result } from '../util/result.js';
 import { warn as stderrWarn } from '../util/term.js';
@@ -338,6 +341,17 @@ export class Client {
       reporter: { warn: this.warn, info: () => {} },
       remote: remoteTier(settings),
     });
+    if (settings.team && !settings.disabled) {
+      // Buffered only: the next CLI run (or `taskvault team flush`) sends it; the SDK starts no
+      // process of its own in its host.
+      const event = teamEventOf(outcome, {
+        task: taskLabel(task),
+        via: 'sdk',
+        root: settings.root,
+        at: Date.now(),
+      });
+      if (event) recordTeamEvent(cacheLayout(settings.cacheDir).team, event);
+    }
     if (outcome.kind === 'failed') throw new TaskVaultError(outcome.failure);
     if (outcome.kind === 'dry-run') throw new Error('unreachable: run() never asks for a dry run');
     return outcome;

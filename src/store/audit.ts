@@ -36,15 +36,8 @@ export class AuditLog {
     now = new Date(),
   ): void {
     if (lines.length === 0) return;
-    const ts = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
     const text = lines
-      .map(({ event, source, fields }) => {
-        const parts = Object.entries(fields)
-          .filter(([, v]) => v !== undefined && v !== '')
-          .map(([k, v]) => `${k}=${formatValue(String(v))}`);
-        const line = `[${ts}] ${event} ${source} ${parts.join(' ')}`.trimEnd();
-        return `${line.replace(/[\r\n]+/g, ' ')}\n`;
-      })
+      .map(({ event, source, fields }) => `${formatAuditLine(event, source, fields, now)}\n`)
       .join('');
     try {
       this.rotateIfLarge();
@@ -98,6 +91,20 @@ export class AuditLog {
       rmSync(lock, { force: true });
     }
   }
+}
+
+/** One audit line, without its newline: `[time] EVENT source k=v ...` (also the team audit's format). */
+export function formatAuditLine(
+  event: AuditEvent,
+  source: string,
+  fields: Record<string, string | number | undefined>,
+  now: Date,
+): string {
+  const ts = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const parts = Object.entries(fields)
+    .filter(([, v]) => v !== undefined && v !== '')
+    .map(([k, v]) => `${k}=${formatValue(String(v))}`);
+  return `[${ts}] ${event} ${source} ${parts.join(' ')}`.trimEnd().replace(/[\r\n]+/g, ' ');
 }
 
 const formatValue = (v: string): string => (/[\s"]/.test(v) ? JSON.stringify(v) : v);

@@ -1,0 +1,121 @@
+import type { ClientBase } from 'pg';
+import type { TeamSettings } from '../../config/team.js';
+import { err, failure, ok, type Result } from '../../util/result.js';
+import { claimBatches, finishBatch, othersSending, type TeamEvent, touchStamp } from './buffer.js';
+import { connectTeam, DEFAULT_TIMEOUTS, dbErrorText, type TeamTimeouts } from './connect.js';
+import { migrate } from './schema.js';
+
+/** Rows per INSERT: each column travels as one array parameter, so a statement's size is the data. */
+const ROWS_PER_INSERT = 5000;
+
+/** Each column with its type: the rows are sent as arrays and unnested on the server. */
+const COLUMNS: ReadonlyArray<[name: string, type: string, of: (e: TeamEvent) => unknown]> = [
+  ['id', 'text', (e) => e.id],
+  ['at', 'timestamptz', (e) => e.at],
+  ['task', 'text', (e) => e.task],
+  ['key', 'text', (e) => e.key],
+  ['outcome', 'text', (e) => e.outcome],
+  ['source', 'text', (e) => e.source],
+  ['via', 'text', (e) => e.via],
+  ['duration_ms', 'bigint', (e) => Math.round(e.durationMs)],
+  ['saved_ms', 'bigint', (e) => Math.round(e.savedMs)],
+  ['exit_code', 'integer', (e) => e.exitCode],
+  ['host', 'text', (e) => e.host],
+  ['user_name', 'text', (e) => e.user],
+  ['ci', 'boolean', (e) => e.ci],
+  ['git_commit', 'text', (e) => e.commit],
+  ['stored', 'bigint', (e) => e.stored],
+];
+
+const INSERT = `INSERT INTO taskvault_events (${COLUMNS.map(([n]) => n).join(',')})
+  SELECT * FROM unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(',')})
+  ON CONFLICT (id) DO NOTHING`;
+
+/**
+ * Inserts events in one transaction, many rows per statement: one array parameter per column
+ * (unnest) rather than one parameter per value, which PostgreSQL parses and binds far faster.
+ * A resent event is skipped.
+ */
+export async function insertEvents(db: ClientBase, events: TeamEvent[]): Promise<void> {
+  await db.query('BEGIN');
+  try {
+    for (let i = 0; i < events.length; i += ROWS_PER_INSERT) {
+      const chunk = events.slice(i, i + ROWS_PER_INSERT);
+      await db.query(
+        INSERT,
+        COLUMNS.map(([, , of]) => chunk.map(of)),
+      );
+    }
+    await db.query('COMMIT');
+  } catch (e) {
+    await db.query('ROLLBACK').catch(() => {});
+    throw e;
+  }
+}
+
+export interface FlushResult {
+  sent: number;
+  /** Events the database will never take (this role may not insert): dropped, not retried. */
+  dropped: number;
+}
+
+/**
+ * Sends every buffered event of `teamDir` to the team index. A batch that fails to send stays on
+ * disk for the next flush, except when the role lacks INSERT rights (a read-only laptop), where
+ * retrying can never succeed and the batch is dropped. `waitForOthers`: first let batches other
+ * live flushers hold finish (`taskvault team flush` in the foreground reports them all).
+ */
+export async function flushTeam(
+  teamDir: string,
+  team: TeamSettings,
+  o: { timeouts?: TeamTimeouts; waitForOthersMs?: number } = {},
+): Promise<Result<FlushResult>> {
+  const deadline = Date.now() + (o.waitForOthersMs ?? 0);
+  while (othersSending(teamDir) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  touchStamp(teamDir);
+  const batches = claimBatches(teamDir);
+  const total = batches.reduce((n, b) => n + b.events.length, 0);
+  if (total === 0) {
+    for (const b of batches) finishBatch(b);
+    return ok({ sent: 0, dropped: 0 });
+  }
+  let db: ClientBase & { end(): Promise<void> };
+  try {
+    db = await connectTeam(team, o.timeouts ?? DEFAULT_TIMEOUTS);
+  } catch (e) {
+    return err(failure('cache', `team index unreachable: ${dbErrorText(e)}`, 'events stay buffered'));
+  }
+  let sent = 0;
+  let dropped = 0;
+  try {
+    try {
+      await migrate(db);
+    } catch (e) {
+      return err(failure('cache', `team index schema not ready: ${dbErrorText(e)}`, migrateHint));
+    }
+    for (const b of batches) {
+      try {
+        await insertEvents(db, b.events);
+        sent += b.events.length;
+      } catch (e) {
+        if ((e as { code?: string }).code !== '42501')
+          return err(failure('cache', `team index write failed: ${dbErrorText(e)}`, 'events stay buffered'));
+        dropped += b.events.length;
+        finishBatch(b);
+        return err(
+          failure(
+            'cache',
+            `team index is read-only for this role: ${dropped} event(s) dropped`,
+            'give the role INSERT rights (docs/team-index.md) or record nothing here',
+          ),
+        );
+      }
+      finishBatch(b);
+    }
+  } finally {
+    await db.end().catch(() => {});
+  }
+  return ok({ sent, dropped });
+}
+
+const migrateHint = 'run `taskvault team flush` once with a role that may create tables (docs/team-index.md)';
