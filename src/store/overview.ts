@@ -1,4 +1,3 @@
-import type { CacheStats } from './stats.js';
 import type { Store } from './store.js';
 
 /*
@@ -36,25 +35,4 @@ export function entryRows(store: Store): EntryRow[] {
     if (i < rows.length && rows[i]!.key === key) rows[i]!.lastAccess = at;
   }
   return rows;
-}
-
-/**
- * `taskvault stats` figures: entries from the summaries, total bytes from the usage counter that
- * eviction keeps in step (the distinct referenced blobs, as stats counts them), hits and misses
- * from the counters.
- */
-export function quickStats(store: Store, limitBytes: number, entries: number): CacheStats {
-  const totalBytes = store.usage();
-  const { hits, remoteHits, misses, savedMs } = store.getCounters();
-  return {
-    entries,
-    totalBytes,
-    limitBytes,
-    usagePercent: limitBytes > 0 ? (totalBytes / limitBytes) * 100 : 0,
-    hits,
-    remoteHits,
-    misses,
-    hitRate: hits + misses > 0 ? hits / (hits + misses) : null,
-    savedMs,
-  };
 }

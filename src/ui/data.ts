@@ -3,8 +3,8 @@ import type { Settings } from '../config/resolve.js';
 import { describeChange, diffFingerprints } from '../fingerprint/diff.js';
 import { type AuditLine, recentAudit } from '../store/activity.js';
 import type { Entry } from '../store/entry.js';
-import { type EntryRow, entryRows, quickStats } from '../store/overview.js';
-import type { CacheStats } from '../store/stats.js';
+import { type EntryRow, entryRows } from '../store/overview.js';
+import { type CacheStats, cacheStats } from '../store/stats.js';
 import { Store } from '../store/store.js';
 import {
   ANONYMOUS_TASK,
@@ -143,7 +143,7 @@ export class DashboardData {
   }
 
   stats(): CacheStats {
-    return quickStats(this.store, this.settings.maxSizeBytes, this.store.entryCount());
+    return cacheStats(this.store, this.settings.maxSizeBytes);
   }
 
   /** All-time totals from the time series (for the Prometheus counters). */
