@@ -3,6 +3,7 @@ import type { Entry, Provenance } from '../store/entry.js';
 import { Store } from '../store/store.js';
 import { formatBytes, formatDuration } from '../util/format.js';
 import type { Failure } from '../util/result.js';
+import { writeOut } from './closed-stdout.js';
 import { ago } from './explain.js';
 import { action, type CommonFlags, settingsFor, withCommonOptions, writeJson } from './shared.js';
 
@@ -30,26 +31,49 @@ export function registerLs(cli: CAC): void {
 
 async function ls(flags: CommonFlags): Promise<number | Failure> {
   const settings = await settingsFor(flags);
-  let rows: Listed[] = [];
-  if (Store.exists(settings.cacheDir)) {
-    const opened = Store.open(settings.cacheDir);
-    if (!opened.ok) return opened.error;
-    try {
-      rows = listEntries(opened.value);
-    } finally {
-      // Closing a read-only use of the index: nothing to lose if it fails.
-      await opened.value.close().catch(() => {});
-    }
+  if (!Store.exists(settings.cacheDir)) {
+    if (flags.json) writeJson([]);
+    else process.stdout.write(lsTable([]));
+    return 0;
   }
-  if (flags.json) writeJson(rows);
-  else process.stdout.write(lsTable(rows));
+  const opened = Store.open(settings.cacheDir);
+  if (!opened.ok) return opened.error;
+  try {
+    if (flags.json) writeJson([...listEntries(opened.value)]);
+    else await printTable(listEntries(opened.value));
+  } finally {
+    // Closing a read-only use of the index: nothing to lose if it fails.
+    await opened.value.close().catch(() => {});
+  }
   return 0;
 }
 
-export function listEntries(store: Store): Listed[] {
-  const rows: Listed[] = [];
-  for (const e of store.allEntries()) rows.push(listed(store, e));
-  return rows.sort((a, b) => b.createdAt - a.createdAt || (a.key < b.key ? -1 : 1));
+/** Rows laid out as the first page's widths allow, a page at a time, until the reader goes. */
+async function printTable(rows: Iterable<Listed>): Promise<void> {
+  let page: Listed[] = [];
+  let widths: number[] | undefined;
+  const now = Date.now();
+  for (const row of rows) {
+    page.push(row);
+    if (page.length < PAGE) continue;
+    const first = widths === undefined;
+    widths ??= columnWidths(page, now);
+    if (!(await writeOut(lsTable(page, now, { widths, header: first })))) return;
+    page = [];
+  }
+  if (widths === undefined) await writeOut(lsTable(page, now));
+  else if (page.length > 0) await writeOut(lsTable(page, now, { widths, header: false }));
+}
+
+/** Rows per write: `ls | head` decodes about this many entries, however many the cache holds. */
+const PAGE = 100;
+
+/** Entries newest first (ties: key order), decoded one at a time as they are read. */
+export function* listEntries(store: Store): Iterable<Listed> {
+  for (const key of store.newestKeys()) {
+    const e = store.getEntry(key);
+    if (e) yield listed(store, e);
+  }
 }
 
 function listed(store: Store, e: Entry): Listed {
@@ -71,27 +95,45 @@ function listed(store: Store, e: Entry): Listed {
   return row;
 }
 
-export function lsTable(rows: Listed[], now = Date.now()): string {
-  if (rows.length === 0) return 'No entries in the cache.\n';
+const HEADER = ['TASK', 'KIND', 'KEY', 'SIZE', 'AGE', 'LAST HIT', 'HITS', 'TOOK'];
+const RIGHT = new Set([3, 6, 7]);
+
+function cells(r: Listed, now: number): string[] {
   const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 3)}...` : s);
-  const table = [
-    ['TASK', 'KIND', 'KEY', 'SIZE', 'AGE', 'LAST HIT', 'HITS', 'TOOK'],
-    ...rows.map((r) => [
-      cut(r.task, 40),
-      r.kind,
-      r.key.slice(0, 12),
-      formatBytes(r.bytes),
-      ago(r.createdAt, now),
-      r.lastHit === undefined ? 'never' : ago(r.lastHit, now),
-      String(r.hits),
-      formatDuration(r.durationMs),
-    ]),
+  return [
+    cut(r.task, 40),
+    r.kind,
+    r.key.slice(0, 12),
+    formatBytes(r.bytes),
+    ago(r.createdAt, now),
+    r.lastHit === undefined ? 'never' : ago(r.lastHit, now),
+    String(r.hits),
+    formatDuration(r.durationMs),
   ];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  const right = new Set([3, 6, 7]);
+}
+
+const columnWidths = (rows: Listed[], now: number): number[] => {
+  const table = [HEADER, ...rows.map((r) => cells(r, now))];
+  return HEADER.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+};
+
+/**
+ * The table of `rows` (one page of it: `widths` are then the first page's, and only the first has
+ * the header); an empty cache says so.
+ */
+export function lsTable(
+  rows: Listed[],
+  now = Date.now(),
+  o: { widths?: number[]; header?: boolean } = {},
+): string {
+  const header = o.header ?? true;
+  if (rows.length === 0) return header ? 'No entries in the cache.\n' : '';
+  const table = rows.map((r) => cells(r, now));
+  if (header) table.unshift(HEADER);
+  const w = o.widths ?? columnWidths(rows, now);
   const lines = table.map((row) =>
     row
-      .map((cell, i) => (right.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .map((cell, i) => (RIGHT.has(i) ? cell.padStart(w[i]!) : cell.padEnd(w[i]!)))
       .join('  ')
       .trimEnd(),
   );

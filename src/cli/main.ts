@@ -7,6 +7,7 @@ import { errorLine } from '../util/term.js';
 import { writesUnfinished } from '../util/unfinished.js';
 import { useVendorLoader, type VendorPart } from '../util/vendor.js';
 import { VERSION } from '../version.js';
+import { guardClosedStdout } from './closed-stdout.js';
 import { guardLmdbWriteFailures } from './lmdb-guard.js';
 import { registerRun } from './run.js';
 import { findEmptyOptionValue } from './shared.js';
@@ -45,6 +46,7 @@ export async function main(
   requireVendor?: (part: VendorPart) => unknown,
 ): Promise<{ ranCommand: boolean; exitNow: boolean }> {
   guardLmdbWriteFailures();
+  guardClosedStdout();
   if (importer) useImporter(importer);
   if (requireVendor) useVendorLoader(requireVendor);
   const cli = cac('taskvault');

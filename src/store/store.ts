@@ -6,6 +6,7 @@ import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type Entry, entryBlobs } from './entry.js';
 import { HotIndex } from './hot.js';
+import { newestKeys } from './index/by-creation.js';
 import { chart } from './index/chart.js';
 import { type Counters, count, readCounters, recordHit, takeMiss } from './index/counters.js';
 import type { IndexDbs } from './index/dbs.js';
@@ -279,6 +280,11 @@ export class Store {
 
   refCount(hash: string): number {
     return this.dbs.refs.get(hash) ?? 0;
+  }
+
+  /** Every entry's key, newest first, read lazily (`ls | head` reads one page). */
+  newestKeys(): Iterable<string> {
+    return newestKeys(this.dbs);
   }
 
   /** Every entry's key, task, creation time, TTL and size, without decoding whole entries. */

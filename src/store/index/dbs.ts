@@ -16,6 +16,9 @@ export type SummaryRecord = [createdAt: number, ttlMs: number, bytes: number, ta
 
 export const summaryOf = (e: Entry): SummaryRecord => [e.createdAt, e.ttlMs, e.bytes, e.task];
 
+/** A key of the byCreation db; lmdb-js orders array keys element by element. */
+export type CreationKey = [createdAt: number, key: string];
+
 /** The databases of one LMDB environment: the index. Each name is part of the on-disk format. */
 export interface IndexDbs {
   env: RootDatabase;
@@ -33,6 +36,8 @@ export interface IndexDbs {
   refs: Database<number, string>;
   /** Entry key → its SummaryRecord. */
   summaries: Database<SummaryRecord, string>;
+  /** [createdAt, key] → 1: every entry in creation order, so `ls` reads the newest first in O(rows shown). */
+  byCreation: Database<1, CreationKey>;
   /** Schema version, migration flags, the journal offset. */
   meta: Database<number, string>;
   /** Key → when its fingerprint was staged by a run not yet committed (entries.ts, stageFingerprint). */
@@ -56,6 +61,7 @@ export function indexDbs(env: RootDatabase, meta: Database<number, string>): Ind
     pending: env.openDB({ name: 'pending' }),
     refs: env.openDB({ name: 'refs' }),
     summaries: env.openDB({ name: 'summary' }),
+    byCreation: env.openDB({ name: 'byCreation' }),
     meta,
     staged: env.openDB({ name: 'staged' }),
     series: new TimeSeries(env.openDB({ name: 'series' })),

@@ -39,6 +39,7 @@ function putEntry(dbs: IndexDbs, entry: Entry): void {
   background(dbs.entries.put(entry.key, entry));
   background(dbs.access.put(entry.key, entry.createdAt));
   background(dbs.summaries.put(entry.key, summaryOf(entry)));
+  background(dbs.byCreation.put([entry.createdAt, entry.key], 1));
 }
 
 /**
@@ -61,7 +62,10 @@ export async function commitEntry(
       const previous = dbs.entries.get(entry.key);
       // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
       addRefs(dbs, entry);
-      if (previous) dropRefs(dbs, blobs, previous);
+      if (previous) {
+        dropRefs(dbs, blobs, previous);
+        dbs.byCreation.remove([previous.createdAt, previous.key]);
+      }
       putEntry(dbs, entry);
       // Usually staged while the command ran (stageFingerprint); the key is its hash, so one
       // found under it is this one.
@@ -111,6 +115,7 @@ export function removeEntries(
       dbs.access.remove(key);
       dbs.hits.remove(key);
       dbs.summaries.remove(key);
+      dbs.byCreation.remove([entry.createdAt, key]);
       removed.push({ key, entry, ...dropRefs(dbs, blobs, entry) });
     }
     if (removed.length > 0)

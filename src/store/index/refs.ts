@@ -1,6 +1,7 @@
 import { statSync, unlinkSync } from 'node:fs';
 import type { BlobStore } from '../blobs.js';
 import { type Entry, uniqueBlobs } from '../entry.js';
+import { syncByCreation } from './by-creation.js';
 import { type IndexDbs, summaryOf } from './dbs.js';
 import { transact } from './writes.js';
 
@@ -116,7 +117,7 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
       else counts.set(ref.hash, { n: 1, size: ref.size });
     }
   }
-  let repaired = summaries;
+  let repaired = summaries + syncByCreation(dbs);
   for (const { key } of dbs.refs.getRange()) {
     if (!counts.has(key)) {
       dbs.refs.remove(key);
