@@ -7,6 +7,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import type { ManifestStore } from '../fingerprint/fingerprint.js';
@@ -78,6 +79,22 @@ export class HotIndex {
     } catch {
       // Already gone (ENOENT), or not removable: gc removes hot entries the index no longer has.
     }
+  }
+
+  /**
+   * Removes many entries' copies, a few at a time on libuv's thread pool: gc evicting 50,000
+   * entries would otherwise wait on 50,000 unlinks one after the other.
+   */
+  async removeEntries(keys: string[]): Promise<void> {
+    const CONCURRENT = 16;
+    const one = (key: string) =>
+      isHexDigest(key)
+        ? unlink(join(this.layout.hot, key)).catch(() => {
+            // Already gone, or not removable: gc removes hot entries the index no longer has.
+          })
+        : undefined;
+    for (let i = 0; i < keys.length; i += CONCURRENT)
+      await Promise.all(keys.slice(i, i + CONCURRENT).map(one));
   }
 
   /** Input manifests as files, one per glob set. */

@@ -207,7 +207,8 @@ export class Store {
     o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean; reason?: string } = {},
   ): Promise<Removed[]> {
     const removed = await removeEntries(this.dbs, this.blobs, items, o);
-    for (const r of removed) this.hot.removeEntry(r.key);
+    if (removed.length === 1) this.hot.removeEntry(removed[0]!.key);
+    else await this.hot.removeEntries(removed.map((r) => r.key));
     return removed;
   }
 
