@@ -50,9 +50,10 @@ export async function hashFilesInPool(
   const here = async () => {
     if (!hereToo) return;
     const buf = Buffer.allocUnsafe(4 * READ_BUFFER_BYTES);
+    const checked = new Set<string>();
     while (next < paths.length) {
       const i = next++;
-      hashes[i] = hashJobSync(algorithm, jobs[i]!, buf);
+      hashes[i] = hashJobSync(algorithm, jobs[i]!, buf, checked);
       await new Promise(setImmediate);
     }
   };
@@ -70,7 +71,8 @@ export async function hashFilesInPool(
               if (next >= paths.length) return;
               const i = next++;
               inFlight++;
-              w.postMessage({ i, path: paths[i], dest: jobs[i]!.dest, within: jobs[i]!.within });
+              const { dest, within, mode } = jobs[i]!;
+              w.postMessage({ i, path: paths[i], dest, within, mode });
             };
             w.on('message', (r: Reply) => {
               inFlight--;
@@ -106,10 +108,14 @@ export interface HashJob {
   dest?: string | undefined;
   /** With `dest`: the directory below which every parent of `dest` must be a real directory. */
   within?: string | undefined;
+  /** With `dest`: the mode it is created with (less the umask); 0o600 if not given. */
+  mode?: number | undefined;
 }
 
-const hashJobSync = (algorithm: HashAlgorithm, j: HashJob, buf: Buffer): string =>
-  j.dest ? copyHashingSync(algorithm, j.abs, j.dest, buf, j.within) : hashFileSync(algorithm, j.abs, buf);
+const hashJobSync = (algorithm: HashAlgorithm, j: HashJob, buf: Buffer, checked: Set<string>): string =>
+  j.dest
+    ? copyHashingSync(algorithm, j.abs, j.dest, buf, { within: j.within, mode: j.mode, checked })
+    : hashFileSync(algorithm, j.abs, buf);
 
 /**
  * Content hashes of `files`, in order, by the cheapest way for their total size: blocking reads
@@ -128,7 +134,8 @@ export async function hashFiles(
     return hashFilesInPool(algorithm, files, threads);
   if (total < SYNC_MAX_BYTES || files.some((f) => f.dest)) {
     const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-    return files.map((f) => hashJobSync(algorithm, f, buf));
+    const checked = new Set<string>();
+    return files.map((f) => hashJobSync(algorithm, f, buf, checked));
   }
   const out = new Array<string>(files.length);
   let next = 0;

@@ -8,12 +8,26 @@ import { copyHashingSync, hashFileSync, READ_BUFFER_BYTES } from './hash.js';
  */
 const algorithm = (workerData as { algorithm: HashAlgorithm }).algorithm;
 const buf = Buffer.allocUnsafe(4 * READ_BUFFER_BYTES);
+/** Directories checked for this pool's copies (a pool lives for one batch: hash-pool.ts). */
+const checked = new Set<string>();
 parentPort?.on(
   'message',
-  ({ i, path, dest, within }: { i: number; path: string; dest?: string; within?: string }) => {
+  ({
+    i,
+    path,
+    dest,
+    within,
+    mode,
+  }: {
+    i: number;
+    path: string;
+    dest?: string;
+    within?: string;
+    mode?: number;
+  }) => {
     try {
       const hash = dest
-        ? copyHashingSync(algorithm, path, dest, buf, within)
+        ? copyHashingSync(algorithm, path, dest, buf, { within, mode, checked })
         : hashFileSync(algorithm, path, buf);
       parentPort?.postMessage({ i, hash });
     } catch (e) {

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import { blake3Hex } from '../util/blake3.js';
 import { plainPathInside } from '../util/paths.js';
@@ -100,25 +101,31 @@ export async function hashFile(
 }
 
 /**
- * Copies `src` to `dest` (created here; it must not exist) and returns the hash of the bytes
- * copied: one read of each byte does both, and what is hashed is exactly what was written. With
- * `within`, every directory from there down to `dest` is checked to be a real directory right
- * before `dest` is created, so a directory swapped for a symlink meanwhile is not written through.
+ * Copies `src` to `dest` (created here with `mode`; it must not exist) and returns the hash of the
+ * bytes copied: one read of each byte does both, and what is hashed is exactly what was written.
+ * With `within`, every directory from there down to `dest` is checked to be a real directory
+ * before `dest` is created, so a directory swapped for a symlink is not written through; `checked`
+ * remembers the directories already checked by this batch of copies (the caller checks each path
+ * again before it renames the copy into place).
  */
 export function copyHashingSync(
   algorithm: HashAlgorithm,
   src: string,
   dest: string,
   buf: Buffer,
-  within?: string,
+  o: { within?: string | undefined; mode?: number | undefined; checked?: Set<string> } = {},
 ): string {
-  if (within !== undefined && !plainPathInside(within, dest))
-    throw Object.assign(new Error(`refused to write ${dest}: a parent directory is a symlink`), {
-      code: 'ESYMLINK',
-    });
+  const dir = dirname(dest);
+  if (o.within !== undefined && !o.checked?.has(dir)) {
+    if (!plainPathInside(o.within, dest))
+      throw Object.assign(new Error(`refused to write ${dest}: a parent directory is a symlink`), {
+        code: 'ESYMLINK',
+      });
+    o.checked?.add(dir);
+  }
   const from = openSync(src, 'r');
   try {
-    const to = openSync(dest, 'wx', 0o600);
+    const to = openSync(dest, 'wx', o.mode ?? 0o600);
     try {
       const h = createHasher(algorithm);
       for (

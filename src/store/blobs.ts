@@ -206,7 +206,8 @@ export class BlobStore {
    */
   async copyAllVerified(
     algorithm: HashAlgorithm,
-    jobs: Array<{ ref: BlobRef; dest: string }>,
+    /** `mode`: what each copy is created with (less the umask). */
+    jobs: Array<{ ref: BlobRef; dest: string; mode?: number }>,
     /** Every parent of each dest below this directory must be a real one when it is created. */
     within?: string,
   ): Promise<BlobProblem | undefined> {
@@ -219,7 +220,7 @@ export class BlobStore {
   /** Sizes first (no reading), then contents, on hashing threads when there is enough to hash. */
   private async hashChecked(
     algorithm: HashAlgorithm,
-    jobs: Array<{ ref: BlobRef; dest?: string; within?: string | undefined }>,
+    jobs: Array<{ ref: BlobRef; dest?: string; within?: string | undefined; mode?: number | undefined }>,
   ): Promise<BlobProblem | undefined> {
     for (const { ref } of jobs) {
       // Numbers only: fs.Stats on Node 20 builds four Dates per call (util/stat.ts), once per blob.
@@ -231,7 +232,13 @@ export class BlobStore {
     try {
       actual = await hashFiles(
         algorithm,
-        jobs.map(({ ref, dest, within }) => ({ abs: this.path(ref.hash), size: ref.size, dest, within })),
+        jobs.map(({ ref, dest, within, mode }) => ({
+          abs: this.path(ref.hash),
+          size: ref.size,
+          dest,
+          within,
+          mode,
+        })),
         { concurrency: 8 },
       );
     } catch (e) {
