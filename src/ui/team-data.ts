@@ -59,7 +59,7 @@ export class TeamDashboardData implements DashboardRoutes {
   readonly pollMs = 2_000;
   private readonly prices: Prices;
   private readonly team: TeamSettings;
-  private client: Client | undefined;
+  private client: Promise<Client> | undefined;
   private seen = '';
 
   constructor(settings: Settings & { team: TeamSettings }) {
@@ -70,34 +70,38 @@ export class TeamDashboardData implements DashboardRoutes {
   async close(): Promise<void> {
     const c = this.client;
     this.client = undefined;
-    await c?.end().catch(() => {});
+    await c?.then((db) => db.end()).catch(() => {});
   }
 
   /**
    * The connection, opened (and the schema brought to this version, which needs the owner's
-   * rights) on first use and again after a failure. Every failure is a 503 saying why.
+   * rights) on first use and again after a failure; requests arriving meanwhile share the one being
+   * opened. Every failure is a 503 saying why.
    */
   private async query<T>(f: (db: Client) => Promise<T>): Promise<T> {
+    this.client ??= this.open();
+    const opening = this.client;
     try {
-      if (!this.client) {
-        const db = await connectTeam(this.team, TIMEOUTS);
-        try {
-          if ((await schemaVersion(db)) < SCHEMA_VERSION) await migrate(db);
-        } catch (e) {
-          await db.end().catch(() => {});
-          throw new HttpError(
-            503,
-            `team index schema is older than this TaskVault (version ${SCHEMA_VERSION}) and this role may not migrate it: ${dbErrorText(e)}; run \`taskvault team flush\` once as the owner`,
-          );
-        }
-        this.client = db;
-      }
-      return await f(this.client);
+      return await f(await opening);
     } catch (e) {
-      await this.close();
+      if (this.client === opening) await this.close();
       if (e instanceof HttpError) throw e;
       throw new HttpError(503, `team index unreachable: ${dbErrorText(e)}`);
     }
+  }
+
+  private async open(): Promise<Client> {
+    const db = await connectTeam(this.team, TIMEOUTS);
+    try {
+      if ((await schemaVersion(db)) < SCHEMA_VERSION) await migrate(db);
+    } catch (e) {
+      await db.end().catch(() => {});
+      throw new HttpError(
+        503,
+        `team index schema is older than this TaskVault (version ${SCHEMA_VERSION}) and this role may not migrate it: ${dbErrorText(e)}; run \`taskvault team flush\` once as the owner`,
+      );
+    }
+    return db;
   }
 
   version(): string {
