@@ -11,7 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { migrate, SCHEMA_VERSION, schemaVersion } from '../../src/store/team/schema.js';
 import { launchChromium } from '../support/browser.js';
-import { runCli } from '../support/helpers.js';
+import { runCli, runProcess } from '../support/helpers.js';
 import { type Postgres, startPostgres } from '../support/postgres.js';
 import { project, runGen } from '../support/remote-project.js';
 import { freePort } from '../support/servers.js';
@@ -24,6 +24,7 @@ let browser: BrowserContext | undefined;
 let ui: UiServer | undefined;
 let page: Page;
 let machineA = '';
+let machineB = '';
 
 const ALICE = {
   TASKVAULT_TEAM_HOST: 'laptop-a',
@@ -93,7 +94,7 @@ test.before(async () => {
   const env = { TASKVAULT_TEAM_DATABASE: url };
   // Machine A (alice's laptop): a miss, then two hits. Machine B (a CI node): a miss and a hit.
   machineA = project();
-  const machineB = project();
+  machineB = project();
   for (let i = 0; i < 3; i++) assert.is((await runGen(machineA, { ...env, ...ALICE })).code, 0);
   for (let i = 0; i < 2; i++) assert.is((await runGen(machineB, { ...env, ...CI })).code, 0);
   for (const [dir, who] of [
@@ -141,6 +142,13 @@ test('the page shows both machines, with the numbers SQL and audit --team give',
   assert.ok(await page.locator('#chart-runs canvas').first().isVisible());
   assert.not.ok(await page.locator('#entries').isVisible());
   assert.is(await page.locator('#error').isVisible(), false);
+
+  // Another run on the CI node reaches the open page without a reload (the live updates).
+  const env = { TASKVAULT_TEAM_DATABASE: url, ...CI };
+  assert.is((await runGen(machineB, env)).code, 0);
+  assert.is((await runCli(['team', 'flush'], { cwd: machineB, env })).code, 0);
+  await page.waitForSelector(`[data-stat=runs][data-value="${all.runs + 1}"]`, { timeout: 15_000 });
+  assert.is(await shown('hits'), (await figures()).hits);
 });
 
 test('choosing a user narrows every figure to what SQL says for that user', async () => {
@@ -290,6 +298,15 @@ test('a database at schema version 2 holding events is migrated on first use and
       rows.map((r) => r.branch),
       [null, null, 'main'],
     );
+    // Without TASKVAULT_TEAM_BRANCH, the branch checked out in the project's git work tree.
+    const repo = project();
+    const git = await runProcess('git', ['init', '-q', '-b', 'topic/z'], { cwd: repo });
+    assert.is(git.code, 0, git.err);
+    const own = { TASKVAULT_TEAM_DATABASE: old, GITHUB_HEAD_REF: 'not-this', CI_COMMIT_REF_NAME: 'nor-this' };
+    assert.is((await runGen(repo, own)).code, 0);
+    assert.is((await runCli(['team', 'flush'], { cwd: repo, env: own })).code, 0);
+    const newest = await c3.query('SELECT branch FROM taskvault_events ORDER BY at DESC LIMIT 1');
+    assert.is(newest.rows[0].branch, 'topic/z');
   } finally {
     await c3.end();
   }
