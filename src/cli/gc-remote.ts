@@ -1,6 +1,7 @@
 import type { Tally } from '../remote/retention.js';
 import { formatBytes, parseDuration, parseSize } from '../util/format.js';
 import { type Failure, failure } from '../util/result.js';
+import { warn } from '../util/term.js';
 import { clockFromEnv } from './clock.js';
 import { type CommonFlags, settingsFor, writeJson } from './shared.js';
 
@@ -44,6 +45,15 @@ export async function gcRemote(flags: GcRemoteFlags): Promise<number | Failure> 
   };
   if (maxAgeMs !== undefined) options.maxAgeMs = maxAgeMs;
   if (maxBytes !== undefined) options.maxBytes = maxBytes;
+  const team = settings.team;
+  if (team)
+    options.lastUsed = async (keys) => {
+      const { lastHitsFrom } = await import('../store/team/read.js');
+      const r = await lastHitsFrom(team, keys);
+      if (r.ok) return new Map([...r.value].map(([k, t]) => [k, t.getTime()]));
+      warn(`${r.error.message}: gc --remote ages every entry by its upload time instead of its last hit`);
+      return new Map();
+    };
   const r = await collectRemoteGarbage(opened.value.backend, opened.value.listing, options);
   if (!r.ok) return failure('cache', `gc --remote stopped, nothing more removed: ${r.problem.message}`);
   const x = r.value;
@@ -64,7 +74,10 @@ export async function gcRemote(flags: GcRemoteFlags): Promise<number | Failure> 
   const bytes = x.entries.aged.bytes + x.entries.size.bytes + x.entries.broken.bytes + x.blobs.bytes;
   process.stdout.write(
     `${x.remote}: ${x.dryRun ? 'would remove' : 'removed'} ${entries} entr${entries === 1 ? 'y' : 'ies'}${why.length ? ` (${why.join(', ')})` : ''} and ${x.blobs.count} blob${x.blobs.count === 1 ? '' : 's'}; ${x.dryRun ? 'would reclaim' : 'reclaimed'} ${formatBytes(bytes)}\n` +
-      `remote${x.dryRun ? ' afterwards' : ''}: ${x.kept.entries} entries, ${x.kept.blobs} blobs, ${formatBytes(x.kept.bytes)}\n`,
+      `remote${x.dryRun ? ' afterwards' : ''}: ${x.kept.entries} entries, ${x.kept.blobs} blobs, ${formatBytes(x.kept.bytes)}\n` +
+      (options.lastUsed
+        ? `ages: ${x.agedBy.lastUse} entr${x.agedBy.lastUse === 1 ? 'y' : 'ies'} by last hit (team index), ${x.agedBy.mtime} by upload time\n`
+        : ''),
   );
   return 0;
 }

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CAC } from 'cac';
 import type { Settings } from '../config/resolve.js';
 import { besideCode } from '../package-dir.js';
 import { cacheLayout } from '../store/layout.js';
-import { flushDue, takeLastError } from '../store/team/buffer.js';
+import { bufferMax, flushDue, takeDropWarning, takeLastError } from '../store/team/buffer.js';
 import { type RecordedOutcome, recordTeamEvent, teamEventOf } from '../store/team/record.js';
 import { type Failure, failure } from '../util/result.js';
 import { action, type CommonFlags, settingsFor, withCommonOptions, writeJson } from './shared.js';
@@ -31,6 +32,8 @@ export function recordRun(
     if (outcome.kind !== 'miss' && !flushDue(teamDir, now, FLUSH_EVERY_MS)) return;
     const failed = takeLastError(teamDir);
     if (failed) o.warn(failed);
+    const dropped = takeDropWarning(teamDir, bufferMax(process.env));
+    if (dropped) o.warn(dropped);
     startBackgroundFlush(settings);
   } catch (e) {
     // Spawning failed (no processes left?): the events stay buffered for the next run.
@@ -59,17 +62,51 @@ interface TeamFlags extends CommonFlags {
   background?: boolean;
 }
 
-/** `taskvault team flush`: sends the buffered events now. */
+/** `taskvault team flush`: sends the buffered events now; `team status`: what waits to be sent. */
 export function registerTeam(cli: CAC): void {
-  withCommonOptions(cli.command('team <action>', 'The team index on PostgreSQL: team flush'))
+  withCommonOptions(cli.command('team <action>', 'The team index on PostgreSQL: team flush, team status'))
     .option('--background', 'Started by a run: record a failure for the next run to report')
     .example('taskvault team flush')
+    .example('taskvault team status --json')
     .action(
       action(async (act: string, flags: TeamFlags) => {
-        if (act !== 'flush') return failure('usage', `unknown team action '${act}'`, 'use: team flush');
-        return flush(flags);
+        if (act === 'flush') return flush(flags);
+        if (act === 'status') return status(flags);
+        return failure('usage', `unknown team action '${act}'`, 'use: team flush, team status');
       }),
     );
+}
+
+/** `taskvault team status`: this machine's side of the team index (no database needed). */
+async function status(flags: TeamFlags): Promise<number | Failure> {
+  const settings = await settingsFor(flags);
+  const teamDir = cacheLayout(settings.cacheDir).team;
+  const { bufferedCount, peekLastError, readDropTally, teamPaths } = await import('../store/team/buffer.js');
+  const { dbErrorText } = await import('../store/team/connect.js');
+  const stamp = statSync(teamPaths(teamDir).stamp, { throwIfNoEntry: false });
+  const dropped = readDropTally(teamDir);
+  const s = {
+    configured: settings.team !== undefined,
+    database: settings.team ? dbErrorText(settings.team.database) : null,
+    buffered: bufferedCount(teamDir),
+    bufferMax: bufferMax(process.env),
+    dropped: dropped?.total ?? 0,
+    droppedSince: dropped && dropped.episode > 0 ? dropped.since : null,
+    lastFlush: stamp ? new Date(stamp.mtimeMs).toISOString() : null,
+    lastError: peekLastError(teamDir) ?? null,
+  };
+  if (flags.json) {
+    writeJson(s);
+    return 0;
+  }
+  const lines = [
+    `team index: ${s.database ?? 'not configured (team.database or TASKVAULT_TEAM_DATABASE)'}`,
+    `buffered:   ${s.buffered} event(s) waiting to be sent (cap ${s.bufferMax})`,
+    `dropped:    ${s.dropped} event(s)${s.droppedSince ? `, the buffer full since ${s.droppedSince}` : ''}`,
+    `last flush: ${s.lastFlush ?? 'never'}${s.lastError ? ` (failed: ${s.lastError})` : ''}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
 }
 
 async function flush(flags: TeamFlags): Promise<number | Failure> {

@@ -11,7 +11,9 @@ export function registerUi(cli: CAC): void {
     .option('--host <host>', 'Address to bind (default 127.0.0.1; any other needs --token)')
     .option('--token <token>', 'Require this token on every request (env TASKVAULT_UI_TOKEN)')
     .option('--open', 'Open the dashboard in the browser')
+    .option('--team', "The whole team's runs from the team index (team.database), by user, host, branch")
     .example('taskvault ui --open')
+    .example('taskvault ui --team')
     .example('TASKVAULT_UI_TOKEN=s3cret taskvault ui --host 0.0.0.0 --port 8080')
     .action(action(serve));
   withCommonOptions(cli.command('metrics', 'Write the Prometheus metrics to a textfile (node_exporter)'))
@@ -27,6 +29,7 @@ interface UiFlags extends CommonFlags {
   host?: unknown;
   token?: unknown;
   open?: boolean;
+  team?: boolean;
 }
 
 function portOf(v: unknown, fallback: number): number | Failure {
@@ -45,18 +48,36 @@ async function serve(flags: UiFlags): Promise<number | Failure> {
     return failure('usage', `--${flags.host === true ? 'host' : 'token'} needs a value`);
   const host = flags.host === undefined ? '127.0.0.1' : String(flags.host);
   const token = flags.token !== undefined ? String(flags.token) : process.env.TASKVAULT_UI_TOKEN || undefined;
-  const { createDashboardServer, isLoopback } = await import('../ui/server.js');
+  const { createDashboardServer, isLoopback, localRoutes } = await import('../ui/server.js');
   if (!isLoopback(host) && !token)
     return failure(
       'usage',
       `--host ${host} is not a loopback address, so the dashboard would be open to the network`,
       'pass --token <secret> (or set TASKVAULT_UI_TOKEN); every request must then carry it',
     );
-  const { DashboardData } = await import('../ui/data.js');
-  const opened = DashboardData.open(settings);
-  if (!opened.ok) return opened.error;
-  const data = opened.value;
-  const server = createDashboardServer(data, { host, port, ...(token ? { token } : {}) });
+  let data: { close(): Promise<void> };
+  let routes: import('../ui/server.js').DashboardRoutes;
+  if (flags.team) {
+    const team = settings.team;
+    if (!team)
+      return failure(
+        'config',
+        'ui --team: no team index is configured',
+        "set team: { database: 'postgres://…' } in taskvault.config.ts or TASKVAULT_TEAM_DATABASE",
+      );
+    // No connection yet: a database that is down is the page's error state, not a failed start.
+    const { TeamDashboardData } = await import('../ui/team-data.js');
+    const teamData = new TeamDashboardData({ ...settings, team });
+    data = teamData;
+    routes = teamData;
+  } else {
+    const { DashboardData } = await import('../ui/data.js');
+    const opened = DashboardData.open(settings);
+    if (!opened.ok) return opened.error;
+    data = opened.value;
+    routes = localRoutes(opened.value);
+  }
+  const server = createDashboardServer(routes, { host, port, ...(token ? { token } : {}) });
   const listening = await new Promise<true | NodeJS.ErrnoException>((resolve) => {
     server.once('error', (e: NodeJS.ErrnoException) => resolve(e));
     server.listen(port, host, () => resolve(true));
@@ -75,7 +96,11 @@ async function serve(flags: UiFlags): Promise<number | Failure> {
   }
   const shown = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${port}/${token ? '?token=<token>' : ''}`;
-  info(`dashboard on ${url} (metrics on /metrics); Ctrl-C stops it`);
+  info(
+    flags.team
+      ? `team dashboard on ${url} (from the team index); Ctrl-C stops it`
+      : `dashboard on ${url} (metrics on /metrics); Ctrl-C stops it`,
+  );
   if (flags.open)
     openBrowser(`http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`);
   await new Promise<void>((resolve) => {

@@ -16,6 +16,11 @@ export interface RetentionOptions {
   maxBytes?: number;
   graceMs: number;
   dryRun: boolean;
+  /**
+   * When each entry key was last used (ms), as far as something wider than the storage knows (the
+   * team index: S3 and WebDAV keep no access time). Keys it leaves out are aged by their mtime.
+   */
+  lastUsed?: (keys: string[]) => Promise<Map<string, number>>;
 }
 
 export interface Tally {
@@ -30,6 +35,8 @@ export interface RetentionReport {
   blobs: Tally;
   /** What stays on the remote afterwards. */
   kept: { entries: number; blobs: number; bytes: number };
+  /** How many entries were aged by their last use (lastUsed) and how many by their mtime. */
+  agedBy: { lastUse: number; mtime: number };
 }
 
 /** Opens what `gc --remote` needs: the backend (to read entries) and a listing of the remote. */
@@ -90,7 +97,19 @@ export async function collectRemoteGarbage(
   if (!blobsListed.ok) return blobsListed;
   const blobSize = new Map(blobsListed.value.map((b) => [b.key, b]));
 
-  const entries = [...entriesListed.value].sort((a, b) => a.modifiedMs - b.modifiedMs);
+  // An entry's age runs from its last use when that is known and later than its upload, so the
+  // order below (oldest first) is least recently used first.
+  const used = o.lastUsed
+    ? await o.lastUsed(entriesListed.value.map((e) => e.key))
+    : new Map<string, number>();
+  let byLastUse = 0;
+  const listed = entriesListed.value.map((e) => {
+    const u = used.get(e.key);
+    if (u === undefined) return e;
+    byLastUse++;
+    return u > e.modifiedMs ? { ...e, modifiedMs: u } : e;
+  });
+  const entries = listed.sort((a, b) => a.modifiedMs - b.modifiedMs);
   const refs = new Map<string, string[]>();
   for (const e of entries) {
     const got = await backend.getEntry(e.key);
@@ -165,6 +184,7 @@ export async function collectRemoteGarbage(
       entries: { aged: tally(aged), size: tally(bySize), broken: tally(broken) },
       blobs: tally(doomedBlobs),
       kept: { entries: entries.length - doomedEntries.length, blobs: keptBlobs, bytes: keptBytes },
+      agedBy: { lastUse: byLastUse, mtime: entries.length - byLastUse },
     },
   };
 }

@@ -7,6 +7,16 @@ import { HOUR_MS } from '../store/timeseries.js';
 
 export class BadQuery extends Error {}
 
+/** An answer other than 200 or 400 (404, 503), with its one line. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 type Params = URLSearchParams;
 
 /** Rejects parameters the route does not know (`token` is every route's). */

@@ -6,7 +6,7 @@ import { besideCode } from '../package-dir.js';
 import { errorMessage } from '../util/result.js';
 import type { DashboardData } from './data.js';
 import { CONTENT_TYPE, renderMetrics } from './prometheus.js';
-import { BadQuery, choice, integer, key, only, span, text } from './query.js';
+import { BadQuery, choice, HttpError, integer, key, only, span, text } from './query.js';
 
 /*
  * The dashboard's HTTP server: the page and its bundled assets (a fixed list read at start, so a
@@ -48,13 +48,21 @@ function loadAssets(): Map<string, { body: Buffer; type: string }> {
   return out;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+/**
+ * What the server serves from: this machine's cache (DashboardData, through localRoutes) or the
+ * team index (team-data.ts). Errors are BadQuery (400) or HttpError (404, 503).
+ */
+export interface DashboardRoutes {
+  /** Changes whenever what the page shows changes (live updates). */
+  version(): string;
+  /** Looks again at the source, for version(). */
+  refresh(): Promise<void>;
+  /** The JSON answer of an /api/ path. */
+  api(path: string, params: URLSearchParams): Promise<unknown>;
+  /** The Prometheus text of /metrics. */
+  metrics(): string;
+  /** How often the source is looked at for changes while a page is open. */
+  pollMs?: number;
 }
 
 const sameSecret = (a: string, b: string): boolean => {
@@ -63,46 +71,8 @@ const sameSecret = (a: string, b: string): boolean => {
   return x.length === y.length && timingSafeEqual(x, y);
 };
 
-export function createDashboardServer(data: DashboardData, o: ServerOptions): http.Server {
-  const assets = loadAssets();
-  const listeners = new Set<http.ServerResponse>();
-  let version = data.version();
-  const pollMs = o.pollMs ?? 500;
-
-  // One watcher for every open page: looks at the cache and tells the pages when it changed.
-  const timer = setInterval(() => {
-    if (listeners.size === 0) return;
-    data
-      .refresh()
-      .then(() => {
-        const now = data.version();
-        if (now === version) return;
-        version = now;
-        for (const res of listeners) res.write(`event: change\ndata: ${now}\n\n`);
-      })
-      .catch(() => {}); // a failed look is retried at the next tick
-  }, pollMs);
-  timer.unref();
-
-  const authorised = (req: http.IncomingMessage, url: URL): boolean => {
-    if (!o.token) return true;
-    const header = req.headers.authorization;
-    if (header?.startsWith('Bearer ') && sameSecret(header.slice(7), o.token)) return true;
-    const query = url.searchParams.get('token');
-    if (query !== null && sameSecret(query, o.token)) return true;
-    for (const part of (req.headers.cookie ?? '').split(';')) {
-      const [k, ...v] = part.trim().split('=');
-      if (k === COOKIE && sameSecret(decodeURIComponent(v.join('=')), o.token)) return true;
-    }
-    return false;
-  };
-
-  const json = (res: http.ServerResponse, status: number, body: unknown) => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-    res.end(text);
-  };
-
+/** The routes of this machine's cache. */
+export function localRoutes(data: DashboardData): DashboardRoutes {
   const api = async (path: string, params: URLSearchParams): Promise<unknown> => {
     const now = Date.now();
     switch (path) {
@@ -174,6 +144,53 @@ export function createDashboardServer(data: DashboardData, o: ServerOptions): ht
         throw new HttpError(404, `no such path: ${path}`);
     }
   };
+  return {
+    version: () => data.version(),
+    refresh: () => data.refresh(),
+    api,
+    metrics: () => renderMetrics(data.stats(), data.allTime()),
+  };
+}
+
+export function createDashboardServer(routes: DashboardRoutes, o: ServerOptions): http.Server {
+  const assets = loadAssets();
+  const listeners = new Set<http.ServerResponse>();
+  let version = routes.version();
+  const pollMs = o.pollMs ?? routes.pollMs ?? 500;
+
+  // One watcher for every open page: looks at the cache and tells the pages when it changed.
+  const timer = setInterval(() => {
+    if (listeners.size === 0) return;
+    routes
+      .refresh()
+      .then(() => {
+        const now = routes.version();
+        if (now === version) return;
+        version = now;
+        for (const res of listeners) res.write(`event: change\ndata: ${now}\n\n`);
+      })
+      .catch(() => {}); // a failed look is retried at the next tick
+  }, pollMs);
+  timer.unref();
+
+  const authorised = (req: http.IncomingMessage, url: URL): boolean => {
+    if (!o.token) return true;
+    const header = req.headers.authorization;
+    if (header?.startsWith('Bearer ') && sameSecret(header.slice(7), o.token)) return true;
+    const query = url.searchParams.get('token');
+    if (query !== null && sameSecret(query, o.token)) return true;
+    for (const part of (req.headers.cookie ?? '').split(';')) {
+      const [k, ...v] = part.trim().split('=');
+      if (k === COOKIE && sameSecret(decodeURIComponent(v.join('=')), o.token)) return true;
+    }
+    return false;
+  };
+
+  const json = (res: http.ServerResponse, status: number, body: unknown) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(text);
+  };
 
   const server = http.createServer((req, res) => {
     res.setHeader('x-content-type-options', 'nosniff');
@@ -244,14 +261,16 @@ export function createDashboardServer(data: DashboardData, o: ServerOptions): ht
     if (path === '/metrics') {
       try {
         only(url.searchParams, []);
+        const text = routes.metrics();
         res.writeHead(200, { 'content-type': CONTENT_TYPE, 'cache-control': 'no-store' });
-        return res.end(renderMetrics(data.stats(), data.allTime()));
+        return res.end(text);
       } catch (e) {
-        return fail(e instanceof BadQuery ? 400 : 500, errorMessage(e));
+        return fail(e instanceof BadQuery ? 400 : e instanceof HttpError ? e.status : 500, errorMessage(e));
       }
     }
     if (!path.startsWith('/api/')) return fail(404, `no such path: ${path.slice(0, 200)}`);
-    api(path, url.searchParams)
+    routes
+      .api(path, url.searchParams)
       .then((body) => json(res, 200, body))
       .catch((e: unknown) => {
         if (e instanceof BadQuery) return fail(400, e.message);

@@ -6,15 +6,35 @@ import { isAbsolute, join, resolve } from 'node:path';
  * this runs on every cache hit). undefined when there is none or it cannot be read.
  */
 export function gitHead(root: string): string | undefined {
+  const gitDir = gitDirOf(root);
+  return gitDir === undefined ? undefined : headIn(gitDir);
+}
+
+/**
+ * The branch checked out at `root` (`main` for refs/heads/main), from .git/HEAD; undefined on a
+ * detached HEAD (as CI checkouts often are) or outside a work tree.
+ */
+export function gitBranch(root: string): string | undefined {
+  const gitDir = gitDirOf(root);
+  if (gitDir === undefined) return undefined;
   try {
-    let gitDir = join(root, '.git');
-    const dotGit = readFileSync(gitDir, 'utf8').match(/^gitdir: (.+)$/m);
-    if (dotGit) gitDir = resolve(root, dotGit[1]!.trim());
-    return headIn(gitDir);
+    return readFileSync(join(gitDir, 'HEAD'), 'utf8')
+      .match(/^ref: refs\/heads\/(.+)$/m)?.[1]
+      ?.trim();
+  } catch {
+    return undefined; // no HEAD: not a work tree after all
+  }
+}
+
+/** The git directory of the work tree at `root` (a linked worktree's .git file followed). */
+function gitDirOf(root: string): string | undefined {
+  const dotGit = join(root, '.git');
+  try {
+    const linked = readFileSync(dotGit, 'utf8').match(/^gitdir: (.+)$/m);
+    return linked ? resolve(root, linked[1]!.trim()) : undefined;
   } catch (e) {
     // .git is a directory (EISDIR): the usual clone.
-    if ((e as NodeJS.ErrnoException).code === 'EISDIR') return headIn(join(root, '.git'));
-    return undefined;
+    return (e as NodeJS.ErrnoException).code === 'EISDIR' ? dotGit : undefined;
   }
 }
 

@@ -42,6 +42,8 @@ export interface TeamEvent {
   user: string;
   ci: boolean;
   commit: string | null;
+  /** The git branch (absent in events buffered by a version before it was recorded). */
+  branch?: string | null;
 }
 
 export const teamPaths = (teamDir: string) => ({
@@ -50,7 +52,18 @@ export const teamPaths = (teamDir: string) => ({
   stamp: join(teamDir, 'flushed'),
   /** What the last failed flush said; the next run that starts a flush warns once and removes it. */
   lastError: join(teamDir, 'last-error'),
+  /** Events dropped by the buffer cap while the database was unreachable (JSON, see DropTally). */
+  dropped: join(teamDir, 'dropped.json'),
 });
+
+/** At most this many events wait for the database; past it the oldest go (TASKVAULT_TEAM_BUFFER_MAX). */
+export const DEFAULT_BUFFER_MAX = 100_000;
+
+/** The buffer cap from the environment: a whole number of events, else the default. */
+export function bufferMax(env: NodeJS.ProcessEnv): number {
+  const v = env.TASKVAULT_TEAM_BUFFER_MAX;
+  return v !== undefined && /^\d{1,9}$/.test(v) && Number(v) > 0 ? Number(v) : DEFAULT_BUFFER_MAX;
+}
 
 /** Past this, a buffer the database never took is dropped rather than filling the disk. */
 export const MAX_BUFFER_BYTES = 64 * 1024 * 1024;
@@ -158,6 +171,106 @@ function readEvents(file: string): TeamEvent[] {
   return events;
 }
 
+/** What the buffer cap dropped: in all, in this episode (the database unreachable), and when. */
+export interface DropTally {
+  total: number;
+  /** Dropped since the database was last reached; `since` is the first of them. */
+  episode: number;
+  since: string;
+  last: string;
+  /** Whether a run has warned about this episode yet. */
+  warned: boolean;
+}
+
+export function readDropTally(teamDir: string): DropTally | undefined {
+  try {
+    const t = JSON.parse(readFileSync(teamPaths(teamDir).dropped, 'utf8')) as DropTally;
+    return typeof t.total === 'number' && typeof t.episode === 'number' ? t : undefined;
+  } catch {
+    return undefined; // nothing dropped (or a torn file: the next drop writes it again)
+  }
+}
+
+function writeDropTally(teamDir: string, t: DropTally): void {
+  try {
+    const tmp = `${teamPaths(teamDir).dropped}.${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(t));
+    renameSync(tmp, teamPaths(teamDir).dropped);
+  } catch {
+    // the cap still held; only the count of what it dropped is lost
+  }
+}
+
+/**
+ * Keeps the newest `max` of the claimed events, dropping the oldest (rewriting the claimed files,
+ * which are this process's), and adds what it dropped to the tally. Returns how many it dropped.
+ */
+export function capBatches(teamDir: string, batches: Claimed[], max: number, now = Date.now()): number {
+  const total = batches.reduce((n, b) => n + b.events.length, 0);
+  if (total <= max) return 0;
+  // The newest events win: find the time at or after which `max` of them lie.
+  const times = batches.flatMap((b) => b.events.map((e) => Date.parse(e.at) || 0)).sort((a, b) => b - a);
+  const cutoff = times[max - 1]!;
+  let room = times.slice(0, max).filter((t) => t === cutoff).length; // ties at the cutoff kept
+  let dropped = 0;
+  for (const b of batches) {
+    const kept = b.events.filter((e) => {
+      const t = Date.parse(e.at) || 0;
+      if (t > cutoff) return true;
+      if (t === cutoff && room > 0) {
+        room--;
+        return true;
+      }
+      return false;
+    });
+    if (kept.length === b.events.length) continue;
+    dropped += b.events.length - kept.length;
+    b.events = kept;
+    writeFileSync(b.file, kept.map((e) => `${JSON.stringify(e)}\n`).join(''));
+  }
+  const at = new Date(now).toISOString();
+  const before = readDropTally(teamDir);
+  const fresh = !before || before.episode === 0;
+  writeDropTally(teamDir, {
+    total: (before?.total ?? 0) + dropped,
+    episode: (fresh ? 0 : before.episode) + dropped,
+    since: fresh ? at : before.since,
+    last: at,
+    warned: fresh ? false : before.warned,
+  });
+  return dropped;
+}
+
+/**
+ * The one warning about dropped events, the first time a run asks after a drop; later drops of the
+ * same episode are only counted (for `taskvault team status`).
+ */
+export function takeDropWarning(teamDir: string, max: number): string | undefined {
+  const t = readDropTally(teamDir);
+  if (!t || t.warned || t.episode === 0) return undefined;
+  writeDropTally(teamDir, { ...t, warned: true });
+  return `team index: the local buffer is full (${max} events): ${t.episode} oldest event(s) dropped since ${t.since}; they will not reach the database`;
+}
+
+/** After a flush that reached the database: the next drop starts a new episode, warned about again. */
+export function endDropEpisode(teamDir: string): void {
+  const t = readDropTally(teamDir);
+  if (t && t.episode > 0) writeDropTally(teamDir, { ...t, episode: 0, warned: false });
+}
+
+/** Events waiting in the buffer and in claimed batches (for `taskvault team status`). */
+export function bufferedCount(teamDir: string): number {
+  let names: string[];
+  try {
+    names = readdirSync(teamDir);
+  } catch {
+    return 0; // no team directory: nothing buffered
+  }
+  return names
+    .filter((n) => n === 'events.jsonl' || /^sending-.*\.jsonl$/.test(n))
+    .reduce((n, name) => n + readEvents(join(teamDir, name)).length, 0);
+}
+
 export function finishBatch(c: Claimed): void {
   rmSync(c.file, { force: true });
 }
@@ -177,6 +290,15 @@ export function takeLastError(teamDir: string): string | undefined {
     const text = readFileSync(file, 'utf8');
     rmSync(file, { force: true });
     return text;
+  } catch {
+    return undefined; // no failure recorded
+  }
+}
+
+/** What the last failed flush said, left in place (for `taskvault team status`). */
+export function peekLastError(teamDir: string): string | undefined {
+  try {
+    return readFileSync(teamPaths(teamDir).lastError, 'utf8');
   } catch {
     return undefined; // no failure recorded
   }

@@ -1,7 +1,16 @@
 import type { ClientBase } from 'pg';
 import type { TeamSettings } from '../../config/team.js';
 import { err, failure, ok, type Result } from '../../util/result.js';
-import { claimBatches, finishBatch, othersSending, type TeamEvent, touchStamp } from './buffer.js';
+import {
+  bufferMax,
+  capBatches,
+  claimBatches,
+  endDropEpisode,
+  finishBatch,
+  othersSending,
+  type TeamEvent,
+  touchStamp,
+} from './buffer.js';
 import { connectTeam, DEFAULT_TIMEOUTS, dbErrorText, type TeamTimeouts } from './connect.js';
 import { migrate } from './schema.js';
 
@@ -25,6 +34,7 @@ const COLUMNS: ReadonlyArray<[name: string, type: string, of: (e: TeamEvent) => 
   ['ci', 'boolean', (e) => e.ci],
   ['git_commit', 'text', (e) => e.commit],
   ['stored', 'bigint', (e) => e.stored],
+  ['branch', 'text', (e) => e.branch ?? null],
 ];
 
 const INSERT = `INSERT INTO taskvault_events (${COLUMNS.map(([n]) => n).join(',')})
@@ -68,12 +78,14 @@ export interface FlushResult {
 export async function flushTeam(
   teamDir: string,
   team: TeamSettings,
-  o: { timeouts?: TeamTimeouts; waitForOthersMs?: number } = {},
+  o: { timeouts?: TeamTimeouts; waitForOthersMs?: number; maxBuffered?: number } = {},
 ): Promise<Result<FlushResult>> {
   const deadline = Date.now() + (o.waitForOthersMs ?? 0);
   while (othersSending(teamDir) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   touchStamp(teamDir);
   const batches = claimBatches(teamDir);
+  // Before trying the database: a database down for days must not let the buffer fill the disk.
+  capBatches(teamDir, batches, o.maxBuffered ?? bufferMax(process.env));
   const total = batches.reduce((n, b) => n + b.events.length, 0);
   if (total === 0) {
     for (const b of batches) finishBatch(b);
@@ -112,6 +124,7 @@ export async function flushTeam(
       }
       finishBatch(b);
     }
+    endDropEpisode(teamDir);
   } finally {
     await db.end().catch(() => {});
   }

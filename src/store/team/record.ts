@@ -1,5 +1,5 @@
 import { hostname, userInfo } from 'node:os';
-import { gitHead } from '../../util/git-head.js';
+import { gitBranch, gitHead } from '../../util/git-head.js';
 import { appendEvent, newEventId, type TeamEvent } from './buffer.js';
 
 /** What a run's outcome says, as far as the team index cares (the runner's RunOutcome fits it). */
@@ -18,6 +18,21 @@ export type RecordedOutcome =
   | { kind: 'dry-run' };
 
 const truthy = (v: string | undefined): boolean => v !== undefined && v !== '' && v !== '0' && v !== 'false';
+
+/**
+ * The branch a run belongs to: TASKVAULT_TEAM_BRANCH if set, else the one checked out, else what
+ * the CI says (its checkouts are often a detached HEAD); null when none is known.
+ */
+function branchOf(root: string, env: NodeJS.ProcessEnv): string | null {
+  return (
+    env.TASKVAULT_TEAM_BRANCH ||
+    gitBranch(root) ||
+    env.GITHUB_HEAD_REF ||
+    env.CI_COMMIT_REF_NAME ||
+    (env.GITHUB_REF_TYPE === 'branch' ? env.GITHUB_REF_NAME : undefined) ||
+    null
+  );
+}
 
 function userName(env: NodeJS.ProcessEnv): string {
   try {
@@ -41,9 +56,10 @@ export function teamEventOf(
     via: o.via,
     // CI runners' hostnames are often random container ids: a node may name itself.
     host: env.TASKVAULT_TEAM_HOST || hostname(),
-    user: userName(env),
+    user: env.TASKVAULT_TEAM_USER || userName(env),
     ci: truthy(env.CI),
     commit: gitHead(o.root) ?? null,
+    branch: branchOf(o.root, env),
   };
   switch (outcome.kind) {
     case 'hit':

@@ -60,6 +60,13 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
       CREATE TRIGGER taskvault_events_track AFTER INSERT ON taskvault_events
         REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION taskvault_track_entries();`,
   },
+  {
+    // The git branch of each run, for the team dashboard's per-branch view; older events have none.
+    version: 3,
+    sql: `
+      ALTER TABLE taskvault_events ADD COLUMN branch text;
+      CREATE INDEX taskvault_events_branch_at ON taskvault_events (branch, at);`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -57,13 +57,33 @@ export interface Overview {
   tasks: TaskRow[];
   evictReasons: Record<string, number>;
   version: string;
+  /** Only from `taskvault ui --team`: the filters applied, what they offer, the newest runs. */
+  team?: TeamView;
 }
 export interface Run {
   at: number;
-  event: 'HIT' | 'MISS' | 'SAVE';
+  event: 'HIT' | 'MISS' | 'SAVE' | 'ERROR';
   hash: string;
   origin?: string;
   reason?: string[];
+  /** Team view only: which task, who ran it, where and on which branch. */
+  task?: string;
+  user?: string;
+  host?: string;
+  branch?: string | null;
+  savedMs?: number;
+  durationMs?: number;
+}
+/** The team view's filters: '' for everyone. */
+export interface Filters {
+  user: string;
+  host: string;
+  branch: string;
+}
+export interface TeamView {
+  filters: Partial<Filters>;
+  choices: { users: string[]; hosts: string[]; branches: string[] };
+  runs: Run[];
 }
 export interface EntryRow {
   key: string;
@@ -107,16 +127,22 @@ async function get<T>(path: string, params: Record<string, string> = {}): Promis
   return body;
 }
 
+/** The team view's filters, sent with the overview and runs ('' values are left out). */
+let filters: Filters = { user: '', host: '', branch: '' };
+export const setFilters = (f: Filters): void => {
+  filters = f;
+};
+
 /** Stats, totals, the time series and per-task figures; `step` '' lets the server choose. */
 export const fetchOverview = (range: string, step: string): Promise<Overview> =>
-  get<Overview>('/api/overview', { range, step });
+  get<Overview>('/api/overview', { range, step, ...filters });
 
 /** What each task holds now (the server passes over every entry's summary). */
 export const fetchSizes = (): Promise<{ tasks: Held[] }> => get<{ tasks: Held[] }>('/api/sizes');
 
 /** A task's latest runs from the audit log, newest first. */
 export const fetchRuns = (task: string, limit: number): Promise<{ runs: Run[] }> =>
-  get<{ runs: Run[] }>('/api/runs', { task, limit: String(limit) });
+  get<{ runs: Run[] }>('/api/runs', { task, limit: String(limit), ...filters });
 
 export const fetchEntries = (e: EntriesQuery): Promise<{ total: number; rows: EntryRow[] }> =>
   get<{ total: number; rows: EntryRow[] }>('/api/entries', {

@@ -6,13 +6,14 @@
  */
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { fetchOverview, fetchSizes, subscribe } from './api.js';
+import { fetchOverview, fetchSizes, setFilters, subscribe } from './api.js';
 import { renderCharts, resizeCharts } from './charts.js';
 import { $ } from './dom.js';
 import { filterByTask, loadEntries, nextPage, previousPage, search, setTaskChoices } from './entries.js';
 import { hideEntry } from './entry-detail.js';
-import { renderKpis } from './kpis.js';
+import { renderKpis, renderSavings } from './kpis.js';
 import { reloadTask, renderTopSize, renderTops } from './tasks.js';
+import { chosenFilters, presetFilter, renderTeam } from './team.js';
 
 /** What each task holds now: asked for after the first paint (a pass over every entry's summary). */
 async function loadSizes(): Promise<void> {
@@ -32,8 +33,12 @@ async function refresh(): Promise<void> {
   }
   loading = (async () => {
     try {
+      setFilters(chosenFilters());
       const o = await fetchOverview($<HTMLSelectElement>('range').value, $<HTMLSelectElement>('step').value);
-      renderKpis(o, $<HTMLSelectElement>('range').value);
+      $('error').hidden = true;
+      if (o.team) renderTeam(o, o.team);
+      else renderKpis(o);
+      renderSavings(o, $<HTMLSelectElement>('range').value);
       renderCharts(o);
       renderTops(o);
       document.body.dataset.version = o.version;
@@ -41,8 +46,12 @@ async function refresh(): Promise<void> {
         document.body.dataset.ready = '1';
         (window as unknown as { tvFirstRender: number }).tvFirstRender = performance.now();
       }
-      await Promise.all([loadSizes(), loadEntries(), reloadTask()]);
+      // The team view has no entries of this machine to list.
+      await Promise.all(o.team ? [reloadTask()] : [loadSizes(), loadEntries(), reloadTask()]);
     } catch (e) {
+      // Shown until an answer comes (the team index back up, say): the last figures stay below it.
+      $('error').textContent = `Could not load: ${(e as Error).message}`;
+      $('error').hidden = false;
       $('savings').textContent = `Could not load: ${(e as Error).message}`;
     } finally {
       loading = undefined;
@@ -63,8 +72,13 @@ function start(): void {
     const want = asked.get(id);
     if (want !== null && [...select.options].some((o) => o.value === want)) select.value = want;
   }
-  $('range').addEventListener('change', () => void refresh());
-  $('step').addEventListener('change', () => void refresh());
+  // ?user=alice&host=ci-1&branch=main (the team view) likewise.
+  for (const name of ['user', 'host', 'branch'] as const) {
+    const want = asked.get(name);
+    if (want) presetFilter(name, want);
+  }
+  for (const id of ['range', 'step', 'f-user', 'f-host', 'f-branch'])
+    $(id).addEventListener('change', () => void refresh());
   let typing: number | undefined;
   $('search').addEventListener('input', () => {
     clearTimeout(typing);

@@ -6,7 +6,7 @@ import type { Overview } from './api.js';
 import { $, el } from './dom.js';
 import { bytes, duration, money } from './format.js';
 
-function kpi(name: string, label: string, value: string, raw: number | null, note = ''): HTMLElement {
+export function kpi(name: string, label: string, value: string, raw: number | null, note = ''): HTMLElement {
   const v = el(
     'div',
     { class: 'value', 'data-stat': name, 'data-value': raw === null ? '' : String(raw) },
@@ -28,8 +28,8 @@ const RANGE_LABELS: Record<string, string> = {
   '90d': 'in the last 90 days',
 };
 
-/** `range` is the range selector's value (24h, 7d, ...), which names the savings line's period. */
-export function renderKpis(o: Overview, range: string): void {
+/** The cache's all-time figures as tiles. */
+export function renderKpis(o: Overview): void {
   const s = o.stats;
   $('kpis').replaceChildren(
     kpi('entries', 'Entries', s.entries.toLocaleString(), s.entries),
@@ -48,6 +48,10 @@ export function renderKpis(o: Overview, range: string): void {
   const hidden = $('kpis').querySelector('[data-stat=hits]')?.parentElement?.querySelector('.note');
   hidden?.setAttribute('data-stat', 'remoteHits');
   hidden?.setAttribute('data-value', String(s.remoteHits));
+}
+
+/** The savings line; `range` is the range selector's value (24h, 7d, ...), which names its period. */
+export function renderSavings(o: Overview, range: string): void {
   const label = RANGE_LABELS[range];
   const hours = o.totals.savedMs / 3_600_000;
   $('savings').replaceChildren(

@@ -73,6 +73,8 @@ async function showTask(task: string): Promise<void> {
   const r = await fetchRuns(task, 20);
   $('task-name').textContent = task;
   $('task-panel').hidden = false;
+  // The team view's runs say who ran them, where; the local view's say why each miss missed.
+  const team = r.runs.some((run) => run.host !== undefined);
   $('runs').replaceChildren(
     el(
       'tr',
@@ -80,7 +82,7 @@ async function showTask(task: string): Promise<void> {
       el('th', {}, 'when'),
       el('th', {}, 'outcome'),
       el('th', {}, 'key'),
-      el('th', {}, 'why it missed'),
+      el('th', {}, team ? 'who, where' : 'why it missed'),
     ),
     ...r.runs.map((run) =>
       el(
@@ -97,7 +99,15 @@ async function showTask(task: string): Promise<void> {
           ),
         ),
         el('td', { class: 'mono' }, run.hash),
-        el('td', {}, run.reason ? el('pre', { class: 'reason' }, run.reason.join('\n')) : ''),
+        el(
+          'td',
+          {},
+          team
+            ? `${run.user}@${run.host}${run.branch ? ` · ${run.branch}` : ''}`
+            : run.reason
+              ? el('pre', { class: 'reason' }, run.reason.join('\n'))
+              : '',
+        ),
       ),
     ),
   );
