@@ -9,6 +9,7 @@ import { Store } from '../store/store.js';
 import {
   ANONYMOUS_TASK,
   type Bucket,
+  DAY_HOURS,
   HOUR_MS,
   hourOf,
   sumBuckets,
@@ -153,10 +154,11 @@ export class DashboardData {
 
   overview(o: { from: number; to: number; step: 'hour' | 'day' }): OverviewData {
     const stats = this.stats();
-    const stepH = o.step === 'day' ? 24 : 1;
+    const stepH = o.step === 'day' ? DAY_HOURS : 1;
     const fromHour = Math.floor(hourOf(o.from) / stepH) * stepH;
     const toHour = hourOf(o.to) + 1;
-    const buckets = this.store.series.range(fromHour, toHour);
+    // By day: whole days are one record each, only the current day is summed from its hours.
+    const buckets = this.store.series.steps(fromHour, toHour, o.step);
     let usage: number | null = this.store.series.usageBefore(fromHour - 1) ?? null;
     const series: SeriesPoint[] = [];
     let j = 0;
