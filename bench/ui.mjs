@@ -7,7 +7,7 @@
 //   taskvault metrics --stdout  vs  taskvault stats --json (two CLI processes); budget 1.5x
 // Usage: npm run build && node bench/ui.mjs   (BENCH_UI_ENTRIES=N to change the size)
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,83 +26,92 @@ const DAYS = 30;
 const RUNS_PER_DAY = 100_000;
 const TASKS = 40;
 const ROUNDS = 7;
-const dir = mkdtempSync(join(tmpdir(), 'tv-bench-ui-'));
-if (!process.env.KEEP_TMP) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+// BENCH_UI_FIXTURE=DIR keeps the cache in DIR and reuses it in later runs (filling it takes minutes).
+const fixture = process.env.BENCH_UI_FIXTURE;
+const dir = fixture ?? mkdtempSync(join(tmpdir(), 'tv-bench-ui-'));
+if (fixture) mkdirSync(dir, { recursive: true });
+else if (!process.env.KEEP_TMP) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 else console.error(`fixture kept in ${dir}`);
 const fmt = (ms) => (ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(2)} s`);
 
 // --- The cache: N entries (sharing one output blob) and DAYS of hourly buckets -----------------
 const setupStart = performance.now();
 const cacheDir = join(dir, '.taskvault', 'cache');
-writeFileSync(
-  join(dir, 'taskvault.config.json'),
-  JSON.stringify({ cost: { currency: 'EUR', perHour: { default: 0.4, task1: 3.2 } } }),
-);
-const opened = Store.open(cacheDir);
-if (!opened.ok) throw new Error(opened.error.message);
-const store = opened.value;
-const blob = await store.blobs.putBytes('blake3', Buffer.from('built output\n'.repeat(100)));
-const now = Date.now();
-for (let i = 0; i < N; i += 1000) {
-  const batch = [];
-  for (let j = i; j < Math.min(N, i + 1000); j++) {
-    const task = `task${j % TASKS}`;
-    // Not hex, so no copy in hot/ is written (the dashboard never reads hot/).
-    const key = `${j.toString(16).padStart(8, '0')}${'k'.repeat(56)}`;
-    const entry = {
-      schema: STORE_SCHEMA,
-      key,
-      task,
-      algorithm: 'blake3',
-      outputs: [{ path: `dist/out-${j}.js`, type: 'file', mode: 0o644, size: blob.size, hash: blob.hash }],
-      outputGlobs: ['dist/**'],
-      cwd: '.',
-      logs: { stdout: null, stderr: null, chunks: [] },
-      exitCode: 0,
-      durationMs: 1000 + (j % 600) * 100,
-      createdAt: now - DAYS * 86_400_000 + Math.floor((j / N) * DAYS * 86_400_000),
-      bytes: blob.size,
-      ttlMs: 90 * 86_400_000,
-      provenance: { host: 'bench', user: 'bench', version: '0', origin: 'local' },
-    };
-    batch.push(store.commit(entry, { schema: 1, task }, task));
+const ready = join(dir, 'filled');
+if (existsSync(ready))
+  console.error(`setup: reusing the cache in ${dir} (filled ${readFileSync(ready, 'utf8')})`);
+else {
+  writeFileSync(
+    join(dir, 'taskvault.config.json'),
+    JSON.stringify({ cost: { currency: 'EUR', perHour: { default: 0.4, task1: 3.2 } } }),
+  );
+  const opened = Store.open(cacheDir);
+  if (!opened.ok) throw new Error(opened.error.message);
+  const store = opened.value;
+  const blob = await store.blobs.putBytes('blake3', Buffer.from('built output\n'.repeat(100)));
+  const now = Date.now();
+  for (let i = 0; i < N; i += 1000) {
+    const batch = [];
+    for (let j = i; j < Math.min(N, i + 1000); j++) {
+      const task = `task${j % TASKS}`;
+      // Not hex, so no copy in hot/ is written (the dashboard never reads hot/).
+      const key = `${j.toString(16).padStart(8, '0')}${'k'.repeat(56)}`;
+      const entry = {
+        schema: STORE_SCHEMA,
+        key,
+        task,
+        algorithm: 'blake3',
+        outputs: [{ path: `dist/out-${j}.js`, type: 'file', mode: 0o644, size: blob.size, hash: blob.hash }],
+        outputGlobs: ['dist/**'],
+        cwd: '.',
+        logs: { stdout: null, stderr: null, chunks: [] },
+        exitCode: 0,
+        durationMs: 1000 + (j % 600) * 100,
+        createdAt: now - DAYS * 86_400_000 + Math.floor((j / N) * DAYS * 86_400_000),
+        bytes: blob.size,
+        ttlMs: 90 * 86_400_000,
+        provenance: { host: 'bench', user: 'bench', version: '0', origin: 'local' },
+      };
+      batch.push(store.commit(entry, { schema: 1, task }, task));
+    }
+    await Promise.all(batch);
   }
-  await Promise.all(batch);
-}
-// 30 days of history, as the store books it: hits, misses, saves, a few evictions and errors.
-const perHour = Math.round(RUNS_PER_DAY / 24);
-const firstHour = Math.floor(now / HOUR_MS) - DAYS * 24;
-// One record() call: outside a write transaction, a bucket put by one call is not yet visible to
-// the next one's read.
-const items = [];
-for (let h = firstHour; h <= firstHour + DAYS * 24; h++) {
-  const at = h * HOUR_MS;
-  for (let r = 0; r < perHour; r++) {
-    const task = `task${r % TASKS}`;
-    if (r % 5 === 0) {
-      items.push({ at, happening: { kind: 'miss', task } });
-      items.push({
-        at,
-        happening: { kind: 'save', task, durationMs: 1000 + (r % 97) * 500, usage: N * 1300 },
-      });
-    } else
-      items.push({
-        at,
-        happening: { kind: 'hit', task, savedMs: 1000 + (r % 89) * 300, remote: r % 7 === 0 },
-      });
+  // 30 days of history, as the store books it: hits, misses, saves, a few evictions and errors.
+  const perHour = Math.round(RUNS_PER_DAY / 24);
+  const firstHour = Math.floor(now / HOUR_MS) - DAYS * 24;
+  // One record() call: outside a write transaction, a bucket put by one call is not yet visible to
+  // the next one's read.
+  const items = [];
+  for (let h = firstHour; h <= firstHour + DAYS * 24; h++) {
+    const at = h * HOUR_MS;
+    for (let r = 0; r < perHour; r++) {
+      const task = `task${r % TASKS}`;
+      if (r % 5 === 0) {
+        items.push({ at, happening: { kind: 'miss', task } });
+        items.push({
+          at,
+          happening: { kind: 'save', task, durationMs: 1000 + (r % 97) * 500, usage: N * 1300 },
+        });
+      } else
+        items.push({
+          at,
+          happening: { kind: 'hit', task, savedMs: 1000 + (r % 89) * 300, remote: r % 7 === 0 },
+        });
+    }
+    items.push({
+      at,
+      happening: { kind: 'evict', reason: 'lru', entries: 20, bytes: 26_000, usage: N * 1300 },
+    });
+    items.push({ at, happening: { kind: 'error', errorKind: 'run' } });
   }
-  items.push({
-    at,
-    happening: { kind: 'evict', reason: 'lru', entries: 20, bytes: 26_000, usage: N * 1300 },
-  });
-  items.push({ at, happening: { kind: 'error', errorKind: 'run' } });
+  await Promise.all(store.series.record(items));
+  await store.flush();
+  await store.close();
+  writeFileSync(ready, new Date().toISOString());
+  console.error(
+    `setup: ${N} entries, ${DAYS} days x ${perHour} runs/hour, ${fmt(performance.now() - setupStart)}`,
+  );
 }
-await Promise.all(store.series.record(items));
-await store.flush();
-await store.close();
-console.error(
-  `setup: ${N} entries, ${DAYS} days x ${perHour} runs/hour, ${fmt(performance.now() - setupStart)}`,
-);
 
 // --- Servers: taskvault ui, and the bare baselines ----------------------------------------------
 function freePort() {

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import type { CAC } from 'cac';
+import { openUrl } from '../util/open-url.js';
 import { errorMessage, type Failure, failure } from '../util/result.js';
-import { errorLine, info } from '../util/term.js';
+import { errorLine, info, warn } from '../util/term.js';
 import { action, type CommonFlags, settingsFor, withCommonOptions, writeJson } from './shared.js';
 
 /** `taskvault ui` (the dashboard) and `taskvault metrics` (the Prometheus textfile). */
@@ -77,7 +77,9 @@ async function serve(flags: UiFlags): Promise<number | Failure> {
   const url = `http://${shown}:${port}/${token ? '?token=<token>' : ''}`;
   info(`dashboard on ${url} (metrics on /metrics); Ctrl-C stops it`);
   if (flags.open)
-    openBrowser(`http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`);
+    openUrl(`http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`, (why) =>
+      warn(`could not open a browser (${why}): open ${url} yourself`),
+    );
   await new Promise<void>((resolve) => {
     const stop = () => server.close(() => resolve());
     process.once('SIGINT', stop);
@@ -85,18 +87,6 @@ async function serve(flags: UiFlags): Promise<number | Failure> {
   });
   await data.close();
   return 0;
-}
-
-/** The system's opener; not finding one only costs the convenience. */
-function openBrowser(url: string): void {
-  const cmd = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
-  try {
-    const child = spawn(cmd, [url], { stdio: 'ignore', detached: true });
-    child.on('error', () => info(`open ${url} in a browser`));
-    child.unref();
-  } catch {
-    info(`open ${url} in a browser`);
-  }
 }
 
 interface MetricsFlags extends CommonFlags {
