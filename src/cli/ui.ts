@@ -76,6 +76,12 @@ async function serve(flags: UiFlags): Promise<number | Failure> {
   const shown = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${port}/${token ? '?token=<token>' : ''}`;
   info(`dashboard on ${url} (metrics on /metrics); Ctrl-C stops it`);
+  // The page's first views (7 days by hour, 30 days by day), computed while the browser loads it.
+  const { span } = await import('../ui/query.js');
+  setImmediate(() => {
+    const now = Date.now();
+    data.warm([span(new URLSearchParams(), now), span(new URLSearchParams('range=30d'), now)]);
+  });
   if (flags.open)
     openUrl(`http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`, (why) =>
       warn(`could not open a browser (${why}): open ${url} yourself`),
