@@ -69,11 +69,21 @@ export function createDashboardServer(data: DashboardData, o: ServerOptions): ht
   let version = data.version();
   const pollMs = o.pollMs ?? 500;
 
+  // Looks at the cache again (what other processes did since), at most once per poll: for the
+  // pages' watcher, and for a request with no page open (a Prometheus scrape, curl).
+  let looked = 0;
+  const lookAgain = async (): Promise<void> => {
+    if (Date.now() - looked < pollMs) return;
+    looked = Date.now();
+    // A failed look answers from what was read before; the next request or tick looks again.
+    await data.refresh().catch(() => {});
+  };
+
   // One watcher for every open page: looks at the cache and tells the pages when it changed.
   const timer = setInterval(() => {
     if (listeners.size === 0) return;
-    data
-      .refresh()
+    looked = 0;
+    lookAgain()
       .then(() => {
         const now = data.version();
         if (now === version) return;
@@ -104,6 +114,7 @@ export function createDashboardServer(data: DashboardData, o: ServerOptions): ht
   };
 
   const api = async (path: string, params: URLSearchParams): Promise<unknown> => {
+    await lookAgain();
     const now = Date.now();
     switch (path) {
       case '/api/overview':
@@ -244,11 +255,17 @@ export function createDashboardServer(data: DashboardData, o: ServerOptions): ht
     if (path === '/metrics') {
       try {
         only(url.searchParams, []);
-        res.writeHead(200, { 'content-type': CONTENT_TYPE, 'cache-control': 'no-store' });
-        return res.end(renderMetrics(data.stats(), data.allTime()));
       } catch (e) {
-        return fail(e instanceof BadQuery ? 400 : 500, errorMessage(e));
+        return fail(400, errorMessage(e));
       }
+      lookAgain()
+        .then(() => {
+          const text = renderMetrics(data.stats(), data.allTime());
+          res.writeHead(200, { 'content-type': CONTENT_TYPE, 'cache-control': 'no-store' });
+          res.end(text);
+        })
+        .catch((e: unknown) => fail(500, errorMessage(e)));
+      return;
     }
     if (!path.startsWith('/api/')) return fail(404, `no such path: ${path.slice(0, 200)}`);
     api(path, url.searchParams)
