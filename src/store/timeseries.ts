@@ -19,8 +19,8 @@ export const HOUR_MS = 3_600_000;
 export const DAY_HOURS = 24;
 /** The key of the all-time bucket (what /metrics reads: one record, however long the history). */
 const ALL_TIME = -1;
-/** Buckets older than this are dropped when a new hour (or day) starts. */
-const RETAIN_HOURS = 400 * DAY_HOURS;
+/** Days (and their hours) older than this are dropped when a new hour starts. */
+const RETAIN_DAYS = 400;
 
 /** Upper bounds (seconds) of the run-duration histogram; one more slot counts the rest (+Inf). */
 export const DURATION_BOUNDS_S = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600] as const;
@@ -234,13 +234,14 @@ export class TimeSeries {
 
   /** A new hour's bucket; drops those past retention, so the db stays small without a sweep. */
   private startHour(hour: number): Bucket {
-    for (const key of this.db.getKeys({ start: 0, end: hour - RETAIN_HOURS, limit: 64 }))
-      void this.db.remove(key).catch(() => {}); // best effort: the next new hour tries again
+    // Whole days of hours, as the day buckets go: what is left of a day always adds up to it.
+    const end = (dayOf(hour) - RETAIN_DAYS) * DAY_HOURS;
+    for (const key of this.db.getKeys({ start: 0, end, limit: 64 })) void this.db.remove(key).catch(() => {}); // best effort: the next new hour tries again
     return emptyBucket();
   }
 
   private startDay(day: number): Bucket {
-    for (const key of this.daysDb.getKeys({ start: 0, end: day - RETAIN_HOURS / DAY_HOURS, limit: 64 }))
+    for (const key of this.daysDb.getKeys({ start: 0, end: day - RETAIN_DAYS, limit: 64 }))
       void this.daysDb.remove(key).catch(() => {}); // best effort: the next new day tries again
     return emptyBucket();
   }

@@ -96,8 +96,8 @@ function daysFromHours(hours: Stepped[]): Map<number, Bucket> {
   return out;
 }
 
-const allHours = (store: Store) => store.series.range(0, hourOf(Date.now()) + 2);
-const allDays = (store: Store) => store.series.dayRange(0, dayOf(hourOf(Date.now())) + 2);
+const allHours = (store: Store) => store.series.range(0, 2 ** 31);
+const allDays = (store: Store) => store.series.dayRange(0, 2 ** 31);
 
 /** Every day bucket equals the sum of its hours, and the days add up to the counters. */
 function assertDaysAddUp(store: Store): void {
@@ -249,6 +249,25 @@ test('hours an older TaskVault books meanwhile are read from the hours, then reb
     assertDaysAddUp(reopened);
   } finally {
     await reopened.close();
+  }
+});
+
+test('400 days on, a day and its hours are dropped together', async () => {
+  const dir = tempDir();
+  await fill(dir);
+  const store = openStore(dir);
+  try {
+    const day = dayOf(hourOf(MIDNIGHT));
+    // A hit 400 days after MIDNIGHT's day, at 05:30: the days before that are past retention.
+    store.recordHit(key('a'), { now: MIDNIGHT + 400 * DAY_HOURS * 3_600_000 + 330 * MIN, savedMs: 10 });
+    await store.flush();
+    assert.equal(store.series.dayRange(day - 1, day), []);
+    assert.equal(store.series.range((day - 1) * DAY_HOURS, day * DAY_HOURS), []);
+    assert.is(store.series.dayRange(day, day + 1).length, 1, 'day 400 back is kept');
+    const expected = daysFromHours(allHours(store));
+    for (const d of allDays(store)) assert.equal(d.bucket, expected.get(dayOf(d.hour)));
+  } finally {
+    await store.close();
   }
 });
 
