@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import type { CAC } from 'cac';
+import { openUrl } from '../util/open-url.js';
 import { errorMessage, type Failure, failure } from '../util/result.js';
-import { errorLine, info } from '../util/term.js';
+import { errorLine, info, warn } from '../util/term.js';
 import { action, type CommonFlags, settingsFor, withCommonOptions, writeJson } from './shared.js';
 
 /** `taskvault ui` (the dashboard) and `taskvault metrics` (the Prometheus textfile). */
@@ -57,6 +57,7 @@ async function serve(flags: UiFlags): Promise<number | Failure> {
     );
   let data: { close(): Promise<void> };
   let routes: import('../ui/server.js').DashboardRoutes;
+  let warm: import('../ui/data.js').DashboardData['warm'] | undefined;
   if (flags.team) {
     const team = settings.team;
     if (!team)
@@ -76,6 +77,7 @@ async function serve(flags: UiFlags): Promise<number | Failure> {
     if (!opened.ok) return opened.error;
     data = opened.value;
     routes = localRoutes(opened.value);
+    warm = (spans) => opened.value.warm(spans);
   }
   const server = createDashboardServer(routes, { host, port, ...(token ? { token } : {}) });
   const listening = await new Promise<true | NodeJS.ErrnoException>((resolve) => {
@@ -101,8 +103,18 @@ async function serve(flags: UiFlags): Promise<number | Failure> {
       ? `team dashboard on ${url} (from the team index); Ctrl-C stops it`
       : `dashboard on ${url} (metrics on /metrics); Ctrl-C stops it`,
   );
+  if (warm) {
+    // The page's first views (7 days by hour, 30 days by day), computed while the browser loads it.
+    const { span } = await import('../ui/query.js');
+    setImmediate(() => {
+      const now = Date.now();
+      warm([span(new URLSearchParams(), now), span(new URLSearchParams('range=30d'), now)]);
+    });
+  }
   if (flags.open)
-    openBrowser(`http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`);
+    openUrl(`http://${shown}:${port}/${token ? `?token=${encodeURIComponent(token)}` : ''}`, (why) =>
+      warn(`could not open a browser (${why}): open ${url} yourself`),
+    );
   await new Promise<void>((resolve) => {
     const stop = () => server.close(() => resolve());
     process.once('SIGINT', stop);
@@ -110,18 +122,6 @@ async function serve(flags: UiFlags): Promise<number | Failure> {
   });
   await data.close();
   return 0;
-}
-
-/** The system's opener; not finding one only costs the convenience. */
-function openBrowser(url: string): void {
-  const cmd = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? 'explorer' : 'xdg-open';
-  try {
-    const child = spawn(cmd, [url], { stdio: 'ignore', detached: true });
-    child.on('error', () => info(`open ${url} in a browser`));
-    child.unref();
-  } catch {
-    info(`open ${url} in a browser`);
-  }
 }
 
 interface MetricsFlags extends CommonFlags {

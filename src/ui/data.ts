@@ -9,6 +9,7 @@ import { Store } from '../store/store.js';
 import {
   ANONYMOUS_TASK,
   type Bucket,
+  DAY_HOURS,
   HOUR_MS,
   hourOf,
   sumBuckets,
@@ -82,6 +83,8 @@ export class DashboardData {
   private held:
     | { version: string; sizes: Array<{ task: string; entries: number; bytes: number }> }
     | undefined;
+  /** Overviews computed since the cache last changed, by span (hours) and step. */
+  private overviews: { version: string; bySpan: Map<string, OverviewData> } | undefined;
   readonly prices: Prices;
 
   private constructor(
@@ -151,12 +154,41 @@ export class DashboardData {
     return this.store.series.allTime();
   }
 
+  /**
+   * The overview of a span; computed once per span and step while the cache does not change (more
+   * pages, reloads, and every live update of every open page ask for the same one).
+   */
   overview(o: { from: number; to: number; step: 'hour' | 'day' }): OverviewData {
+    const version = this.version();
+    if (this.overviews?.version !== version) this.overviews = { version, bySpan: new Map() };
+    const span = `${hourOf(o.from)}:${hourOf(o.to)}:${o.step}`;
+    const known = this.overviews.bySpan.get(span);
+    if (known) return { ...known, range: o };
+    const computed = this.computeOverview(o);
+    if (this.overviews.bySpan.size >= 16) this.overviews.bySpan.clear();
+    this.overviews.bySpan.set(span, computed);
+    return computed;
+  }
+
+  /**
+   * Computes the default views ahead of the first request: started as the server starts listening,
+   * it runs while the browser is still loading the page's script.
+   */
+  warm(views: Array<{ from: number; to: number; step: 'hour' | 'day' }>): void {
+    try {
+      for (const v of views) this.overview(v);
+    } catch {
+      // Only a head start: whatever failed here fails again, with its 500, when the page asks.
+    }
+  }
+
+  private computeOverview(o: { from: number; to: number; step: 'hour' | 'day' }): OverviewData {
     const stats = this.stats();
-    const stepH = o.step === 'day' ? 24 : 1;
+    const stepH = o.step === 'day' ? DAY_HOURS : 1;
     const fromHour = Math.floor(hourOf(o.from) / stepH) * stepH;
     const toHour = hourOf(o.to) + 1;
-    const buckets = this.store.series.range(fromHour, toHour);
+    // By day: whole days are one record each, only the current day is summed from its hours.
+    const buckets = this.store.series.steps(fromHour, toHour, o.step);
     let usage: number | null = this.store.series.usageBefore(fromHour - 1) ?? null;
     const series: SeriesPoint[] = [];
     let j = 0;

@@ -158,11 +158,21 @@ export function createDashboardServer(routes: DashboardRoutes, o: ServerOptions)
   let version = routes.version();
   const pollMs = o.pollMs ?? routes.pollMs ?? 500;
 
+  // Looks at the source again (what other processes did since), at most once per poll: for the
+  // pages' watcher, and for a request with no page open (a Prometheus scrape, curl).
+  let looked = 0;
+  const lookAgain = async (): Promise<void> => {
+    if (Date.now() - looked < pollMs) return;
+    looked = Date.now();
+    // A failed look answers from what was read before; the next request or tick looks again.
+    await routes.refresh().catch(() => {});
+  };
+
   // One watcher for every open page: looks at the cache and tells the pages when it changed.
   const timer = setInterval(() => {
     if (listeners.size === 0) return;
-    routes
-      .refresh()
+    looked = 0;
+    lookAgain()
       .then(() => {
         const now = routes.version();
         if (now === version) return;
@@ -261,16 +271,21 @@ export function createDashboardServer(routes: DashboardRoutes, o: ServerOptions)
     if (path === '/metrics') {
       try {
         only(url.searchParams, []);
-        const text = routes.metrics();
-        res.writeHead(200, { 'content-type': CONTENT_TYPE, 'cache-control': 'no-store' });
-        return res.end(text);
       } catch (e) {
-        return fail(e instanceof BadQuery ? 400 : e instanceof HttpError ? e.status : 500, errorMessage(e));
+        return fail(400, errorMessage(e));
       }
+      lookAgain()
+        .then(() => {
+          const text = routes.metrics();
+          res.writeHead(200, { 'content-type': CONTENT_TYPE, 'cache-control': 'no-store' });
+          res.end(text);
+        })
+        .catch((e: unknown) => fail(e instanceof HttpError ? e.status : 500, errorMessage(e)));
+      return;
     }
     if (!path.startsWith('/api/')) return fail(404, `no such path: ${path.slice(0, 200)}`);
-    routes
-      .api(path, url.searchParams)
+    lookAgain()
+      .then(() => routes.api(path, url.searchParams))
       .then((body) => json(res, 200, body))
       .catch((e: unknown) => {
         if (e instanceof BadQuery) return fail(400, e.message);

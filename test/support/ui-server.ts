@@ -7,6 +7,8 @@ export interface UiServer {
   url: string;
   port: number;
   child: ChildProcess;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
   stop(): Promise<void>;
 }
 
@@ -42,6 +44,7 @@ export async function startUi(
     url: `http://127.0.0.1:${port}`,
     port,
     child,
+    stderr: () => err,
     stop: async () => {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');

@@ -42,7 +42,7 @@ export interface IndexDbs {
   meta: Database<number, string>;
   /** Key → when its fingerprint was staged by a run not yet committed (entries.ts, stageFingerprint). */
   staged: Database<number, string>;
-  /** Hourly buckets of what happened (timeseries.ts), for the dashboard and metrics. */
+  /** Hourly and daily buckets of what happened (timeseries.ts), for the dashboard and metrics. */
   series: TimeSeries;
 }
 
@@ -64,6 +64,6 @@ export function indexDbs(env: RootDatabase, meta: Database<number, string>): Ind
     byCreation: env.openDB({ name: 'byCreation' }),
     meta,
     staged: env.openDB({ name: 'staged' }),
-    series: new TimeSeries(env.openDB({ name: 'series' })),
+    series: new TimeSeries(env.openDB({ name: 'series' }), env.openDB({ name: 'seriesDays' })),
   };
 }

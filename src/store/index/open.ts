@@ -122,6 +122,18 @@ function migrate(dbs: IndexDbs, files: StoreFiles): void {
     for (const { value } of dbs.entries.getRange()) if (!value.result) files.hot.putEntry(value);
     meta.putSync(HOT_FLAG, 1);
   }
+  // Day buckets are derived from the hours: built once for an index from before they existed, and
+  // again if an older TaskVault booked hours without them since (timeseries.ts, daysInStep).
+  if (files.noWrites === undefined && !dbs.series.daysInStep()) {
+    try {
+      dbs.env.transactionSync(() => {
+        if (!dbs.series.daysInStep()) dbs.series.rebuildDays();
+      });
+    } catch (e) {
+      if (isIndexCorruption(e)) throw e;
+      // Not written (read-only cache): readers sum the hours while the days are out of step.
+    }
+  }
 }
 
 /**
