@@ -4,8 +4,11 @@ import {
   createReadStream,
   createWriteStream,
   existsSync,
+  mkdirSync,
   readFileSync,
+  renameSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { copyFile, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -19,6 +22,9 @@ import { statFile } from '../util/stat.js';
 import { tempSuffix } from '../util/temp-name.js';
 import type { BlobRef } from './entry.js';
 import { blobPath } from './layout.js';
+
+/** Blobs up to this size are written with blocking calls (putSmall). */
+const SMALL_BYTES = 64 * 1024;
 
 export type BlobProblem = { kind: 'missing' | 'corrupt'; hash: string; detail: string };
 
@@ -51,6 +57,7 @@ export class BlobStore {
   async putBytes(algorithm: HashAlgorithm, data: Uint8Array): Promise<BlobRef> {
     const hash = hashBytes(algorithm, data);
     if (this.has(hash)) await this.refresh(hash);
+    else if (data.byteLength <= SMALL_BYTES) this.putSmall(hash, data);
     else {
       const tmp = this.tempPath();
       try {
@@ -63,6 +70,30 @@ export class BlobStore {
       }
     }
     return { hash, size: data.byteLength };
+  }
+
+  /**
+   * A small blob, written with blocking calls: each is a few microseconds, where the async API
+   * costs a thread-pool round trip per call (most of a small save). Its fan-out directory is made
+   * only when the rename finds it missing.
+   */
+  private putSmall(hash: string, data: Uint8Array): void {
+    const tmp = this.tempPath();
+    const dest = this.path(hash);
+    try {
+      writeFileSync(tmp, data, { flag: 'wx' });
+      try {
+        renameSync(tmp, dest);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        mkdirSync(dirname(dest), { recursive: true });
+        renameSync(tmp, dest);
+      }
+    } catch (e) {
+      // A half-written temp (ENOSPC) must not fill the disk; one that cannot go is swept by gc.
+      rmSync(tmp, { force: true });
+      throw e;
+    }
   }
 
   /** Copies a file into the store, hashing it in the same pass. */

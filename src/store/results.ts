@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { chmod, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { resolvePolicy, type Settings } from '../config/resolve.js';
+import { durabilityOf, resolvePolicy, type Settings } from '../config/resolve.js';
 import { createHasher, hashBytes, hashFile, hashingTap, hashStream } from '../fingerprint/hash.js';
 import { resultFingerprint, resultKey, resultLabel } from '../fingerprint/result-key.js';
 import { formatBytes } from '../util/format.js';
@@ -177,7 +177,12 @@ export async function saveResult(
     provenance: provenance(settings.root),
     result: { encoding: o.encoding ?? 'raw' },
   };
-  const committed = await store.commit(entry, fingerprint, resultLabel(task));
+  const committed = await store.commit(
+    entry,
+    fingerprint,
+    resultLabel(task),
+    durabilityOf(settings, 'result'),
+  );
   if (!committed.ok) {
     store.log('ERROR', o.source, { ...fields, error: committed.error.message });
     return committed;

@@ -72,7 +72,8 @@ export function takeMiss(
   forget: boolean,
 ): number | undefined {
   const at = dbs.pending.get(key);
-  if (forget)
+  // Most saves follow no recorded miss: no write transaction for them.
+  if (forget && (at !== undefined || hasAny(dbs.pending)))
     background(
       dbs.env.transaction(() => {
         background(dbs.pending.remove(key));
@@ -81,4 +82,9 @@ export function takeMiss(
       }),
     );
   return at !== undefined && now - at >= 0 && now - at < windowMs ? at : undefined;
+}
+
+function hasAny(db: IndexDbs['pending']): boolean {
+  for (const _ of db.getKeys({ limit: 1 })) return true;
+  return false;
 }
