@@ -118,6 +118,9 @@ const unwrap = <T>(r: Result<T>): T => {
 
 const VIA = { via: 'sdk' } as const;
 
+/** How long a client holds hits' bookkeeping to book them in one commit (Store hitBatchMs). */
+const HIT_BATCH_MS = 20;
+
 /**
  * The programmatic face of TaskVault. It opens the same cache the CLI uses (same config lookup, same
  * cache directory), so results saved by one are found by the other; audit lines are written alike.
@@ -168,7 +171,8 @@ export class Client {
   private async store(): Promise<Store | undefined> {
     const settings = await this.settings();
     this.storeP ??= Promise.resolve().then(() => {
-      const opened = Store.open(settings.cacheDir);
+      // A client lives long and may answer hits back to back: their bookkeeping is batched.
+      const opened = Store.open(settings.cacheDir, { hitBatchMs: HIT_BATCH_MS });
       if (opened.ok) return opened.value;
       this.warn(`cache skipped: ${opened.error.message}`);
       return undefined;

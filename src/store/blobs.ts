@@ -14,7 +14,7 @@ import { copyFile, open, readFile, rename, rm, stat, utimes, writeFile } from 'n
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { HashAlgorithm } from '../config/types.js';
-import { createHasher, hashBytes, hashingTap, STREAM_THRESHOLD } from '../fingerprint/hash.js';
+import { createHasher, hashBytes, hashFile, STREAM_THRESHOLD } from '../fingerprint/hash.js';
 import { hashFiles } from '../fingerprint/hash-pool.js';
 import { mkdirs } from '../util/mkdirs.js';
 import { err, ok, type Result } from '../util/result.js';
@@ -96,24 +96,35 @@ export class BlobStore {
     }
   }
 
-  /** Copies a file into the store, hashing it in the same pass. */
+  /**
+   * Copies a file into the store. A large one is copied by the kernel (copy_file_range, or a
+   * copy-on-write clone where the filesystem has it) while this process hashes the source, both at
+   * once: near the speed of `cp` instead of reading every byte through JavaScript and writing it
+   * back. The hash names the copy only if the source did not change meanwhile (same inode, size
+   * and change time before and after); otherwise the copy itself is hashed, so a blob's name is
+   * always the hash of its bytes.
+   */
   async putFile(algorithm: HashAlgorithm, src: string, size?: number): Promise<BlobRef> {
     const known = size ?? (await stat(src)).size;
     if (known <= STREAM_THRESHOLD) return this.putBytes(algorithm, await readFile(src));
     const tmp = this.tempPath();
-    const hasher = createHasher(algorithm);
-    let bytes = 0;
     try {
-      await pipeline(
-        createReadStream(src, { highWaterMark: 1024 * 1024 }),
-        hashingTap(hasher, (n) => {
-          bytes += n;
-        }),
-        createWriteStream(tmp, { flags: 'wx' }),
-      );
-      const hash = hasher.digest();
+      const before = await stat(src, { bigint: true });
+      const [sourceHash] = await Promise.all([
+        hashFile(algorithm, src, known),
+        copyFile(src, tmp, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE),
+      ]);
+      const after = await stat(src, { bigint: true });
+      const copied = (await stat(tmp)).size;
+      const unchanged =
+        before.ino === after.ino &&
+        before.size === after.size &&
+        before.ctimeNs === after.ctimeNs &&
+        before.mtimeNs === after.mtimeNs &&
+        BigInt(copied) === after.size;
+      const hash = unchanged ? sourceHash : await hashFile(algorithm, tmp, copied);
       await this.adopt(tmp, hash);
-      return { hash, size: bytes };
+      return { hash, size: copied };
     } catch (e) {
       // A half-written temp must not fill the disk; one that cannot be removed is swept by gc.
       await rm(tmp, { force: true }).catch(() => {});

@@ -8,7 +8,7 @@ import { BlobStore } from './blobs.js';
 import { type Entry, entryBlobs } from './entry.js';
 import { HotIndex } from './hot.js';
 import { chart } from './index/chart.js';
-import { type Counters, count, readCounters, recordHit, takeMiss } from './index/counters.js';
+import { type Counters, count, drainHits, readCounters, recordHit, takeMiss } from './index/counters.js';
 import type { IndexDbs } from './index/dbs.js';
 import {
   type Commit,
@@ -39,6 +39,11 @@ export interface OpenOptions {
   repair?: boolean;
   /** Where the one line about a rebuilt index goes (default: a warning on stderr). */
   warn?: (message: string) => void;
+  /**
+   * Hold hits' bookkeeping up to this long and book them together (index/counters.ts): for
+   * long-lived SDK clients. Default 0: each hit is booked at once.
+   */
+  hitBatchMs?: number;
 }
 
 /**
@@ -61,6 +66,9 @@ export class Store {
   /** Results acknowledged before their commit (pending.ts), and those commits, still going. */
   private readonly pending: PendingResults;
   private readonly unsettled = new Set<Promise<void>>();
+
+  /** See OpenOptions.hitBatchMs. */
+  private hitBatchMs = 0;
 
   private constructor(
     private readonly files: StoreFiles,
@@ -111,7 +119,10 @@ export class Store {
       noWrites: lowSpace(layout.root),
     };
     const opened = openIndex(files, { repair: o.repair, warn: o.warn ?? warnLine });
-    return opened.ok ? ok(new Store(files, opened.value)) : opened;
+    if (!opened.ok) return opened;
+    const store = new Store(files, opened.value);
+    store.hitBatchMs = o.hitBatchMs ?? 0;
+    return ok(store);
   }
 
   /**
@@ -296,7 +307,7 @@ export class Store {
 
   /** A served hit: the entry's last access and hit count, and the cache-wide counters. */
   recordHit(key: string, o: { now: number; savedMs: number; remote?: boolean }): void {
-    if (!this.noWrites) recordHit(this.dbs, key, o);
+    if (!this.noWrites) recordHit(this.dbs, key, o, this.hitBatchMs);
   }
 
   hitCount(key: string): number {
@@ -387,12 +398,14 @@ export class Store {
   async flush(): Promise<void> {
     // After a failed commit lmdb-js never settles `flushed`: don't wait for it (bounded either way).
     await this.settle();
+    drainHits(this.dbs);
     if (hasWriteFailed()) return;
     await bounded(this.dbs.env.flushed, 10_000);
   }
 
   async close(): Promise<void> {
     await bounded(this.settle(), 10_000);
+    drainHits(this.dbs);
     this.pending.close();
     await bounded(this.dbs.env.close(), hasWriteFailed() ? 1_000 : 10_000);
   }
