@@ -8,6 +8,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { copyFile, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
@@ -67,6 +68,21 @@ export class BlobStore {
         // A half-written temp (ENOSPC) must not fill the disk; one that cannot go is swept by gc.
         await rm(tmp, { force: true }).catch(() => {});
         throw e;
+      }
+    }
+    return { hash, size: data.byteLength };
+  }
+
+  /** putBytes for a small blob, blocking (the commit of a save whose bytes waited in memory). */
+  putBytesSync(algorithm: HashAlgorithm, data: Uint8Array): BlobRef {
+    const hash = hashBytes(algorithm, data);
+    if (!this.has(hash)) this.putSmall(hash, data);
+    else {
+      const now = new Date();
+      try {
+        utimesSync(this.path(hash), now, now);
+      } catch {
+        // Not ours to touch (another user's cache): the commit re-checks that the blob still exists.
       }
     }
     return { hash, size: data.byteLength };

@@ -44,14 +44,18 @@ export class PendingResults {
 
   constructor(readonly dir: string) {}
 
-  /** Appends a save to this process's journal (throws if it cannot be written). */
-  write(c: Commit): void {
+  /**
+   * Appends a save to this process's journal (throws if it cannot be written); with `data`, the
+   * bytes of its one output, whose blob is then written with the commit, off the save's path.
+   */
+  write(c: Commit, data?: Uint8Array): void {
     if (this.fd === undefined) {
       mkdirSync(this.dir, { recursive: true });
       this.path = join(this.dir, `${process.pid}-${tempSuffix()}.journal`);
       this.fd = openSync(this.path, 'a', 0o644);
     }
-    const line = Buffer.from(`${JSON.stringify(c)}\n`);
+    const saved: Pending = data ? { ...c, data: Buffer.from(data).toString('base64') } : c;
+    const line = Buffer.from(`${JSON.stringify(saved)}\n`);
     const n = writeSync(this.fd, line);
     this.bytes += n;
     // A short write (disk full) leaves a cut line, skipped by whoever reads it: not acknowledged.
@@ -92,14 +96,14 @@ export class PendingResults {
   }
 
   /** Journals of processes that are gone, with the saves each holds (cut lines skipped). */
-  orphans(): Array<{ path: string; commits: Commit[] }> {
+  orphans(): Array<{ path: string; commits: Pending[] }> {
     let names: string[];
     try {
       names = readdirSync(this.dir);
     } catch {
       return []; // no pending/ yet: nothing was ever saved this way
     }
-    const found: Array<{ path: string; commits: Commit[] }> = [];
+    const found: Array<{ path: string; commits: Pending[] }> = [];
     for (const name of names) {
       const m = JOURNAL.exec(name);
       // A live writer commits its own (a reused pid only delays this until it exits).
@@ -111,7 +115,7 @@ export class PendingResults {
       } catch {
         continue; // removed by another process folding it
       }
-      const commits: Commit[] = [];
+      const commits: Pending[] = [];
       for (const line of text.split('\n')) {
         const c = parse(line);
         if (c) commits.push(c);
@@ -122,13 +126,17 @@ export class PendingResults {
   }
 }
 
+/** A journal line: a save, and the bytes of its output when they were not written yet (base64). */
+export type Pending = Commit & { data?: string };
+
 /** A journal line as a save, or undefined for a cut or damaged one. */
-function parse(line: string): Commit | undefined {
+function parse(line: string): Pending | undefined {
   if (line === '') return undefined;
   try {
-    const c = JSON.parse(line) as Commit;
+    const c = JSON.parse(line) as Pending;
     if (!c || typeof c !== 'object' || !c.entry || !isHexDigest(c.entry.key)) return undefined;
     if (typeof c.label !== 'string' || !c.fingerprint || typeof c.fingerprint !== 'object') return undefined;
+    if (c.data !== undefined && typeof c.data !== 'string') return undefined;
     return c;
   } catch {
     return undefined;

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import type { Durability } from '../config/types.js';
 import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
+import { hashBytes } from '../fingerprint/hash.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { warn as warnLine } from '../util/term.js';
 import { type AuditEvent, AuditLog } from './audit.js';
@@ -93,11 +94,18 @@ export class Store {
     try {
       const orphans = this.pending.orphans();
       if (orphans.length === 0) return;
-      commitPending(
-        this.dbs,
-        this.blobs,
-        orphans.flatMap((o) => o.commits),
-      );
+      const commits: Commit[] = [];
+      for (const { data, ...c } of orphans.flatMap((o) => o.commits)) {
+        // Bytes that waited in the journal: their blob first, if they are what the entry names.
+        const out = c.entry.outputs[0];
+        if (data !== undefined && out?.type === 'file') {
+          const bytes = Buffer.from(data, 'base64');
+          if (hashBytes(c.entry.algorithm, bytes) !== out.hash) continue;
+          this.blobs.putBytesSync(c.entry.algorithm, bytes);
+        }
+        commits.push(c);
+      }
+      commitPending(this.dbs, this.blobs, commits);
       for (const o of orphans) removeFile(o.path);
     } catch {
       // A failed commit (disk full) leaves the files for the next open; the store works without them.
@@ -208,8 +216,14 @@ export class Store {
     fingerprint: Fingerprint,
     label: string,
     durability: Durability = 'strict',
+    /** The bytes of the entry's one output, whose blob is not written yet (a small result). */
+    data?: Uint8Array,
   ): Promise<Result<void>> {
     if (this.noWrites) return err(failure('cache', this.noWrites));
+    const c: Commit = { entry, fingerprint, label };
+    if (durability === 'fast' && entry.result && this.commitLater(c, data)) return ok(undefined);
+    // Throws as writing the blob before the save would have (ENOSPC): the caller says so.
+    if (data) this.blobs.putBytesSync(entry.algorithm, data);
     if (durability === 'strict') {
       try {
         await this.blobs.syncAll(entryBlobs(entry));
@@ -223,11 +237,6 @@ export class Store {
         );
       }
     }
-    const c: Commit = { entry, fingerprint, label };
-    if (durability === 'fast' && entry.result) {
-      const acked = this.commitLater(c);
-      if (acked) return ok(undefined);
-    }
     const committed = await this.commits.commit(c);
     // Results of `cache save` / the SDK are looked up through the index only.
     if (committed.ok && !entry.result) this.hot.putEntry(entry);
@@ -239,13 +248,23 @@ export class Store {
    * commit following in the background with whatever other saves are waiting. False if the file
    * cannot be written: the caller then waits for the commit.
    */
-  private commitLater(c: Commit): boolean {
+  private commitLater(c: Commit, data?: Uint8Array): boolean {
     try {
-      this.pending.write(c);
+      this.pending.write(c, data);
     } catch {
       return false;
     }
-    const settled: Promise<void> = this.commits.commit(c).then((r) => {
+    const commit = async (): Promise<Result<void>> => {
+      if (data) {
+        try {
+          this.blobs.putBytesSync(c.entry.algorithm, data);
+        } catch (e) {
+          return err(failure('cache', `cannot write the result to the cache: ${errorMessage(e)}`));
+        }
+      }
+      return this.commits.commit(c);
+    };
+    const settled: Promise<void> = commit().then((r) => {
       this.unsettled.delete(settled);
       this.pending.done(c.entry, r.ok);
       // Acknowledged but not committed (a failed index write, the disk full; or its blob removed
@@ -255,6 +274,11 @@ export class Store {
     });
     this.unsettled.add(settled);
     return true;
+  }
+
+  /** Whether `key` is a save of this process still to be committed (its blob may not exist yet). */
+  isPending(key: string): boolean {
+    return this.pending.get(key) !== undefined;
   }
 
   /** Waits until every save acknowledged before its commit (commitLater) has been committed. */
