@@ -6,7 +6,8 @@
 //            the 100,000 (seconds); the SDK's fill rate (`cacheResult` of 1 KB values, entries/s)
 //   outputs  a hit restoring 20,000 small output files against `cp -r` of the same tree
 //   inputs   a hit at 2,000 / 20,000 / 200,000 input files (1 KB) against `node -e 0`
-// Usage: npm run build && node bench/scale.mjs [index|outputs|inputs ...]   (default: all)
+//   fill     the SDK fill rate alone: sequential and concurrent, durability fast and strict
+// Usage: npm run build && node bench/scale.mjs [index|outputs|inputs|fill ...]   (default: the first three)
 // BENCH_QUICK=1 shrinks every size for a smoke run. Prints a markdown section on stdout.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -185,23 +186,49 @@ function gcHalf(p) {
   return { ms: r.ms, report };
 }
 
-/** SDK fill rate: `count` calls of cacheResult with distinct 1 KB values, one client. */
-async function fillRate(count) {
+/**
+ * SDK fill rate: `count` calls of cacheResult with distinct 1 KB values, one client, awaited one
+ * after another (sequential) and all at once (concurrent, where saves share commits).
+ */
+async function fillRate(count, durability) {
   const { Client } = await import('../dist/index.js');
-  const dir = join(work, 'fill');
+  const dir = join(work, `fill-${durability}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'taskvault.config.ts'), 'export default {};\n');
-  const client = new Client({ cwd: dir, cacheDir: join(dir, 'cache'), env: {} });
-  const value = Buffer.alloc(1024, 1);
-  await client.cacheResult('warm', 'warm-up', value); // opens the cache: not part of the rate
-  const t0 = performance.now();
-  for (let i = 0; i < count; i++) {
-    value.writeUInt32LE(i, 0);
-    await client.cacheResult('fill', `input ${i}`, value);
-  }
+  const client = new Client({ cwd: dir, cacheDir: join(dir, 'cache'), env: {}, durability });
+  await client.cacheResult('warm', 'warm-up', Buffer.alloc(1024)); // opens the cache: not part of the rate
+  const value = (i) => {
+    const v = Buffer.alloc(1024, 1);
+    v.writeUInt32LE(i, 0);
+    return v;
+  };
+  let t0 = performance.now();
+  for (let i = 0; i < count; i++) await client.cacheResult('fill', `input ${i}`, value(i));
   const ms = performance.now() - t0;
+  t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: count }, (_, i) => client.cacheResult('fillc', `input ${i}`, value(i))),
+  );
+  const concurrentMs = performance.now() - t0;
   await client.close();
-  return { ms, perSecond: count / (ms / 1000) };
+  return { ms, perSecond: count / (ms / 1000), concurrentPerSecond: count / (concurrentMs / 1000) };
+}
+
+/** `node bench/scale.mjs fill`: the fill rate alone, in both durabilities. */
+async function fillBench(md) {
+  log(`fill: ${SIZES.fill} results, sequential then concurrent, fast then strict`);
+  const fast = await fillRate(SIZES.fill, 'fast');
+  const strict = await fillRate(SIZES.fill, 'strict');
+  md.push(
+    '',
+    `### SDK fill rate (\`cacheResult\` of 1 KB values, ${n(SIZES.fill)} each way, one client)`,
+    '',
+    '| durability | sequential (awaited one by one) | concurrent (all at once) | target |',
+    '| --- | --- | --- | --- |',
+    `| fast (default for results) | ${n(Math.round(fast.perSecond))} entries/s | ${n(Math.round(fast.concurrentPerSecond))} entries/s | ≥ 2,000 entries/s |`,
+    `| strict | ${n(Math.round(strict.perSecond))} entries/s | ${n(Math.round(strict.concurrentPerSecond))} entries/s | |`,
+  );
+  return { fast, strict };
 }
 
 async function indexBench(md) {
@@ -222,7 +249,7 @@ async function indexBench(md) {
   log(`index: gc evicting half of ${n(b)}`);
   const gc = gcHalf(large);
   log(`index: SDK fill rate over ${SIZES.fill} results`);
-  const fill = await fillRate(SIZES.fill);
+  const fill = await fillRate(SIZES.fill, 'fast');
 
   md.push(
     `### Index scale (${n(a)} against ${n(b)} entries)`,
@@ -369,6 +396,7 @@ try {
   if (parts.has('index')) await indexBench(md);
   if (parts.has('outputs')) outputsBench(md);
   if (parts.has('inputs')) inputsBench(md);
+  if (parts.has('fill')) await fillBench(md);
   md.push(
     `Load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}.`,
   );

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(REPO, "python"))
 import diskcache  # noqa: E402
 import joblib  # noqa: E402
 
+from taskvault._service import Service  # noqa: E402
 from taskvault.sdk import Client  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
@@ -72,19 +73,27 @@ def main() -> None:
         dc.set("key", KB)
         cached_kb(1)
         assert client.get_cached_result("hit", b"key") == (KB, True)
+        # The floor: the same request and reply frames over a pipe to a Node process that only echoes.
+        echo = Service(["node", os.path.join(REPO, "bench", "python", "echo.mjs")], project, dict(os.environ))
+        get = {"op": "get", "task": "hit", "input": {"bytes": 3}}
         hit = alternate(
             3,
             {
                 "tv": lambda r: per_call(lambda i: client.get_cached_result("hit", b"key")),
                 "dc": lambda r: per_call(lambda i: dc.get("key")),
                 "jl": lambda r: per_call(lambda i: cached_kb(1)),
+                "echo": lambda r: per_call(lambda i: echo.call(get, [b"key"])),
             },
         )
+        echo.close()
         rows.append(
             ("1 KB hit, per call", us(hit["tv"]), f"diskcache get {us(hit['dc'])}", ratio(hit["tv"], hit["dc"]), "<= 2x")
         )
         rows.append(
             ("", "", f"joblib.Memory hit {us(hit['jl'])}", ratio(hit["tv"], hit["jl"]), "< 1x")
+        )
+        rows.append(
+            ("", "", f"floor: pipe echo {us(hit['echo'])}", ratio(hit["tv"], hit["echo"]), "(floor)")
         )
 
         # 1 KB save, a new key each call.

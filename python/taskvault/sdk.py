@@ -129,15 +129,22 @@ class Client:
         cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         on_warning: Optional[Callable[[str], None]] = None,
         env: Optional[Mapping[str, str]] = None,
+        durability: Optional[str] = None,
     ) -> None:
         if config is not None and not isinstance(config, (str, os.PathLike)):
             raise TypeError(f"Client(config) takes a path, got {type(config).__name__}")
         if on_warning is not None and not callable(on_warning):
             raise TypeError("on_warning must be a function of one message string")
+        if durability not in (None, "strict", "fast"):
+            raise TypeError(f"durability must be 'strict' or 'fast', got {durability!r}")
         here = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
         self._env: Dict[str, str] = dict(os.environ if env is None else env)
         setup = setup_for(os.fspath(config) if config is not None else None, here)
         self._env.update(setup.env)
+        if durability is not None:
+            # When cache_result returns: 'fast' once a crash of the service cannot lose the save,
+            # 'strict' once a power loss cannot either (docs/guarantees.md).
+            self._env["TASKVAULT_DURABILITY"] = durability
         self._cwd = setup.cwd
         self._argv = find_cli(here, self._env)
         self._serve_args = ["serve", "--stdio", *setup.args]

@@ -93,6 +93,26 @@ class Lifecycle(ProjectTest):
                 self.assertEqual(client.get_cached_result("k", f), (b"out", True))
             self.assertNotIn(client.info["pid"], (first, second))
 
+    def test_saves_acknowledged_survive_a_kill_of_the_service_right_after(self) -> None:
+        for durability in ("fast", "strict", None):
+            with self.subTest(durability=durability):
+                with Client(durability=durability) as client:
+                    values = {f"in {durability} {i}".encode(): os.urandom(1024) for i in range(30)}
+                    for k, v in values.items():
+                        client.cache_result("crash", k, v)
+                    # No close, no flush: the service is gone the moment the last save returned.
+                    pid = client.info["pid"]
+                    os.kill(pid, signal.SIGKILL)
+                    while _alive(pid):
+                        time.sleep(0.01)
+                with Client() as after:
+                    for k, v in values.items():
+                        self.assertEqual(after.get_cached_result("crash", k), (v, True))
+
+    def test_a_bad_durability_is_a_type_error(self) -> None:
+        with self.assertRaises(TypeError):
+            Client(durability="eventually")
+
     def test_a_service_that_dies_again_is_one_clear_error(self) -> None:
         # A CLI that answers hello and then dies on every call: the restart does not help.
         fake = self.write(

@@ -20,6 +20,13 @@ export interface TaskVaultConfig {
   remote?: RemoteConfig;
   /** Default of every task's `stdin` (see TaskConfig.stdin). Default 'auto'. */
   stdin?: StdinMode;
+  /**
+   * When a save is acknowledged: 'strict' once it would survive a power loss (blobs and index
+   * fsynced), 'fast' once it would survive a crash of the process (written, flushed to disk
+   * shortly after). Default: strict for runs, fast for results saved through the SDK
+   * (docs/guarantees.md).
+   */
+  durability?: Durability;
   /** Port of `taskvault ui` (its --port wins). Default 9999. */
   servicePort?: number;
   /** What an hour of the cached commands costs, for the dashboard's "cost saved" (docs/dashboard.md). */
@@ -29,6 +36,9 @@ export interface TaskVaultConfig {
   /** The team index on PostgreSQL: every machine's runs in one place (see docs/team-index.md). */
   team?: TeamConfig;
 }
+
+/** See TaskVaultConfig.durability. */
+export type Durability = 'strict' | 'fast';
 
 export interface CostConfig {
   /** ISO 4217 code shown beside amounts, e.g. 'EUR'. Default 'USD'. */

@@ -145,6 +145,7 @@ const taskSchema: Record<string, Check> = {
   cwd: isString,
   policy,
   stdin: oneOf('auto', 'key', 'ignore'),
+  durability: oneOf('strict', 'fast'),
 };
 
 const recordOf =

@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises';
-import { type TaskSpec, taskLabel } from '../config/resolve.js';
+import { durabilityOf, type TaskSpec, taskLabel } from '../config/resolve.js';
 import { inputsChangedSince } from '../fingerprint/recheck.js';
 import { AuditLog } from '../store/audit.js';
 import { BlobStore } from '../store/blobs.js';
@@ -255,7 +255,12 @@ export async function commitEntry(
   const paths = checkEntryPaths(run.spec.root, entry.outputs);
   if (!paths.ok) return err(warnNotStored(run.o, paths.error.message));
   await ran.staged;
-  const committed = await store.commit(entry, run.fp.fingerprint, run.label);
+  const committed = await store.commit(
+    entry,
+    run.fp.fingerprint,
+    run.label,
+    durabilityOf(run.settings, 'run'),
+  );
   mark('commit');
   if (!committed.ok) return err(warnNotStored(run.o, committed.error.message));
   store.log('SAVE', run.source, {

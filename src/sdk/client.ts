@@ -1,4 +1,5 @@
 import {
+  durabilityOf,
   resolveSettings,
   resolveTask,
   type Settings,
@@ -6,7 +7,7 @@ import {
   type TaskFlags,
   taskLabel,
 } from '../config/resolve.js';
-import type { HashAlgorithm } from '../config/types.js';
+import type { Durability, HashAlgorithm } from '../config/types.js';
 import { canonicalJson, hashBytes } from '../fingerprint/hash.js';
 import { remoteTier } from '../remote/tier.js';
 import { type Explanation, explainTask } from '../runner/explain.js';
@@ -34,6 +35,12 @@ export interface ClientOptions {
   /** Cache directory (default: the config's cacheDir, env TASKVAULT_CACHE_DIR, or .taskvault/cache). */
   cacheDir?: string;
   hashAlgorithm?: HashAlgorithm;
+  /**
+   * When `cacheResult` returns: 'fast' (default for results) once the result is written, which
+   * a crash of this process cannot undo; 'strict' once it is fsynced, which a power loss cannot.
+   * Default: the config's `durability`, env TASKVAULT_DURABILITY, else 'fast' (docs/guarantees.md).
+   */
+  durability?: Durability;
   /** Environment the TASKVAULT_* settings are read from; default `process.env`. */
   env?: NodeJS.ProcessEnv;
   /**
@@ -111,6 +118,9 @@ const unwrap = <T>(r: Result<T>): T => {
 
 const VIA = { via: 'sdk' } as const;
 
+/** How long a client holds hits' bookkeeping to book them in one commit (Store hitBatchMs). */
+const HIT_BATCH_MS = 20;
+
 /**
  * The programmatic face of TaskVault. It opens the same cache the CLI uses (same config lookup, same
  * cache directory), so results saved by one are found by the other; audit lines are written alike.
@@ -140,6 +150,7 @@ export class Client {
     if (this.options.cwd !== undefined) o.cwd = this.options.cwd;
     if (this.options.cacheDir !== undefined) o.cacheDir = this.options.cacheDir;
     if (this.options.hashAlgorithm !== undefined) o.hashAlgorithm = this.options.hashAlgorithm;
+    if (this.options.durability !== undefined) o.durability = this.options.durability;
     if (this.options.env !== undefined) o.env = this.options.env;
     // Never rejects, so an unused Client cannot cause an unhandled rejection.
     this.settingsP = resolveSettings(o).catch((e) => err(failure('config', errorMessage(e))));
@@ -160,7 +171,8 @@ export class Client {
   private async store(): Promise<Store | undefined> {
     const settings = await this.settings();
     this.storeP ??= Promise.resolve().then(() => {
-      const opened = Store.open(settings.cacheDir);
+      // A client lives long and may answer hits back to back: their bookkeeping is batched.
+      const opened = Store.open(settings.cacheDir, { hitBatchMs: HIT_BATCH_MS });
       if (opened.ok) return opened.value;
       this.warn(`cache skipped: ${opened.error.message}`);
       return undefined;
@@ -204,7 +216,9 @@ export class Client {
       ...VIA,
       ...options,
     });
-    await this.flush(store, `cacheResult ${task}`);
+    // Committed either way; strict also waits for the index to reach the disk. Fast leaves that
+    // flush (and the bookkeeping's) to lmdb-js, shared with the saves that follow.
+    if (durabilityOf(settings, 'result') === 'strict') await this.flush(store, `cacheResult ${task}`);
     return unwrap(saved).key;
   }
 
@@ -320,7 +334,7 @@ export class Client {
           encoding: raw || o.encode ? 'raw' : 'json',
         });
         if (!saved.ok) this.warn(`memoize ${task}: not cached: ${saved.error.message}`);
-        await this.flush(store, `memoize ${task}`);
+        if (durabilityOf(settings, 'result') === 'strict') await this.flush(store, `memoize ${task}`);
       } catch (e) {
         this.warn(`memoize ${task}: not cached: ${errorMessage(e)}`);
       }

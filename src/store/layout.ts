@@ -14,6 +14,8 @@ export function cacheLayout(cacheDir: string) {
     hot: join(cacheDir, 'hot'),
     manifests: join(cacheDir, 'manifests'),
     hitsJournal: join(cacheDir, 'hits.journal'),
+    // store/pending.ts: results acknowledged before their index commit (durability 'fast').
+    pending: join(cacheDir, 'pending'),
     // store/team/: events waiting to be sent to the team index, and the flusher's state.
     team: join(cacheDir, 'team'),
   };

@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { chmod, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { resolvePolicy, type Settings } from '../config/resolve.js';
+import { durabilityOf, resolvePolicy, type Settings } from '../config/resolve.js';
 import { createHasher, hashBytes, hashFile, hashingTap, hashStream } from '../fingerprint/hash.js';
 import { resultFingerprint, resultKey, resultLabel } from '../fingerprint/result-key.js';
 import { formatBytes } from '../util/format.js';
@@ -21,6 +21,9 @@ import type { Store } from './store.js';
  * Files and streams are hashed and copied in 1 MB slices, so their size is bounded only by the disk.
  */
 export type ResultData = string | Uint8Array | { path: string } | AsyncIterable<Uint8Array>;
+
+/** Results up to this size saved fast wait in the pending journal for their blob (saveResult). */
+const JOURNALED_BYTES = 64 * 1024;
 
 /** A miss remembered longer than this says nothing about how long the work took. */
 export const MISS_TO_SAVE_WINDOW_MS = 24 * 3600_000;
@@ -151,7 +154,24 @@ export async function saveResult(
     if (size !== undefined && size > policy.value.maxEntryBytes)
       return tooLarge(size, policy.value.maxEntryBytes);
   }
-  const put = await putOutput(store, settings, output);
+  const durability = durabilityOf(settings, 'result');
+  // A small value saved fast: its blob is written with the commit, after the save returns
+  // (Store.commit); the pending journal holds the bytes until then.
+  const later =
+    durability === 'fast' && (typeof output === 'string' || output instanceof Uint8Array)
+      ? typeof output === 'string'
+        ? Buffer.from(output)
+        : output
+      : undefined;
+  const data = later && later.byteLength <= JOURNALED_BYTES ? later : undefined;
+  const put = data
+    ? ok({
+        hash: hashBytes(settings.hashAlgorithm, data),
+        size: data.byteLength,
+        mode: 0o644,
+        name: 'result',
+      })
+    : await putOutput(store, settings, output);
   if (!put.ok) return put;
   if (put.value.size > policy.value.maxEntryBytes)
     return tooLarge(put.value.size, policy.value.maxEntryBytes);
@@ -177,7 +197,7 @@ export async function saveResult(
     provenance: provenance(settings.root),
     result: { encoding: o.encoding ?? 'raw' },
   };
-  const committed = await store.commit(entry, fingerprint, resultLabel(task));
+  const committed = await store.commit(entry, fingerprint, resultLabel(task), durability, data);
   if (!committed.ok) {
     store.log('ERROR', o.source, { ...fields, error: committed.error.message });
     return committed;
@@ -238,6 +258,8 @@ export async function getResult(
     return ok({ hit: false, key, why });
   };
 
+  // Saved by this process a moment ago: its blob is written with its commit, which comes first.
+  if (store.isPending(key)) await store.settle();
   const entry = store.getEntry(key);
   const out = entry?.outputs[0];
   if (!entry || !out || out.type !== 'file') return miss('absent');

@@ -1,5 +1,7 @@
 import { statSync } from 'node:fs';
+import type { Durability } from '../config/types.js';
 import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
+import { hashBytes } from '../fingerprint/hash.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { warn as warnLine } from '../util/term.js';
 import { type AuditEvent, AuditLog } from './audit.js';
@@ -8,10 +10,12 @@ import { type Entry, entryBlobs } from './entry.js';
 import { HotIndex } from './hot.js';
 import { newestKeys } from './index/by-creation.js';
 import { chart } from './index/chart.js';
-import { type Counters, count, readCounters, recordHit, takeMiss } from './index/counters.js';
+import { type Counters, count, drainHits, readCounters, recordHit, takeMiss } from './index/counters.js';
 import type { IndexDbs } from './index/dbs.js';
 import {
-  commitEntry,
+  type Commit,
+  CommitQueue,
+  commitPending,
   dropStaged,
   type EntrySummary,
   type Removed,
@@ -24,6 +28,7 @@ import { indexFileId, openIndex, rebuildIndex, type StoreFiles } from './index/o
 import { type Recount, recount, removeOrphanBlobs, usage } from './index/refs.js';
 import { background, bounded, hasWriteFailed, transact } from './index/writes.js';
 import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
+import { PendingResults, remove as removeFile } from './pending.js';
 import { lowSpace } from './space.js';
 import type { TimeSeries } from './timeseries.js';
 
@@ -36,6 +41,11 @@ export interface OpenOptions {
   repair?: boolean;
   /** Where the one line about a rebuilt index goes (default: a warning on stderr). */
   warn?: (message: string) => void;
+  /**
+   * Hold hits' bookkeeping up to this long and book them together (index/counters.ts): for
+   * long-lived SDK clients. Default 0: each hit is booked at once.
+   */
+  hitBatchMs?: number;
 }
 
 /**
@@ -53,17 +63,54 @@ export class Store {
   /** Why this store does not write (disk nearly full), or undefined. Checked once, at open. */
   readonly noWrites: string | undefined;
 
+  /** Commits in flight and those waiting to go with the next (index/entries.ts). */
+  private readonly commits: CommitQueue;
+  /** Results acknowledged before their commit (pending.ts), and those commits, still going. */
+  private readonly pending: PendingResults;
+  private readonly unsettled = new Set<Promise<void>>();
+
+  /** See OpenOptions.hitBatchMs. */
+  private hitBatchMs = 0;
+
   private constructor(
     private readonly files: StoreFiles,
     private readonly dbs: IndexDbs,
   ) {
+    this.commits = new CommitQueue(dbs, files.blobs);
+    this.pending = new PendingResults(files.layout.pending);
     this.layout = files.layout;
     this.blobs = files.blobs;
     this.hot = files.hot;
     this.audit = files.audit;
     this.noWrites = files.noWrites;
     // Hits served from hot/ since the last open: counted now, so stats, ls and eviction see them.
-    if (this.noWrites === undefined) foldHits(dbs, this.layout.hitsJournal);
+    if (this.noWrites === undefined) {
+      foldHits(dbs, this.layout.hitsJournal);
+      this.foldPending();
+    }
+  }
+
+  /** Commits the saves other processes acknowledged but did not commit (killed, or not yet). */
+  private foldPending(): void {
+    try {
+      const orphans = this.pending.orphans();
+      if (orphans.length === 0) return;
+      const commits: Commit[] = [];
+      for (const { data, ...c } of orphans.flatMap((o) => o.commits)) {
+        // Bytes that waited in the journal: their blob first, if they are what the entry names.
+        const out = c.entry.outputs[0];
+        if (data !== undefined && out?.type === 'file') {
+          const bytes = Buffer.from(data, 'base64');
+          if (hashBytes(c.entry.algorithm, bytes) !== out.hash) continue;
+          this.blobs.putBytesSync(c.entry.algorithm, bytes);
+        }
+        commits.push(c);
+      }
+      commitPending(this.dbs, this.blobs, commits);
+      for (const o of orphans) removeFile(o.path);
+    } catch {
+      // A failed commit (disk full) leaves the files for the next open; the store works without them.
+    }
   }
 
   static open(cacheDir: string, o: OpenOptions = {}): Result<Store> {
@@ -81,7 +128,10 @@ export class Store {
       noWrites: lowSpace(layout.root),
     };
     const opened = openIndex(files, { repair: o.repair, warn: o.warn ?? warnLine });
-    return opened.ok ? ok(new Store(files, opened.value)) : opened;
+    if (!opened.ok) return opened;
+    const store = new Store(files, opened.value);
+    store.hitBatchMs = o.hitBatchMs ?? 0;
+    return ok(store);
   }
 
   /**
@@ -121,13 +171,14 @@ export class Store {
 
   // --- Entries (index/entries.ts) --------------------------------------------------------------
 
+  /** The entry for `key`: this process's save not yet committed, else the index's. */
   getEntry(key: string): Entry | undefined {
-    return this.dbs.entries.get(key);
+    return this.pending.get(key) ?? this.dbs.entries.get(key);
   }
 
-  /** Whether the index has an entry for `key`, without decoding it. */
+  /** Whether there is an entry for `key`, without decoding it. */
   hasEntry(key: string): boolean {
-    return this.dbs.entries.doesExist(key);
+    return this.pending.get(key) !== undefined || this.dbs.entries.doesExist(key);
   }
 
   getFingerprint(key: string): Fingerprint | undefined {
@@ -154,26 +205,86 @@ export class Store {
   }
 
   /**
-   * Commits an entry once every blob it references is on stable storage (invariant 2, across a
-   * power loss too: see BlobStore.syncAll), then writes its hot/ copy.
+   * Commits an entry once every blob it references exists (invariant 2). `strict` (the default
+   * here): the blobs are on stable storage first (BlobStore.syncAll), so that after a power loss
+   * no entry points at an empty blob. `fast`: they are only written, which a crash of this process
+   * cannot undo; after a power loss such an entry may find its blob damaged, which the hit's
+   * verification turns into a miss (never wrong bytes). Either way the index commit is LMDB's,
+   * whose flush to disk follows it (lmdb-js's overlapping sync). Then writes the hot/ copy.
    */
-  async commit(entry: Entry, fingerprint: Fingerprint, label: string): Promise<Result<void>> {
+  async commit(
+    entry: Entry,
+    fingerprint: Fingerprint,
+    label: string,
+    durability: Durability = 'strict',
+    /** The bytes of the entry's one output, whose blob is not written yet (a small result). */
+    data?: Uint8Array,
+  ): Promise<Result<void>> {
     if (this.noWrites) return err(failure('cache', this.noWrites));
-    try {
-      await this.blobs.syncAll(entryBlobs(entry));
-    } catch (e) {
-      const gone = (e as NodeJS.ErrnoException).code === 'ENOENT';
-      return err(
-        failure(
-          'cache',
-          gone ? 'a blob vanished before commit' : `cannot flush blobs to disk: ${errorMessage(e)}`,
-        ),
-      );
+    const c: Commit = { entry, fingerprint, label };
+    if (durability === 'fast' && entry.result && this.commitLater(c, data)) return ok(undefined);
+    // Throws as writing the blob before the save would have (ENOSPC): the caller says so.
+    if (data) this.blobs.putBytesSync(entry.algorithm, data);
+    if (durability === 'strict') {
+      try {
+        await this.blobs.syncAll(entryBlobs(entry));
+      } catch (e) {
+        const gone = (e as NodeJS.ErrnoException).code === 'ENOENT';
+        return err(
+          failure(
+            'cache',
+            gone ? 'a blob vanished before commit' : `cannot flush blobs to disk: ${errorMessage(e)}`,
+          ),
+        );
+      }
     }
-    const committed = await commitEntry(this.dbs, this.blobs, entry, fingerprint, label);
+    const committed = await this.commits.commit(c);
     // Results of `cache save` / the SDK are looked up through the index only.
     if (committed.ok && !entry.result) this.hot.putEntry(entry);
     return committed;
+  }
+
+  /**
+   * A fast save of a result: acknowledged once it is in this process's pending journal (pending.ts), the
+   * commit following in the background with whatever other saves are waiting. False if the file
+   * cannot be written: the caller then waits for the commit.
+   */
+  private commitLater(c: Commit, data?: Uint8Array): boolean {
+    try {
+      this.pending.write(c, data);
+    } catch {
+      return false;
+    }
+    const commit = async (): Promise<Result<void>> => {
+      if (data) {
+        try {
+          this.blobs.putBytesSync(c.entry.algorithm, data);
+        } catch (e) {
+          return err(failure('cache', `cannot write the result to the cache: ${errorMessage(e)}`));
+        }
+      }
+      return this.commits.commit(c);
+    };
+    const settled: Promise<void> = commit().then((r) => {
+      this.unsettled.delete(settled);
+      this.pending.done(c.entry, r.ok);
+      // Acknowledged but not committed (a failed index write, the disk full; or its blob removed
+      // since): said in the audit log. The journal still has it for a later open to retry.
+      if (!r.ok)
+        this.audit.write('ERROR', 'save', { hash: c.entry.key.slice(0, 12), error: r.error.message });
+    });
+    this.unsettled.add(settled);
+    return true;
+  }
+
+  /** Whether `key` is a save of this process still to be committed (its blob may not exist yet). */
+  isPending(key: string): boolean {
+    return this.pending.get(key) !== undefined;
+  }
+
+  /** Waits until every save acknowledged before its commit (commitLater) has been committed. */
+  async settle(): Promise<void> {
+    while (this.unsettled.size > 0) await Promise.all([...this.unsettled]);
   }
 
   /** Writes an entry's fingerprint while its command runs (see index/entries.ts). */
@@ -188,6 +299,8 @@ export class Store {
 
   /** Removes an entry from the index and deletes the blobs no other entry references. */
   async remove(key: string, reason = 'removed'): Promise<boolean> {
+    // A save of this key still to be committed would bring it back: it goes first.
+    if (this.pending.get(key)) await this.settle();
     // Allowed on a nearly full disk too: removing is how space comes back.
     try {
       const removed = await this.removeEntries([{ key }], { reason });
@@ -220,7 +333,7 @@ export class Store {
 
   /** A served hit: the entry's last access and hit count, and the cache-wide counters. */
   recordHit(key: string, o: { now: number; savedMs: number; remote?: boolean }): void {
-    if (!this.noWrites) recordHit(this.dbs, key, o);
+    if (!this.noWrites) recordHit(this.dbs, key, o, this.hitBatchMs);
   }
 
   hitCount(key: string): number {
@@ -315,11 +428,16 @@ export class Store {
   /** Waits for pending writes (access times, counters) to be committed. */
   async flush(): Promise<void> {
     // After a failed commit lmdb-js never settles `flushed`: don't wait for it (bounded either way).
+    await this.settle();
+    drainHits(this.dbs);
     if (hasWriteFailed()) return;
     await bounded(this.dbs.env.flushed, 10_000);
   }
 
   async close(): Promise<void> {
+    await bounded(this.settle(), 10_000);
+    drainHits(this.dbs);
+    this.pending.close();
     await bounded(this.dbs.env.close(), hasWriteFailed() ? 1_000 : 10_000);
   }
 }

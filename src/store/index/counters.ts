@@ -39,25 +39,59 @@ export function count(dbs: IndexDbs, name: keyof Counters, by: number, task?: st
   );
 }
 
+type Hit = { key: string; now: number; savedMs: number; remote?: boolean };
+
+/** Hits waiting for their write transaction, per index, and the timer that will start it. */
+const queued = new WeakMap<IndexDbs, { hits: Hit[]; timer?: NodeJS.Timeout }>();
+
 /**
- * A served hit, booked in one write transaction (the hit path pays one commit): the entry's last
- * access and hit count, and the cache-wide counters.
+ * A served hit: the entry's last access and hit count, and the cache-wide counters, booked in one
+ * write transaction. With `batchMs` (a long-lived SDK client), hits are held for up to that long
+ * and booked together: a client answering hits back to back then pays one commit per batch
+ * instead of one per hit. drainHits books them at once (flush, close); a crash loses at most
+ * those `batchMs` of hit counts, never an entry.
  */
 export function recordHit(
   dbs: IndexDbs,
   key: string,
   o: { now: number; savedMs: number; remote?: boolean },
+  batchMs = 0,
 ): void {
+  let q = queued.get(dbs);
+  if (!q) {
+    q = { hits: [] };
+    queued.set(dbs, q);
+  }
+  q.hits.push({ key, ...o });
+  if (batchMs <= 0) drainHits(dbs);
+  else if (!q.timer) {
+    q.timer = setTimeout(() => drainHits(dbs), batchMs);
+    // Never what keeps a process alive: flush and close drain first.
+    q.timer.unref();
+  }
+}
+
+/** Books the hits recordHit holds, now. */
+export function drainHits(dbs: IndexDbs): void {
+  const q = queued.get(dbs);
+  if (!q || q.hits.length === 0) return;
+  queued.delete(dbs);
+  clearTimeout(q.timer);
   background(
     dbs.env.transaction(() => {
-      background(dbs.access.put(key, o.now));
-      background(dbs.hits.put(key, (dbs.hits.get(key) ?? 0) + 1));
-      bump(dbs, 'hits', 1);
-      if (o.remote) bump(dbs, 'remoteHits', 1);
-      bump(dbs, 'savedMs', Math.max(0, Math.round(o.savedMs)));
-      chart(dbs, o.now, { kind: 'hit', task: taskOf(dbs, key), savedMs: o.savedMs, remote: !!o.remote });
+      for (const h of q.hits) bookHit(dbs, h);
     }),
   );
+}
+
+/** Inside a write transaction: one hit's bookkeeping. */
+function bookHit(dbs: IndexDbs, h: Hit): void {
+  background(dbs.access.put(h.key, h.now));
+  background(dbs.hits.put(h.key, (dbs.hits.get(h.key) ?? 0) + 1));
+  bump(dbs, 'hits', 1);
+  if (h.remote) bump(dbs, 'remoteHits', 1);
+  bump(dbs, 'savedMs', Math.max(0, Math.round(h.savedMs)));
+  chart(dbs, h.now, { kind: 'hit', task: taskOf(dbs, h.key), savedMs: h.savedMs, remote: !!h.remote });
 }
 
 /**
@@ -72,7 +106,8 @@ export function takeMiss(
   forget: boolean,
 ): number | undefined {
   const at = dbs.pending.get(key);
-  if (forget)
+  // Most saves follow no recorded miss: no write transaction for them.
+  if (forget && (at !== undefined || hasAny(dbs.pending)))
     background(
       dbs.env.transaction(() => {
         background(dbs.pending.remove(key));
@@ -81,4 +116,9 @@ export function takeMiss(
       }),
     );
   return at !== undefined && now - at >= 0 && now - at < windowMs ? at : undefined;
+}
+
+function hasAny(db: IndexDbs['pending']): boolean {
+  for (const _ of db.getKeys({ limit: 1 })) return true;
+  return false;
 }

@@ -43,52 +43,102 @@ function putEntry(dbs: IndexDbs, entry: Entry): void {
 }
 
 /**
- * Commits an entry after checking that every blob it references is in place (invariant 2). The
- * check runs inside the write transaction: eviction deletes a blob only inside its own write
- * transaction, after its reference count reached zero, so a blob seen here cannot disappear
- * before this entry's references are counted.
+ * Inside a write transaction: commits an entry after checking that every blob it references is in
+ * place (invariant 2); returns the hash of a missing blob instead. The check runs inside the write
+ * transaction: eviction deletes a blob only inside its own write transaction, after its reference
+ * count reached zero, so a blob seen here cannot disappear before this entry's references are
+ * counted.
  */
-export async function commitEntry(
+export function applyCommit(dbs: IndexDbs, blobs: BlobStore, c: Commit): string | undefined {
+  const { entry, fingerprint, label } = c;
+  for (const ref of entryBlobs(entry)) if (!blobs.has(ref.hash)) return ref.hash;
+  const previous = dbs.entries.get(entry.key);
+  // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
+  addRefs(dbs, entry);
+  if (previous) {
+    dropRefs(dbs, blobs, previous);
+    dbs.byCreation.remove([previous.createdAt, previous.key]);
+  }
+  putEntry(dbs, entry);
+  // Usually staged while the command ran (stageFingerprint); the key is its hash, so one
+  // found under it is this one.
+  if (!dbs.fingerprints.has(entry.key)) background(dbs.fingerprints.put(entry.key, fingerprint));
+  background(dbs.staged.remove(entry.key));
+  dropStaleStaged(dbs, entry.createdAt);
+  background(dbs.latest.put(label, entry.key));
+  if (entry.provenance.origin === 'remote')
+    chart(dbs, Date.now(), { kind: 'remote', direction: 'down', bytes: entry.bytes });
+  chart(dbs, entry.createdAt, {
+    kind: 'save',
+    task: entry.task,
+    durationMs: entry.durationMs,
+    usage: usage(dbs),
+  });
+  return undefined;
+}
+
+/** One entry to commit, with its fingerprint and task label. */
+export interface Commit {
+  entry: Entry;
+  fingerprint: Fingerprint;
+  label: string;
+}
+
+/**
+ * Commits entries in one write transaction (each checked as applyCommit says); one result per
+ * entry, in order. A failed transaction commits none of them.
+ */
+export async function commitEntries(
   dbs: IndexDbs,
   blobs: BlobStore,
-  entry: Entry,
-  fingerprint: Fingerprint,
-  label: string,
-): Promise<Result<void>> {
-  let missing: string | undefined;
+  commits: Commit[],
+): Promise<Array<Result<void>>> {
+  let missing: Array<string | undefined>;
   try {
-    missing = await transact(dbs.env, () => {
-      for (const ref of entryBlobs(entry)) if (!blobs.has(ref.hash)) return ref.hash;
-      const previous = dbs.entries.get(entry.key);
-      // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
-      addRefs(dbs, entry);
-      if (previous) {
-        dropRefs(dbs, blobs, previous);
-        dbs.byCreation.remove([previous.createdAt, previous.key]);
-      }
-      putEntry(dbs, entry);
-      // Usually staged while the command ran (stageFingerprint); the key is its hash, so one
-      // found under it is this one.
-      if (!dbs.fingerprints.has(entry.key)) background(dbs.fingerprints.put(entry.key, fingerprint));
-      background(dbs.staged.remove(entry.key));
-      dropStaleStaged(dbs, entry.createdAt);
-      background(dbs.latest.put(label, entry.key));
-      if (entry.provenance.origin === 'remote')
-        chart(dbs, Date.now(), { kind: 'remote', direction: 'down', bytes: entry.bytes });
-      chart(dbs, entry.createdAt, {
-        kind: 'save',
-        task: entry.task,
-        durationMs: entry.durationMs,
-        usage: usage(dbs),
-      });
-      return undefined;
-    });
+    missing = await transact(dbs.env, () => commits.map((c) => applyCommit(dbs, blobs, c)));
   } catch (e) {
     noteWriteFailed();
-    return err(failure('cache', `index commit failed: ${await writeErrorMessage(e)}`));
+    const failed = err(failure('cache', `index commit failed: ${await writeErrorMessage(e)}`));
+    return commits.map(() => failed);
   }
-  if (missing) return err(failure('cache', `blob ${missing.slice(0, 12)} vanished before commit`));
-  return ok(undefined);
+  return missing.map((m) =>
+    m ? err(failure('cache', `blob ${m.slice(0, 12)} vanished before commit`)) : ok(undefined),
+  );
+}
+
+/**
+ * Group commit: entries committed while a commit is in flight wait for it and then go together,
+ * in one write transaction. Each commit is one LMDB transaction whose flush to disk the next must
+ * wait for, so concurrent saves share it instead of queueing one flush each.
+ */
+export class CommitQueue {
+  private waiting: Array<Commit & { done: (r: Result<void>) => void }> = [];
+  private busy = false;
+
+  constructor(
+    private readonly dbs: IndexDbs,
+    private readonly blobs: BlobStore,
+  ) {}
+
+  commit(c: Commit): Promise<Result<void>> {
+    return new Promise((done) => {
+      this.waiting.push({ ...c, done });
+      if (!this.busy) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0);
+        const results = await commitEntries(this.dbs, this.blobs, batch);
+        for (const [i, c] of batch.entries()) c.done(results[i]!);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
 }
 
 /**
@@ -198,4 +248,20 @@ export function dropStaged(dbs: IndexDbs, key: string): void {
  */
 function dropStaleStaged(dbs: IndexDbs, now: number): void {
   for (const { key, value } of dbs.staged.getRange()) if (now - value > STAGED_STALE_MS) dropStaged(dbs, key);
+}
+
+/**
+ * Commits, in one write transaction, saves acknowledged before their commit by a process that
+ * died before it got there (store/pending.ts). Committing one twice changes nothing; an entry
+ * already newer in the index is kept, and one whose blob is gone is skipped (a miss).
+ */
+export function commitPending(dbs: IndexDbs, blobs: BlobStore, commits: Commit[]): void {
+  if (commits.length === 0) return;
+  dbs.env.transactionSync(() => {
+    for (const c of commits) {
+      const current = dbs.entries.get(c.entry.key);
+      if (current && current.createdAt >= c.entry.createdAt) continue;
+      applyCommit(dbs, blobs, c);
+    }
+  });
 }
