@@ -206,8 +206,9 @@ export async function saveResult(
   // Over the cache limit: evict as a run's save does (bounded in time, the new entry is kept, every
   // removal audited). The save itself has succeeded whatever happens here; the next save or gc
   // evicts what this one could not.
-  await evictAfterSave(store, settings, { now, protect: key, source: o.source, info: () => {} }).catch(
-    () => {},
+  // A fast save is counted once its background commit lands: eviction waits for that.
+  await store.afterCommit(key, () =>
+    evictAfterSave(store, settings, { now, protect: key, source: o.source, info: () => {} }).catch(() => {}),
   );
   return ok({ key, size, hash });
 }

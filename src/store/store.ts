@@ -68,6 +68,8 @@ export class Store {
   /** Results acknowledged before their commit (pending.ts), and those commits, still going. */
   private readonly pending: PendingResults;
   private readonly unsettled = new Set<Promise<void>>();
+  /** The background commit of each key saved fast, while it is going. */
+  private readonly settling = new Map<string, Promise<void>>();
 
   /** See OpenOptions.hitBatchMs. */
   private hitBatchMs = 0;
@@ -267,6 +269,7 @@ export class Store {
     };
     const settled: Promise<void> = commit().then((r) => {
       this.unsettled.delete(settled);
+      if (this.settling.get(c.entry.key) === settled) this.settling.delete(c.entry.key);
       this.pending.done(c.entry, r.ok);
       // Acknowledged but not committed (a failed index write, the disk full; or its blob removed
       // since): said in the audit log. The journal still has it for a later open to retry.
@@ -274,7 +277,29 @@ export class Store {
         this.audit.write('ERROR', 'save', { hash: c.entry.key.slice(0, 12), error: r.error.message });
     });
     this.unsettled.add(settled);
+    this.settling.set(c.entry.key, settled);
     return true;
+  }
+
+  /**
+   * Runs `then` once the save of `key` is in the index: now if it is, else after its background
+   * commit (and close() waits for it). What a save does next, such as eviction, must see it counted.
+   */
+  async afterCommit(key: string, then: () => Promise<unknown>): Promise<void> {
+    const committing = this.settling.get(key);
+    if (!committing) {
+      await then();
+      return;
+    }
+    // Failures of `then` are its own to report: a save has succeeded whatever happens after it.
+    const after: Promise<void> = committing.then(then).then(
+      () => {},
+      () => {},
+    );
+    const tracked = after.then(() => {
+      this.unsettled.delete(tracked);
+    });
+    this.unsettled.add(tracked);
   }
 
   /** Whether `key` is a save of this process still to be committed (its blob may not exist yet). */
