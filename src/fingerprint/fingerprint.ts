@@ -57,6 +57,11 @@ export interface FingerprintOptions {
    * it once the command has started, off the path to it.
    */
   deferManifest?: boolean;
+  /**
+   * A resident watcher's word (src/daemon/, via resident.ts) that the inputs are still exactly as
+   * `prior` recorded them, asked instead of the stat walk; false or a failure: the walk decides.
+   */
+  unchangedSince?: (id: string, prior: Manifest) => Promise<boolean>;
 }
 
 export interface Fingerprinted {
@@ -112,7 +117,13 @@ export async function fingerprintTask(spec: TaskSpec, o: FingerprintOptions): Pr
   const prior = id ? o.manifests!.get(id, o.algorithm, spec.root) : undefined;
   // Taken before anything is listed or statted: what the manifest records trust by.
   const startedMs = Date.now();
-  const unchanged = prior ? unchangedFiles(prior, spec.cwd, spec.root) : -1;
+  const vouched =
+    prior?.restHash === restHash && o.unchangedSince !== undefined && (await o.unchangedSince(id!, prior));
+  const unchanged = !prior
+    ? -1
+    : vouched
+      ? prior.files.paths.length
+      : unchangedFiles(prior, spec.cwd, spec.root);
   // The repeat run: same command, and no input or directory changed since the manifest.
   if (prior?.restHash === restHash && unchanged === prior.files.paths.length) {
     return ok(

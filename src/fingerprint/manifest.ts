@@ -47,6 +47,8 @@ export interface Manifest {
   /** hash of the fingerprint without its inputs, and the key it gave with these inputs. */
   restHash: string;
   key: string;
+  /** Identity of the stored record this was read from (resident.ts manifestStamp), when known. */
+  stamp?: string;
 }
 
 /**
@@ -226,7 +228,7 @@ export function listingHolds(listing: Listing, cwd: string, recordedMs: number):
 }
 
 /** Whether `s` is the stat recorded as file `i` of `m`, settled by the recording. */
-function sameAsRecorded(
+export function sameAsRecorded(
   m: Manifest,
   i: number,
   s: { dev: number; ino: number; size: number; mode: number; mtimeMs: number; ctimeMs: number },

@@ -1,5 +1,8 @@
 import {
   appendFileSync,
+  closeSync,
+  fstatSync,
+  openSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -10,7 +13,8 @@ import {
 import { join } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import type { ManifestStore } from '../fingerprint/fingerprint.js';
-import { decodeManifest, encodeManifest } from '../fingerprint/manifest.js';
+import { decodeManifest, encodeManifest, type Manifest } from '../fingerprint/manifest.js';
+import { manifestStamp } from '../fingerprint/resident.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { tempSuffix } from '../util/temp-name.js';
 import { type Entry, isHexDigest, STORE_SCHEMA } from './entry.js';
@@ -83,13 +87,8 @@ export class HotIndex {
   /** Input manifests as files, one per glob set. */
   manifests(): ManifestStore {
     return {
-      get: (id: string, algorithm: HashAlgorithm, root: string) => {
-        try {
-          return decodeManifest(readFileSync(join(this.layout.manifests, id)), algorithm, root);
-        } catch {
-          return undefined; // no manifest or an unreadable one: the inputs are hashed afresh
-        }
-      },
+      get: (id: string, algorithm: HashAlgorithm, root: string) =>
+        readManifest(join(this.layout.manifests, id), algorithm, root),
       put: (id, m) => this.writeAtomic(this.layout.manifests, id, encodeManifest(m)),
     };
   }
@@ -126,6 +125,25 @@ export class HotIndex {
         // gc sweeps stale temp files.
       }
     }
+  }
+}
+
+/**
+ * A manifest file with the stamp of the very file read (what the resident helper vouches for), or
+ * undefined when there is none or it cannot be used.
+ */
+export function readManifest(path: string, algorithm: HashAlgorithm, root: string): Manifest | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const stamp = manifestStamp(fstatSync(fd));
+    const m = decodeManifest(readFileSync(fd), algorithm, root);
+    if (m) m.stamp = stamp;
+    return m;
+  } catch {
+    return undefined; // no manifest or an unreadable one: the inputs are hashed afresh
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
