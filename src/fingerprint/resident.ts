@@ -136,7 +136,9 @@ export async function ask(
 export function checkTimeoutMs(files: number, env: NodeJS.ProcessEnv = process.env): number {
   const set = Number(env.TASKVAULT_DAEMON_TIMEOUT_MS);
   if (env.TASKVAULT_DAEMON_TIMEOUT_MS && Number.isFinite(set) && set > 0) return set;
-  return Math.min(250, Math.max(10, files * 0.005));
+  // The walk costs ~2.5-5 µs per input; an answer is normally back in well under 1 ms, but a
+  // loaded machine may not run the daemon at once.
+  return Math.min(500, Math.max(20, files * 0.01));
 }
 
 /**
