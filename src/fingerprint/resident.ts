@@ -138,7 +138,7 @@ export function checkTimeoutMs(files: number, env: NodeJS.ProcessEnv = process.e
   if (env.TASKVAULT_DAEMON_TIMEOUT_MS && Number.isFinite(set) && set > 0) return set;
   // The walk costs ~2.5-5 µs per input; an answer is normally back in well under 1 ms, but a
   // loaded machine may not run the daemon at once.
-  return Math.min(500, Math.max(20, files * 0.01));
+  return Math.min(500, Math.max(50, files * 0.01));
 }
 
 /**
@@ -171,12 +171,12 @@ export function residentCheck(
   where: { root: string; cwd: string },
   algorithm: string,
   env: NodeJS.ProcessEnv = process.env,
-): ((id: string, prior: { stamp?: string; files: { paths: string[] } }) => Promise<boolean>) | undefined {
+): ((id: string, prior: { stamp?: string; count: number }) => Promise<boolean>) | undefined {
   if (env.TASKVAULT_DAEMON === '0' || process.platform !== 'linux') return undefined;
   return async (id, prior) => {
     if (!prior.stamp) return false;
     const check = { id, stamp: prior.stamp, root: where.root, cwd: where.cwd, algorithm };
-    lastResidentAnswer = await askUnchanged(daemonDir, check, checkTimeoutMs(prior.files.paths.length, env));
+    lastResidentAnswer = await askUnchanged(daemonDir, check, checkTimeoutMs(prior.count, env));
     return lastResidentAnswer === 'unchanged';
   };
 }

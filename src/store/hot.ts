@@ -13,7 +13,7 @@ import {
 import { join } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import type { ManifestStore } from '../fingerprint/fingerprint.js';
-import { decodeManifest, encodeManifest, type Manifest } from '../fingerprint/manifest.js';
+import { decodeManifest, encodeManifest, type Manifest, peekManifest } from '../fingerprint/manifest.js';
 import { manifestStamp } from '../fingerprint/resident.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { tempSuffix } from '../util/temp-name.js';
@@ -89,6 +89,12 @@ export class HotIndex {
     return {
       get: (id: string, algorithm: HashAlgorithm, root: string) =>
         readManifest(join(this.layout.manifests, id), algorithm, root),
+      peek: (id: string, algorithm: HashAlgorithm, root: string) => {
+        const read = readStamped(join(this.layout.manifests, id));
+        const peek = read && peekManifest(read.buf, algorithm, root);
+        if (peek) peek.stamp = read!.stamp;
+        return peek;
+      },
       put: (id, m) => this.writeAtomic(this.layout.manifests, id, encodeManifest(m)),
     };
   }
@@ -133,13 +139,19 @@ export class HotIndex {
  * undefined when there is none or it cannot be used.
  */
 export function readManifest(path: string, algorithm: HashAlgorithm, root: string): Manifest | undefined {
+  const read = readStamped(path);
+  const m = read && decodeManifest(read.buf, algorithm, root);
+  if (m) m.stamp = read!.stamp;
+  return m;
+}
+
+/** A file's bytes and the stamp of the very file read, or undefined. */
+function readStamped(path: string): { buf: Buffer; stamp: string } | undefined {
   let fd: number | undefined;
   try {
     fd = openSync(path, 'r');
     const stamp = manifestStamp(fstatSync(fd));
-    const m = decodeManifest(readFileSync(fd), algorithm, root);
-    if (m) m.stamp = stamp;
-    return m;
+    return { buf: readFileSync(fd), stamp };
   } catch {
     return undefined; // no manifest or an unreadable one: the inputs are hashed afresh
   } finally {

@@ -27,7 +27,7 @@ import {
   untilVouched,
   wasHit,
 } from '../support/daemon.js';
-import { writeTree } from '../support/helpers.js';
+import { runCli, writeTree } from '../support/helpers.js';
 
 /** Writes `content` and puts the old mtime back, as tools that keep timestamps do. */
 function writeKeepingMtime(path: string, content: string): void {
@@ -84,6 +84,25 @@ test('the command or its env changing is a miss even while the daemon vouches', 
     await untilVouched(dir);
     const other = await run(dir, {}, ['--env', 'SOME_VAR']);
     assert.not.ok(wasHit(other), other.err);
+  } finally {
+    await killed(daemon);
+  }
+});
+
+test('a vouched key with no entry any more runs the command and caches it again', async () => {
+  // The file list is then decoded from the vouched manifest (it was not, for the key).
+  const dir = await settledProject();
+  await run(dir);
+  const daemon = await foregroundDaemon(dir);
+  try {
+    await untilVouched(dir);
+    const cleaned = await runCli(['clean', '--yes'], { cwd: dir });
+    assert.is(cleaned.code, 0, cleaned.err);
+    const again = await run(dir);
+    assert.is(daemonSaid(again), 'unchanged');
+    assert.not.ok(wasHit(again), again.err);
+    assert.match(again.err, /cached 1 file/);
+    assert.ok(wasHit(await run(dir)));
   } finally {
     await killed(daemon);
   }
