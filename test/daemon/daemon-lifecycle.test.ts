@@ -20,7 +20,7 @@ import {
   untilVouched,
   wasHit,
 } from '../support/daemon.js';
-import { CLI, cliEnv, REPO, runCli, tempDir } from '../support/helpers.js';
+import { CLI, cliEnv, REPO, runCli, runProcess, tempDir } from '../support/helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -162,6 +162,41 @@ test('a daemon of another build is not believed, and start replaces it', async (
   } finally {
     await killed(daemon);
     await runCli(['daemon', 'stop'], { cwd: dir });
+  }
+});
+
+test('a vouched hit loads no module a miss needs, nor any a hit without the daemon does not', async () => {
+  const dir = await settledProject();
+  const preload = join(tempDir(), 'builtins.cjs');
+  writeFileSync(
+    preload,
+    "process.on('exit', () => require('fs').writeFileSync(process.env.TV_BUILTINS, process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)).join('\\n')));\n",
+  );
+  const hit = async (log: string) => {
+    const r = await runProcess(process.execPath, ['-r', preload, CLI, ...runArgs()], {
+      cwd: dir,
+      env: { TV_BUILTINS: join(dir, log), TASKVAULT_DAEMON_TIMEOUT_MS: '5000' },
+    });
+    assert.is(r.code, 0, r.err);
+    assert.match(r.err, /hit/);
+    return readFileSync(join(dir, log), 'utf8').split('\n');
+  };
+  await run(dir);
+  // node:net included: Node loads it anyway for a stdout or stderr that is a pipe or a terminal.
+  const alone = await hit('alone.log');
+  const daemon = await foregroundDaemon(dir);
+  try {
+    await untilVouched(dir);
+    const before = JSON.parse((await runCli(['daemon', 'status', '--json'], { cwd: dir })).out);
+    const vouched = await hit('vouched.log');
+    const after = JSON.parse((await runCli(['daemon', 'status', '--json'], { cwd: dir })).out);
+    assert.is(after.answered.unchanged, before.answered.unchanged + 1, 'that hit was not vouched for');
+    assert.equal(
+      vouched.filter((m) => !alone.includes(m)),
+      [],
+    );
+  } finally {
+    await killed(daemon);
   }
 });
 
