@@ -1,9 +1,9 @@
 import { statfsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import { listingHolds, sameAsRecorded } from '../fingerprint/manifest.js';
 import { readManifest } from '../store/hot.js';
-import type { Watches, WatchUser } from './watches.js';
+import type { Names, Watches, WatchUser } from './watches.js';
 
 /*
  * One manifest as the daemon knows it: whether it can vouch that the inputs are as that manifest
@@ -102,13 +102,14 @@ export class Vouch implements WatchUser {
     const { stamp } = m;
     if (!m.listing) return this.decline('inputs not from a plain directory walk (globs or symlinks)');
     const { cwd } = this.where;
-    const dirs = m.listing.dirs.map((rel) => (rel ? `${cwd}/${rel}` : cwd));
-    if (dirs.length > this.maxDirs) return this.decline(`too many directories to watch (${dirs.length})`);
+    const dirs = m.listing.dirs.map((rel) => resolve(cwd, rel));
     const foreign = nonLocalFilesystem(dirs, m.listing.stats);
     if (foreign) return this.decline(`not a local filesystem: ${foreign}`);
+    const watched = watchSet(dirs, m.files.paths.length, (i) => m.files.abs(i));
+    if (watched.size > this.maxDirs) return this.decline(`too many directories to watch (${watched.size})`);
     // Watches first, then the stats: a change after a stat shows as an event, one before as a stat.
     try {
-      this.watches.retain(this, dirs);
+      this.watches.retain(this, watched);
     } catch (e) {
       return this.decline(`cannot watch: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
@@ -132,7 +133,10 @@ export class Vouch implements WatchUser {
     // itself, then statted again (a change between the first stat and the watch shows here).
     const files = linked.map((i) => m.files.abs(i));
     try {
-      this.watches.retain(this, files);
+      this.watches.retain(
+        this,
+        files.map((f): [string, Names] => [f, undefined]),
+      );
     } catch (e) {
       return this.decline(`cannot watch: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
@@ -140,7 +144,7 @@ export class Vouch implements WatchUser {
       const s = statSync(m.files.abs(i), { throwIfNoEntry: false });
       if (!s || !sameAsRecorded(m, i, s)) return this.decline('inputs changed while being checked');
     }
-    this.watches.release(this, new Set([...dirs, ...files]));
+    this.watches.release(this, new Set([...watched.keys(), ...files]));
     if (this.gen !== gen) return this.decline('inputs changed while being checked');
     this.vouched = { stamp, gen };
     this.why = '';
@@ -150,6 +154,28 @@ export class Vouch implements WatchUser {
     this.vouched = undefined;
     this.why = why;
   }
+}
+
+/**
+ * What to watch: every directory the walk listed (any event counts: entries may come and go), and
+ * the directory of every input file that is not in one of those (an input named literally, e.g.
+ * `package.json` beside `src/**`), where only events naming that file, or the directory itself,
+ * count.
+ */
+function watchSet(dirs: string[], files: number, abs: (i: number) => string): Map<string, Names> {
+  const watched = new Map<string, Names>(dirs.map((d) => [d, undefined]));
+  for (let i = 0; i < files; i++) {
+    const path = abs(i);
+    const dir = dirname(path);
+    if (watched.has(dir) && watched.get(dir) === undefined) continue;
+    let names = watched.get(dir);
+    if (!names) {
+      names = new Set([basename(dir)]);
+      watched.set(dir, names);
+    }
+    names.add(basename(path));
+  }
+  return watched;
 }
 
 /** The first directory (one per device) on a filesystem inotify cannot fully watch, or undefined. */

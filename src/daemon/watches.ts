@@ -16,9 +16,15 @@ export interface WatchUser {
   changed(): void;
 }
 
+/**
+ * Which events of a watch count for a user: every one (undefined), or only those naming one of these
+ * entries (a directory that was not listed, watched for the input files in it).
+ */
+export type Names = Set<string> | undefined;
+
 interface Watch {
   watcher: FSWatcher;
-  users: Set<WatchUser>;
+  users: Map<WatchUser, Names>;
   /** Saw an event or an error: recreated (on the path's current inode) before its next check. */
   touched: boolean;
 }
@@ -51,18 +57,18 @@ export class Watches {
    * every other user of it counts as changed, since events in between are not seen. Throws what
    * fs.watch throws (ENOSPC: out of inotify watches; ENOENT).
    */
-  retain(user: WatchUser, paths: Iterable<string>): void {
-    for (const path of paths) {
+  retain(user: WatchUser, paths: Iterable<[path: string, names: Names]>): void {
+    for (const [path, names] of paths) {
       let w = this.byPath.get(path);
       if (w?.touched) {
         this.drop(path, w);
-        for (const u of w.users) if (u !== user) u.changed();
+        for (const u of w.users.keys()) if (u !== user) u.changed();
         const users = w.users;
         w = this.open(path);
-        for (const u of users) w.users.add(u);
+        for (const [u, n] of users) w.users.set(u, n);
       }
       if (!w) w = this.open(path);
-      w.users.add(user);
+      w.users.set(user, names);
     }
   }
 
@@ -79,11 +85,11 @@ export class Watches {
   }
 
   private open(path: string): Watch {
-    const w: Watch = { watcher: undefined as unknown as FSWatcher, users: new Set(), touched: false };
-    w.watcher = watch(path, { persistent: false }, () => this.seen(w));
+    const w: Watch = { watcher: undefined as unknown as FSWatcher, users: new Map(), touched: false };
+    w.watcher = watch(path, { persistent: false }, (_type, name) => this.seen(w, name));
     w.watcher.on('error', () => {
       // E.g. the directory was removed: its users changed; the watch is remade on the next check.
-      this.seen(w);
+      this.seen(w, null);
     });
     this.byPath.set(path, w);
     return w;
@@ -98,9 +104,12 @@ export class Watches {
     }
   }
 
-  private seen(w: Watch): void {
+  private seen(w: Watch, name: string | Buffer | null): void {
     w.touched = true;
-    for (const u of w.users) u.changed();
+    // libuv names the watched path's own basename for events on the directory itself (moved,
+    // deleted): users filtering by name include it.
+    const n = typeof name === 'string' ? name : null;
+    for (const [u, names] of w.users) if (!names || n === null || names.has(n)) u.changed();
     // libuv reads the inotify queue until it is empty in one go, so a queue that overflowed is
     // delivered in one turn of the loop; the overflow marker itself is dropped by libuv. So many
     // events in one turn: assume some were lost.

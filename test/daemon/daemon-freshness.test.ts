@@ -89,6 +89,23 @@ test('the command or its env changing is a miss even while the daemon vouches', 
   }
 });
 
+test('an input named outside the listed directories is watched too; its neighbours are not', async () => {
+  const dir = await settledProject({ 'extra.txt': 'e', 'unrelated.txt': 'u' });
+  const extra = ['--inputs', 'extra.txt'];
+  await run(dir, {}, extra);
+  const daemon = await foregroundDaemon(dir);
+  try {
+    await untilVouched(dir, {}, extra);
+    writeFileSync(join(dir, 'unrelated.txt'), 'not an input');
+    assert.is(daemonSaid(await run(dir, {}, extra)), 'unchanged', 'a neighbour withdrew the vouch');
+    writeFileSync(join(dir, 'extra.txt'), 'edited just before the run');
+    const after = await run(dir, {}, extra);
+    assert.not.ok(wasHit(after), after.err);
+  } finally {
+    await killed(daemon);
+  }
+});
+
 test('a vouched key with no entry any more runs the command and caches it again', async () => {
   // The file list is then decoded from the vouched manifest (it was not, for the key).
   const dir = await settledProject();

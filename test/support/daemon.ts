@@ -77,10 +77,14 @@ export const wasHit = (r: CliResult) => /taskvault: hit /.test(r.err);
  * Runs hits until the daemon vouches for the inputs (a fresh manifest may need a walk to be
  * rewritten first). Returns the run that was vouched.
  */
-export async function untilVouched(dir: string, env: Record<string, string> = {}): Promise<CliResult> {
+export async function untilVouched(
+  dir: string,
+  env: Record<string, string> = {},
+  extra: string[] = [],
+): Promise<CliResult> {
   const said: string[] = [];
   for (let i = 0; i < 12; i++) {
-    const r = await run(dir, env);
+    const r = await run(dir, env, extra);
     const d = daemonSaid(r);
     if (d === 'unchanged') {
       assert.ok(wasHit(r), r.err);
