@@ -336,26 +336,44 @@ function outputsBench(md) {
 
 // ---------------------------------------------------------------- many inputs
 
+/**
+ * Each size timed twice in the same rounds: without the daemon (TASKVAULT_DAEMON=0: the stat walk)
+ * and with a `taskvault daemon` of this build running for its cache (checked to vouch before the
+ * timing starts). BENCH_DAEMON=0 leaves the daemon out.
+ */
 function inputsBench(md) {
+  const withDaemon = process.env.BENCH_DAEMON !== '0';
   const projects = SIZES.inputs.map((files) => {
     log(`inputs: generating ${n(files)} files of 1 KB`);
     const dir = join(work, `inputs-${files}`);
     writePackage(dir, `inputs-${files}`, files, ['src/**'], 1024);
     const cacheEnv = { TASKVAULT_CACHE_DIR: join(dir, 'cache') };
-    timed(tv('run', 'build'), dir, cacheEnv);
+    const walkEnv = { ...cacheEnv, TASKVAULT_DAEMON: '0' };
+    timed(tv('run', 'build'), dir, walkEnv);
     rmSync(join(dir, 'dist'), { recursive: true, force: true });
-    const check = timed(tv('run', 'build'), dir, { ...cacheEnv, TASKVAULT_QUIET: '' });
+    const check = timed(tv('run', 'build'), dir, { ...walkEnv, TASKVAULT_QUIET: '' });
     if (!/\bhit\b/.test(check.stderr)) throw new Error(`inputs bench: not a hit: ${check.stderr}`);
-    return {
-      files,
-      name: `hit @${files}`,
-      prep: () => rmSync(join(dir, 'dist'), { recursive: true, force: true }),
-      run: () => timed(tv('run', 'build'), dir, cacheEnv).ms,
-    };
+    const prep = () => rmSync(join(dir, 'dist'), { recursive: true, force: true });
+    const contenders = [
+      { files, name: `hit @${files}`, prep, run: () => timed(tv('run', 'build'), dir, walkEnv).ms },
+    ];
+    if (withDaemon) {
+      startVouchingDaemon(dir, cacheEnv, files);
+      contenders.push({
+        files,
+        name: `daemon hit @${files}`,
+        prep,
+        run: () => timed(tv('run', 'build'), dir, cacheEnv).ms,
+      });
+    }
+    return { files, dir, cacheEnv, contenders };
   });
   log(`inputs: timing (${SIZES.rounds} rounds)`);
   const t = alternate(
-    [...projects, { name: 'node -e 0', run: () => timed([process.execPath, '-e', '0'], work).ms }],
+    [
+      ...projects.flatMap((p) => p.contenders),
+      { name: 'node -e 0', run: () => timed([process.execPath, '-e', '0'], work).ms },
+    ],
     SIZES.rounds,
   );
   log(`inputs: ${JSON.stringify(t)}`);
@@ -364,25 +382,91 @@ function inputsBench(md) {
   md.push(
     '### Hit against the number of input files (1 KB each)',
     '',
-    `Medians of ${SIZES.rounds} alternating rounds; \`dist/\` is removed before each hit, so each restores.`,
+    `Medians of ${SIZES.rounds} alternating rounds; \`dist/\` is removed before each hit, so each restores.` +
+      (withDaemon
+        ? ' "With the daemon": `taskvault daemon` running for the cache and vouching for the inputs; "walk": `TASKVAULT_DAEMON=0`.'
+        : ''),
     '',
-    '| inputs | hit | ratio to `node -e 0` | goal |',
-    '|---:|---:|---:|---|',
+    withDaemon
+      ? '| inputs | `node -e 0` | hit, walk | ratio | hit, with the daemon | ratio | goal |'
+      : '| inputs | `node -e 0` | hit | ratio | goal |',
+    withDaemon ? '|---:|---:|---:|---:|---:|---:|---|' : '|---:|---:|---:|---:|---|',
   );
   projects.forEach((p, i) => {
-    const ms = t[p.name];
-    md.push(`| ${n(p.files)} | ${fmtMs(ms)} | ${fmtX(ms / floor)} | ≤ ${goals[i]}× |`);
+    const walk = t[`hit @${p.files}`];
+    const cells = [n(p.files), fmtMs(floor), fmtMs(walk), fmtX(walk / floor)];
+    if (withDaemon) {
+      const d = t[`daemon hit @${p.files}`];
+      cells.push(fmtMs(d), fmtX(d / floor));
+    }
+    md.push(`| ${cells.join(' | ')} | ≤ ${goals[i]}× |`);
   });
   const [, mid, top] = projects;
-  const per10k = ((t[top.name] - t[mid.name]) / (top.files - mid.files)) * 10_000;
+  const per10k = (name) => ((t[name(top)] - t[name(mid)]) / (top.files - mid.files)) * 10_000;
   md.push(
-    `| \`node -e 0\` | ${fmtMs(floor)} | 1.00× | |`,
     '',
-    `Cost per extra 10,000 inputs (between ${n(mid.files)} and ${n(top.files)}): ${fmtMs(per10k)}.`,
+    `Cost per extra 10,000 inputs (between ${n(mid.files)} and ${n(top.files)}): ${fmtMs(per10k((p) => `hit @${p.files}`))} walking` +
+      (withDaemon ? `, ${fmtMs(per10k((p) => `daemon hit @${p.files}`))} with the daemon.` : '.'),
     '',
   );
-  for (const p of projects) rmSync(join(work, `inputs-${p.files}`), { recursive: true, force: true });
+  if (withDaemon) md.push(...hitPhases(projects), '');
+  for (const p of projects) {
+    if (withDaemon) timed(tv('daemon', 'stop'), p.dir, p.cacheEnv, { check: false });
+    rmSync(p.dir, { recursive: true, force: true });
+  }
   return t;
+}
+
+/** Starts the daemon for a project's cache and runs hits until it vouches for the inputs. */
+function startVouchingDaemon(dir, cacheEnv, files) {
+  timed(tv('daemon', 'start'), dir, cacheEnv);
+  for (let i = 0; i < 20; i++) {
+    const r = timed(tv('run', 'build'), dir, {
+      ...cacheEnv,
+      TASKVAULT_TRACE: '1',
+      TASKVAULT_DAEMON_TIMEOUT_MS: '5000',
+    });
+    const said = /· daemon: ([^·\n]*)/.exec(r.stderr)?.[1]?.trim();
+    if (said === 'unchanged') return;
+    log(`inputs @${files}: daemon: ${said}`);
+    if (i > 2) spawnSync('sleep', ['1']);
+  }
+  throw new Error(`inputs bench @${files}: the daemon never vouched for the inputs`);
+}
+
+/**
+ * Where a hit's time goes (TASKVAULT_TRACE phases, medians of 5 hits each, not alternated): start =
+ * Node's own start-up + loading the CLI bundle + reading the config; fingerprint = the daemon's
+ * answer (or the walk); hot hit = restore and replay.
+ */
+function hitPhases(projects) {
+  const rows = [
+    '| inputs | how | start (Node + bundle + config) | fingerprint | hot hit (restore) | exit | daemon vouched |',
+    '|---:|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const p of projects) {
+    for (const [how, extra] of [
+      ['walk', { TASKVAULT_DAEMON: '0' }],
+      ['daemon', {}],
+    ]) {
+      const phases = { start: [], fingerprint: [], 'hot hit': [], exit: [] };
+      let vouched = 0;
+      for (let i = 0; i < 5; i++) {
+        rmSync(join(p.dir, 'dist'), { recursive: true, force: true });
+        const r = timed(tv('run', 'build'), p.dir, { ...p.cacheEnv, ...extra, TASKVAULT_TRACE: '1' });
+        if (/· daemon: unchanged/.test(r.stderr)) vouched++;
+        for (const k of Object.keys(phases)) {
+          const m = new RegExp(`(?:trace: |· )${k} ([\\d.]+)ms`).exec(r.stderr);
+          if (m) phases[k].push(Number(m[1]));
+        }
+      }
+      const cell = (k) => (phases[k].length ? fmtMs(median(phases[k])) : '–');
+      rows.push(
+        `| ${n(p.files)} | ${how} | ${cell('start')} | ${cell('fingerprint')} | ${cell('hot hit')} | ${cell('exit')} | ${how === 'daemon' ? `${vouched} of 5` : ''} |`,
+      );
+    }
+  }
+  return ['Phases of a hit (`TASKVAULT_TRACE=1`, medians of 5, outside the timed rounds):', '', ...rows];
 }
 
 // ---------------------------------------------------------------- main

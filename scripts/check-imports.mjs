@@ -19,7 +19,7 @@ import madge from 'madge';
  */
 export const LAYERS = [
   // Parse, call the runner or the store, print. They may use one another (cli/ runs watch/).
-  { dirs: ['cli', 'sdk', 'serve', 'ui', 'watch', 'index.ts', 'cli.cts'] },
+  { dirs: ['cli', 'sdk', 'serve', 'ui', 'watch', 'daemon', 'index.ts', 'cli.cts'] },
   // The runner owns the RemoteTier interface and gets the remote tier injected; remote/ implements
   // it. Neither imports the other; both may import store/ and below.
   { dirs: ['runner', 'remote'], siblings: true },

@@ -32,6 +32,7 @@ const COMMANDS: Record<string, () => Promise<(cli: CAC) => void>> = {
   metrics: async () => (await import('./ui.js')).registerUi,
   audit: async () => (await import('./audit.js')).registerAudit,
   team: async () => (await import('./team.js')).registerTeam,
+  daemon: async () => (await import('./daemon.js')).registerDaemon,
 };
 
 /**

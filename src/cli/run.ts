@@ -1,5 +1,7 @@
+import { fileURLToPath } from 'node:url';
 import type { CAC } from 'cac';
-import { isQuiet, resolveTask, taskLabel } from '../config/resolve.js';
+import { isQuiet, resolveTask, type Settings, taskLabel } from '../config/resolve.js';
+import { lastResidentAnswer } from '../fingerprint/resident.js';
 import { remoteTier } from '../remote/tier.js';
 import { runTask } from '../runner/lookup.js';
 import { info, warn } from '../util/term.js';
@@ -54,6 +56,7 @@ async function run(
     remote: remoteTier(settings),
   });
   const label = taskLabel(spec.value);
+  if (process.env.TASKVAULT_DAEMON === 'auto' && !flags.dryRun) await autoStartDaemon(settings);
   if (settings.team && !flags.dryRun) {
     // Only with a team index: the module (and its fs appends) stays off plain runs' path.
     const { recordRun } = await import('./team.js');
@@ -72,4 +75,29 @@ async function run(
   if (settings.config.metrics?.textfile && !settings.disabled)
     await (await import('../ui/textfile.js')).refreshTextfile(settings, warn);
   return outcome.exitCode;
+}
+
+/**
+ * TASKVAULT_DAEMON=auto: a run that found no daemon of its build (a first run, or one after the
+ * last exited idle) starts one in the background for the next runs. Never fails the run.
+ */
+async function autoStartDaemon(settings: Settings): Promise<void> {
+  const answer = lastResidentAnswer;
+  if (answer === undefined || answer === 'unchanged') return;
+  if (answer.why !== 'no daemon' && answer.build === undefined) return;
+  try {
+    const { startDaemon } = await import('../daemon/control.js');
+    const { AUTO_IDLE_MINUTES } = await import('./daemon.js');
+    const { cacheLayout } = await import('../store/layout.js');
+    const { besideCode } = await import('../package-dir.js');
+    // Spawned, not waited for (waitMs 0): the daemon is for the next run.
+    await startDaemon(cacheLayout(settings.cacheDir), {
+      cli: fileURLToPath(besideCode('cli.cjs')),
+      cwd: settings.root,
+      idleMinutes: AUTO_IDLE_MINUTES,
+      waitMs: 0,
+    }).catch(() => {});
+  } catch {
+    // Could not start one (no processes left?): this and later runs walk, as without a daemon.
+  }
 }

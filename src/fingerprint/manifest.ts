@@ -47,6 +47,8 @@ export interface Manifest {
   /** hash of the fingerprint without its inputs, and the key it gave with these inputs. */
   restHash: string;
   key: string;
+  /** Identity of the stored record this was read from (resident.ts manifestStamp), when known. */
+  stamp?: string;
 }
 
 /**
@@ -191,6 +193,53 @@ export function decodeManifest(
   };
 }
 
+/**
+ * What a hit asks the resident daemon with, read without decoding the file list (at 200,000 inputs
+ * the JSON of every path is most of reading a manifest): the header, the digests as a view, and the
+ * restHash and key that encodeManifest writes last in its JSON.
+ */
+export interface ManifestPeek {
+  restHash: string;
+  key: string;
+  count: number;
+  recordedMs: number;
+  digests: Buffer;
+  /** Identity of the stored record (resident.ts manifestStamp), when known. */
+  stamp?: string;
+  /** The whole manifest, decoded on first use; undefined if it does not decode. */
+  decode(): Manifest | undefined;
+}
+
+export function peekManifest(
+  buf: Buffer | undefined,
+  algorithm: HashAlgorithm,
+  root: string,
+): ManifestPeek | undefined {
+  if (!buf || buf.length < HEADER || buf.readUInt8(0) !== VERSION) return undefined;
+  if (ALGOS[buf.readUInt8(1)] !== algorithm) return undefined;
+  const nDirs = buf.readUInt32LE(16);
+  const n = buf.readUInt32LE(20);
+  const jsonLen = buf.readUInt32LE(24);
+  const digestsAt = HEADER + 8 * (4 * nDirs + PER_FILE * n);
+  if (buf.length !== digestsAt + DIGEST * n + jsonLen) return undefined;
+  const jsonAt = digestsAt + DIGEST * n;
+  const tail = buf.toString('latin1', Math.max(jsonAt, buf.length - 400));
+  const last = /"restHash":"([0-9a-f]{1,128})","key":"([0-9a-f]{1,128})"\}$/.exec(tail);
+  if (!last) return undefined;
+  let decoded: Manifest | null | undefined;
+  return {
+    restHash: last[1]!,
+    key: last[2]!,
+    count: n,
+    recordedMs: buf.readDoubleLE(8),
+    digests: buf.subarray(digestsAt, jsonAt),
+    decode: () => {
+      decoded ??= decodeManifest(buf, algorithm, root) ?? null;
+      return decoded ?? undefined;
+    },
+  };
+}
+
 /** A stat taken now is no proof for something modified this close to when it was recorded. */
 export const settledBefore = (mtimeMs: number, ctimeMs: number, recordedMs: number): boolean =>
   mtimeMs + RACY_WINDOW_MS < recordedMs && ctimeMs + RACY_WINDOW_MS < recordedMs;
@@ -226,7 +275,7 @@ export function listingHolds(listing: Listing, cwd: string, recordedMs: number):
 }
 
 /** Whether `s` is the stat recorded as file `i` of `m`, settled by the recording. */
-function sameAsRecorded(
+export function sameAsRecorded(
   m: Manifest,
   i: number,
   s: { dev: number; ino: number; size: number; mode: number; mtimeMs: number; ctimeMs: number },

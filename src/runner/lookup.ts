@@ -1,12 +1,13 @@
 import type { Settings, TaskSpec } from '../config/resolve.js';
 import { fingerprintTask } from '../fingerprint/fingerprint.js';
+import { lastResidentAnswer, residentCheck } from '../fingerprint/resident.js';
 import type { Entry } from '../store/entry.js';
 import { HotIndex } from '../store/hot.js';
 import { corruptIndex, corruptionText, isIndexCorruption } from '../store/index-errors.js';
 import { cacheLayout } from '../store/layout.js';
 import type { Store } from '../store/store.js';
 import { errorMessage, failure, ok, type Result } from '../util/result.js';
-import { mark } from '../util/trace.js';
+import { mark, note } from '../util/trace.js';
 import { loadExeca } from '../util/vendor.js';
 import { discardEntry, type HotLookup, hotHit, serveIndexed } from './hit.js';
 import type { NotStored, Ran } from './miss.js';
@@ -39,6 +40,8 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   const stdin = o.stdin ? await prepareStdin(o.stdin, settings.hashAlgorithm) : undefined;
   if (stdin?.kind === 'uncached') return skipCache(spec, stdin.reason, o);
   const hot = new HotIndex(cacheLayout(settings.cacheDir));
+  // A running `taskvault daemon` may vouch for the inputs instead of a stat walk (docs/daemon.md).
+  const unchangedSince = residentCheck(hot.layout.daemon, spec, settings.hashAlgorithm);
   let fp: Awaited<ReturnType<typeof fingerprintTask>>;
   try {
     fp = await fingerprintTask(spec, {
@@ -48,11 +51,14 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
       cacheDir: settings.cacheDir,
       manifests: hot.manifests(),
       deferManifest: true,
+      ...(unchangedSince ? { unchangedSince } : {}),
     });
   } catch (e) {
     return skipCache(spec, errorMessage(e), o);
   }
   mark('fingerprint');
+  if (lastResidentAnswer)
+    note(`daemon: ${lastResidentAnswer === 'unchanged' ? 'unchanged' : lastResidentAnswer.why}`);
   if (!fp.ok) return { kind: 'failed', failure: fp.error };
   for (const g of fp.value.unmatchedInputs) o.reporter.warn(`input glob '${g}' matched no files`);
   const { key } = fp.value;

@@ -1,5 +1,8 @@
 import {
   appendFileSync,
+  closeSync,
+  fstatSync,
+  openSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -11,7 +14,8 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
 import type { ManifestStore } from '../fingerprint/fingerprint.js';
-import { decodeManifest, encodeManifest } from '../fingerprint/manifest.js';
+import { decodeManifest, encodeManifest, type Manifest, peekManifest } from '../fingerprint/manifest.js';
+import { manifestStamp } from '../fingerprint/resident.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { tempSuffix } from '../util/temp-name.js';
 import { type Entry, isHexDigest, STORE_SCHEMA } from './entry.js';
@@ -100,12 +104,13 @@ export class HotIndex {
   /** Input manifests as files, one per glob set. */
   manifests(): ManifestStore {
     return {
-      get: (id: string, algorithm: HashAlgorithm, root: string) => {
-        try {
-          return decodeManifest(readFileSync(join(this.layout.manifests, id)), algorithm, root);
-        } catch {
-          return undefined; // no manifest or an unreadable one: the inputs are hashed afresh
-        }
+      get: (id: string, algorithm: HashAlgorithm, root: string) =>
+        readManifest(join(this.layout.manifests, id), algorithm, root),
+      peek: (id: string, algorithm: HashAlgorithm, root: string) => {
+        const read = readStamped(join(this.layout.manifests, id));
+        const peek = read && peekManifest(read.buf, algorithm, root);
+        if (peek) peek.stamp = read!.stamp;
+        return peek;
       },
       put: (id, m) => this.writeAtomic(this.layout.manifests, id, encodeManifest(m)),
     };
@@ -143,6 +148,31 @@ export class HotIndex {
         // gc sweeps stale temp files.
       }
     }
+  }
+}
+
+/**
+ * A manifest file with the stamp of the very file read (what the resident helper vouches for), or
+ * undefined when there is none or it cannot be used.
+ */
+export function readManifest(path: string, algorithm: HashAlgorithm, root: string): Manifest | undefined {
+  const read = readStamped(path);
+  const m = read && decodeManifest(read.buf, algorithm, root);
+  if (m) m.stamp = read!.stamp;
+  return m;
+}
+
+/** A file's bytes and the stamp of the very file read, or undefined. */
+function readStamped(path: string): { buf: Buffer; stamp: string } | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const stamp = manifestStamp(fstatSync(fd));
+    return { buf: readFileSync(fd), stamp };
+  } catch {
+    return undefined; // no manifest or an unreadable one: the inputs are hashed afresh
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -18,6 +18,8 @@ export function cacheLayout(cacheDir: string) {
     pending: join(cacheDir, 'pending'),
     // store/team/: events waiting to be sent to the team index, and the flusher's state.
     team: join(cacheDir, 'team'),
+    // src/daemon/: the resident helper's socket (or a link to it), pid file, cookies and log.
+    daemon: join(cacheDir, 'daemon'),
   };
 }
 

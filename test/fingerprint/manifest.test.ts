@@ -28,6 +28,7 @@ import {
   decodeManifest,
   encodeManifest,
   type Manifest,
+  peekManifest,
   RACY_WINDOW_MS,
 } from '../../src/fingerprint/manifest.js';
 import { Store } from '../../src/store/store.js';
@@ -260,6 +261,36 @@ test('manifest: a corrupt or foreign record is ignored, never trusted', async ()
   const garbled = Buffer.from(buf);
   garbled.fill(0x7b, garbled.length - 10);
   assert.is(decodeManifest(garbled, 'blake3', root), undefined, 'bad JSON');
+});
+
+test('manifest: a peek reads the key and digests as decoding would, and refuses what decoding refuses', async () => {
+  const root = writeTree(tempDir(), { 'src/a.txt': 'a', 'src/lib/"restHash":"x".txt': 'tricky name' });
+  const s = spec(root, ['src/**']);
+  const manifests = memoryManifests({ settle: true });
+  const r = await fp(s, manifests);
+  let stored: Manifest | undefined;
+  await fp(s, {
+    get: (id, algo, at) => {
+      stored = manifests.get(id, algo, at);
+      return stored;
+    },
+    put: () => {},
+  });
+  assert.ok(stored);
+  const buf = encodeManifest(stored!);
+  const peek = peekManifest(buf, 'blake3', root);
+  assert.ok(peek);
+  assert.is(peek!.key, r.key);
+  assert.is(peek!.restHash, stored!.restHash);
+  assert.is(peek!.count, 2);
+  assert.is(peek!.recordedMs, stored!.recordedMs);
+  assert.ok(peek!.digests.equals(stored!.digests));
+  assert.equal(peek!.decode()?.files.paths, stored!.files.paths);
+  assert.is(peekManifest(buf.subarray(0, buf.length - 1), 'blake3', root), undefined, 'truncated');
+  assert.is(peekManifest(buf, 'sha256', root), undefined, 'other algorithm');
+  const garbled = Buffer.from(buf);
+  garbled.fill(0x7b, garbled.length - 10);
+  assert.is(peekManifest(garbled, 'blake3', root), undefined, 'bad tail');
 });
 
 test('manifest on a real index: edits through the CLI pipeline give from-scratch keys', async () => {
