@@ -33,6 +33,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _seen(client: Client, task: str, data: bytes, within: float = 10.0) -> tuple:
+    """A lookup repeated until it hits or `within` seconds pass: for another process's fast save."""
+    deadline = time.monotonic() + within
+    while True:
+        got = client.get_cached_result(task, data)
+        if got[1] or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)
+
+
 def _worker(args: tuple) -> List[str]:
     """One of several processes on one cache: saves its own values, reads everyone's."""
     n, project = args
@@ -184,7 +194,9 @@ class Lifecycle(ProjectTest):
             # The parent's service is untouched and sees the child's save.
             self.assertEqual(client.info["pid"], parent_pid)
             self.assertTrue(_alive(parent_pid))
-            self.assertEqual(client.get_cached_result("fork", b"child-in"), (b"child", True))
+            # The child's save is fast (docs/guarantees.md, 11): other processes see it once its
+            # background commit lands, in milliseconds; allow a loaded machine seconds.
+            self.assertEqual(_seen(client, "fork", b"child-in"), (b"child", True))
             # The child holds no end of the parent's pipes: closing ends the service at once.
             started = time.monotonic()
             client.close()
