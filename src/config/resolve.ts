@@ -98,32 +98,24 @@ export async function resolveSettings(o: SettingsOverrides = {}): Promise<Result
     if (!loaded.ok) return loaded;
     config = loaded.value;
   }
-  const algo = o.hashAlgorithm ?? env.TASKVAULT_HASH_ALGORITHM ?? config.hashAlgorithm ?? 'blake3';
-  if (algo !== 'blake3' && algo !== 'sha256') {
-    const where =
-      o.hashAlgorithm !== undefined
-        ? 'the hash algorithm option'
-        : env.TASKVAULT_HASH_ALGORITHM !== undefined
-          ? 'TASKVAULT_HASH_ALGORITHM'
-          : 'hashAlgorithm';
-    return err(failure('config', `${where}: unknown hash algorithm '${algo}'`, "use 'blake3' or 'sha256'"));
-  }
-  const durability = o.durability ?? env.TASKVAULT_DURABILITY ?? config.durability;
-  if (durability !== undefined && durability !== 'strict' && durability !== 'fast') {
-    const where =
-      o.durability !== undefined
-        ? 'the durability option'
-        : env.TASKVAULT_DURABILITY !== undefined
-          ? 'TASKVAULT_DURABILITY'
-          : 'durability';
-    return err(failure('config', `${where}: unknown durability '${durability}'`, "use 'strict' or 'fast'"));
-  }
+  const algo = chosen(['blake3', 'sha256'] as const, 'hash algorithm', [
+    ['the hash algorithm option', o.hashAlgorithm],
+    ['TASKVAULT_HASH_ALGORITHM', env.TASKVAULT_HASH_ALGORITHM],
+    ['hashAlgorithm', config.hashAlgorithm ?? 'blake3'],
+  ]);
+  if (!algo.ok) return algo;
+  const durability = chosen(['strict', 'fast'] as const, 'durability', [
+    ['the durability option', o.durability],
+    ['TASKVAULT_DURABILITY', env.TASKVAULT_DURABILITY],
+    ['durability', config.durability],
+  ]);
+  if (!durability.ok) return durability;
   const cacheDirText = o.cacheDir ?? env.TASKVAULT_CACHE_DIR ?? config.cacheDir ?? DEFAULT_CACHE_DIR;
   const settings: Settings = {
     root: located.root,
     config,
     cacheDir: isAbsolute(cacheDirText) ? cacheDirText : resolve(located.root, cacheDirText),
-    hashAlgorithm: algo,
+    hashAlgorithm: algo.value!,
     maxSizeBytes: Math.round((config.maxSizeGb ?? DEFAULT_MAX_SIZE_GB) * 1e9),
     lowWaterMark: config.lowWaterMark ?? DEFAULT_LOW_WATER_MARK,
     logLevel: config.logLevel ?? 'info',
@@ -131,12 +123,34 @@ export async function resolveSettings(o: SettingsOverrides = {}): Promise<Result
     disabled: o.noCache === true || truthy(env.TASKVAULT_DISABLE),
   };
   if (located.configPath) settings.configPath = located.configPath;
-  if (durability !== undefined) settings.durability = durability;
+  if (durability.value !== undefined) settings.durability = durability.value;
   const remote = resolveRemote(config.remote, env);
   if (remote) settings.remote = remote;
   const team = resolveTeam(config.team, env);
   if (team) settings.team = team;
   return ok(settings);
+}
+
+/**
+ * The first of `sources` ([where, value], by precedence) that is set, if it is one of `allowed`;
+ * else one line naming where the bad value came from.
+ */
+function chosen<T extends string>(
+  allowed: readonly T[],
+  what: string,
+  sources: Array<[where: string, value: string | undefined]>,
+): Result<T | undefined> {
+  const found = sources.find(([, value]) => value !== undefined);
+  if (!found) return ok(undefined);
+  const [where, value] = found;
+  if ((allowed as readonly string[]).includes(value!)) return ok(value as T);
+  return err(
+    failure(
+      'config',
+      `${where}: unknown ${what} '${value}'`,
+      `use ${allowed.map((a) => `'${a}'`).join(' or ')}`,
+    ),
+  );
 }
 
 /**
