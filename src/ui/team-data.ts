@@ -16,6 +16,7 @@ import {
 import { migrate, SCHEMA_VERSION, schemaVersion } from '../store/team/schema.js';
 import { HOUR_MS } from '../store/timeseries.js';
 import { costOf, type Prices, prices } from './cost.js';
+import type { SeriesPoint } from './data.js';
 import { BadQuery, HttpError, integer, only, span, text } from './query.js';
 import type { DashboardRoutes } from './server.js';
 
@@ -42,18 +43,8 @@ function filtersOf(params: URLSearchParams): TeamFilters {
   return f;
 }
 
-export interface TeamSeriesPoint {
-  t: number;
-  hits: number;
-  remoteHits: number;
-  misses: number;
-  errors: number;
-  savedMs: number;
-  evictions: number;
-  evictedBytes: number;
-  usage: null;
-  cost: number;
-}
+/** A point of the team's series: the local one's fields; no cache usage (each machine has its own). */
+export type TeamSeriesPoint = Omit<SeriesPoint, 'usage'> & { usage: null };
 
 export class TeamDashboardData implements DashboardRoutes {
   readonly pollMs = 2_000;
