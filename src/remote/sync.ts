@@ -14,6 +14,7 @@ import { openBackend } from './open-backend.js';
 import { Progress } from './progress.js';
 import type { RemoteSettings } from './settings.js';
 import { encodeBlob, receiver, type WireRef } from './wire.js';
+import { entryExists } from './write-once.js';
 
 /** Tries per request for problems worth retrying (network, 5xx), with growing pauses between them. */
 export const ATTEMPTS = 3;
@@ -258,6 +259,11 @@ export async function pushToRemote(r: PushRequest): Promise<void> {
   try {
     const backend = await s.open(r.env ?? process.env, r.reporter);
     if (!backend) return;
+    // Write-once (write-once.ts): an entry already on the remote stays, so its blobs need not go
+    // either. Asked first, so that the loser of a race, a re-run with --force, or a client whose
+    // entry would not be trusted anyway uploads nothing.
+    const there = await op.call(() => entryExists(backend, r.entry.key));
+    if (there === FAILED || there) return;
     const refs = uniqueBlobs(r.entry);
     const wires: Record<string, WireRef> = {};
     let sent = 0;
