@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fdatasync, openSync, writeSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGunzip, createGzip } from 'node:zlib';
 import type { HashAlgorithm } from '../config/types.js';
-import { createHasher, hashingTap } from '../fingerprint/hash.js';
+import { createHasher, hashBytes, hashingTap } from '../fingerprint/hash.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { BlobRef } from '../store/entry.js';
 import { err, ok, type Result } from '../util/result.js';
@@ -79,10 +79,25 @@ export async function encodeBlob(
   return { key: raw.digest('hex'), encoding: 'identity', size: ref.size, file: src, temp: false };
 }
 
+/** Blobs up to this size are received into memory, checked, and written with one call. */
+export const IN_MEMORY_MAX_BYTES = 1024 * 1024;
+/** A large blob's written bytes are flushed to disk in steps of this, overlapping the download. */
+const FLUSH_EVERY_BYTES = 16 * 1024 * 1024;
+
+/** What a receiver holds once its body checked out. */
+export interface Received {
+  /** The decoded bytes, for a blob received into memory (not yet written anywhere). */
+  bytes?: Buffer;
+}
+
 /**
- * Streams a downloaded blob into `tmp`, decoding on the way, and checks both names: the SHA-256 of
- * the wire bytes against the remote key, and the decoded bytes against our hash and size. Decoding
- * stops as soon as it passes the expected size, so a hostile "gzip bomb" costs nothing.
+ * Receives a downloaded blob, decoding on the way, and checks every byte against its name: the
+ * decoded bytes against our hash and size, and for a gzip blob the wire bytes against the remote
+ * key too. An identity blob's wire bytes are the decoded bytes, so our hash alone checks them: one
+ * hash per byte instead of two. Small blobs are kept in memory (the caller writes them); larger
+ * ones are written to `tmp` as they arrive and flushed to disk (fdatasync) before `consume`
+ * returns, so the commit need not flush them again. Decoding stops as soon as it passes the
+ * expected size, so a hostile "gzip bomb" costs nothing.
  */
 export function receiver(
   algorithm: HashAlgorithm,
@@ -90,57 +105,179 @@ export function receiver(
   wire: WireRef,
   tmp: string,
   onBytes: (n: number) => void,
-): { consume: (body: Readable) => Promise<void>; check: () => Result<void, string> } {
+): { consume: (body: Readable) => Promise<void>; check: () => Result<Received, string> } {
+  const packed = wire.encoding !== 'identity';
+  const inMemory = ref.size <= IN_MEMORY_MAX_BYTES;
   let wireHash = '';
   let wireSize = 0;
   let hash = '';
   let size = 0;
+  let bytes: Buffer | undefined;
   const consume = async (body: Readable) => {
-    const w = createHash('sha256');
-    const h = createHasher(algorithm);
     wireSize = 0;
     size = 0;
-    const stages: Array<
-      NodeJS.ReadableStream | NodeJS.WritableStream | ((s: AsyncIterable<Buffer>) => AsyncIterable<Buffer>)
-    > = [
-      body,
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          w.update(chunk);
-          wireSize += chunk.byteLength;
-          if (wireSize > wire.size)
-            throw permanent(`remote blob is larger than the ${wire.size} bytes its entry says`);
-          onBytes(chunk.byteLength);
-          yield chunk;
-        }
-      },
-    ];
-    if (wire.encoding === 'gzip') stages.push(createGunzip());
-    stages.push(async function* (source: AsyncIterable<Buffer>) {
+    bytes = undefined;
+    if (!packed) {
+      // An identity blob (most of them): read with plain events and hashed as it arrives, into
+      // memory or straight into the file. No stream pipeline: per chunk and per blob its
+      // machinery cost more than hashing and writing the bytes.
+      const h = inMemory ? undefined : createHasher(algorithm);
+      const buf = inMemory ? Buffer.allocUnsafe(ref.size) : undefined;
+      const out = inMemory ? undefined : new FileWriter(tmp);
+      let ok = false;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          body.on('data', (chunk: Buffer) => {
+            if (wireSize + chunk.byteLength > Math.min(wire.size, ref.size)) {
+              body.destroy();
+              reject(permanent(`remote blob is larger than the ${wire.size} bytes its entry says`));
+              return;
+            }
+            if (buf) chunk.copy(buf, wireSize);
+            else {
+              h!.update(chunk);
+              try {
+                out!.write(chunk);
+              } catch (e) {
+                body.destroy(); // the disk failed (ENOSPC): stop reading
+                reject(e);
+                return;
+              }
+            }
+            wireSize += chunk.byteLength;
+            onBytes(chunk.byteLength);
+          });
+          body.on('end', resolve);
+          body.on('error', reject);
+          // Closed without its end (the connection dropped): after 'end' this changes nothing.
+          body.on('close', () => reject(new Error('the response was cut off')));
+        });
+        ok = true;
+      } finally {
+        await out?.end(ok);
+      }
+      size = wireSize;
+      if (buf) bytes = buf.subarray(0, size);
+      hash = bytes ? hashBytes(algorithm, bytes) : h!.digest();
+      return;
+    }
+    const w = packed ? createHash('sha256') : undefined;
+    const h = createHasher(algorithm);
+    const counted = async function* (source: AsyncIterable<Buffer>) {
       for await (const chunk of source) {
-        h.update(chunk);
+        wireSize += chunk.byteLength;
+        if (wireSize > wire.size)
+          throw permanent(`remote blob is larger than the ${wire.size} bytes its entry says`);
+        w?.update(chunk);
+        onBytes(chunk.byteLength);
+        yield chunk;
+      }
+    };
+    const checked = async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
         size += chunk.byteLength;
         if (size > ref.size)
           throw permanent(`remote blob decodes to more than the ${ref.size} bytes its entry says`);
+        h.update(chunk);
         yield chunk;
       }
-    }, createWriteStream(tmp));
+    };
+    const sink = inMemory ? intoMemory(ref.size, (b) => (bytes = b)) : intoFile(tmp);
+    const stages: unknown[] = [body, counted];
+    if (packed) stages.push(createGunzip());
+    stages.push(checked, sink);
     await (pipeline as (...s: unknown[]) => Promise<void>)(...stages);
-    wireHash = w.digest('hex');
+    if (w) wireHash = w.digest('hex');
     hash = h.digest();
   };
-  const check = (): Result<void, string> => {
-    if (wireHash !== wire.key || wireSize !== wire.size)
+  const check = (): Result<Received, string> => {
+    if (wireSize !== wire.size || (packed && wireHash !== wire.key))
       return err(
-        `remote blob ${wire.key.slice(0, 12)} has SHA-256 ${wireHash.slice(0, 12)} (${wireSize} bytes)`,
+        `remote blob ${wire.key.slice(0, 12)} has ${packed ? `SHA-256 ${wireHash.slice(0, 12)} ` : ''}(${wireSize} bytes), not the ${wire.size} bytes of its name`,
       );
     if (hash !== ref.hash || size !== ref.size)
       return err(
-        `remote blob ${wire.key.slice(0, 12)} decodes to ${hash.slice(0, 12)} (${size} bytes), not ${ref.hash.slice(0, 12)} (${ref.size} bytes)`,
+        packed
+          ? `remote blob ${wire.key.slice(0, 12)} decodes to ${hash.slice(0, 12)} (${size} bytes), not ${ref.hash.slice(0, 12)} (${ref.size} bytes)`
+          : `remote blob ${wire.key.slice(0, 12)} has content hash ${hash.slice(0, 12)} (${size} bytes), not ${ref.hash.slice(0, 12)} (${ref.size} bytes)`,
       );
-    return ok(undefined);
+    return ok(bytes ? { bytes } : {});
   };
   return { consume, check };
+}
+
+/** A pipeline sink that gathers at most `size` bytes into one buffer. */
+function intoMemory(size: number, done: (b: Buffer) => void) {
+  return async (source: AsyncIterable<Buffer>) => {
+    const buf = Buffer.allocUnsafe(size);
+    let at = 0;
+    for await (const chunk of source) {
+      chunk.copy(buf, at); // the checked stage has already refused more than `size` bytes
+      at += chunk.byteLength;
+    }
+    done(buf.subarray(0, at));
+  };
+}
+
+/**
+ * Writes a download to `path` (created, or emptied on a retry). Blocking writes: each is a copy
+ * into the page cache, cheaper than a thread-pool round trip per chunk, and a write that waits for
+ * the disk holds the reading back as it should. A flush to disk (fdatasync, on the pool) runs
+ * beside the writes every FLUSH_EVERY_BYTES, and once at the end, so most of the disk's work
+ * overlaps the download instead of following it.
+ */
+class FileWriter {
+  private readonly fd: number;
+  private sinceFlush = 0;
+  private flushing: Promise<void> | undefined;
+
+  constructor(path: string) {
+    this.fd = openSync(path, 'w', 0o644);
+  }
+
+  write(chunk: Buffer): void {
+    for (let at = 0; at < chunk.byteLength; ) at += writeSync(this.fd, chunk, at);
+    this.sinceFlush += chunk.byteLength;
+    if (this.sinceFlush >= FLUSH_EVERY_BYTES && !this.flushing) {
+      this.sinceFlush = 0;
+      this.flushing = this.flush().finally(() => {
+        this.flushing = undefined;
+      });
+      // Awaited by end(); this only keeps a failure meanwhile from counting as unhandled.
+      this.flushing.catch(() => {});
+    }
+  }
+
+  /** Flushes what was written (ok) or only waits for a flush still running, then closes. */
+  async end(ok: boolean): Promise<void> {
+    try {
+      if (ok) {
+        await this.flushing;
+        await this.flush();
+      }
+    } finally {
+      await this.flushing?.catch(() => {}); // it must end before its descriptor closes
+      closeSync(this.fd);
+    }
+  }
+
+  private flush(): Promise<void> {
+    return new Promise((resolve, reject) => fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
+  }
+}
+
+/** A pipeline sink writing to a FileWriter. */
+function intoFile(path: string) {
+  return async (source: AsyncIterable<Buffer>) => {
+    const out = new FileWriter(path);
+    let ok = false;
+    try {
+      for await (const chunk of source) out.write(chunk);
+      ok = true;
+    } finally {
+      await out.end(ok);
+    }
+  };
 }
 
 /** An error in a blob's content, not in the transfer: fetching it again would give the same bytes. */

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { warn as warnLine } from '../util/term.js';
+import { mark } from '../util/trace.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type Entry, entryBlobs } from './entry.js';
@@ -154,12 +155,19 @@ export class Store {
 
   /**
    * Commits an entry once every blob it references is on stable storage (invariant 2, across a
-   * power loss too: see BlobStore.syncAll), then writes its hot/ copy.
+   * power loss too: see BlobStore.syncAll), then writes its hot/ copy. `flushed`: blobs their
+   * writer already flushed (a download), whose directories alone are flushed here.
    */
-  async commit(entry: Entry, fingerprint: Fingerprint, label: string): Promise<Result<void>> {
+  async commit(
+    entry: Entry,
+    fingerprint: Fingerprint,
+    label: string,
+    flushed?: ReadonlySet<string>,
+  ): Promise<Result<void>> {
     if (this.noWrites) return err(failure('cache', this.noWrites));
     try {
-      await this.blobs.syncAll(entryBlobs(entry));
+      await this.blobs.syncAll(entryBlobs(entry), flushed);
+      mark('fsync blobs');
     } catch (e) {
       const gone = (e as NodeJS.ErrnoException).code === 'ENOENT';
       return err(

@@ -3,13 +3,13 @@
  * 127.0.0.1 by this suite. Each "machine" is a separate copy of the project with its own cache.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listSorted, readTreeSnapshot } from '../support/helpers.js';
 import { keyOf, project, runGen, timesRan, warnings } from '../support/remote-project.js';
-import { accessLog, nginxFor } from '../support/servers.js';
+import { accessLog, nginxFor, startTruncatingProxy } from '../support/servers.js';
 
 const test = suite('remote: HTTP cache on nginx');
 const ng = nginxFor(test);
@@ -139,6 +139,42 @@ test('with hashAlgorithm sha256 the local and remote names of small blobs agree'
   const local = readFileSync(join(b, 'out', 'result.txt'));
   const name = createHash('sha256').update(local).digest('hex');
   assert.ok(listSorted(join(ng().data, 'sha', 'cas')).includes(name));
+});
+
+test('blob bodies cut off on the way: a miss with a warning, the command runs, nothing half-written is kept', async () => {
+  // The default outputs are received in memory; a 3 MB one is written to a file as it arrives.
+  const bigGen = `import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+if (process.env.RAN_MARKER) appendFileSync(process.env.RAN_MARKER, 'ran\\n');
+mkdirSync('out', { recursive: true });
+writeFileSync('out/big.bin', randomBytes(3 * 1024 * 1024));
+`;
+  for (const gen of [undefined, bigGen]) {
+    const prefix = gen ? 'cut-big' : 'cut';
+    const make = () => {
+      const dir = project();
+      if (gen) writeFileSync(join(dir, 'gen.mjs'), gen);
+      return dir;
+    };
+    assert.is((await runGen(make(), { TASKVAULT_REMOTE_URL: `${ng().url}/${prefix}` })).code, 0);
+    const proxy = await startTruncatingProxy(ng().url, (path) => path.includes('/cas/'));
+    try {
+      const b = make();
+      const r = await runGen(b, {
+        TASKVAULT_REMOTE_URL: `${proxy.url}/${prefix}`,
+        TASKVAULT_REMOTE_READ_ONLY: '1',
+      });
+      assert.is(r.code, 0, r.err);
+      assert.is(timesRan(b), 1, `${prefix}: the command ran`);
+      assert.not.match(r.err, /hit \(remote\)/);
+      assert.ok(warnings(r).length >= 1, `${prefix}: a warning says why`);
+      assert.equal(readdirSync(join(b, '.taskvault', 'cache', 'tmp')), [], `${prefix}: no temp files left`);
+      const again = await runGen(b, {});
+      assert.match(again.err, /taskvault: hit [0-9a-f]/, `${prefix}: the local entry is sound`);
+    } finally {
+      await proxy.stop();
+    }
+  }
 });
 
 test.run();
