@@ -222,7 +222,8 @@ interface Downloaded {
 }
 
 /**
- * Fetches blobs into the local store, each checked as it arrives and flushed before it is named.
+ * Fetches blobs into the local store, each checked as it arrives; small ones are flushed before
+ * they are named (large ones at commit).
  * Small blobs are one round trip each, so many go at once (on kept-alive connections); large ones
  * are bound by bandwidth, and a few at once keep memory and the disk's queue short.
  */
@@ -258,7 +259,9 @@ async function download(
             const { bytes } = checked.value;
             const mine = bytes ? await blobs.putChecked(ref.hash, bytes) : await blobs.adopt(tmp, ref.hash);
             placed = !bytes;
-            if (mine) {
+            // Only blobs written from memory count as flushed and checked: a large one is flushed
+            // at commit and checked by the restore, as any blob in the store.
+            if (mine && bytes) {
               got.flushed.add(ref.hash);
               // Kept for the restore that follows, up to a bound: the rest it copies from the store.
               const keep = bytes && kept + bytes.byteLength <= KEEP_CHECKED_BYTES;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fdatasync, openSync, writeSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -81,8 +81,6 @@ export async function encodeBlob(
 
 /** Blobs up to this size are received into memory, checked, and written with one call. */
 export const IN_MEMORY_MAX_BYTES = 1024 * 1024;
-/** A large blob's written bytes are flushed to disk in steps of this, overlapping the download. */
-const FLUSH_EVERY_BYTES = 16 * 1024 * 1024;
 
 /** What a receiver holds once its body checked out. */
 export interface Received {
@@ -95,9 +93,8 @@ export interface Received {
  * decoded bytes against our hash and size, and for a gzip blob the wire bytes against the remote
  * key too. An identity blob's wire bytes are the decoded bytes, so our hash alone checks them: one
  * hash per byte instead of two. Small blobs are kept in memory (the caller writes them); larger
- * ones are written to `tmp` as they arrive and flushed to disk (fdatasync) before `consume`
- * returns, so the commit need not flush them again. Decoding stops as soon as it passes the
- * expected size, so a hostile "gzip bomb" costs nothing.
+ * ones are streamed into `tmp` (blocking writes with flushes beside them measured slower there).
+ * Decoding stops as soon as it passes the expected size, so a hostile "gzip bomb" costs nothing.
  */
 export function receiver(
   algorithm: HashAlgorithm,
@@ -117,48 +114,29 @@ export function receiver(
     wireSize = 0;
     size = 0;
     bytes = undefined;
-    if (!packed) {
-      // An identity blob (most of them): read with plain events and hashed as it arrives, into
-      // memory or straight into the file. No stream pipeline: per chunk and per blob its
-      // machinery cost more than hashing and writing the bytes.
-      const h = inMemory ? undefined : createHasher(algorithm);
-      const buf = inMemory ? Buffer.allocUnsafe(ref.size) : undefined;
-      const out = inMemory ? undefined : new FileWriter(tmp);
-      let ok = false;
-      try {
-        await new Promise<void>((resolve, reject) => {
-          body.on('data', (chunk: Buffer) => {
-            if (wireSize + chunk.byteLength > Math.min(wire.size, ref.size)) {
-              body.destroy();
-              reject(permanent(`remote blob is larger than the ${wire.size} bytes its entry says`));
-              return;
-            }
-            if (buf) chunk.copy(buf, wireSize);
-            else {
-              h!.update(chunk);
-              try {
-                out!.write(chunk);
-              } catch (e) {
-                body.destroy(); // the disk failed (ENOSPC): stop reading
-                reject(e);
-                return;
-              }
-            }
-            wireSize += chunk.byteLength;
-            onBytes(chunk.byteLength);
-          });
-          body.on('end', resolve);
-          body.on('error', reject);
-          // Closed without its end (the connection dropped): after 'end' this changes nothing.
-          body.on('close', () => reject(new Error('the response was cut off')));
+    if (!packed && inMemory) {
+      // A small identity blob (most of them): read with plain events into one buffer, then hashed
+      // in one call. No stream pipeline: per blob its machinery costs more than the bytes.
+      const buf = Buffer.allocUnsafe(ref.size);
+      await new Promise<void>((resolve, reject) => {
+        body.on('data', (chunk: Buffer) => {
+          if (wireSize + chunk.byteLength > Math.min(wire.size, ref.size)) {
+            body.destroy();
+            reject(permanent(`remote blob is larger than the ${wire.size} bytes its entry says`));
+            return;
+          }
+          chunk.copy(buf, wireSize);
+          wireSize += chunk.byteLength;
+          onBytes(chunk.byteLength);
         });
-        ok = true;
-      } finally {
-        await out?.end(ok);
-      }
+        body.on('end', resolve);
+        body.on('error', reject);
+        // Closed without its end (the connection dropped): after 'end' this changes nothing.
+        body.on('close', () => reject(new Error('the response was cut off')));
+      });
       size = wireSize;
-      if (buf) bytes = buf.subarray(0, size);
-      hash = bytes ? hashBytes(algorithm, bytes) : h!.digest();
+      bytes = buf.subarray(0, size);
+      hash = hashBytes(algorithm, bytes);
       return;
     }
     const w = packed ? createHash('sha256') : undefined;
@@ -182,7 +160,7 @@ export function receiver(
         yield chunk;
       }
     };
-    const sink = inMemory ? intoMemory(ref.size, (b) => (bytes = b)) : intoFile(tmp);
+    const sink = inMemory ? intoMemory(ref.size, (b) => (bytes = b)) : createWriteStream(tmp);
     const stages: unknown[] = [body, counted];
     if (packed) stages.push(createGunzip());
     stages.push(checked, sink);
@@ -216,67 +194,6 @@ function intoMemory(size: number, done: (b: Buffer) => void) {
       at += chunk.byteLength;
     }
     done(buf.subarray(0, at));
-  };
-}
-
-/**
- * Writes a download to `path` (created, or emptied on a retry). Blocking writes: each is a copy
- * into the page cache, cheaper than a thread-pool round trip per chunk, and a write that waits for
- * the disk holds the reading back as it should. A flush to disk (fdatasync, on the pool) runs
- * beside the writes every FLUSH_EVERY_BYTES, and once at the end, so most of the disk's work
- * overlaps the download instead of following it.
- */
-class FileWriter {
-  private readonly fd: number;
-  private sinceFlush = 0;
-  private flushing: Promise<void> | undefined;
-
-  constructor(path: string) {
-    this.fd = openSync(path, 'w', 0o644);
-  }
-
-  write(chunk: Buffer): void {
-    for (let at = 0; at < chunk.byteLength; ) at += writeSync(this.fd, chunk, at);
-    this.sinceFlush += chunk.byteLength;
-    if (this.sinceFlush >= FLUSH_EVERY_BYTES && !this.flushing) {
-      this.sinceFlush = 0;
-      this.flushing = this.flush().finally(() => {
-        this.flushing = undefined;
-      });
-      // Awaited by end(); this only keeps a failure meanwhile from counting as unhandled.
-      this.flushing.catch(() => {});
-    }
-  }
-
-  /** Flushes what was written (ok) or only waits for a flush still running, then closes. */
-  async end(ok: boolean): Promise<void> {
-    try {
-      if (ok) {
-        await this.flushing;
-        await this.flush();
-      }
-    } finally {
-      await this.flushing?.catch(() => {}); // it must end before its descriptor closes
-      closeSync(this.fd);
-    }
-  }
-
-  private flush(): Promise<void> {
-    return new Promise((resolve, reject) => fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
-  }
-}
-
-/** A pipeline sink writing to a FileWriter. */
-function intoFile(path: string) {
-  return async (source: AsyncIterable<Buffer>) => {
-    const out = new FileWriter(path);
-    let ok = false;
-    try {
-      for await (const chunk of source) out.write(chunk);
-      ok = true;
-    } finally {
-      await out.end(ok);
-    }
   };
 }
 
