@@ -3,7 +3,9 @@
 // same run: one 500 MB output (vs `curl -o`), and 5,000 small outputs (vs one `curl` fetching them
 // all, and `curl --parallel`). Each timed TaskVault run is a fresh machine: a fresh clone and cache
 // dir, so everything comes from the remote and is restored into the project. Times are medians of
-// rounds taken in turn with curl's. Usage: node bench/remote.mjs [--big-mb 500] [--small 5000] [--rounds 3]
+// rounds taken in turn with curl's. `--base <cli.cjs>` adds another build's remote hit to the same
+// rounds, for a before/after under the same load (see bench/ab.mjs for making that build).
+// Usage: node bench/remote.mjs [--big-mb 500] [--small 5000] [--rounds 3] [--base /tmp/base/dist/cli.cjs]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -20,6 +22,7 @@ const opt = (name, def) => {
 const BIG_MB = opt('--big-mb', 500);
 const SMALL = opt('--small', 5000);
 const ROUNDS = opt('--rounds', 3);
+const BASE = args.includes('--base') ? args[args.indexOf('--base') + 1] : undefined;
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.cjs');
 const work = mkdtempSync(join(tmpdir(), 'tv-bench-remote-'));
 
@@ -95,8 +98,8 @@ function projectWith(name, gen) {
   return dir;
 }
 
-const tv = (cwd, env) => {
-  const r = spawnSync(process.execPath, [CLI, 'run', 'gen', '--stdin=ignore'], {
+const tv = (cwd, env, cli = CLI) => {
+  const r = spawnSync(process.execPath, [cli, 'run', 'gen', '--stdin=ignore'], {
     cwd,
     env: { ...process.env, ...env },
     encoding: 'utf8',
@@ -146,19 +149,17 @@ async function main() {
         rmSync(target, { recursive: true, force: true });
         mkdirSync(target);
       };
+      const remoteHit = (cli) => () => {
+        const dir = clone(origin, ++n);
+        let err = '';
+        const s = seconds(() => {
+          err = tv(dir, env, cli);
+        });
+        if (!/hit \(remote\)/.test(err)) throw new Error(`not a remote hit: ${err}`);
+        return s;
+      };
       const contenders = [
-        {
-          name: 'taskvault remote hit',
-          run: () => {
-            const dir = clone(origin, ++n);
-            let err = '';
-            const s = seconds(() => {
-              err = tv(dir, env);
-            });
-            if (!/hit \(remote\)/.test(err)) throw new Error(`not a remote hit: ${err}`);
-            return s;
-          },
-        },
+        { name: 'taskvault remote hit', run: remoteHit(CLI) },
         {
           name: 'curl',
           prep: fresh,
@@ -176,6 +177,7 @@ async function main() {
               }),
             ),
         });
+      if (BASE) contenders.push({ name: 'base remote hit', run: remoteHit(BASE) });
       const t = alternate(contenders, ROUNDS);
       const mbps = (s) => (bytes / 1048576 / s).toFixed(0);
       console.log(
@@ -187,6 +189,13 @@ async function main() {
       console.log(`  ratio taskvault/curl throughput: ${(t.curl / tvs).toFixed(2)}x`);
       if (t['curl --parallel'])
         console.log(`  taskvault time / curl --parallel time: ${(tvs / t['curl --parallel']).toFixed(2)}x`);
+      const base = t['base remote hit'];
+      if (base) {
+        console.log(`  base: ratio to curl throughput ${(t.curl / base).toFixed(2)}x`);
+        if (t['curl --parallel'])
+          console.log(`  base: time / curl --parallel time ${(base / t['curl --parallel']).toFixed(2)}x`);
+        console.log(`  taskvault time / base time: ${(tvs / base).toFixed(2)}x`);
+      }
     }
   } finally {
     ng.stop();

@@ -3,6 +3,7 @@ import { done, type RemoteBackend, type RemoteResult } from './backend.js';
 import { blobReply, entryReply, existsReply } from './replies.js';
 import type { RemoteSettings } from './settings.js';
 import { discard, readAll, redact, send, statusProblem } from './transport.js';
+import type { HasEntry } from './write-once.js';
 
 /**
  * Bazel's HTTP remote cache layout: GET/PUT/HEAD on <base>/ac/<key> and <base>/cas/<sha256>.
@@ -10,7 +11,7 @@ import { discard, readAll, redact, send, statusProblem } from './transport.js';
  * Auth: a Bearer token (TASKVAULT_REMOTE_TOKEN or config), else basic auth from the URL's userinfo
  * or TASKVAULT_REMOTE_USER/TASKVAULT_REMOTE_PASSWORD.
  */
-export class HttpBackend implements RemoteBackend {
+export class HttpBackend implements RemoteBackend, HasEntry {
   readonly label: string;
   private readonly base: string;
   private readonly headers: Record<string, string> = {};
@@ -43,6 +44,12 @@ export class HttpBackend implements RemoteBackend {
 
   putEntry(key: string, body: Buffer): Promise<RemoteResult<void>> {
     return this.put(this.url('ac', key), { bytes: body });
+  }
+
+  /** HEAD /ac/<key>: whether the entry is there, without fetching it (write-once.ts). */
+  async hasEntry(key: string): Promise<RemoteResult<boolean>> {
+    const url = this.url('ac', key);
+    return existsReply(url, await this.get(url, 'HEAD'));
   }
 
   async hasBlob(key: string): Promise<RemoteResult<boolean>> {

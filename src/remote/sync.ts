@@ -2,25 +2,31 @@ import { rm } from 'node:fs/promises';
 import type { Policy } from '../config/resolve.js';
 import type { HashAlgorithm } from '../config/types.js';
 import type { Fingerprint } from '../fingerprint/fingerprint.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { BlobStore, CheckedBlobs } from '../store/blobs.js';
 import { type BlobRef, type Entry, entryBlobs, type Provenance, uniqueBlobs } from '../store/entry.js';
 import { checkEntryPaths } from '../store/entry-paths.js';
 import type { Store } from '../store/store.js';
 import type { Reporter } from '../util/reporter.js';
 import { errorMessage } from '../util/result.js';
+import { mark } from '../util/trace.js';
 import type { RemoteBackend, RemoteProblem, RemoteResult } from './backend.js';
 import { buildDocument, parseDocument, type RemoteDocument } from './document.js';
 import { openBackend } from './open-backend.js';
 import { Progress } from './progress.js';
 import type { RemoteSettings } from './settings.js';
-import { encodeBlob, receiver, type WireRef } from './wire.js';
+import { encodeBlob, IN_MEMORY_MAX_BYTES, receiver, type WireRef } from './wire.js';
+import { entryExists } from './write-once.js';
 
 /** Tries per request for problems worth retrying (network, 5xx), with growing pauses between them. */
 export const ATTEMPTS = 3;
 const BACKOFF_MS = [200, 600];
 /** Failed operations (each after its retries) before the remote is left alone for the rest of the run. */
 export const MAX_STRIKES = 2;
+/** Concurrent downloads of large blobs, and of small ones (each a round trip more than bytes). */
 const TRANSFERS = 4;
+const SMALL_TRANSFERS = 16;
+/** Checked bytes of small blobs kept in memory for the restore right after a pull. */
+const KEEP_CHECKED_BYTES = 64 * 1024 * 1024;
 
 const FAILED = Symbol('failed');
 type Failed = typeof FAILED;
@@ -145,19 +151,26 @@ export interface PullRequest {
   env?: NodeJS.ProcessEnv;
 }
 
+/** A pulled entry, committed locally, and the blobs the pull checked and wrote (for the restore). */
+export interface Pulled {
+  entry: Entry;
+  checked: CheckedBlobs;
+}
+
 /**
  * After a local miss: fetches the entry from the remote, checks it (shape, signature, paths, TTL,
  * size), downloads the blobs the local cache lacks (each verified, then renamed into place) and
  * commits the entry locally with origin 'remote'. The caller then restores it like any local hit.
  * undefined: no usable remote entry (a warning says why, when there is a why).
  */
-export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined> {
+export async function pullFromRemote(r: PullRequest): Promise<Pulled | undefined> {
   const s = session(r.remote);
   const op = s.operation(r.reporter);
   try {
     const backend = await s.open(r.env ?? process.env, r.reporter);
     if (!backend) return undefined;
     const got = await op.call(() => backend.getEntry(r.key));
+    mark('remote entry');
     if (got === FAILED || got === undefined) return undefined;
     const short = r.key.slice(0, 12);
     const notUsed = (why: string) => {
@@ -185,12 +198,15 @@ export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined>
 
     const wanted = uniqueBlobs(doc.entry).filter((b) => !r.store.blobs.has(b.hash));
     const fetched = await download(op, backend, r.store.blobs, r.fingerprint.algorithm, doc, wanted);
-    if (fetched !== true) return fetched === FAILED ? undefined : notUsed(fetched);
+    mark('remote blobs');
+    if (fetched === FAILED) return undefined;
+    if (typeof fetched === 'string') return notUsed(fetched);
 
     const entry = { ...cleanEntry(doc.entry), bytes, ttlMs: r.policy.ttlMs };
-    const committed = await r.store.commit(entry, r.fingerprint, r.label);
+    const committed = await r.store.commit(entry, r.fingerprint, r.label, { flushed: fetched.flushed });
+    mark('remote commit');
     if (!committed.ok) return notUsed(committed.error.message);
-    return entry;
+    return { entry, checked: fetched.checked };
   } catch (e) {
     r.reporter.warn(`remote cache: ${errorMessage(e)}; continuing with the local cache`);
     return undefined;
@@ -199,7 +215,18 @@ export async function pullFromRemote(r: PullRequest): Promise<Entry | undefined>
   }
 }
 
-/** Fetches blobs into the local store: each verified in tmp/, then renamed into place. */
+/** What a download left in the local store: the blobs written and flushed, and their checked bytes. */
+interface Downloaded {
+  flushed: Set<string>;
+  checked: Map<string, Buffer | undefined>;
+}
+
+/**
+ * Fetches blobs into the local store, each checked as it arrives; small ones are flushed before
+ * they are named (large ones at commit).
+ * Small blobs are one round trip each, so many go at once (on kept-alive connections); large ones
+ * are bound by bandwidth, and a few at once keep memory and the disk's queue short.
+ */
 async function download(
   op: Operation,
   backend: RemoteBackend,
@@ -207,36 +234,52 @@ async function download(
   algorithm: HashAlgorithm,
   doc: RemoteDocument,
   wanted: BlobRef[],
-): Promise<true | Failed | string> {
+): Promise<Downloaded | Failed | string> {
   const total = wanted.reduce((n, b) => n + doc.blobs[b.hash]!.size, 0);
   const progress = new Progress('downloading', total, wanted.length);
+  const got: Downloaded = { flushed: new Set(), checked: new Map() };
+  let kept = 0;
   let outcome: true | Failed | string = true;
   const stop = () => outcome !== true || op.failed;
+  const small = wanted.length > 0 && total / wanted.length <= IN_MEMORY_MAX_BYTES;
   try {
-    await eachLimited(wanted, TRANSFERS, stop, async (ref) => {
+    await eachLimited(wanted, small ? SMALL_TRANSFERS : TRANSFERS, stop, async (ref) => {
       const wire = doc.blobs[ref.hash]!;
       const tmp = blobs.tempPath('remote');
+      let placed = false;
       try {
         const rx = receiver(algorithm, ref, wire, tmp, (n) => progress.add(n));
-        const got = await op.call(() => backend.getBlob(wire.key, rx.consume));
-        if (got === FAILED) outcome = FAILED;
-        else if (!got) outcome = `blob ${wire.key.slice(0, 12)} is missing on the remote`;
+        const fetched = await op.call(() => backend.getBlob(wire.key, rx.consume));
+        if (fetched === FAILED) outcome = FAILED;
+        else if (!fetched) outcome = `blob ${wire.key.slice(0, 12)} is missing on the remote`;
         else {
           const checked = rx.check();
           if (!checked.ok) outcome = checked.error;
           else {
-            await blobs.adopt(tmp, ref.hash);
+            const { bytes } = checked.value;
+            const mine = bytes ? await blobs.putChecked(ref.hash, bytes) : await blobs.adopt(tmp, ref.hash);
+            placed = !bytes;
+            // Only blobs written from memory count as flushed and checked: a large one is flushed
+            // at commit and checked by the restore, as any blob in the store.
+            if (mine && bytes) {
+              got.flushed.add(ref.hash);
+              // Kept for the restore that follows, up to a bound: the rest it copies from the store.
+              const keep = bytes && kept + bytes.byteLength <= KEEP_CHECKED_BYTES;
+              if (keep) kept += bytes.byteLength;
+              got.checked.set(ref.hash, keep ? bytes : undefined);
+            }
             progress.blobDone();
           }
         }
       } finally {
-        await rm(tmp, { force: true });
+        // Written to but not placed (a failure, a retry's leftovers): it goes.
+        if (!placed && ref.size > IN_MEMORY_MAX_BYTES) await rm(tmp, { force: true });
       }
     });
   } finally {
     progress.finish();
   }
-  return outcome;
+  return outcome === true ? got : outcome;
 }
 
 export interface PushRequest {
@@ -258,6 +301,11 @@ export async function pushToRemote(r: PushRequest): Promise<void> {
   try {
     const backend = await s.open(r.env ?? process.env, r.reporter);
     if (!backend) return;
+    // Write-once (write-once.ts): an entry already on the remote stays, so its blobs need not go
+    // either. Asked first, so that the loser of a race, a re-run with --force, or a client whose
+    // entry would not be trusted anyway uploads nothing.
+    const there = await op.call(() => entryExists(backend, r.entry.key));
+    if (there === FAILED || there) return;
     const refs = uniqueBlobs(r.entry);
     const wires: Record<string, WireRef> = {};
     let sent = 0;

@@ -1,5 +1,6 @@
 import type { Policy, Settings } from '../config/resolve.js';
 import type { Fingerprint } from '../fingerprint/fingerprint.js';
+import type { CheckedBlobs } from '../store/blobs.js';
 import type { Entry } from '../store/entry.js';
 import type { Store } from '../store/store.js';
 import { monotonicMs } from '../util/monotonic.js';
@@ -44,11 +45,11 @@ export class RemoteCacheTier {
     policy: Policy;
     reporter: Reporter;
     now: number;
-  }): Promise<{ entry: Entry; ms: number } | undefined> {
+  }): Promise<{ entry: Entry; checked: CheckedBlobs; ms: number } | undefined> {
     const started = monotonicMs();
     const code = await loaded(r.reporter);
-    const entry = await code?.pullFromRemote({ ...r, remote: this.remote, root: this.root, env: this.env });
-    return entry && { entry, ms: monotonicMs() - started };
+    const pulled = await code?.pullFromRemote({ ...r, remote: this.remote, root: this.root, env: this.env });
+    return pulled && { ...pulled, ms: monotonicMs() - started };
   }
 
   async push(entry: Entry, via: { store: Store; reporter: Reporter }): Promise<void> {

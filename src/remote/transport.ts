@@ -26,8 +26,8 @@ export interface Reply {
 
 // Idle keep-alive sockets are unref'd by the agent: they never hold the process open.
 const agents = {
-  http: new http.Agent({ keepAlive: true, maxSockets: 8 }),
-  https: new https.Agent({ keepAlive: true, maxSockets: 8 }),
+  http: new http.Agent({ keepAlive: true, maxSockets: 32 }),
+  https: new https.Agent({ keepAlive: true, maxSockets: 32 }),
 };
 
 /** Network errors that mean the remote is not there at all: retrying later in this run won't help. */

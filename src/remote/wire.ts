@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGunzip, createGzip } from 'node:zlib';
 import type { HashAlgorithm } from '../config/types.js';
-import { createHasher, hashingTap } from '../fingerprint/hash.js';
+import { createHasher, hashBytes, hashingTap } from '../fingerprint/hash.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { BlobRef } from '../store/entry.js';
 import { err, ok, type Result } from '../util/result.js';
@@ -79,10 +79,22 @@ export async function encodeBlob(
   return { key: raw.digest('hex'), encoding: 'identity', size: ref.size, file: src, temp: false };
 }
 
+/** Blobs up to this size are received into memory, checked, and written with one call. */
+export const IN_MEMORY_MAX_BYTES = 1024 * 1024;
+
+/** What a receiver holds once its body checked out. */
+export interface Received {
+  /** The decoded bytes, for a blob received into memory (not yet written anywhere). */
+  bytes?: Buffer;
+}
+
 /**
- * Streams a downloaded blob into `tmp`, decoding on the way, and checks both names: the SHA-256 of
- * the wire bytes against the remote key, and the decoded bytes against our hash and size. Decoding
- * stops as soon as it passes the expected size, so a hostile "gzip bomb" costs nothing.
+ * Receives a downloaded blob, decoding on the way, and checks every byte against its name: the
+ * decoded bytes against our hash and size, and for a gzip blob the wire bytes against the remote
+ * key too. An identity blob's wire bytes are the decoded bytes, so our hash alone checks them: one
+ * hash per byte instead of two. Small blobs are kept in memory (the caller writes them); larger
+ * ones are streamed into `tmp` (blocking writes with flushes beside them measured slower there).
+ * Decoding stops as soon as it passes the expected size, so a hostile "gzip bomb" costs nothing.
  */
 export function receiver(
   algorithm: HashAlgorithm,
@@ -90,57 +102,99 @@ export function receiver(
   wire: WireRef,
   tmp: string,
   onBytes: (n: number) => void,
-): { consume: (body: Readable) => Promise<void>; check: () => Result<void, string> } {
+): { consume: (body: Readable) => Promise<void>; check: () => Result<Received, string> } {
+  const packed = wire.encoding !== 'identity';
+  const inMemory = ref.size <= IN_MEMORY_MAX_BYTES;
   let wireHash = '';
   let wireSize = 0;
   let hash = '';
   let size = 0;
+  let bytes: Buffer | undefined;
   const consume = async (body: Readable) => {
-    const w = createHash('sha256');
-    const h = createHasher(algorithm);
     wireSize = 0;
     size = 0;
-    const stages: Array<
-      NodeJS.ReadableStream | NodeJS.WritableStream | ((s: AsyncIterable<Buffer>) => AsyncIterable<Buffer>)
-    > = [
-      body,
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          w.update(chunk);
+    bytes = undefined;
+    if (!packed && inMemory) {
+      // A small identity blob (most of them): read with plain events into one buffer, then hashed
+      // in one call. No stream pipeline: per blob its machinery costs more than the bytes.
+      const buf = Buffer.allocUnsafe(ref.size);
+      await new Promise<void>((resolve, reject) => {
+        body.on('data', (chunk: Buffer) => {
+          if (wireSize + chunk.byteLength > Math.min(wire.size, ref.size)) {
+            body.destroy();
+            reject(permanent(`remote blob is larger than the ${wire.size} bytes its entry says`));
+            return;
+          }
+          chunk.copy(buf, wireSize);
           wireSize += chunk.byteLength;
-          if (wireSize > wire.size)
-            throw permanent(`remote blob is larger than the ${wire.size} bytes its entry says`);
           onBytes(chunk.byteLength);
-          yield chunk;
-        }
-      },
-    ];
-    if (wire.encoding === 'gzip') stages.push(createGunzip());
-    stages.push(async function* (source: AsyncIterable<Buffer>) {
+        });
+        body.on('end', resolve);
+        body.on('error', reject);
+        // Closed without its end (the connection dropped): after 'end' this changes nothing.
+        body.on('close', () => reject(new Error('the response was cut off')));
+      });
+      size = wireSize;
+      bytes = buf.subarray(0, size);
+      hash = hashBytes(algorithm, bytes);
+      return;
+    }
+    const w = packed ? createHash('sha256') : undefined;
+    const h = createHasher(algorithm);
+    const counted = async function* (source: AsyncIterable<Buffer>) {
       for await (const chunk of source) {
-        h.update(chunk);
+        wireSize += chunk.byteLength;
+        if (wireSize > wire.size)
+          throw permanent(`remote blob is larger than the ${wire.size} bytes its entry says`);
+        w?.update(chunk);
+        onBytes(chunk.byteLength);
+        yield chunk;
+      }
+    };
+    const checked = async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
         size += chunk.byteLength;
         if (size > ref.size)
           throw permanent(`remote blob decodes to more than the ${ref.size} bytes its entry says`);
+        h.update(chunk);
         yield chunk;
       }
-    }, createWriteStream(tmp));
+    };
+    const sink = inMemory ? intoMemory(ref.size, (b) => (bytes = b)) : createWriteStream(tmp);
+    const stages: unknown[] = [body, counted];
+    if (packed) stages.push(createGunzip());
+    stages.push(checked, sink);
     await (pipeline as (...s: unknown[]) => Promise<void>)(...stages);
-    wireHash = w.digest('hex');
+    if (w) wireHash = w.digest('hex');
     hash = h.digest();
   };
-  const check = (): Result<void, string> => {
-    if (wireHash !== wire.key || wireSize !== wire.size)
+  const check = (): Result<Received, string> => {
+    if (wireSize !== wire.size || (packed && wireHash !== wire.key))
       return err(
-        `remote blob ${wire.key.slice(0, 12)} has SHA-256 ${wireHash.slice(0, 12)} (${wireSize} bytes)`,
+        `remote blob ${wire.key.slice(0, 12)} has ${packed ? `SHA-256 ${wireHash.slice(0, 12)} ` : ''}(${wireSize} bytes), not the ${wire.size} bytes of its name`,
       );
     if (hash !== ref.hash || size !== ref.size)
       return err(
-        `remote blob ${wire.key.slice(0, 12)} decodes to ${hash.slice(0, 12)} (${size} bytes), not ${ref.hash.slice(0, 12)} (${ref.size} bytes)`,
+        packed
+          ? `remote blob ${wire.key.slice(0, 12)} decodes to ${hash.slice(0, 12)} (${size} bytes), not ${ref.hash.slice(0, 12)} (${ref.size} bytes)`
+          : `remote blob ${wire.key.slice(0, 12)} has content hash ${hash.slice(0, 12)} (${size} bytes), not ${ref.hash.slice(0, 12)} (${ref.size} bytes)`,
       );
-    return ok(undefined);
+    return ok(bytes ? { bytes } : {});
   };
   return { consume, check };
+}
+
+/** A pipeline sink that gathers at most `size` bytes into one buffer. */
+function intoMemory(size: number, done: (b: Buffer) => void) {
+  return async (source: AsyncIterable<Buffer>) => {
+    const buf = Buffer.allocUnsafe(size);
+    let at = 0;
+    for await (const chunk of source) {
+      chunk.copy(buf, at); // the checked stage has already refused more than `size` bytes
+      at += chunk.byteLength;
+    }
+    done(buf.subarray(0, at));
+  };
 }
 
 /** An error in a blob's content, not in the transfer: fetching it again would give the same bytes. */

@@ -1,5 +1,5 @@
 import { AuditLog } from '../store/audit.js';
-import { BlobStore } from '../store/blobs.js';
+import { BlobStore, type CheckedBlobs } from '../store/blobs.js';
 import type { Entry } from '../store/entry.js';
 import type { HotIndex } from '../store/hot.js';
 import type { Store } from '../store/store.js';
@@ -7,7 +7,7 @@ import { monotonicMs } from '../util/monotonic.js';
 import { err, ok, type Result } from '../util/result.js';
 import { replayLogs, verifyLogs } from './replay.js';
 import { restoreOutputs } from './restore.js';
-import type { HitOutcome, RunContext, RunOptions } from './types.js';
+import type { HitOutcome, RemoteHit, RunContext, RunOptions } from './types.js';
 
 /*
  * Serving a hit: from the entry's copy in hot/ without the index (hotHit), or from an entry the
@@ -75,6 +75,8 @@ export async function serveHit(
   root: string,
   entry: Entry,
   o: Pick<RunOptions, 'replayTo'>,
+  /** Blobs a pull just checked as it wrote them (see CheckedBlobs). */
+  checked?: CheckedBlobs,
 ): Promise<Result<Served, string>> {
   const started = monotonicMs();
   const logs = await verifyLogs(blobs, entry);
@@ -82,7 +84,7 @@ export async function serveHit(
     await blobs.remove(logs.problem.hash);
     return err(`log blob ${logs.problem.kind}: ${logs.problem.detail}`);
   }
-  const restored = await restoreOutputs(blobs, entry, root);
+  const restored = await restoreOutputs(blobs, entry, root, checked);
   if (!restored.ok) {
     if (restored.kind === 'blob') {
       await blobs.remove(restored.problem.hash);
@@ -102,10 +104,10 @@ export async function serveIndexed(
   store: Store,
   run: RunContext,
   entry: Entry,
-  pulledMs?: number,
+  pulled?: Pick<RemoteHit, 'ms' | 'checked'>,
 ): Promise<HitOutcome | undefined> {
-  const hit = await serveHit(store.blobs, run.settings.root, entry, run.o);
-  if (hit.ok) return recordHit(store, entry, hit.value, run, pulledMs);
+  const hit = await serveHit(store.blobs, run.settings.root, entry, run.o, pulled?.checked);
+  if (hit.ok) return recordHit(store, entry, hit.value, run, pulled?.ms);
   await discardEntry(store, run, hit.error);
   return undefined;
 }

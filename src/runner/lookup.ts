@@ -133,7 +133,7 @@ async function lookUpInIndex(
   if (entry) {
     // Touched before restoring, so a concurrent eviction (which re-checks last access) spares it.
     store.touch(run.key, run.now());
-    const hit = await serveIndexed(store, run, entry, pulled?.ms);
+    const hit = await serveIndexed(store, run, entry, pulled);
     mark('restore');
     if (hit) {
       if (!pulled) store.hot.putEntry(entry); // e.g. made by an older version: next time, from hot/

@@ -255,12 +255,9 @@ export async function commitEntry(
   const paths = checkEntryPaths(run.spec.root, entry.outputs);
   if (!paths.ok) return err(warnNotStored(run.o, paths.error.message));
   await ran.staged;
-  const committed = await store.commit(
-    entry,
-    run.fp.fingerprint,
-    run.label,
-    durabilityOf(run.settings, 'run'),
-  );
+  const committed = await store.commit(entry, run.fp.fingerprint, run.label, {
+    durability: durabilityOf(run.settings, 'run'),
+  });
   mark('commit');
   if (!committed.ok) return err(warnNotStored(run.o, committed.error.message));
   store.log('SAVE', run.source, {

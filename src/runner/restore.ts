@@ -1,7 +1,7 @@
-import { chmodSync, lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { chmod, rm, symlink } from 'node:fs/promises';
+import { chmodSync, constants, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmod, copyFile, rm, symlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import type { BlobProblem, BlobStore } from '../store/blobs.js';
+import type { BlobProblem, BlobStore, CheckedBlobs } from '../store/blobs.js';
 import { type Entry, isHexDigest, type OutputRecord } from '../store/entry.js';
 import { checkEntryPaths } from '../store/entry-paths.js';
 import { plainPathInside, safeJoin } from '../util/paths.js';
@@ -64,7 +64,13 @@ function ensureDir(root: string, dir: string, made?: Set<string>): Result<void> 
  * temp name; only when every blob checked out are stale outputs removed and the temps renamed into
  * place, so a corrupt blob leaves the project as it was.
  */
-export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: string): Promise<RestoreResult> {
+export async function restoreOutputs(
+  blobs: BlobStore,
+  entry: Entry,
+  root: string,
+  /** Blobs a pull checked as it wrote them (see CheckedBlobs): copied without hashing again. */
+  pulled?: CheckedBlobs,
+): Promise<RestoreResult> {
   const shape = checkEntryShape(root, entry);
   if (shape) return { ok: false, kind: 'refused', message: `refused entry: ${shape}` };
   const checked = checkEntryPaths(root, entry.outputs);
@@ -82,30 +88,41 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     const tmp = join(dirname(dest), restoreTempName(basename(dest), tempSuffix()));
     temps.push([tmp, dest, o.mode & 0o777]); // never restore setuid/setgid bits from a cache
   }
-  // Every blob is checked before anything is renamed into place (invariant 1): on a filesystem
-  // with copy-on-write clones, each blob is read once to verify it while it is cloned (no data is
-  // copied; blobs are immutable and only ever appear complete); elsewhere each is copied by reading
-  // it once, hashing exactly the bytes written.
-  // Cloning only pays for large outputs: small ones are copied without probing the filesystem.
+  // Every blob is checked before anything is renamed into place (invariant 1). Blobs a pull has
+  // just checked byte for byte as it wrote them are copied as they are (from memory, or in the
+  // kernel); the others are checked here: on a filesystem with copy-on-write clones, each blob is
+  // read once to verify it while it is cloned (no data is copied; blobs are immutable and only
+  // ever appear complete); elsewhere each is copied by reading it once, hashing exactly the bytes
+  // written. Cloning only pays for large outputs: small ones are copied without probing.
+  const own = files.flatMap((o, k) => (pulled?.has(o.hash) ? [] : [k]));
+  const ownFiles = own.map((k) => files[k]!);
+  const ownTemps = own.map((k) => temps[k]!);
   const bytes = files.reduce((n, o) => n + o.size, 0);
+  const ownBytes = ownFiles.reduce((n, o) => n + o.size, 0);
   let problem: BlobProblem | undefined;
   // Copies are created with their final mode; only a clone, or a mode the umask would cut, is
   // chmod-ed before its rename (one system call less per file in the usual case).
   const umask = process.umask();
-  let cloned = false;
+  /** Temps created with their final mode (copied here, not cloned nor copied from a pull). */
+  const exact = new Set<string>();
   try {
-    cloned = bytes >= CLONE_MIN_BYTES && blobs.canClone(files[0]!.hash, temps[0]![0]);
-    problem = cloned
-      ? await cloneVerified(blobs, entry, files, temps)
-      : await blobs.copyAllVerified(
+    problem = pulled ? await copyChecked(blobs, pulled, files, temps, root) : undefined;
+    if (!problem && ownFiles.length > 0) {
+      if (ownBytes >= CLONE_MIN_BYTES && blobs.canClone(ownFiles[0]!.hash, ownTemps[0]![0])) {
+        problem = await cloneVerified(blobs, entry, ownFiles, ownTemps);
+      } else {
+        problem = await blobs.copyAllVerified(
           entry.algorithm,
-          files.map((o, k) => ({
+          ownFiles.map((o, k) => ({
             ref: { hash: o.hash, size: o.size },
-            dest: temps[k]![0],
-            mode: temps[k]![2],
+            dest: ownTemps[k]![0],
+            mode: ownTemps[k]![2],
           })),
           root,
         );
+        for (const [tmp] of ownTemps) exact.add(tmp);
+      }
+    }
   } catch (e) {
     await cleanup();
     throw e;
@@ -158,7 +175,7 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
         message: `refused ${relative(root, dest)}: a parent directory is a symlink`,
       };
     }
-    if (cloned || (mode & umask) !== 0) chmodSync(tmp, mode);
+    if (!exact.has(tmp) || (mode & umask) !== 0) chmodSync(tmp, mode);
     try {
       renameSync(tmp, dest);
     } catch (e) {
@@ -169,6 +186,42 @@ export async function restoreOutputs(blobs: BlobStore, entry: Entry, root: strin
     }
   }
   return { ok: true, files: files.length, bytes };
+}
+
+/**
+ * Copies the blobs in `checked` to their temp names: from the bytes still in memory (blocking
+ * writes, as the checked copies of small blobs are), else in the kernel (copy_file_range) from the
+ * store. Each temp's parents are checked first, as for any restored file.
+ */
+async function copyChecked(
+  blobs: BlobStore,
+  checked: CheckedBlobs,
+  files: Array<Extract<OutputRecord, { type: 'file' }>>,
+  temps: Array<[tmp: string, dest: string, mode: number]>,
+  root: string,
+): Promise<BlobProblem | undefined> {
+  for (let k = 0; k < files.length; k++) {
+    const hash = files[k]!.hash;
+    if (!checked.has(hash)) continue;
+    const tmp = temps[k]![0];
+    if (!plainPathInside(root, tmp))
+      throw Object.assign(new Error(`refused to write ${tmp}: a parent directory is a symlink`), {
+        code: 'ESYMLINK',
+      });
+    const bytes = checked.get(hash);
+    if (bytes) {
+      writeFileSync(tmp, bytes, { flag: 'wx', mode: 0o600 });
+      continue;
+    }
+    try {
+      await copyFile(blobs.path(hash), tmp, constants.COPYFILE_EXCL);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || blobs.has(hash)) throw e;
+      // Removed since the pull wrote it (a concurrent gc): the entry cannot be served.
+      return { kind: 'missing', hash, detail: 'blob file is gone' };
+    }
+  }
+  return undefined;
 }
 
 /** Clones every blob to its temp name while all are verified (reading each once). */

@@ -1,6 +1,7 @@
 import type { Policy, Settings, TaskSpec } from '../config/resolve.js';
 import type { StdinMode } from '../config/types.js';
 import type { Fingerprint, Fingerprinted } from '../fingerprint/fingerprint.js';
+import type { CheckedBlobs } from '../store/blobs.js';
 import type { Entry } from '../store/entry.js';
 import type { Store } from '../store/store.js';
 import type { Reporter } from '../util/reporter.js';
@@ -42,10 +43,14 @@ export interface RemotePull {
   now: number;
 }
 
-/** A pulled entry, now in the local store, and how long the download took. */
+/**
+ * A pulled entry, now in the local store, how long the download took, and the blobs the pull
+ * checked byte for byte as it wrote them (the restore need not hash those again).
+ */
 export interface RemoteHit {
   entry: Entry;
   ms: number;
+  checked?: CheckedBlobs;
 }
 
 export interface RunOptions {

@@ -1,15 +1,19 @@
 import {
+  closeSync,
   constants,
   copyFileSync,
   createReadStream,
   createWriteStream,
   existsSync,
+  fdatasync,
   mkdirSync,
+  openSync,
   readFileSync,
   renameSync,
   rmSync,
   utimesSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { copyFile, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -17,7 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import type { HashAlgorithm } from '../config/types.js';
 import { createHasher, hashBytes, hashFile, STREAM_THRESHOLD } from '../fingerprint/hash.js';
 import { hashFiles } from '../fingerprint/hash-pool.js';
-import { mkdirs } from '../util/mkdirs.js';
+import { mkdirs, mkdirsSync } from '../util/mkdirs.js';
 import { err, ok, type Result } from '../util/result.js';
 import { statFile } from '../util/stat.js';
 import { tempSuffix } from '../util/temp-name.js';
@@ -30,10 +34,21 @@ const SMALL_BYTES = 64 * 1024;
 export type BlobProblem = { kind: 'missing' | 'corrupt'; hash: string; detail: string };
 
 /**
+ * Blobs this process has just written after checking every byte against its name (a remote
+ * download), by hash: their bytes when still in memory, else undefined (the checked file is in the
+ * store, flushed). A restore that is handed these copies them without reading and hashing them a
+ * second time; anything else it restores is checked as usual.
+ */
+export type CheckedBlobs = ReadonlyMap<string, Buffer | undefined>;
+
+/**
  * Content-addressed, immutable blobs. Every write goes to tmp/ first and is renamed into place, so a
  * blob under its name is always complete; every read on the restore path is checked against its name.
  */
 export class BlobStore {
+  /** Fan-out directories known to exist: a download of thousands of blobs stats each once. */
+  private readonly madeDirs = new Set<string>();
+
   constructor(
     readonly dir: string,
     readonly tmpDir: string,
@@ -148,16 +163,60 @@ export class BlobStore {
     }
   }
 
-  /** Moves a complete temp file to its content address (or drops it if the blob already exists). */
-  async adopt(tmp: string, hash: string): Promise<void> {
+  /**
+   * Moves a complete temp file to its content address (or drops it if the blob already exists).
+   * true: the blob under that name is now this file.
+   */
+  async adopt(tmp: string, hash: string): Promise<boolean> {
     const dest = this.path(hash);
     if (existsSync(dest)) {
       await rm(tmp, { force: true });
       await this.refresh(hash);
-      return;
+      return false;
     }
-    await mkdirs(dirname(dest));
+    const dir = dirname(dest);
+    if (!this.madeDirs.has(dir)) {
+      await mkdirs(dir);
+      this.madeDirs.add(dir);
+    }
     await rename(tmp, dest);
+    return true;
+  }
+
+  /**
+   * Stores bytes the caller has checked against `hash` (a download), flushed to disk (fdatasync)
+   * before they get their name, so that a commit need only flush the directory. true: written
+   * here (false: the blob was already there). Blocking calls but the flush: for the few KB of most
+   * downloaded blobs, a thread-pool round trip per call costs more than the call, and the flush,
+   * which waits for the disk, runs beside others on the pool.
+   */
+  async putChecked(hash: string, data: Uint8Array): Promise<boolean> {
+    const dest = this.path(hash);
+    if (existsSync(dest)) {
+      await this.refresh(hash);
+      return false;
+    }
+    const tmp = this.tempPath('remote');
+    try {
+      const fd = openSync(tmp, 'wx', 0o644);
+      try {
+        for (let at = 0; at < data.byteLength; ) at += writeSync(fd, data, at);
+        await new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+      } finally {
+        closeSync(fd);
+      }
+      const dir = dirname(dest);
+      if (!this.madeDirs.has(dir)) {
+        mkdirsSync(dir);
+        this.madeDirs.add(dir);
+      }
+      renameSync(tmp, dest);
+      return true;
+    } catch (e) {
+      // A half-written temp (ENOSPC) must not fill the disk; one that cannot go is swept by gc.
+      rmSync(tmp, { force: true });
+      throw e;
+    }
   }
 
   /**
@@ -333,18 +392,17 @@ export class BlobStore {
   /**
    * Flushes blobs to stable storage: each file's bytes, then the directories that hold their names
    * (a fan-out directory may be new, so blobs/ too). Called before an entry naming them is
-   * committed, so that after a power loss no entry points at an empty or missing blob.
+   * committed, so that after a power loss no entry points at an empty or missing blob. Blobs in
+   * `flushed` were flushed by whoever wrote them (putChecked, a download): only their directories
+   * are, one fsync per directory for the whole entry.
    */
-  async syncAll(refs: BlobRef[]): Promise<void> {
-    const hashes = [...new Set(refs.map((r) => r.hash))];
-    const dirs = new Set<string>();
+  async syncAll(refs: BlobRef[], flushed?: ReadonlySet<string>): Promise<void> {
+    const all = [...new Set(refs.map((r) => r.hash))];
+    const dirs = new Set(all.map((h) => dirname(this.path(h))));
+    const hashes = flushed ? all.filter((h) => !flushed.has(h)) : all;
     let next = 0;
     const worker = async () => {
-      while (next < hashes.length) {
-        const path = this.path(hashes[next++]!);
-        dirs.add(dirname(path));
-        await fsyncPath(path);
-      }
+      while (next < hashes.length) await fsyncPath(this.path(hashes[next++]!));
     };
     await Promise.all(Array.from({ length: Math.min(8, hashes.length) }, worker));
     if (dirs.size > 0) dirs.add(this.dir);

@@ -197,7 +197,10 @@ export async function saveResult(
     provenance: provenance(settings.root),
     result: { encoding: o.encoding ?? 'raw' },
   };
-  const committed = await store.commit(entry, fingerprint, resultLabel(task), durability, data);
+  const committed = await store.commit(entry, fingerprint, resultLabel(task), {
+    durability,
+    ...(data ? { data } : {}),
+  });
   if (!committed.ok) {
     store.log('ERROR', o.source, { ...fields, error: committed.error.message });
     return committed;

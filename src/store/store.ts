@@ -4,6 +4,7 @@ import type { Fingerprint, ManifestStore } from '../fingerprint/fingerprint.js';
 import { hashBytes } from '../fingerprint/hash.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { warn as warnLine } from '../util/term.js';
+import { mark } from '../util/trace.js';
 import { type AuditEvent, AuditLog } from './audit.js';
 import { BlobStore } from './blobs.js';
 import { type Entry, entryBlobs } from './entry.js';
@@ -54,6 +55,15 @@ export interface OpenOptions {
  * commits; entries are committed only after every blob they name exists. This class is the one
  * door to it: what each method does lives in the module named beside it.
  */
+export interface CommitOptions {
+  /** Default 'strict' (see Store.commit). */
+  durability?: Durability;
+  /** The bytes of the entry's one output, whose blob is not written yet (a small result). */
+  data?: Uint8Array;
+  /** Blobs their writer already flushed to disk (a download). */
+  flushed?: ReadonlySet<string>;
+}
+
 export class Store {
   readonly layout: CacheLayout;
   readonly blobs: BlobStore;
@@ -213,15 +223,15 @@ export class Store {
    * cannot undo; after a power loss such an entry may find its blob damaged, which the hit's
    * verification turns into a miss (never wrong bytes). Either way the index commit is LMDB's,
    * whose flush to disk follows it (lmdb-js's overlapping sync). Then writes the hot/ copy.
+   * `flushed`: blobs their writer already flushed (a download), whose directories alone are flushed.
    */
   async commit(
     entry: Entry,
     fingerprint: Fingerprint,
     label: string,
-    durability: Durability = 'strict',
-    /** The bytes of the entry's one output, whose blob is not written yet (a small result). */
-    data?: Uint8Array,
+    o: CommitOptions = {},
   ): Promise<Result<void>> {
+    const { durability = 'strict', data, flushed } = o;
     if (this.noWrites) return err(failure('cache', this.noWrites));
     const c: Commit = { entry, fingerprint, label };
     if (durability === 'fast' && entry.result && this.commitLater(c, data)) return ok(undefined);
@@ -229,7 +239,8 @@ export class Store {
     if (data) this.blobs.putBytesSync(entry.algorithm, data);
     if (durability === 'strict') {
       try {
-        await this.blobs.syncAll(entryBlobs(entry));
+        await this.blobs.syncAll(entryBlobs(entry), flushed);
+        mark('fsync blobs');
       } catch (e) {
         const gone = (e as NodeJS.ErrnoException).code === 'ENOENT';
         return err(

@@ -47,10 +47,10 @@ test('a server answering 500: retried a bounded number of times, then left alone
     assert.is(w.length, 2, w.join('\n'));
     assert.match(w[0]!, /GET .*\/cache\/ac\/[0-9a-f]{64}: HTTP 500; continuing with the local cache/);
     assert.match(w[1]!, /HTTP 500; not using the remote for the rest of this run/);
-    // 3 tries of the lookup, 3 tries of the first upload request, then nothing.
+    // 3 tries of the lookup, 3 tries of the first upload request (is the entry there?), then nothing.
     assert.is(stub.requests.length, 6, stub.requests.join('\n'));
     assert.ok(stub.requests.slice(0, 3).every((q) => q.startsWith('GET /cache/ac/')));
-    assert.ok(stub.requests.slice(3).every((q) => q.startsWith('HEAD /cache/cas/')));
+    assert.ok(stub.requests.slice(3).every((q) => q.startsWith('HEAD /cache/ac/')));
   } finally {
     await stub.stop();
   }

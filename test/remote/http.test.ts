@@ -3,13 +3,13 @@
  * 127.0.0.1 by this suite. Each "machine" is a separate copy of the project with its own cache.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listSorted, readTreeSnapshot } from '../support/helpers.js';
 import { keyOf, project, runGen, timesRan, warnings } from '../support/remote-project.js';
-import { accessLog, nginxFor } from '../support/servers.js';
+import { accessLog, nginxFor, startTruncatingProxy } from '../support/servers.js';
 
 const test = suite('remote: HTTP cache on nginx');
 const ng = nginxFor(test);
@@ -62,25 +62,43 @@ test('two machines share one remote: the first uploads, the second gets a remote
   assert.is(timesRan(b), 0);
 });
 
-test('a blob the remote already has is not uploaded again (HEAD first); the entry is write-once', async () => {
+test('a blob the remote already has is not uploaded again (HEAD first)', async () => {
   const env = { TASKVAULT_REMOTE_URL: `${ng().url}/dedup` };
-  const a = project();
-  assert.is((await runGen(a, env)).code, 0);
+  assert.is((await runGen(project(), env)).code, 0);
   const before = accessLog(ng()).length;
-  // --force runs again: only out/sub/random.bin changes, every other blob is already there.
-  const again = await runGen(project(), env, ['--force']);
+  // Another input file: another key, and the same outputs but out/sub/random.bin.
+  const other = project();
+  writeFileSync(join(other, 'src', 'other.txt'), 'another input\n');
+  const again = await runGen(other, env);
   assert.is(again.code, 0, again.err);
   const lines = accessLog(ng()).slice(before);
   const puts = lines.filter((l) => l.includes('"PUT /dedup/cas/'));
   assert.is(puts.length, 1, lines.join('\n'));
   assert.ok(lines.filter((l) => l.includes('"HEAD /dedup/cas/')).length >= 5);
-  // The entry is already there: it is looked up after the blobs, and not replaced.
+  assert.is(lines.filter((l) => l.includes('"PUT /dedup/ac/')).length, 1, 'the new entry is uploaded');
+});
+
+test('write-once: an entry already on the remote is neither replaced nor are its blobs sent again', async () => {
+  const env = { TASKVAULT_REMOTE_URL: `${ng().url}/once` };
+  const a = project();
+  assert.is((await runGen(a, env)).code, 0);
+  const acFile = join(ng().data, 'once', 'ac', await keyOf(a));
+  const stored = readFileSync(acFile);
+  const before = accessLog(ng()).length;
+  // --force runs again under the same key (out/sub/random.bin comes out different).
+  const again = await runGen(project(), env, ['--force']);
+  assert.is(again.code, 0, again.err);
+  assert.equal(warnings(again), []);
+  const lines = accessLog(ng()).slice(before);
   assert.not.ok(
-    lines.some((l) => l.includes('"PUT /dedup/ac/')),
-    'the existing entry was replaced',
+    lines.some((l) => /"PUT /.test(l)),
+    `nothing is uploaded for an entry that is already there:\n${lines.join('\n')}`,
   );
-  const last = lines.filter((l) => /"(PUT|GET|HEAD) /.test(l)).pop() ?? '';
-  assert.match(last, /"GET \/dedup\/ac\//, 'the entry is checked after all its blobs');
+  assert.ok(
+    lines.some((l) => l.includes('"HEAD /once/ac/')),
+    lines.join('\n'),
+  );
+  assert.ok(readFileSync(acFile).equals(stored), 'the trusted entry is unchanged');
 });
 
 test('read-only mode reads the remote but never writes to it', async () => {
@@ -121,6 +139,42 @@ test('with hashAlgorithm sha256 the local and remote names of small blobs agree'
   const local = readFileSync(join(b, 'out', 'result.txt'));
   const name = createHash('sha256').update(local).digest('hex');
   assert.ok(listSorted(join(ng().data, 'sha', 'cas')).includes(name));
+});
+
+test('blob bodies cut off on the way: a miss with a warning, the command runs, nothing half-written is kept', async () => {
+  // The default outputs are received in memory; a 3 MB one is written to a file as it arrives.
+  const bigGen = `import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+if (process.env.RAN_MARKER) appendFileSync(process.env.RAN_MARKER, 'ran\\n');
+mkdirSync('out', { recursive: true });
+writeFileSync('out/big.bin', randomBytes(3 * 1024 * 1024));
+`;
+  for (const gen of [undefined, bigGen]) {
+    const prefix = gen ? 'cut-big' : 'cut';
+    const make = () => {
+      const dir = project();
+      if (gen) writeFileSync(join(dir, 'gen.mjs'), gen);
+      return dir;
+    };
+    assert.is((await runGen(make(), { TASKVAULT_REMOTE_URL: `${ng().url}/${prefix}` })).code, 0);
+    const proxy = await startTruncatingProxy(ng().url, (path) => path.includes('/cas/'));
+    try {
+      const b = make();
+      const r = await runGen(b, {
+        TASKVAULT_REMOTE_URL: `${proxy.url}/${prefix}`,
+        TASKVAULT_REMOTE_READ_ONLY: '1',
+      });
+      assert.is(r.code, 0, r.err);
+      assert.is(timesRan(b), 1, `${prefix}: the command ran`);
+      assert.not.match(r.err, /hit \(remote\)/);
+      assert.ok(warnings(r).length >= 1, `${prefix}: a warning says why`);
+      assert.equal(readdirSync(join(b, '.taskvault', 'cache', 'tmp')), [], `${prefix}: no temp files left`);
+      const again = await runGen(b, {});
+      assert.match(again.err, /taskvault: hit [0-9a-f]/, `${prefix}: the local entry is sound`);
+    } finally {
+      await proxy.stop();
+    }
+  }
 });
 
 test.run();

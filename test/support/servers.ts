@@ -247,9 +247,12 @@ export async function startSilent(): Promise<{ url: string; stop(): Promise<void
 /**
  * A proxy in front of a real server that passes every request through, but cuts each successful
  * GET's body in half (keeping the server's Content-Length) and drops the connection: a transfer
- * broken on the way.
+ * broken on the way. `cut`: which request paths are cut (all by default).
  */
-export async function startTruncatingProxy(target: string): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startTruncatingProxy(
+  target: string,
+  cut: (path: string) => boolean = () => true,
+): Promise<{ url: string; stop(): Promise<void> }> {
   const upstream = new URL(target);
   const server = http.createServer((req, res) => {
     const out = http.request(
@@ -266,7 +269,7 @@ export async function startTruncatingProxy(target: string): Promise<{ url: strin
         up.on('end', () => {
           const body = Buffer.concat(parts);
           res.writeHead(up.statusCode ?? 502, up.headers);
-          if (req.method === 'GET' && up.statusCode === 200 && body.length > 1) {
+          if (req.method === 'GET' && up.statusCode === 200 && body.length > 1 && cut(req.url ?? '')) {
             res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
           } else res.end(body);
         });
