@@ -89,7 +89,7 @@ class TrainKeyedByHyperparametersAndDataset(ProjectTest):
                 assert cached is not None
                 return pickle.loads(cached)
             model = train(hp, dataset)
-            client.cache_result("train", key_input, pickle.dumps(model), duration_ms=50)
+            client.cache_result("train", key_input, pickle.dumps(model), duration_ms=5000)
             return model
 
         with Client() as client:
@@ -102,7 +102,8 @@ class TrainKeyedByHyperparametersAndDataset(ProjectTest):
             self.write("data/train.bin", bytes(range(255)) * 64)  # new data: trains again
             train_cached(client, {"lr": 0.01, "epochs": 3, "layers": [64, 32]})
             self.assertEqual(len(trained), 3)
-            self.assertEqual(client.get_stats()["savedMs"] >= 40, True)
+            # One hit saved the 5 s training less the hit's own time (well under a second, even loaded).
+            self.assertEqual(client.get_stats()["savedMs"] >= 4000, True)
 
         # The same with memoize: hyperparameters as JSON, the dataset by file content, pickled model.
         memo_trained = []
