@@ -39,6 +39,37 @@ export interface SeriesPoint {
   cost: number;
 }
 
+/** The counts of runs every series has, local or team. */
+type RunCounts = Pick<SeriesPoint, 'hits' | 'remoteHits' | 'misses' | 'errors' | 'savedMs'>;
+
+/** A series point at `t` with nothing counted yet. */
+export function emptyPoint<U extends number | null>(
+  t: number,
+  usage: U,
+): Omit<SeriesPoint, 'usage'> & { usage: U } {
+  return {
+    t,
+    hits: 0,
+    remoteHits: 0,
+    misses: 0,
+    errors: 0,
+    savedMs: 0,
+    evictions: 0,
+    evictedBytes: 0,
+    usage,
+    cost: 0,
+  };
+}
+
+/** Adds `x`'s run counts to `p`. */
+export function addRuns(p: RunCounts, x: RunCounts): void {
+  p.hits += x.hits;
+  p.remoteHits += x.remoteHits;
+  p.misses += x.misses;
+  p.errors += x.errors;
+  p.savedMs += x.savedMs;
+}
+
 export interface TaskFigures extends TaskTally {
   task: string;
   cost: number;
@@ -193,25 +224,10 @@ export class DashboardData {
     const series: SeriesPoint[] = [];
     let j = 0;
     for (let h = fromHour; h < toHour; h += stepH) {
-      const p: SeriesPoint = {
-        t: h * HOUR_MS,
-        hits: 0,
-        remoteHits: 0,
-        misses: 0,
-        errors: 0,
-        savedMs: 0,
-        evictions: 0,
-        evictedBytes: 0,
-        usage,
-        cost: 0,
-      };
+      const p: SeriesPoint = emptyPoint(h * HOUR_MS, usage);
       while (j < buckets.length && buckets[j]!.hour < h + stepH) {
         const b = buckets[j++]!.bucket;
-        p.hits += b.hits;
-        p.remoteHits += b.remoteHits;
-        p.misses += b.misses;
-        p.errors += b.errors;
-        p.savedMs += b.savedMs;
+        addRuns(p, b);
         p.evictions += b.evictions;
         p.evictedBytes += b.evictedBytes;
         for (const [task, t] of Object.entries(b.tasks)) p.cost += costOf(this.prices, task, t.savedMs);

@@ -16,7 +16,7 @@ import {
 import { migrate, SCHEMA_VERSION, schemaVersion } from '../store/team/schema.js';
 import { HOUR_MS } from '../store/timeseries.js';
 import { costOf, type Prices, prices } from './cost.js';
-import type { SeriesPoint } from './data.js';
+import { addRuns, emptyPoint, type SeriesPoint } from './data.js';
 import { BadQuery, HttpError, integer, only, span, text } from './query.js';
 import type { DashboardRoutes } from './server.js';
 
@@ -157,11 +157,7 @@ export class TeamDashboardData implements DashboardRoutes {
       cost: 0,
     };
     for (const t of tasks) {
-      totals.hits += t.hits;
-      totals.remoteHits += t.remoteHits;
-      totals.misses += t.misses;
-      totals.errors += t.errors;
-      totals.savedMs += t.savedMs;
+      addRuns(totals, t);
       totals.cost += t.cost;
     }
     const looked = totals.hits + totals.misses;
@@ -193,29 +189,14 @@ export class TeamDashboardData implements DashboardRoutes {
     const at = new Map<number, TeamSeriesPoint>();
     const series: TeamSeriesPoint[] = [];
     for (let t = fromMs; t < toMs; t += stepMs) {
-      const p: TeamSeriesPoint = {
-        t,
-        hits: 0,
-        remoteHits: 0,
-        misses: 0,
-        errors: 0,
-        savedMs: 0,
-        evictions: 0,
-        evictedBytes: 0,
-        usage: null,
-        cost: 0,
-      };
+      const p: TeamSeriesPoint = emptyPoint(t, null);
       series.push(p);
       at.set(t, p);
     }
     for (const x of tallies) {
       const p = at.get(x.t);
       if (!p) continue; // cannot happen: the query's window is the series'
-      p.hits += x.hits;
-      p.remoteHits += x.remoteHits;
-      p.misses += x.misses;
-      p.errors += x.errors;
-      p.savedMs += x.savedMs;
+      addRuns(p, x);
       p.cost += costOf(this.prices, x.task, x.savedMs);
     }
     return series;
