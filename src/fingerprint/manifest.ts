@@ -148,22 +148,33 @@ export function encodeManifest(m: Manifest): Buffer {
   return out;
 }
 
-/** undefined for a record of another version or algorithm, or one that does not parse. */
-export function decodeManifest(
-  buf: Buffer | undefined,
-  algorithm: HashAlgorithm,
-  root: string,
-): Manifest | undefined {
+/**
+ * A record's layout from its header: counts and where its digests and JSON start. undefined for a
+ * record of another version or algorithm, or whose length does not add up.
+ */
+function layoutOf(buf: Buffer | undefined, algorithm: HashAlgorithm) {
   if (!buf || buf.length < HEADER || buf.readUInt8(0) !== VERSION) return undefined;
   if (ALGOS[buf.readUInt8(1)] !== algorithm) return undefined;
   const nDirs = buf.readUInt32LE(16);
   const n = buf.readUInt32LE(20);
-  const jsonLen = buf.readUInt32LE(24);
-  const numbers = 8 * (4 * nDirs + PER_FILE * n);
-  if (buf.length !== HEADER + numbers + DIGEST * n + jsonLen) return undefined;
+  const digestsAt = HEADER + 8 * (4 * nDirs + PER_FILE * n);
+  const jsonAt = digestsAt + DIGEST * n;
+  if (buf.length !== jsonAt + buf.readUInt32LE(24)) return undefined;
+  return { buf, nDirs, n, digestsAt, jsonAt };
+}
+
+/** undefined for a record of another version or algorithm, or one that does not parse. */
+export function decodeManifest(
+  record: Buffer | undefined,
+  algorithm: HashAlgorithm,
+  root: string,
+): Manifest | undefined {
+  const layout = layoutOf(record, algorithm);
+  if (!layout) return undefined;
+  const { buf, nDirs, n, jsonAt } = layout;
   let meta: { dirs: string[]; paths: string[]; restHash: string; key: string };
   try {
-    meta = JSON.parse(buf.toString('utf8', HEADER + numbers + DIGEST * n));
+    meta = JSON.parse(buf.toString('utf8', jsonAt));
   } catch {
     return undefined; // a damaged record is no manifest: the run lists and hashes afresh
   }
@@ -211,18 +222,13 @@ export interface ManifestPeek {
 }
 
 export function peekManifest(
-  buf: Buffer | undefined,
+  record: Buffer | undefined,
   algorithm: HashAlgorithm,
   root: string,
 ): ManifestPeek | undefined {
-  if (!buf || buf.length < HEADER || buf.readUInt8(0) !== VERSION) return undefined;
-  if (ALGOS[buf.readUInt8(1)] !== algorithm) return undefined;
-  const nDirs = buf.readUInt32LE(16);
-  const n = buf.readUInt32LE(20);
-  const jsonLen = buf.readUInt32LE(24);
-  const digestsAt = HEADER + 8 * (4 * nDirs + PER_FILE * n);
-  if (buf.length !== digestsAt + DIGEST * n + jsonLen) return undefined;
-  const jsonAt = digestsAt + DIGEST * n;
+  const layout = layoutOf(record, algorithm);
+  if (!layout) return undefined;
+  const { buf, n, digestsAt, jsonAt } = layout;
   const tail = buf.toString('latin1', Math.max(jsonAt, buf.length - 400));
   const last = /"restHash":"([0-9a-f]{1,128})","key":"([0-9a-f]{1,128})"\}$/.exec(tail);
   if (!last) return undefined;
