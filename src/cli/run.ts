@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import type { CAC } from 'cac';
 import { isQuiet, resolveTask, type Settings, taskLabel } from '../config/resolve.js';
-import { lastResidentAnswer } from '../fingerprint/resident.js';
+import type { ResidentAnswer } from '../fingerprint/resident.js';
 import { remoteTier } from '../remote/tier.js';
 import { runTask } from '../runner/lookup.js';
 import { info, warn } from '../util/term.js';
@@ -47,7 +47,11 @@ async function run(
   const recursion = flags.dryRun ? undefined : enterRun(spec.value, taskLabel(spec.value));
   if (recursion) return recursion;
   const quiet = isQuiet(settings, flags.quiet);
+  let daemon: ResidentAnswer | undefined;
   const outcome = await runTask(settings, spec.value, {
+    onDaemonAnswer: (answer) => {
+      daemon = answer;
+    },
     force: flags.force === true,
     dryRun: flags.dryRun === true,
     stdin: spec.value.stdin,
@@ -56,7 +60,7 @@ async function run(
     remote: remoteTier(settings),
   });
   const label = taskLabel(spec.value);
-  if (process.env.TASKVAULT_DAEMON === 'auto' && !flags.dryRun) await autoStartDaemon(settings);
+  if (process.env.TASKVAULT_DAEMON === 'auto' && !flags.dryRun) await autoStartDaemon(settings, daemon);
   if (settings.team && !flags.dryRun) {
     // Only with a team index: the module (and its fs appends) stays off plain runs' path.
     const { recordRun } = await import('./team.js');
@@ -81,8 +85,7 @@ async function run(
  * TASKVAULT_DAEMON=auto: a run that found no daemon of its build (a first run, or one after the
  * last exited idle) starts one in the background for the next runs. Never fails the run.
  */
-async function autoStartDaemon(settings: Settings): Promise<void> {
-  const answer = lastResidentAnswer;
+async function autoStartDaemon(settings: Settings, answer: ResidentAnswer | undefined): Promise<void> {
   if (answer === undefined || answer === 'unchanged') return;
   if (answer.why !== 'no daemon' && answer.build === undefined) return;
   try {

@@ -149,7 +149,7 @@ export async function askUnchanged(
   daemonDir: string,
   check: ResidentCheck,
   timeoutMs: number,
-): Promise<'unchanged' | { why: string; build?: string }> {
+): Promise<ResidentAnswer> {
   const socket = residentSocket(daemonDir);
   if ('why' in socket) return socket;
   const reply = await ask(socket.path, { op: 'check', ...check }, timeoutMs);
@@ -159,8 +159,8 @@ export async function askUnchanged(
   return reply.unchanged === true ? 'unchanged' : { why: String(reply.why ?? 'not known') };
 }
 
-/** What the last check of this process found, for `run`'s auto-start and TASKVAULT_TRACE. */
-export let lastResidentAnswer: 'unchanged' | { why: string; build?: string } | undefined;
+/** What a check found: a daemon of this build vouched, or why the run walks. */
+export type ResidentAnswer = 'unchanged' | { why: string; build?: string };
 
 /**
  * The check a run's fingerprint asks (FingerprintOptions.unchangedSince), or undefined when the
@@ -170,13 +170,16 @@ export function residentCheck(
   daemonDir: string,
   where: { root: string; cwd: string },
   algorithm: string,
+  /** Told what the check found (TASKVAULT_TRACE, `run`'s auto-start). */
+  seen: (answer: ResidentAnswer) => void,
   env: NodeJS.ProcessEnv = process.env,
 ): ((id: string, prior: { stamp?: string; count: number }) => Promise<boolean>) | undefined {
   if (env.TASKVAULT_DAEMON === '0' || process.platform !== 'linux') return undefined;
   return async (id, prior) => {
     if (!prior.stamp) return false;
     const check = { id, stamp: prior.stamp, root: where.root, cwd: where.cwd, algorithm };
-    lastResidentAnswer = await askUnchanged(daemonDir, check, checkTimeoutMs(prior.count, env));
-    return lastResidentAnswer === 'unchanged';
+    const answer = await askUnchanged(daemonDir, check, checkTimeoutMs(prior.count, env));
+    seen(answer);
+    return answer === 'unchanged';
   };
 }

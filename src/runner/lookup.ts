@@ -1,6 +1,6 @@
 import type { Settings, TaskSpec } from '../config/resolve.js';
 import { fingerprintTask } from '../fingerprint/fingerprint.js';
-import { lastResidentAnswer, residentCheck } from '../fingerprint/resident.js';
+import { type ResidentAnswer, residentCheck } from '../fingerprint/resident.js';
 import type { Entry } from '../store/entry.js';
 import { HotIndex } from '../store/hot.js';
 import { corruptIndex, corruptionText, isIndexCorruption } from '../store/index-errors.js';
@@ -41,7 +41,11 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   if (stdin?.kind === 'uncached') return skipCache(spec, stdin.reason, o);
   const hot = new HotIndex(cacheLayout(settings.cacheDir));
   // A running `taskvault daemon` may vouch for the inputs instead of a stat walk (docs/daemon.md).
-  const unchangedSince = residentCheck(hot.layout.daemon, spec, settings.hashAlgorithm);
+  let daemon: ResidentAnswer | undefined;
+  const unchangedSince = residentCheck(hot.layout.daemon, spec, settings.hashAlgorithm, (answer) => {
+    daemon = answer;
+    o.onDaemonAnswer?.(answer);
+  });
   let fp: Awaited<ReturnType<typeof fingerprintTask>>;
   try {
     fp = await fingerprintTask(spec, {
@@ -57,8 +61,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
     return skipCache(spec, errorMessage(e), o);
   }
   mark('fingerprint');
-  if (lastResidentAnswer)
-    note(`daemon: ${lastResidentAnswer === 'unchanged' ? 'unchanged' : lastResidentAnswer.why}`);
+  if (daemon) note(`daemon: ${daemon === 'unchanged' ? 'unchanged' : daemon.why}`);
   if (!fp.ok) return { kind: 'failed', failure: fp.error };
   for (const g of fp.value.unmatchedInputs) o.reporter.warn(`input glob '${g}' matched no files`);
   const { key } = fp.value;

@@ -1,6 +1,7 @@
 import type { Policy, Settings, TaskSpec } from '../config/resolve.js';
 import type { StdinMode } from '../config/types.js';
 import type { Fingerprint, Fingerprinted } from '../fingerprint/fingerprint.js';
+import type { ResidentAnswer } from '../fingerprint/resident.js';
 import type { CheckedBlobs } from '../store/blobs.js';
 import type { Entry } from '../store/entry.js';
 import type { Store } from '../store/store.js';
@@ -74,6 +75,8 @@ export interface RunOptions {
    * pass mostly only stats the inputs again.
    */
   recheckInputs?: boolean;
+  /** Told what a running `taskvault daemon` answered, when one was asked (fingerprint/resident.ts). */
+  onDaemonAnswer?: (answer: ResidentAnswer) => void;
   /**
    * Read the process's stdin into the key as this says (runner/stdin.ts); only `run` from the CLI
    * sets it. Unset: stdin is inherited and not keyed (the SDK, watch).
