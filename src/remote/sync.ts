@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import type { Policy } from '../config/resolve.js';
-import type { HashAlgorithm } from '../config/types.js';
+import type { Durability, HashAlgorithm } from '../config/types.js';
 import type { Fingerprint } from '../fingerprint/fingerprint.js';
 import type { BlobStore, CheckedBlobs } from '../store/blobs.js';
 import { type BlobRef, type Entry, entryBlobs, type Provenance, uniqueBlobs } from '../store/entry.js';
@@ -149,6 +149,12 @@ export interface PullRequest {
   reporter: Reporter;
   now: number;
   env?: NodeJS.ProcessEnv;
+  /**
+   * The config's `durability`; unset: 'fast'. The remote keeps the bytes, so a pulled blob lost
+   * to a power cut costs a download, never wrong bytes (a hit verifies what it restores), and
+   * flushing each of 5,000 small blobs, or a 500 MB one, cost most of a remote hit.
+   */
+  durability?: Durability;
 }
 
 /** A pulled entry, committed locally, and the blobs the pull checked and wrote (for the restore). */
@@ -197,13 +203,25 @@ export async function pullFromRemote(r: PullRequest): Promise<Pulled | undefined
     if (!paths.ok) return notUsed(paths.error.message);
 
     const wanted = uniqueBlobs(doc.entry).filter((b) => !r.store.blobs.has(b.hash));
-    const fetched = await download(op, backend, r.store.blobs, r.fingerprint.algorithm, doc, wanted);
+    const durability = r.durability ?? 'fast';
+    const fetched = await download(
+      op,
+      backend,
+      r.store.blobs,
+      r.fingerprint.algorithm,
+      doc,
+      wanted,
+      durability,
+    );
     mark('remote blobs');
     if (fetched === FAILED) return undefined;
     if (typeof fetched === 'string') return notUsed(fetched);
 
     const entry = { ...cleanEntry(doc.entry), bytes, ttlMs: r.policy.ttlMs };
-    const committed = await r.store.commit(entry, r.fingerprint, r.label, { flushed: fetched.flushed });
+    const committed = await r.store.commit(entry, r.fingerprint, r.label, {
+      durability,
+      flushed: fetched.flushed,
+    });
     mark('remote commit');
     if (!committed.ok) return notUsed(committed.error.message);
     return { entry, checked: fetched.checked };
@@ -215,15 +233,18 @@ export async function pullFromRemote(r: PullRequest): Promise<Pulled | undefined
   }
 }
 
-/** What a download left in the local store: the blobs written and flushed, and their checked bytes. */
+/**
+ * What a download left in the local store: the blobs written and flushed (strict durability), and
+ * the blobs it checked as they arrived, with their bytes while they fit in memory.
+ */
 interface Downloaded {
   flushed: Set<string>;
   checked: Map<string, Buffer | undefined>;
 }
 
 /**
- * Fetches blobs into the local store, each checked as it arrives; small ones are flushed before
- * they are named (large ones at commit).
+ * Fetches blobs into the local store, each checked as it arrives. With strict durability, small
+ * ones are flushed before they are named (large ones at commit).
  * Small blobs are one round trip each, so many go at once (on kept-alive connections); large ones
  * are bound by bandwidth, and a few at once keep memory and the disk's queue short.
  */
@@ -234,6 +255,7 @@ async function download(
   algorithm: HashAlgorithm,
   doc: RemoteDocument,
   wanted: BlobRef[],
+  durability: Durability,
 ): Promise<Downloaded | Failed | string> {
   const total = wanted.reduce((n, b) => n + doc.blobs[b.hash]!.size, 0);
   const progress = new Progress('downloading', total, wanted.length);
@@ -257,13 +279,17 @@ async function download(
           if (!checked.ok) outcome = checked.error;
           else {
             const { bytes } = checked.value;
-            const mine = bytes ? await blobs.putChecked(ref.hash, bytes) : await blobs.adopt(tmp, ref.hash);
+            const strict = durability === 'strict';
+            const mine = bytes
+              ? await blobs.putChecked(ref.hash, bytes, strict)
+              : await blobs.adopt(tmp, ref.hash);
             placed = !bytes;
-            // Only blobs written from memory count as flushed and checked: a large one is flushed
-            // at commit and checked by the restore, as any blob in the store.
-            if (mine && bytes) {
-              got.flushed.add(ref.hash);
-              // Kept for the restore that follows, up to a bound: the rest it copies from the store.
+            // Only blobs written from memory are flushed here: a large one is flushed at commit.
+            if (mine && bytes && strict) got.flushed.add(ref.hash);
+            // What this download wrote under the blob's name is what it checked (blobs are
+            // immutable): the restore copies it without hashing it again. Bytes are kept for
+            // it up to a bound; the rest it copies from the store (in the kernel).
+            if (mine) {
               const keep = bytes && kept + bytes.byteLength <= KEEP_CHECKED_BYTES;
               if (keep) kept += bytes.byteLength;
               got.checked.set(ref.hash, keep ? bytes : undefined);

@@ -1,4 +1,5 @@
 import type { Policy, Settings } from '../config/resolve.js';
+import type { Durability } from '../config/types.js';
 import type { Fingerprint } from '../fingerprint/fingerprint.js';
 import type { CheckedBlobs } from '../store/blobs.js';
 import type { Entry } from '../store/entry.js';
@@ -35,6 +36,8 @@ export class RemoteCacheTier {
     /** The project root: a pulled entry's paths are checked against it before any download. */
     private readonly root: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    /** The config's `durability`, for what a pull writes (PullRequest.durability). */
+    private readonly durability?: Durability,
   ) {}
 
   async pull(r: {
@@ -48,7 +51,13 @@ export class RemoteCacheTier {
   }): Promise<{ entry: Entry; checked: CheckedBlobs; ms: number } | undefined> {
     const started = monotonicMs();
     const code = await loaded(r.reporter);
-    const pulled = await code?.pullFromRemote({ ...r, remote: this.remote, root: this.root, env: this.env });
+    const pulled = await code?.pullFromRemote({
+      ...r,
+      remote: this.remote,
+      root: this.root,
+      env: this.env,
+      ...(this.durability && { durability: this.durability }),
+    });
     return pulled && { ...pulled, ms: monotonicMs() - started };
   }
 
@@ -61,8 +70,10 @@ export class RemoteCacheTier {
 
 /** The tier for these settings; undefined when no remote is configured. */
 export function remoteTier(
-  settings: Pick<Settings, 'remote' | 'root'>,
+  settings: Pick<Settings, 'remote' | 'root' | 'durability'>,
   env?: NodeJS.ProcessEnv,
 ): RemoteCacheTier | undefined {
-  return settings.remote ? new RemoteCacheTier(settings.remote, settings.root, env) : undefined;
+  return settings.remote
+    ? new RemoteCacheTier(settings.remote, settings.root, env, settings.durability)
+    : undefined;
 }

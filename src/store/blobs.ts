@@ -184,13 +184,13 @@ export class BlobStore {
   }
 
   /**
-   * Stores bytes the caller has checked against `hash` (a download), flushed to disk (fdatasync)
-   * before they get their name, so that a commit need only flush the directory. true: written
-   * here (false: the blob was already there). Blocking calls but the flush: for the few KB of most
-   * downloaded blobs, a thread-pool round trip per call costs more than the call, and the flush,
-   * which waits for the disk, runs beside others on the pool.
+   * Stores bytes the caller has checked against `hash` (a download). `flush` (strict durability):
+   * flushed to disk (fdatasync) before they get their name, so that a commit need only flush the
+   * directory. true: written here (false: the blob was already there). Blocking calls but the
+   * flush: for the few KB of most downloaded blobs, a thread-pool round trip per call costs more
+   * than the call, and the flush, which waits for the disk, runs beside others on the pool.
    */
-  async putChecked(hash: string, data: Uint8Array): Promise<boolean> {
+  async putChecked(hash: string, data: Uint8Array, flush = true): Promise<boolean> {
     const dest = this.path(hash);
     if (existsSync(dest)) {
       await this.refresh(hash);
@@ -201,7 +201,8 @@ export class BlobStore {
       const fd = openSync(tmp, 'wx', 0o644);
       try {
         for (let at = 0; at < data.byteLength; ) at += writeSync(fd, data, at);
-        await new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+        if (flush)
+          await new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
       } finally {
         closeSync(fd);
       }
