@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { chmod, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -10,6 +9,7 @@ import { formatBytes } from '../util/format.js';
 import { mkdirs } from '../util/mkdirs.js';
 import { monotonicMs } from '../util/monotonic.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
+import { tempSuffix } from '../util/temp-name.js';
 import type { BlobRef, Entry, ResultEncoding } from './entry.js';
 import { STORE_SCHEMA } from './entry.js';
 import { evictAfterSave } from './evict.js';
@@ -289,7 +289,7 @@ export async function getResult(
     data = read.value;
   } else {
     const dest = resolve(target.path);
-    const tmp = join(dirname(dest), `.${basename(dest)}.tv-${randomBytes(4).toString('hex')}.tmp`);
+    const tmp = join(dirname(dest), `.${basename(dest)}.tv-${tempSuffix()}.tmp`);
     try {
       await mkdirs(dirname(dest));
       const problem = await store.blobs.copyVerified(entry.algorithm, ref, tmp, out.mode);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
   mkdirSync,
@@ -9,6 +8,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pidAlive } from '../../util/process.js';
 
@@ -68,7 +68,11 @@ export function bufferMax(env: NodeJS.ProcessEnv): number {
 /** Past this, a buffer the database never took is dropped rather than filling the disk. */
 export const MAX_BUFFER_BYTES = 64 * 1024 * 1024;
 
-export const newEventId = (): string => randomBytes(12).toString('hex');
+// node:crypto is loaded on the first event, not with this module: the SDK's service and every
+// run load it, and most caches have no team index.
+const require = createRequire(import.meta.url);
+export const newEventId = (): string =>
+  (require('node:crypto') as typeof import('node:crypto')).randomBytes(12).toString('hex');
 
 /** Appends one event: one write with O_APPEND, so concurrent runs never interleave lines. */
 export function appendEvent(teamDir: string, event: TeamEvent): void {
