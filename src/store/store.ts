@@ -143,6 +143,8 @@ export class Store {
     if (!opened.ok) return opened;
     const store = new Store(files, opened.value);
     store.hitBatchMs = o.hitBatchMs ?? 0;
+    // A client that batches hits lives long and logs a line per hit: its log stays open.
+    if (store.hitBatchMs > 0) files.audit.keepOpen();
     return ok(store);
   }
 
@@ -474,6 +476,7 @@ export class Store {
     await bounded(this.settle(), 10_000);
     drainHits(this.dbs);
     this.pending.close();
+    this.audit.close();
     await bounded(this.dbs.env.close(), hasWriteFailed() ? 1_000 : 10_000);
   }
 }

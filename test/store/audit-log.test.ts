@@ -1,5 +1,13 @@
 /** The audit trail: concurrent writers from many processes, and rotation by size. */
-import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
@@ -19,8 +27,8 @@ function allLines(dir: string): { files: string[]; lines: string[] } {
   return { files, lines };
 }
 
-/** A node process that appends `count` lines through the built AuditLog. */
-const writer = (dir: string, id: number, count: number, maxBytes: number, keep: number) =>
+/** A node process that appends `count` lines through the built AuditLog (kept open: as an SDK's). */
+const writer = (dir: string, id: number, count: number, maxBytes: number, keep: number, keptOpen = false) =>
   runProcess(
     process.execPath,
     [
@@ -28,6 +36,7 @@ const writer = (dir: string, id: number, count: number, maxBytes: number, keep: 
       '-e',
       `const { AuditLog } = await import(${JSON.stringify(AUDIT_JS)});
        const log = new AuditLog(${JSON.stringify(join(dir, 'audit.log'))}, ${maxBytes}, ${keep});
+       if (${keptOpen}) log.keepOpen();
        for (let i = 0; i < ${count}; i++)
          log.write(i % 5 === 4 ? 'ERROR' : 'HIT', 'get', { task: 'w${id}', hash: String(i), error: i % 5 === 4 ? 'disk said: no space left' : undefined, pad: 'x'.repeat(40 + (i % 50)) });`,
     ],
@@ -39,8 +48,9 @@ test('8 processes appending at once while the log rotates: every line intact, no
   const writers = 8;
   const count = 400;
   const maxBytes = 32 * 1024;
+  // Half of them keep the file open between lines, as long-lived SDK clients do.
   const results = await Promise.all(
-    Array.from({ length: writers }, (_, id) => writer(dir, id, count, maxBytes, 100)),
+    Array.from({ length: writers }, (_, id) => writer(dir, id, count, maxBytes, 100, id % 2 === 1)),
   );
   for (const r of results) assert.is(r.code, 0, r.err);
 
@@ -71,6 +81,26 @@ test('8 processes appending at once while the log rotates: every line intact, no
   assert.ok(
     lines.some((l) => / ERROR get task=w\d+ hash=\d+ error="disk said: no space left" pad=x+$/.test(l)),
   );
+});
+
+test('a log kept open follows the path: after another process rotates it, lines go to the new audit.log', async () => {
+  const dir = tempDir('tv-audit-');
+  const { AuditLog } = (await import(AUDIT_JS)) as typeof import('../../src/store/audit.js');
+  const path = join(dir, 'audit.log');
+  const log = new AuditLog(path, 1024 * 1024, 3);
+  log.keepOpen();
+  log.write('HIT', 'get', { task: 't', hash: 'first' });
+  // Another process rotates (here by hand: what its rotateIfLarge does).
+  renameSync(path, `${path}.1`);
+  await new Promise((r) => setTimeout(r, 1_100)); // past the kept log's look at its path
+  log.write('HIT', 'get', { task: 't', hash: 'second' });
+  log.close();
+  log.write('HIT', 'get', { task: 't', hash: 'third' }); // closed: the one-shot way, still logged
+  assert.match(readFileSync(`${path}.1`, 'utf8'), /hash=first\n$/);
+  const now = readFileSync(path, 'utf8').split('\n').filter(Boolean);
+  assert.is(now.length, 2);
+  assert.match(now[0]!, /hash=second$/);
+  assert.match(now[1]!, /hash=third$/);
 });
 
 test('rotation keeps the configured number of generations, newest lines in audit.log', async () => {
