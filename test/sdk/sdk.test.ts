@@ -67,6 +67,32 @@ test('cacheResult / getCachedResult with bytes, strings, files and streams agree
   await tv.close();
 });
 
+test('hits served back to back (one batch of bookkeeping) are each counted once: per entry, in stats and per task', async () => {
+  const dir = project();
+  const tv = new Client({ cwd: dir });
+  await tv.cacheResult('a', 'x', 'A');
+  await tv.cacheResult('b', 'y', 'B');
+  for (const [task, input] of [
+    ['a', 'x'],
+    ['a', 'x'],
+    ['b', 'y'],
+    ['a', 'x'],
+    ['b', 'y'],
+  ] as const)
+    assert.ok((await tv.getCachedResult(task, input)).hit);
+  await tv.close();
+  const stats = JSON.parse((await runCli(['stats', '--json'], { cwd: dir })).out) as { hits: number };
+  assert.is(stats.hits, 5);
+  const ls = JSON.parse((await runCli(['ls', '--json'], { cwd: dir })).out) as Array<{
+    task: string;
+    hits: number;
+  }>;
+  assert.equal(Object.fromEntries(ls.map((e) => [e.task, e.hits])), { a: 3, b: 2 });
+  const metrics = await runCli(['metrics', '--stdout'], { cwd: dir });
+  assert.match(metrics.out, /taskvault_hits_total\{task="a",source="local"\} 3\n/);
+  assert.match(metrics.out, /taskvault_hits_total\{task="b",source="local"\} 2\n/);
+});
+
 test('CLI and SDK see each other’s entries', async () => {
   const dir = project();
   writeFileSync(join(dir, 'model.bin'), randomBytes(4096));

@@ -8,7 +8,12 @@ import { background } from './writes.js';
  */
 
 export function chart(dbs: IndexDbs, at: number, happening: Happening): void {
-  for (const p of dbs.series.record([{ at, happening }])) background(p);
+  chartAll(dbs, [{ at, happening }]);
+}
+
+/** Several changes in one pass: each bucket they touch is read and written once. */
+export function chartAll(dbs: IndexDbs, items: Array<{ at: number; happening: Happening }>): void {
+  for (const p of dbs.series.record(items)) background(p);
 }
 
 /** The task an entry belongs to, from its summary ('' when unknown or anonymous). */

@@ -1,4 +1,5 @@
-import { chart, taskOf } from './chart.js';
+import type { Happening } from '../timeseries.js';
+import { chart, chartAll, taskOf } from './chart.js';
 import type { IndexDbs } from './dbs.js';
 import { background } from './writes.js';
 
@@ -77,21 +78,42 @@ export function drainHits(dbs: IndexDbs): void {
   if (!q || q.hits.length === 0) return;
   queued.delete(dbs);
   clearTimeout(q.timer);
-  background(
-    dbs.env.transaction(() => {
-      for (const h of q.hits) bookHit(dbs, h);
-    }),
-  );
+  background(dbs.env.transaction(() => bookHits(dbs, q.hits)));
 }
 
-/** Inside a write transaction: one hit's bookkeeping. */
-function bookHit(dbs: IndexDbs, h: Hit): void {
-  background(dbs.access.put(h.key, h.now));
-  background(dbs.hits.put(h.key, (dbs.hits.get(h.key) ?? 0) + 1));
-  bump(dbs, 'hits', 1);
-  if (h.remote) bump(dbs, 'remoteHits', 1);
-  bump(dbs, 'savedMs', Math.max(0, Math.round(h.savedMs)));
-  chart(dbs, h.now, { kind: 'hit', task: taskOf(dbs, h.key), savedMs: h.savedMs, remote: !!h.remote });
+/**
+ * Inside a write transaction: the bookkeeping of hits (in the order served), summed before it is
+ * written: one write per entry and counter, and one pass over the time series, for a batch of
+ * any size (a client answering the same key back to back books it once per batch).
+ */
+function bookHits(dbs: IndexDbs, hits: Hit[]): void {
+  const perKey = new Map<string, { now: number; n: number; task: string }>();
+  let remote = 0;
+  let savedMs = 0;
+  const charted: Array<{ at: number; happening: Happening }> = [];
+  for (const h of hits) {
+    let k = perKey.get(h.key);
+    if (!k) {
+      k = { now: h.now, n: 0, task: taskOf(dbs, h.key) };
+      perKey.set(h.key, k);
+    }
+    k.n++;
+    k.now = Math.max(k.now, h.now);
+    if (h.remote) remote++;
+    savedMs += Math.max(0, Math.round(h.savedMs));
+    charted.push({
+      at: h.now,
+      happening: { kind: 'hit', task: k.task, savedMs: h.savedMs, remote: !!h.remote },
+    });
+  }
+  for (const [key, k] of perKey) {
+    background(dbs.access.put(key, k.now));
+    background(dbs.hits.put(key, (dbs.hits.get(key) ?? 0) + k.n));
+  }
+  bump(dbs, 'hits', hits.length);
+  if (remote > 0) bump(dbs, 'remoteHits', remote);
+  bump(dbs, 'savedMs', savedMs);
+  chartAll(dbs, charted);
 }
 
 /**
