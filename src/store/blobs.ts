@@ -30,6 +30,8 @@ import { blobPath } from './layout.js';
 
 /** Blobs up to this size are written with blocking calls (putSmall). */
 const SMALL_BYTES = 64 * 1024;
+/** The largest blob rememberVerified keeps. */
+const REMEMBER_MAX_BLOB = 64 * 1024;
 
 export type BlobProblem = { kind: 'missing' | 'corrupt'; hash: string; detail: string };
 
@@ -48,6 +50,8 @@ export type CheckedBlobs = ReadonlyMap<string, Buffer | undefined>;
 export class BlobStore {
   /** Fan-out directories known to exist: a download of thousands of blobs stats each once. */
   private readonly madeDirs = new Set<string>();
+  /** Small blobs this process read and verified, least recently read first (rememberVerified). */
+  private verified: { blobs: Map<string, Buffer>; bytes: number; maxBytes: number } | undefined;
 
   constructor(
     readonly dir: string,
@@ -63,6 +67,45 @@ export class BlobStore {
 
   has(hash: string): boolean {
     return existsSync(this.path(hash));
+  }
+
+  /**
+   * From now on, readVerified keeps what it read and verified (blobs up to 64 KB, `maxBytes` in
+   * all) and serves it again without a read: for a long-lived client answering the same results
+   * over and over, the open, read, close and hash were a fifth of a hit. A blob's bytes are
+   * its name, so what was verified once stays right; whether an entry still exists is asked of the
+   * index on every hit, as before. Each caller gets its own copy.
+   */
+  rememberVerified(maxBytes = 16 * 1024 * 1024): void {
+    this.verified ??= { blobs: new Map(), bytes: 0, maxBytes };
+  }
+
+  private remembered(hash: string): Buffer | undefined {
+    const m = this.verified;
+    const data = m?.blobs.get(hash);
+    if (!m || !data) return undefined;
+    m.blobs.delete(hash);
+    m.blobs.set(hash, data);
+    return Buffer.from(data);
+  }
+
+  private remember(hash: string, data: Buffer): void {
+    const m = this.verified;
+    if (!m || data.byteLength > REMEMBER_MAX_BLOB || m.blobs.has(hash)) return;
+    m.blobs.set(hash, Buffer.from(data));
+    m.bytes += data.byteLength;
+    for (const [h, b] of m.blobs) {
+      if (m.bytes <= m.maxBytes) break;
+      m.blobs.delete(h);
+      m.bytes -= b.byteLength;
+    }
+  }
+
+  private forget(hash: string): void {
+    const b = this.verified?.blobs.get(hash);
+    if (!b || !this.verified) return;
+    this.verified.blobs.delete(hash);
+    this.verified.bytes -= b.byteLength;
   }
 
   /** A fresh path in tmp/, named so that gc can tell the owning process and its age. */
@@ -232,6 +275,8 @@ export class BlobStore {
 
   /** Reads a small blob whole, verified (up to STREAM_THRESHOLD: callers stream larger ones). */
   async readVerified(algorithm: HashAlgorithm, ref: BlobRef): Promise<Result<Buffer, BlobProblem>> {
+    const known = this.remembered(ref.hash);
+    if (known && known.byteLength === ref.size) return ok(known);
     let data: Buffer;
     try {
       // Blocking: small blobs only, and on a hit this is often the first file read, where the
@@ -244,6 +289,7 @@ export class BlobStore {
     if (actual !== ref.hash || data.byteLength !== ref.size) {
       return err(corrupt(ref, actual, data.byteLength));
     }
+    this.remember(ref.hash, data);
     return ok(data);
   }
 
@@ -412,6 +458,7 @@ export class BlobStore {
 
   async remove(hash: string): Promise<void> {
     if (!/^[0-9a-f]{3,128}$/.test(hash)) return;
+    this.forget(hash);
     await rm(this.path(hash), { force: true });
   }
 }

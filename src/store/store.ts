@@ -143,8 +143,12 @@ export class Store {
     if (!opened.ok) return opened;
     const store = new Store(files, opened.value);
     store.hitBatchMs = o.hitBatchMs ?? 0;
-    // A client that batches hits lives long and logs a line per hit: its log stays open.
-    if (store.hitBatchMs > 0) files.audit.keepOpen();
+    // A client that batches hits lives long and serves the same results again and again: its log
+    // stays open, and the small results it verified are kept in memory.
+    if (store.hitBatchMs > 0) {
+      files.audit.keepOpen();
+      files.blobs.rememberVerified();
+    }
     return ok(store);
   }
 

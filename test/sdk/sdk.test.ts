@@ -6,6 +6,8 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { hashBytes } from '../../src/fingerprint/hash.js';
+import { blobPath } from '../../src/store/layout.js';
 import { REPO, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
 
 type Sdk = typeof import('../../src/index.js');
@@ -91,6 +93,28 @@ test('hits served back to back (one batch of bookkeeping) are each counted once:
   const metrics = await runCli(['metrics', '--stdout'], { cwd: dir });
   assert.match(metrics.out, /taskvault_hits_total\{task="a",source="local"\} 3\n/);
   assert.match(metrics.out, /taskvault_hits_total\{task="b",source="local"\} 2\n/);
+});
+
+test('a long-lived client serves a result it verified from memory: a copy each time, never bytes changed on disk since', async () => {
+  const dir = project();
+  const tv = new Client({ cwd: dir });
+  const value = randomBytes(2048);
+  await tv.cacheResult('model', 'params', value);
+  const first = await tv.getCachedResult('model', 'params');
+  assert.ok(first.hit && first.value.equals(value));
+  first.value.fill(0); // the caller's copy: what the client keeps is not changed by it
+  // The blob changes on disk behind the client's back (the index still names it).
+  const blob = blobPath(join(dir, '.taskvault', 'cache', 'blobs'), hashBytes('blake3', value));
+  writeFileSync(blob, randomBytes(2048));
+  const again = await tv.getCachedResult('model', 'params');
+  assert.ok(again.hit && again.value.equals(value), 'the verified bytes, not the zeroed copy nor the disk');
+  await tv.close();
+  // Any other process reads the disk, verifies, and finds it corrupt: a miss, never wrong bytes.
+  writeFileSync(join(dir, 'params.txt'), 'params'); // the same input bytes: the same key
+  const got = await runCli(['cache', 'get', 'model', 'params.txt', 'out.bin'], { cwd: dir });
+  assert.match(got.err, /corrupt/);
+  assert.is.not(got.code, 0);
+  assert.not.ok(existsSync(join(dir, 'out.bin')));
 });
 
 test('CLI and SDK see each other’s entries', async () => {
