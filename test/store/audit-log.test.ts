@@ -83,18 +83,21 @@ test('8 processes appending at once while the log rotates: every line intact, no
   );
 });
 
-test('a log kept open follows the path: after another process rotates it, lines go to the new audit.log', async () => {
+test('a log kept open holds lines 20 ms and follows the path: after another process rotates it, lines go to the new audit.log', async () => {
   const dir = tempDir('tv-audit-');
   const { AuditLog } = (await import(AUDIT_JS)) as typeof import('../../src/store/audit.js');
   const path = join(dir, 'audit.log');
   const log = new AuditLog(path, 1024 * 1024, 3);
   log.keepOpen();
   log.write('HIT', 'get', { task: 't', hash: 'first' });
+  assert.not.ok(existsSync(path), 'held for up to 20 ms');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.match(readFileSync(path, 'utf8'), /hash=first\n$/);
   // Another process rotates (here by hand: what its rotateIfLarge does).
   renameSync(path, `${path}.1`);
   await new Promise((r) => setTimeout(r, 1_100)); // past the kept log's look at its path
   log.write('HIT', 'get', { task: 't', hash: 'second' });
-  log.close();
+  log.close(); // writes what it holds
   log.write('HIT', 'get', { task: 't', hash: 'third' }); // closed: the one-shot way, still logged
   assert.match(readFileSync(`${path}.1`, 'utf8'), /hash=first\n$/);
   const now = readFileSync(path, 'utf8').split('\n').filter(Boolean);
