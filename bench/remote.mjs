@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A remote hit against curl fetching the same bytes from the same nginx (WebDAV, 127.0.0.1), in the
 // same run: one 500 MB output (vs `curl -o`), and 5,000 small outputs (vs one `curl` fetching them
-// all, and `curl --parallel`). Each timed TaskVault run is a fresh machine: a fresh clone and cache
+// all, and `curl --parallel`), and against the floor of any content-addressed cache: curl, then
+// `cp -r` of what it fetched (each file written twice: the blob and the project's copy). Each timed TaskVault run is a fresh machine: a fresh clone and cache
 // dir, so everything comes from the remote and is restored into the project. Times are medians of
 // rounds taken in turn with curl's. `--base <cli.cjs>` adds another build's remote hit to the same
 // rounds, for a before/after under the same load (see bench/ab.mjs for making that build).
@@ -145,10 +146,13 @@ async function main() {
         list,
         keys.map((k) => `url = "${ng.url}/${prefix}/cas/${k}"\noutput = "${target}/${k}"\n`).join(''),
       );
+      const copy = join(work, 'curl-copy');
       const fresh = () => {
-        rmSync(target, { recursive: true, force: true });
+        for (const d of [target, copy]) rmSync(d, { recursive: true, force: true });
         mkdirSync(target);
       };
+      const curlArgs =
+        keys.length > 1 ? ['-sf', '--parallel', '--parallel-max', '50', '-K', list] : ['-sf', '-K', list];
       const remoteHit = (cli) => () => {
         const dir = clone(origin, ++n);
         let err = '';
@@ -177,6 +181,17 @@ async function main() {
               }),
             ),
         });
+      // The floor of a content-addressed cache: the bytes fetched once and written twice, as the
+      // cache's blob and as the project's file (on a filesystem without copy-on-write clones).
+      contenders.push({
+        name: 'curl + cp -r',
+        prep: fresh,
+        run: () =>
+          seconds(() => {
+            execFileSync('curl', curlArgs, { stdio: 'ignore' });
+            execFileSync('cp', ['-r', target, copy]);
+          }),
+      });
       if (BASE) contenders.push({ name: 'base remote hit', run: remoteHit(BASE) });
       const t = alternate(contenders, ROUNDS);
       const mbps = (s) => (bytes / 1048576 / s).toFixed(0);
@@ -189,6 +204,7 @@ async function main() {
       console.log(`  ratio taskvault/curl throughput: ${(t.curl / tvs).toFixed(2)}x`);
       if (t['curl --parallel'])
         console.log(`  taskvault time / curl --parallel time: ${(tvs / t['curl --parallel']).toFixed(2)}x`);
+      console.log(`  taskvault time / (curl + cp -r) time: ${(tvs / t['curl + cp -r']).toFixed(2)}x`);
       const base = t['base remote hit'];
       if (base) {
         console.log(`  base: ratio to curl throughput ${(t.curl / base).toFixed(2)}x`);
