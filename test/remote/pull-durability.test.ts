@@ -16,7 +16,7 @@ import {
   listSorted,
   readTreeSnapshot,
   runCli,
-  runProcess,
+  runTraced,
   tempDir,
   writeTree,
 } from '../support/helpers.js';
@@ -45,24 +45,7 @@ const machine = () =>
 /** Machine B's remote hit under strace; the flush calls on paths of its cache, and its entry. */
 async function tracedPull(origin: string, env: Record<string, string>) {
   const b = machine();
-  const trace = join(tempDir(), 'strace.log');
-  const r = await runProcess(
-    'strace',
-    [
-      '-f',
-      '-qq',
-      '-y',
-      '-o',
-      trace,
-      '-e',
-      'trace=fsync,fdatasync,rename',
-      process.execPath,
-      CLI,
-      'run',
-      'gen',
-    ],
-    { cwd: b, env, timeoutMs: 120_000 },
-  );
+  const r = await runTraced('fsync,fdatasync,rename', [process.execPath, CLI, 'run', 'gen'], { cwd: b, env });
   assert.is(r.code, 0, r.err);
   assert.match(r.err, /hit \(remote\)/);
   assert.equal(
@@ -73,7 +56,7 @@ async function tracedPull(origin: string, env: Record<string, string>) {
   const cache = join(b, '.taskvault', 'cache');
   const [key] = listSorted(join(cache, 'hot'));
   const entry = JSON.parse(readFileSync(join(cache, 'hot', key!), 'utf8')) as Entry;
-  const lines = readFileSync(trace, 'utf8').split('\n');
+  const { lines } = r;
   const flushes = lines.filter((l) => /\bf(data)?sync\(\d+</.test(l));
   const verify = await runCli(['verify'], { cwd: b });
   assert.is(verify.code, 0, `the pulled entry verifies: ${verify.out}${verify.err}`);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { REPO, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
+import { REPO, runCli, runProcess, runTraced, tempDir, writeTree } from '../support/helpers.js';
 
 const SDK = pathToFileURL(join(REPO, 'dist', 'index.js')).href;
 
@@ -97,7 +97,6 @@ test('a journal left by a killed process is committed by the next open, cut line
 test('strict fsyncs the blob before the save returns; fast does not', async () => {
   const traced = async (durability: string) => {
     const dir = project();
-    const trace = join(tempDir(), 'strace.log');
     const code = `
       const { Client } = await import(${JSON.stringify(SDK)});
       const tv = new Client();
@@ -105,16 +104,16 @@ test('strict fsyncs the blob before the save returns; fast does not', async () =
       process.stdout.write('ACKED\\n');
       await tv.close();
     `;
-    const r = await runProcess(
-      'strace',
-      [
-        ...['-f', '-qq', '-y', '-o', trace, '-e', 'trace=fsync,fdatasync,write'],
-        ...[process.execPath, '--input-type=module', '-e', code],
-      ],
-      { cwd: dir, env: { TASKVAULT_DURABILITY: durability }, timeoutMs: 120_000 },
+    const r = await runTraced(
+      'fsync,fdatasync,write',
+      [process.execPath, '--input-type=module', '-e', code],
+      {
+        cwd: dir,
+        env: { TASKVAULT_DURABILITY: durability },
+      },
     );
     assert.is(r.code, 0, r.err);
-    const lines = readFileSync(trace, 'utf8').split('\n');
+    const { lines } = r;
     const acked = lines.findIndex((l) => /write\(1<[^>]*>, "ACKED/.test(l));
     assert.ok(acked > 0, 'the ack was not traced');
     const synced = lines.findIndex((l) => /f(data)?sync\(\d+<[^>]*\/blobs\/[0-9a-f]{2}\/[0-9a-f]+>/.test(l));

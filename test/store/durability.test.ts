@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import type { Entry } from '../../src/store/entry.js';
 import { entryBlobs } from '../../src/store/entry.js';
 import { blobPath } from '../../src/store/layout.js';
-import { CLI, listSorted, runProcess, tempDir, writeTree } from '../support/helpers.js';
+import { CLI, listSorted, runTraced, tempDir, writeTree } from '../support/helpers.js';
 
 const CMD = [
   'run',
@@ -27,23 +27,9 @@ const CMD = [
 
 test('a miss fsyncs each blob and its directory before it commits the entry', async () => {
   const dir = writeTree(tempDir(), { 'src/a.txt': 'a' });
-  const trace = join(tempDir(), 'strace.log');
-  const r = await runProcess(
-    'strace',
-    [
-      '-f',
-      '-qq',
-      '-y',
-      '-o',
-      trace,
-      '-e',
-      'trace=fsync,fdatasync,rename,renameat,renameat2',
-      process.execPath,
-      CLI,
-      ...CMD,
-    ],
-    { cwd: dir, timeoutMs: 120_000 },
-  );
+  const r = await runTraced('fsync,fdatasync,rename,renameat,renameat2', [process.execPath, CLI, ...CMD], {
+    cwd: dir,
+  });
   assert.is(r.code, 0, r.err);
   assert.match(r.err, /\bmiss\b/);
 
@@ -54,7 +40,7 @@ test('a miss fsyncs each blob and its directory before it commits the entry', as
   const blobs = entryBlobs(entry);
   assert.is(blobs.length, 4, 'two outputs, stdout and stderr');
 
-  const lines = readFileSync(trace, 'utf8').split('\n');
+  const { lines } = r;
   const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const committed = at(new RegExp(`rename.*"${esc(join(cache, 'hot', key))}"`));

@@ -99,6 +99,24 @@ export function runCli(args: string[], o: CliOptions): Promise<CliResult> {
   return runProcess(process.execPath, [CLI, ...args], o);
 }
 
+/**
+ * Runs argv under strace(1), following children and naming each descriptor's path (`-y`), tracing
+ * only `calls` (e.g. 'fsync,fdatasync,rename'); the result and the trace's lines, in order.
+ */
+export async function runTraced(
+  calls: string,
+  argv: string[],
+  o: CliOptions,
+): Promise<CliResult & { lines: string[] }> {
+  const trace = join(tempDir(), 'strace.log');
+  const r = await runProcess('strace', ['-f', '-qq', '-y', '-o', trace, '-e', `trace=${calls}`, ...argv], {
+    timeoutMs: 120_000,
+    ...o,
+  });
+  const lines = existsSync(trace) ? readFileSync(trace, 'utf8').split('\n') : [];
+  return { ...r, lines };
+}
+
 export function runProcess(file: string, args: string[], o: CliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { cwd: o.cwd, env: cliEnv(o.env), stdio: ['pipe', 'pipe', 'pipe'] });
