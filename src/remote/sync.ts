@@ -284,7 +284,7 @@ async function download(
               ? await blobs.putChecked(ref.hash, bytes, strict)
               : await blobs.adopt(tmp, ref.hash);
             placed = !bytes;
-            // Only blobs written from memory are flushed here: a large one is flushed at commit.
+            // Strict durability: blobs written from memory are flushed here, a large one at commit.
             if (mine && bytes && strict) got.flushed.add(ref.hash);
             // What this download wrote under the blob's name is what it checked (blobs are
             // immutable): the restore copies it without hashing it again. Bytes are kept for

@@ -275,6 +275,7 @@ async function receiveIntoFile(
       });
       body.on('end', () => {
         ended = true;
+        if (failed) return; // an 'end' queued before the failure: nothing more is written
         if (batched > 0) flush();
         else if (writing.size === 0) resolve();
       });

@@ -108,7 +108,7 @@ export async function serveIndexed(
 ): Promise<HitOutcome | undefined> {
   const hit = await serveHit(store.blobs, run.settings.root, entry, run.o, pulled?.checked);
   if (hit.ok) return recordHit(store, entry, hit.value, run, pulled?.ms);
-  await discardEntry(store, run, hit.error);
+  await discardEntry(store, run, hit.error, pulled !== undefined);
   return undefined;
 }
 
@@ -143,9 +143,19 @@ export function recordHit(
   };
 }
 
-/** A cached entry that cannot be served: say why, log it, drop it; the command runs instead. */
-export async function discardEntry(store: Store, run: RunContext, why: string): Promise<void> {
-  run.o.reporter.warn(`cached result for ${run.key.slice(0, 12)} not used: ${why}; running the command`);
+/**
+ * A cached entry that cannot be served: say why, log it, drop it; the command runs instead (or,
+ * with a team cache, the entry is pulled again first).
+ */
+export async function discardEntry(
+  store: Store,
+  run: RunContext,
+  why: string,
+  /** The entry came from the team cache just now: nothing more to try there. */
+  pulled = false,
+): Promise<void> {
+  const next = run.o.remote && !run.o.force && !pulled ? 'trying the team cache' : 'running the command';
+  run.o.reporter.warn(`cached result for ${run.key.slice(0, 12)} not used: ${why}; ${next}`);
   store.log('ERROR', run.source, { ...run.logFields, error: why });
   await store.remove(run.key);
 }

@@ -120,23 +120,30 @@ async function lookUpInIndex(
 
   // 3. Remote pull: after a local miss, a remote entry is pulled into the local cache and served
   // as a hit.
-  const pulled =
-    !entry && !o.force && o.remote
-      ? await o.remote.pull({
-          store,
-          key: run.key,
-          fingerprint: run.fp.fingerprint,
-          label: run.label,
-          policy: run.spec.policy,
-          reporter: o.reporter,
-          now: run.now(),
-        })
-      : undefined;
+  const remote = o.remote;
+  const pull = () =>
+    remote?.pull({
+      store,
+      key: run.key,
+      fingerprint: run.fp.fingerprint,
+      label: run.label,
+      policy: run.spec.policy,
+      reporter: o.reporter,
+      now: run.now(),
+    });
+  let pulled = !entry && !o.force ? await pull() : undefined;
   if (pulled) entry = pulled.entry;
   if (entry) {
     // Touched before restoring, so a concurrent eviction (which re-checks last access) spares it.
     store.touch(run.key, run.now());
-    const hit = await serveIndexed(store, run, entry, pulled);
+    let hit = await serveIndexed(store, run, entry, pulled);
+    // A local entry that could not be served is gone now (with a blob that failed its check, such
+    // as a pulled one a power loss damaged, since pulls are not flushed by default): the team
+    // cache may still have it whole.
+    if (!hit && !pulled && !o.force && remote) {
+      pulled = await pull();
+      if (pulled) hit = await serveIndexed(store, run, pulled.entry, pulled);
+    }
     mark('restore');
     if (hit) {
       if (!pulled) store.hot.putEntry(entry); // e.g. made by an older version: next time, from hot/

@@ -17,6 +17,15 @@ export const AUDIT_MAX_BYTES = 10 * 1024 * 1024;
 export const AUDIT_KEEP = 3;
 /** A rotation lock older than this was left by a process that died mid-rotation. */
 const STALE_LOCK_MS = 30_000;
+/**
+ * The logs kept open, closed (their held lines written) when the process exits: one listener
+ * while there are any, none after the last is closed (a host program's listeners stay its own).
+ */
+const keptOpen = new Set<AuditLog>();
+const closeAllKept = () => {
+  for (const log of keptOpen) log.close();
+};
+
 /** A kept-open log looks at its path (rotated? by whom?) at most this often. */
 const RECHECK_MS = 1_000;
 /** A kept-open log holds lines this long, or up to this many bytes, and writes them at once. */
@@ -25,7 +34,7 @@ const HOLD_BYTES = 64 * 1024;
 
 /**
  * One line per event, appended with O_APPEND in a single write: lines from concurrent processes
- * never interleave (each write is far below the size at which the kernel could split it).
+ * never interleave (a write to a regular file is not split unless the disk fills up).
  * Auditing must never break a run, so failures are swallowed.
  *
  * A one-shot CLI run opens the file per append. A long-lived writer (an SDK client, the Python
@@ -42,7 +51,6 @@ export class AuditLog {
   private keeping = false;
   private held = '';
   private holdTimer: NodeJS.Timeout | undefined;
-  private readonly writeHeldAtExit = () => this.writeHeld();
 
   constructor(
     readonly path: string,
@@ -54,13 +62,14 @@ export class AuditLog {
   keepOpen(): void {
     if (this.keeping) return;
     this.keeping = true;
-    process.once('exit', this.writeHeldAtExit);
+    if (keptOpen.size === 0) process.on('exit', closeAllKept);
+    keptOpen.add(this);
   }
 
   close(): void {
     this.writeHeld();
     this.keeping = false;
-    process.removeListener('exit', this.writeHeldAtExit);
+    if (keptOpen.delete(this) && keptOpen.size === 0) process.removeListener('exit', closeAllKept);
     this.drop();
   }
 
@@ -71,12 +80,15 @@ export class AuditLog {
     const text = this.held;
     this.held = '';
     if (!text) return;
+    const bytes = Buffer.from(text);
+    let written = 0;
     try {
-      writeSync(this.keptFd(Date.now()), text);
+      const fd = this.keptFd(Date.now());
+      while (written < bytes.length) written += writeSync(fd, bytes, written);
     } catch {
-      // Written the one-shot way; the next batch tries the descriptor again.
+      // The rest the one-shot way; the next batch tries the descriptor again.
       this.drop();
-      this.append(text);
+      this.append(bytes.subarray(written));
     }
   }
 
@@ -140,7 +152,7 @@ export class AuditLog {
   }
 
   /** One append the one-shot way: open, write, close (after a rotation if the log is full). */
-  private append(text: string): void {
+  private append(text: string | Uint8Array): void {
     try {
       this.rotateIfLarge();
     } catch {

@@ -32,13 +32,15 @@ import { blobPath } from './layout.js';
 const SMALL_BYTES = 64 * 1024;
 /** The largest blob rememberVerified keeps. */
 const REMEMBER_MAX_BLOB = 64 * 1024;
+/** What each remembered blob costs beside its bytes (its map entry, key and Buffer), as counted. */
+const REMEMBER_OVERHEAD = 256;
 
 export type BlobProblem = { kind: 'missing' | 'corrupt'; hash: string; detail: string };
 
 /**
  * Blobs this process has just written after checking every byte against its name (a remote
  * download), by hash: their bytes when still in memory, else undefined (the checked file is in the
- * store, flushed). A restore that is handed these copies them without reading and hashing them a
+ * store). A restore that is handed these copies them without reading and hashing them a
  * second time; anything else it restores is checked as usual.
  */
 export type CheckedBlobs = ReadonlyMap<string, Buffer | undefined>;
@@ -92,12 +94,15 @@ export class BlobStore {
   private remember(hash: string, data: Buffer): void {
     const m = this.verified;
     if (!m || data.byteLength > REMEMBER_MAX_BLOB || m.blobs.has(hash)) return;
-    m.blobs.set(hash, Buffer.from(data));
-    m.bytes += data.byteLength;
+    // Its own memory, not a slice of Node's shared pool that would keep a whole 8 KB block alive.
+    const own = Buffer.allocUnsafeSlow(data.byteLength);
+    data.copy(own);
+    m.blobs.set(hash, own);
+    m.bytes += own.byteLength + REMEMBER_OVERHEAD;
     for (const [h, b] of m.blobs) {
       if (m.bytes <= m.maxBytes) break;
       m.blobs.delete(h);
-      m.bytes -= b.byteLength;
+      m.bytes -= b.byteLength + REMEMBER_OVERHEAD;
     }
   }
 
@@ -105,7 +110,7 @@ export class BlobStore {
     const b = this.verified?.blobs.get(hash);
     if (!b || !this.verified) return;
     this.verified.blobs.delete(hash);
-    this.verified.bytes -= b.byteLength;
+    this.verified.bytes -= b.byteLength + REMEMBER_OVERHEAD;
   }
 
   /** A fresh path in tmp/, named so that gc can tell the owning process and its age. */

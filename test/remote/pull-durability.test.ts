@@ -4,7 +4,7 @@
  * that pulls again. With `durability: 'strict'` each pulled blob is flushed before the entry is
  * committed, as a miss's are. Observed on the built CLI with strace(1), against a real nginx.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -97,6 +97,36 @@ test('by default a pull writes its blobs without flushing them; with durability 
     before.some((l) => /fsync\(\d+</.test(l) && l.includes(`<${largePath}>`)),
     'the large blob is fsynced before the commit',
   );
+});
+
+test('a pulled blob damaged later (as a power loss can leave it) fails its check, and the entry is pulled again', async () => {
+  const env = { TASKVAULT_REMOTE_URL: `${ng().url}/damaged` };
+  const a = machine();
+  assert.is((await runCli(['run', 'gen'], { cwd: a, env })).code, 0);
+  // Found through its hot/ copy (the usual way), and through the index alone (a copy gone).
+  for (const withHotCopy of [true, false]) {
+    const b = machine();
+    const first = await runCli(['run', 'gen'], { cwd: b, env });
+    assert.match(first.err, /hit \(remote\)/);
+    const cache = join(b, '.taskvault', 'cache');
+    const [key] = listSorted(join(cache, 'hot'));
+    const entry = JSON.parse(readFileSync(join(cache, 'hot', key!), 'utf8')) as Entry;
+    const large = uniqueBlobs(entry).find((x) => x.size > 1024 * 1024)!;
+    truncateSync(blobPath(join(cache, 'blobs'), large.hash), 1000);
+    if (!withHotCopy) rmSync(join(cache, 'hot', key!));
+    rmSync(join(b, 'out'), { recursive: true });
+
+    const again = await runCli(['run', 'gen'], { cwd: b, env });
+    assert.is(again.code, 0, again.err);
+    assert.match(again.err, /not used: .*; trying the team cache/);
+    assert.match(
+      again.err,
+      /hit \(remote\)/,
+      `served from the team cache, not run (hot copy: ${withHotCopy})`,
+    );
+    assert.equal(readTreeSnapshot(join(b, 'out')), readTreeSnapshot(join(a, 'out')), 'outputs are identical');
+    assert.is((await runCli(['verify'], { cwd: b })).code, 0, 'the blob is whole again');
+  }
 });
 
 test.run();
