@@ -202,7 +202,15 @@ export async function pullFromRemote(r: PullRequest): Promise<Pulled | undefined
     const paths = checkEntryPaths(r.root, doc.entry.outputs);
     if (!paths.ok) return notUsed(paths.error.message);
 
-    const wanted = uniqueBlobs(doc.entry).filter((b) => !r.store.blobs.has(b.hash));
+    const wanted: BlobRef[] = [];
+    for (const b of uniqueBlobs(doc.entry)) {
+      const size = r.store.blobs.sizeOf(b.hash);
+      if (size === b.size) continue;
+      // A local copy of another size than its entry says (cut short by a power loss, say) is
+      // fetched again: a write never replaces a blob that is there.
+      if (size !== undefined) await r.store.blobs.remove(b.hash);
+      wanted.push(b);
+    }
     const durability = r.durability ?? 'fast';
     const fetched = await download(
       op,

@@ -43,7 +43,7 @@ export async function hotHit(hot: HotIndex, run: RunContext): Promise<HotLookup 
   if (entry.createdAt + run.spec.policy.ttlMs <= run.now()) return { kind: 'expired' };
   const blobs = new BlobStore(hot.layout.blobs, hot.layout.tmp);
   const hit = await serveHit(blobs, run.settings.root, entry, o);
-  if (!hit.ok) return { kind: 'unusable', message: hit.error };
+  if (!hit.ok) return { kind: 'unusable', message: hit.error.message };
   const savedMs = Math.max(0, entry.durationMs - hit.value.restoreMs);
   if (hot.recordHit({ key, at: run.now(), savedMs })) {
     // Opening the index folds the journal (Store.open); failing to is only a missed count.
@@ -69,6 +69,15 @@ export async function hotHit(hot: HotIndex, run: RunContext): Promise<HotLookup 
   };
 }
 
+/** Why an entry could not be served; `blob`: one of its blobs failed its check (and is removed). */
+export interface Unserved {
+  kind: 'unserved';
+  message: string;
+  blob: boolean;
+}
+
+const unserved = (message: string, blob: boolean): Unserved => ({ kind: 'unserved', message, blob });
+
 /** Verifies the logs, restores the outputs, replays the logs; a failure says why (and drops a bad blob). */
 export async function serveHit(
   blobs: BlobStore,
@@ -77,39 +86,41 @@ export async function serveHit(
   o: Pick<RunOptions, 'replayTo'>,
   /** Blobs a pull just checked as it wrote them (see CheckedBlobs). */
   checked?: CheckedBlobs,
-): Promise<Result<Served, string>> {
+): Promise<Result<Served, Unserved>> {
   const started = monotonicMs();
   const logs = await verifyLogs(blobs, entry);
   if (!logs.ok) {
     await blobs.remove(logs.problem.hash);
-    return err(`log blob ${logs.problem.kind}: ${logs.problem.detail}`);
+    return err(unserved(`log blob ${logs.problem.kind}: ${logs.problem.detail}`, true));
   }
   const restored = await restoreOutputs(blobs, entry, root, checked);
   if (!restored.ok) {
     if (restored.kind === 'blob') {
       await blobs.remove(restored.problem.hash);
-      return err(`output blob ${restored.problem.kind}: ${restored.problem.detail}`);
+      return err(unserved(`output blob ${restored.problem.kind}: ${restored.problem.detail}`, true));
     }
-    return err(restored.message);
+    return err(unserved(restored.message, false));
   }
   await replayLogs(blobs, entry, logs.logs, o.replayTo);
   return ok({ files: restored.files, bytes: restored.bytes, restoreMs: monotonicMs() - started });
 }
 
 /**
- * An entry from the index served and booked (recordHit), or, when it cannot be served, discarded:
- * undefined then, and the caller runs the command.
+ * An entry from the index served and booked (recordHit), or, when it cannot be served, discarded
+ * and why. `pullNext`: the caller pulls the entry again when a blob failed its check (the
+ * warning says so); otherwise it runs the command.
  */
 export async function serveIndexed(
   store: Store,
   run: RunContext,
   entry: Entry,
-  pulled?: Pick<RemoteHit, 'ms' | 'checked'>,
-): Promise<HitOutcome | undefined> {
-  const hit = await serveHit(store.blobs, run.settings.root, entry, run.o, pulled?.checked);
-  if (hit.ok) return recordHit(store, entry, hit.value, run, pulled?.ms);
-  await discardEntry(store, run, hit.error, pulled !== undefined);
-  return undefined;
+  o: { pulled?: Pick<RemoteHit, 'ms' | 'checked'> | undefined; pullNext?: boolean } = {},
+): Promise<HitOutcome | Unserved> {
+  const hit = await serveHit(store.blobs, run.settings.root, entry, run.o, o.pulled?.checked);
+  if (hit.ok) return recordHit(store, entry, hit.value, run, o.pulled?.ms);
+  const next = o.pullNext && hit.error.blob ? 'trying the team cache' : 'running the command';
+  await discardEntry(store, run, hit.error.message, next);
+  return hit.error;
 }
 
 /** Books a served hit (access time, counters, audit) and builds its outcome. */
@@ -143,18 +154,13 @@ export function recordHit(
   };
 }
 
-/**
- * A cached entry that cannot be served: say why, log it, drop it; the command runs instead (or,
- * with a team cache, the entry is pulled again first).
- */
+/** A cached entry that cannot be served: say why and what comes next, log it, drop it. */
 export async function discardEntry(
   store: Store,
   run: RunContext,
   why: string,
-  /** The entry came from the team cache just now: nothing more to try there. */
-  pulled = false,
+  next: 'running the command' | 'trying the team cache',
 ): Promise<void> {
-  const next = run.o.remote && !run.o.force && !pulled ? 'trying the team cache' : 'running the command';
   run.o.reporter.warn(`cached result for ${run.key.slice(0, 12)} not used: ${why}; ${next}`);
   store.log('ERROR', run.source, { ...run.logFields, error: why });
   await store.remove(run.key);

@@ -112,7 +112,14 @@ async function lookUpInIndex(
   fromHot: HotLookup | undefined,
 ): Promise<RunOutcome> {
   const { o } = run;
-  if (fromHot?.kind === 'unusable') await discardEntry(store, run, fromHot.message);
+  // An unusable copy is dropped; with a team cache the entry is then pulled (step 3).
+  if (fromHot?.kind === 'unusable')
+    await discardEntry(
+      store,
+      run,
+      fromHot.message,
+      o.remote && !o.force ? 'trying the team cache' : 'running the command',
+    );
 
   // 2. Local hit: the entry in the index, within its TTL.
   let entry = o.force || fromHot?.kind === 'unusable' ? undefined : await liveEntry(store, run);
@@ -136,16 +143,16 @@ async function lookUpInIndex(
   if (entry) {
     // Touched before restoring, so a concurrent eviction (which re-checks last access) spares it.
     store.touch(run.key, run.now());
-    let hit = await serveIndexed(store, run, entry, pulled);
-    // A local entry that could not be served is gone now (with a blob that failed its check, such
-    // as a pulled one a power loss damaged, since pulls are not flushed by default): the team
-    // cache may still have it whole.
-    if (!hit && !pulled && !o.force && remote) {
+    const pullNext = !pulled && !o.force && remote !== undefined;
+    let hit = await serveIndexed(store, run, entry, { pulled, pullNext });
+    // A local entry with a blob that failed its check (such as a pulled one a power loss damaged,
+    // pulls not being flushed by default) is gone now: the team cache may still have it whole.
+    if (hit.kind !== 'hit' && hit.blob && pullNext) {
       pulled = await pull();
-      if (pulled) hit = await serveIndexed(store, run, pulled.entry, pulled);
+      if (pulled) hit = await serveIndexed(store, run, pulled.entry, { pulled });
     }
     mark('restore');
-    if (hit) {
+    if (hit.kind === 'hit') {
       if (!pulled) store.hot.putEntry(entry); // e.g. made by an older version: next time, from hot/
       return hit;
     }
@@ -165,7 +172,7 @@ async function lookUpInIndex(
       store.refresh();
       const again = store.getEntry(run.key);
       const hit = again && (await serveIndexed(store, run, again));
-      if (hit) return hit;
+      if (hit && hit.kind === 'hit') return hit;
     }
     store.count('misses', 1, run.spec.name);
     store.log('MISS', run.source, run.logFields);

@@ -84,7 +84,11 @@ export class AuditLog {
     let written = 0;
     try {
       const fd = this.keptFd(Date.now());
-      while (written < bytes.length) written += writeSync(fd, bytes, written);
+      while (written < bytes.length) {
+        const n = writeSync(fd, bytes, written);
+        if (n === 0) throw new Error('audit log write made no progress');
+        written += n;
+      }
     } catch {
       // The rest the one-shot way; the next batch tries the descriptor again.
       this.drop();

@@ -71,6 +71,11 @@ export class BlobStore {
     return existsSync(this.path(hash));
   }
 
+  /** The size of a blob's file, or undefined when there is none. */
+  sizeOf(hash: string): number | undefined {
+    return statFile(this.path(hash))?.size;
+  }
+
   /**
    * From now on, readVerified keeps what it read and verified (blobs up to 64 KB, `maxBytes` in
    * all) and serves it again without a read: for a long-lived client answering the same results
