@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { type FileHandle, open, readFile, rm } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGunzip, createGzip } from 'node:zlib';
 import type { HashAlgorithm } from '../config/types.js';
@@ -292,37 +292,9 @@ async function receiveIntoFile(
   }
 }
 
-/** A pipeline sink that writes into a new file `path` in batches (see receiveIntoFile). */
+/** A pipeline sink that writes into a new file `path` in batches (receiveIntoFile). */
 function intoFile(path: string) {
-  return async (source: AsyncIterable<Buffer>) => {
-    const fh = await open(path, 'w', 0o644);
-    const writing: Array<Promise<void>> = [];
-    let batch: Buffer[] = [];
-    let batched = 0;
-    let at = 0;
-    const flush = async () => {
-      if (writing.length >= WRITES_IN_FLIGHT) await writing.shift();
-      const w = writeAt(fh, batch, batched, at);
-      // Awaited below; until then a failure must not count as unhandled (which ends the process).
-      w.catch(() => {});
-      writing.push(w);
-      at += batched;
-      batch = [];
-      batched = 0;
-    };
-    try {
-      for await (const chunk of source) {
-        batch.push(chunk);
-        batched += chunk.byteLength;
-        if (batched >= WRITE_BATCH_BYTES) await flush();
-      }
-      if (batched > 0) await flush();
-      await Promise.all(writing);
-    } finally {
-      await Promise.allSettled(writing);
-      await fh.close();
-    }
-  };
+  return (source: AsyncIterable<Buffer>) => receiveIntoFile(Readable.from(source), path, () => {});
 }
 
 /** An error in a blob's content, not in the transfer: fetching it again would give the same bytes. */
