@@ -43,7 +43,7 @@ export async function hotHit(hot: HotIndex, run: RunContext): Promise<HotLookup 
   if (entry.createdAt + run.spec.policy.ttlMs <= run.now()) return { kind: 'expired' };
   const blobs = new BlobStore(hot.layout.blobs, hot.layout.tmp);
   const hit = await serveHit(blobs, run.settings.root, entry, o);
-  if (!hit.ok) return { kind: 'unusable', message: hit.error.message };
+  if (!hit.ok) return { kind: 'unusable', message: hit.error };
   const savedMs = Math.max(0, entry.durationMs - hit.value.restoreMs);
   if (hot.recordHit({ key, at: run.now(), savedMs })) {
     // Opening the index folds the journal (Store.open); failing to is only a missed count.
@@ -69,15 +69,6 @@ export async function hotHit(hot: HotIndex, run: RunContext): Promise<HotLookup 
   };
 }
 
-/** Why an entry could not be served; `blob`: one of its blobs failed its check (and is removed). */
-export interface Unserved {
-  kind: 'unserved';
-  message: string;
-  blob: boolean;
-}
-
-const unserved = (message: string, blob: boolean): Unserved => ({ kind: 'unserved', message, blob });
-
 /** Verifies the logs, restores the outputs, replays the logs; a failure says why (and drops a bad blob). */
 export async function serveHit(
   blobs: BlobStore,
@@ -86,20 +77,20 @@ export async function serveHit(
   o: Pick<RunOptions, 'replayTo'>,
   /** Blobs a pull just checked as it wrote them (see CheckedBlobs). */
   checked?: CheckedBlobs,
-): Promise<Result<Served, Unserved>> {
+): Promise<Result<Served, string>> {
   const started = monotonicMs();
   const logs = await verifyLogs(blobs, entry);
   if (!logs.ok) {
     await blobs.remove(logs.problem.hash);
-    return err(unserved(`log blob ${logs.problem.kind}: ${logs.problem.detail}`, true));
+    return err(`log blob ${logs.problem.kind}: ${logs.problem.detail}`);
   }
   const restored = await restoreOutputs(blobs, entry, root, checked);
   if (!restored.ok) {
     if (restored.kind === 'blob') {
       await blobs.remove(restored.problem.hash);
-      return err(unserved(`output blob ${restored.problem.kind}: ${restored.problem.detail}`, true));
+      return err(`output blob ${restored.problem.kind}: ${restored.problem.detail}`);
     }
-    return err(unserved(restored.message, false));
+    return err(restored.message);
   }
   await replayLogs(blobs, entry, logs.logs, o.replayTo);
   return ok({ files: restored.files, bytes: restored.bytes, restoreMs: monotonicMs() - started });
@@ -107,20 +98,18 @@ export async function serveHit(
 
 /**
  * An entry from the index served and booked (recordHit), or, when it cannot be served, discarded
- * and why. `pullNext`: the caller pulls the entry again when a blob failed its check (the
- * warning says so); otherwise it runs the command.
+ * with a warning that names what comes `next`: undefined then.
  */
 export async function serveIndexed(
   store: Store,
   run: RunContext,
   entry: Entry,
-  o: { pulled?: Pick<RemoteHit, 'ms' | 'checked'> | undefined; pullNext?: boolean } = {},
-): Promise<HitOutcome | Unserved> {
+  o: { pulled?: Pick<RemoteHit, 'ms' | 'checked'>; next: Parameters<typeof discardEntry>[3] },
+): Promise<HitOutcome | undefined> {
   const hit = await serveHit(store.blobs, run.settings.root, entry, run.o, o.pulled?.checked);
   if (hit.ok) return recordHit(store, entry, hit.value, run, o.pulled?.ms);
-  const next = o.pullNext && hit.error.blob ? 'trying the team cache' : 'running the command';
-  await discardEntry(store, run, hit.error.message, next);
-  return hit.error;
+  await discardEntry(store, run, hit.error, o.next);
+  return undefined;
 }
 
 /** Books a served hit (access time, counters, audit) and builds its outcome. */

@@ -112,50 +112,43 @@ async function lookUpInIndex(
   fromHot: HotLookup | undefined,
 ): Promise<RunOutcome> {
   const { o } = run;
-  // An unusable copy is dropped; with a team cache the entry is then pulled (step 3).
-  if (fromHot?.kind === 'unusable')
-    await discardEntry(
-      store,
-      run,
-      fromHot.message,
-      o.remote && !o.force ? 'trying the team cache' : 'running the command',
-    );
+  // What follows a cached entry that cannot be served: with a team cache, a pull (step 3).
+  const next = o.remote && !o.force ? 'trying the team cache' : 'running the command';
+  if (fromHot?.kind === 'unusable') await discardEntry(store, run, fromHot.message, next);
 
   // 2. Local hit: the entry in the index, within its TTL.
-  let entry = o.force || fromHot?.kind === 'unusable' ? undefined : await liveEntry(store, run);
+  const entry = o.force || fromHot?.kind === 'unusable' ? undefined : await liveEntry(store, run);
   if (o.dryRun) return dryRunOutcome(run, entry);
-
-  // 3. Remote pull: after a local miss, a remote entry is pulled into the local cache and served
-  // as a hit.
-  const remote = o.remote;
-  const pull = () =>
-    remote?.pull({
-      store,
-      key: run.key,
-      fingerprint: run.fp.fingerprint,
-      label: run.label,
-      policy: run.spec.policy,
-      reporter: o.reporter,
-      now: run.now(),
-    });
-  let pulled = !entry && !o.force ? await pull() : undefined;
-  if (pulled) entry = pulled.entry;
   if (entry) {
     // Touched before restoring, so a concurrent eviction (which re-checks last access) spares it.
     store.touch(run.key, run.now());
-    const pullNext = !pulled && !o.force && remote !== undefined;
-    let hit = await serveIndexed(store, run, entry, { pulled, pullNext });
-    // A local entry with a blob that failed its check (such as a pulled one a power loss damaged,
-    // pulls not being flushed by default) is gone now: the team cache may still have it whole.
-    if (hit.kind !== 'hit' && hit.blob && pullNext) {
-      pulled = await pull();
-      if (pulled) hit = await serveIndexed(store, run, pulled.entry, { pulled });
-    }
+    const hit = await serveIndexed(store, run, entry, { next });
     mark('restore');
-    if (hit.kind === 'hit') {
-      if (!pulled) store.hot.putEntry(entry); // e.g. made by an older version: next time, from hot/
+    if (hit) {
+      store.hot.putEntry(entry); // e.g. made by an older version: next time, from hot/
       return hit;
     }
+  }
+
+  // 3. Remote pull: after a local miss, or a local entry that could not be served (discarded now:
+  // a blob a power loss damaged, say, since pulls are not flushed by default), a remote entry is
+  // pulled into the local cache and served as a hit.
+  const pulled = o.force
+    ? undefined
+    : await o.remote?.pull({
+        store,
+        key: run.key,
+        fingerprint: run.fp.fingerprint,
+        label: run.label,
+        policy: run.spec.policy,
+        reporter: o.reporter,
+        now: run.now(),
+      });
+  if (pulled) {
+    store.touch(run.key, run.now());
+    const hit = await serveIndexed(store, run, pulled.entry, { pulled, next: 'running the command' });
+    mark('restore');
+    if (hit) return hit;
   }
 
   // 4. Single-flight: identical runs that start together execute once (invariant 5).
@@ -171,8 +164,8 @@ async function lookUpInIndex(
     if (lock.kind === 'acquired' && !o.force) {
       store.refresh();
       const again = store.getEntry(run.key);
-      const hit = again && (await serveIndexed(store, run, again));
-      if (hit && hit.kind === 'hit') return hit;
+      const hit = again && (await serveIndexed(store, run, again, { next: 'running the command' }));
+      if (hit) return hit;
     }
     store.count('misses', 1, run.spec.name);
     store.log('MISS', run.source, run.logFields);
