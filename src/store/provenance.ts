@@ -1,30 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { gitHead } from '../util/git-head.js';
 import { VERSION } from '../version.js';
 import type { Provenance } from './entry.js';
-
-/** Reads HEAD's commit straight from .git (no git process on the run path). */
-export function gitCommit(root: string): string | undefined {
-  try {
-    const gitDir = join(root, '.git');
-    const head = readFileSync(join(gitDir, 'HEAD'), 'utf8').trim();
-    if (!head.startsWith('ref: ')) return /^[0-9a-f]{40,64}$/.test(head) ? head : undefined;
-    const ref = head.slice(5);
-    try {
-      return readFileSync(join(gitDir, ref), 'utf8').trim();
-    } catch {
-      const packed = readFileSync(join(gitDir, 'packed-refs'), 'utf8');
-      return packed
-        .split('\n')
-        .find((l) => l.endsWith(` ${ref}`))
-        ?.split(' ')[0];
-    }
-  } catch {
-    // Not a git checkout, or refs we cannot read: provenance then just has no commit.
-    return undefined;
-  }
-}
 
 /** Host and user do not change while a process runs; reading them costs a passwd lookup. */
 let who: { host: string; user: string } | undefined;
@@ -46,7 +23,7 @@ export function provenance(root: string): Provenance {
   const now = Date.now();
   let known = commits.get(root);
   if (!known || now - known.at > COMMIT_FRESH_MS || now < known.at) {
-    known = { at: now, commit: gitCommit(root) };
+    known = { at: now, commit: gitHead(root) };
     commits.set(root, known);
   }
   if (known.commit) p.gitCommit = known.commit;

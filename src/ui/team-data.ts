@@ -14,7 +14,7 @@ import {
   teamVersion,
 } from '../store/team/panels.js';
 import { migrate, SCHEMA_VERSION, schemaVersion } from '../store/team/schema.js';
-import { HOUR_MS } from '../store/timeseries.js';
+import { DAY_HOURS, HOUR_MS } from '../store/timeseries.js';
 import { costOf, type Prices, prices } from './cost.js';
 import { addRuns, emptyPoint, type SeriesPoint } from './data.js';
 import { BadQuery, HttpError, integer, only, span, text } from './query.js';
@@ -133,7 +133,7 @@ export class TeamDashboardData implements DashboardRoutes {
   }
 
   private async overview(range: { from: number; to: number; step: 'hour' | 'day' }, filters: TeamFilters) {
-    const stepMs = range.step === 'day' ? 24 * HOUR_MS : HOUR_MS;
+    const stepMs = range.step === 'day' ? DAY_HOURS * HOUR_MS : HOUR_MS;
     const fromMs = Math.floor(range.from / stepMs) * stepMs;
     const toMs = range.to + 1;
     const w: TeamWindow = { fromMs, toMs, ...filters };
@@ -206,11 +206,7 @@ export class TeamDashboardData implements DashboardRoutes {
     const by = new Map<string, Omit<TeamTally, 't' | 'task'>>();
     for (const x of tallies) {
       const t = by.get(x.task) ?? { hits: 0, remoteHits: 0, misses: 0, errors: 0, savedMs: 0, saves: 0 };
-      t.hits += x.hits;
-      t.remoteHits += x.remoteHits;
-      t.misses += x.misses;
-      t.errors += x.errors;
-      t.savedMs += x.savedMs;
+      addRuns(t, x);
       t.saves += x.saves;
       by.set(x.task, t);
     }
