@@ -280,6 +280,19 @@ test('a database at schema version 1 is migrated on first use, keeping its event
   assert.match(lines[1]!, /MISS run task=gen /);
 });
 
+test('team flush with nothing buffered still creates the schema, and says when it cannot', async () => {
+  const url = await freshDatabase();
+  const dir = project();
+  const f = await flush(dir, { TASKVAULT_TEAM_DATABASE: url });
+  assert.is(f.code, 0, f.err);
+  assert.match(f.err, /team index: sent 0 event\(s\)/);
+  assert.is(await withClient(url, schemaVersion), SCHEMA_VERSION);
+  const down = `postgres://tvowner@127.0.0.1:${await freePort()}/postgres`;
+  const g = await flush(project(), { TASKVAULT_TEAM_DATABASE: down });
+  assert.is.not(g.code, 0);
+  assert.match(g.err, /team index unreachable: .*ECONNREFUSED/);
+});
+
 test('SQL injection through task names and filters is inert', async () => {
   const url = await freshDatabase();
   const evil = "x'); DROP TABLE taskvault_events; --";

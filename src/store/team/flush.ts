@@ -78,16 +78,23 @@ export interface FlushResult {
 export async function flushTeam(
   teamDir: string,
   team: TeamSettings,
-  o: { timeouts?: TeamTimeouts; waitForOthersMs?: number; maxBuffered?: number } = {},
+  o: { timeouts?: TeamTimeouts; waitForOthersMs?: number; maxBuffered?: number; foreground?: boolean } = {},
 ): Promise<Result<FlushResult>> {
   const deadline = Date.now() + (o.waitForOthersMs ?? 0);
-  while (othersSending(teamDir) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const waitForOthers = async () => {
+    while (othersSending(teamDir) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  };
+  await waitForOthers();
   touchStamp(teamDir);
   const batches = claimBatches(teamDir);
+  // A background flush may have claimed the buffer between the wait and the claim: let it finish too.
+  await waitForOthers();
   // Before trying the database: a database down for days must not let the buffer fill the disk.
   capBatches(teamDir, batches, o.maxBuffered ?? bufferMax(process.env));
   const total = batches.reduce((n, b) => n + b.events.length, 0);
-  if (total === 0) {
+  // A foreground flush connects even with nothing to send: it is how the owner creates or migrates
+  // the schema (docs/team-index.md) and how anyone checks the database is reachable.
+  if (total === 0 && !o.foreground) {
     for (const b of batches) finishBatch(b);
     return ok({ sent: 0, dropped: 0 });
   }
