@@ -8,7 +8,6 @@ import {
   rmSync,
   unlinkSync,
   watch,
-  writeFileSync,
 } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -21,6 +20,7 @@ import {
   residentSocketPath,
 } from '../fingerprint/resident.js';
 import type { CacheLayout } from '../store/layout.js';
+import { createWhole, setAside } from '../store/lock.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { pidAlive } from '../util/process.js';
 import { errorMessage, failure, ok, type Result } from '../util/result.js';
@@ -352,24 +352,25 @@ export function readPidFile(path: string): DaemonInfo | undefined {
   }
 }
 
-/** One daemon per cache directory: the pid file is created exclusively; a dead owner's is taken over. */
+/**
+ * One daemon per cache directory. The pid file appears whole (createWhole), so an unreadable one
+ * is not a starter mid-write; a dead owner's file is set aside, and put back if what was moved is
+ * not the one judged dead (another starter took it over in between): two starters never both win.
+ */
 function claimPidFile(path: string, info: DaemonInfo): Result<void> {
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      writeFileSync(path, JSON.stringify(info), { flag: 'wx', mode: 0o600 });
-      return ok(undefined);
+      if (createWhole(path, JSON.stringify(info), 0o600)) return ok(undefined);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
-        return { ok: false, error: failure('cache', `daemon: cannot write ${path}: ${errorMessage(e)}`) };
+      return { ok: false, error: failure('cache', `daemon: cannot write ${path}: ${errorMessage(e)}`) };
     }
     const other = readPidFile(path);
     if (other && other.pid !== process.pid && pidAlive(other.pid))
       return { ok: false, error: failure('cache', `daemon: already running (pid ${other.pid})`) };
-    try {
-      unlinkSync(path);
-    } catch {
-      // Another starter removed it first: the exclusive create decides between us.
-    }
+    setAside(path, (aside) => {
+      const moved = readPidFile(aside);
+      return moved?.pid === other?.pid && moved?.startedAt === other?.startedAt;
+    });
   }
   return { ok: false, error: failure('cache', 'daemon: another daemon is starting') };
 }

@@ -93,20 +93,30 @@ function isStale(path: string, staleMs: number, now: number): { stale: boolean; 
 }
 
 /**
- * Breaks a stale lock without ever deleting a fresh one: the file is renamed aside (atomic), and
- * if what was moved turns out not to be the stale holder we judged (someone broke and re-took it
- * in between), it is linked back. The worst a lost race can cause is one duplicate run of the
- * command, never a corrupt cache: commits are atomic and blobs content-addressed.
+ * Breaks a stale lock without ever deleting a fresh one (see setAside). The worst a lost race can
+ * cause is one duplicate run of the command, never a corrupt cache: commits are atomic and blobs
+ * content-addressed.
  */
 function breakStale(path: string, judged: LockHolder | undefined): void {
+  setAside(path, (aside) => {
+    const moved = readHolder(aside);
+    return !(judged && moved && moved.nonce !== judged.nonce);
+  });
+}
+
+/**
+ * Removes `path`, judged stale, by renaming it aside (atomic): if what was moved turns out not to
+ * be what was judged (`sameAsJudged` of the moved file is false: someone broke and re-took it in
+ * between), it is linked back. Never throws.
+ */
+export function setAside(path: string, sameAsJudged: (aside: string) => boolean): void {
   const aside = `${path}.${process.pid}-${tempSuffix()}.stale`;
   try {
     renameSync(path, aside);
   } catch {
     return; // someone else broke it first
   }
-  const moved = readHolder(aside);
-  if (judged && moved && moved.nonce !== judged.nonce) {
+  if (!sameAsJudged(aside)) {
     try {
       linkSync(aside, path);
     } catch {
@@ -121,14 +131,20 @@ function breakStale(path: string, judged: LockHolder | undefined): void {
 }
 
 function tryCreate(path: string, holder: LockHolder): boolean {
-  // Created with its content in one step (a hard link of a complete temp file), so that a waiter
-  // never reads an empty lock and cannot say whom it waits for. Filesystems without hard links
-  // fall back to create-then-write.
+  return createWhole(path, JSON.stringify(holder));
+}
+
+/**
+ * Creates `path` exclusively with its content in one step (a hard link of a complete temp file),
+ * so that a reader never finds it empty and cannot mistake a taker for a torn file: true if
+ * created, false if it exists. Filesystems without hard links fall back to create-then-write.
+ */
+export function createWhole(path: string, text: string, mode = 0o666): boolean {
   const tmp = `${path}.${process.pid}-${tempSuffix()}.new`;
   try {
-    writeFileSync(tmp, JSON.stringify(holder), { flag: 'wx' });
+    writeFileSync(tmp, text, { flag: 'wx', mode });
   } catch {
-    return tryCreateInPlace(path, holder);
+    return tryCreateInPlace(path, text, mode);
   }
   try {
     linkSync(tmp, path);
@@ -137,7 +153,7 @@ function tryCreate(path: string, holder: LockHolder): boolean {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return false;
     if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS')
-      return tryCreateInPlace(path, holder);
+      return tryCreateInPlace(path, text, mode);
     throw e;
   } finally {
     try {
@@ -148,16 +164,16 @@ function tryCreate(path: string, holder: LockHolder): boolean {
   }
 }
 
-function tryCreateInPlace(path: string, holder: LockHolder): boolean {
+function tryCreateInPlace(path: string, text: string, mode: number): boolean {
   let fd: number;
   try {
-    fd = openSync(path, 'wx');
+    fd = openSync(path, 'wx', mode);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
   }
   try {
-    writeSync(fd, JSON.stringify(holder));
+    writeSync(fd, text);
   } catch (e) {
     // e.g. ENOSPC: an empty lock file would make others wait until it counts as stale.
     closeSync(fd);

@@ -5,7 +5,16 @@
  * every run's output against the tree).
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -61,6 +70,46 @@ test('start, status, stop: one daemon per cache, owner-only socket', async () =>
   assert.not.ok(existsSync(join(cacheOf(dir), 'daemon/sock')), 'socket left behind');
   assert.not.ok(existsSync(join(cacheOf(dir), 'daemon/pid')), 'pid file left behind');
   assert.match((await runCli(['daemon', 'stop'], { cwd: dir })).out, /no daemon running/);
+});
+
+test("starters racing over a dead daemon's pid file: exactly one daemon runs", async () => {
+  const dir = await settledProject();
+  const daemonDir = join(cacheOf(dir), 'daemon');
+  mkdirSync(daemonDir, { recursive: true, mode: 0o700 });
+  const dead = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => dead.once('exit', r));
+  writeFileSync(
+    join(daemonDir, 'pid'),
+    JSON.stringify({ pid: dead.pid, build: 'x', socket: 'x', startedAt: 1 }),
+  );
+  const starters = Array.from({ length: 6 }, () =>
+    spawn(process.execPath, [CLI, 'daemon', 'run'], {
+      cwd: dir,
+      env: cliEnv(),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    }),
+  );
+  const said = starters.map((c) => {
+    let err = '';
+    c.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    return () => err;
+  });
+  try {
+    const exited = () => starters.filter((c) => c.exitCode !== null).length;
+    for (let i = 0; i < 200 && (said.some((s) => s() === '') || exited() < starters.length - 1); i++)
+      await sleep(50);
+    await sleep(500); // a second winner would still be running
+    const running = starters.filter((c) => c.exitCode === null);
+    assert.is(running.length, 1, said.map((s) => s()).join(''));
+    const owner = JSON.parse(readFileSync(join(daemonDir, 'pid'), 'utf8')) as { pid: number };
+    assert.is(owner.pid, running[0]!.pid);
+    for (const s of said)
+      assert.match(s(), /daemon running \(pid|already running|another daemon is starting/);
+  } finally {
+    await Promise.all(starters.map((c) => killed(c)));
+  }
 });
 
 test('bad daemon arguments: one line, exit 2', async () => {
