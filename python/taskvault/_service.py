@@ -124,6 +124,19 @@ class Service:
                 raise TaskVaultError(f"taskvault serve: {reply.get('error', {}).get('message')}", "sdk")
             # A reply to an earlier request that was abandoned (an interrupted call): skip it.
 
+    def send(self, header: Header) -> None:
+        """Sends one request that has no reply (``hits``)."""
+        self._next_id += 1
+        h = dict(header)
+        h["id"] = self._next_id
+        w = self.proc.stdin
+        assert w is not None
+        try:
+            w.write(encode_header(h))
+            w.flush()
+        except (BrokenPipeError, ConnectionResetError, ValueError) as e:
+            raise ServiceDied(str(e)) from None
+
     def _read_frame(self) -> Tuple[Header, bytes]:
         r = self.proc.stdout
         assert r is not None

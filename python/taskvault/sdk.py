@@ -37,6 +37,7 @@ from typing import (
 
 from ._config import setup_for
 from ._locate import find_cli
+from ._memo import MAX_VALUE, Memo, Remembered
 from ._service import Service, ServiceDied, abandon_after_fork
 from .errors import TaskVaultError, TaskVaultWarning
 
@@ -44,6 +45,9 @@ __all__ = ["Client", "FileRef", "RunResult", "TaskVaultError", "TaskVaultWarning
 
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: How long hits served from memory wait to be booked together (one frame to the service).
+_HITS_BATCH_S = 0.02
 
 #: JS numbers are doubles: integers beyond this are keyed as {"$bigint": "<digits>"}, as the TS SDK does.
 _MAX_SAFE_INT = 2**53 - 1
@@ -102,6 +106,23 @@ def _close_all() -> None:
         c.close()
 
 
+def _flush_served_loop(ref: "weakref.ref[Client]", wake: threading.Event) -> None:
+    """The thread that books hits served from memory: each batch ``_HITS_BATCH_S`` after its
+    first hit. Holds the Client weakly, so an unused Client can still be collected."""
+    while True:
+        wake.wait()
+        time.sleep(_HITS_BATCH_S)
+        client = ref()
+        if client is None:
+            return
+        with client._lock:
+            if client._closed or client._wake is not wake:
+                return
+            wake.clear()
+            client._flush_served()
+        del client
+
+
 def _after_fork_in_child() -> None:
     for c in list(_clients):
         c._forget_service()
@@ -154,6 +175,12 @@ class Client:
         self._lock = threading.Lock()
         self._service: Optional[Service] = None
         self._closed = False
+        #: Small results the index gave, served again while it is unchanged (_memo.py).
+        self._memo: Optional[Memo] = None
+        #: Hits served from memory, not yet booked by the service: [task, key] each.
+        self._served: List[List[str]] = []
+        self._wake = threading.Event()
+        self._flusher_pid = 0
         #: What the service said at start: version, root, cacheDir, hashAlgorithm.
         self.info: Dict[str, Any] = {}
         with self._lock:
@@ -174,12 +201,18 @@ class Client:
             svc.close(timeout=1)
             raise _error(reply)
         self.info = {k: v for k, v in reply.items() if k not in ("id", "ok")}
+        if self._memo is None and isinstance(self.info.get("cacheDir"), str):
+            self._memo = Memo(self.info["cacheDir"])
         self._service = svc
         return svc
 
     def _forget_service(self) -> None:
         """In a forked child: the parent's service is not ours; the next call starts our own."""
         self._lock = threading.Lock()
+        # The parent books its own served hits; its flusher thread does not exist here.
+        self._served = []
+        self._wake = threading.Event()
+        self._flusher_pid = 0
         if self._service is not None:
             abandon_after_fork(self._service)
             self._service = None
@@ -198,6 +231,9 @@ class Client:
                 # Forked without register_at_fork (or by a raw os.fork path): same rule as above.
                 abandon_after_fork(svc)
                 svc = self._service = None
+            # Booked before this request is read, so that stats count them.
+            self._flush_served()
+            svc = self._service
             # Where each stream starts, so that a call can be sent again after a restart.
             starts = [_tell(f) for _, f in streams]
             for attempt in (1, 2):
@@ -222,6 +258,65 @@ class Client:
             raise _error(reply)
         return reply, body
 
+    def _flush_served(self) -> None:
+        """Sends the hits served from memory to be booked (the lock held), restarting a dead
+        service once."""
+        if not self._served:
+            return
+        hits, self._served = self._served, []
+        for _ in (1, 2):
+            svc = self._service
+            try:
+                if svc is None:
+                    svc = self._start()
+                svc.send({"op": "hits", "hits": hits})
+                return
+            except ServiceDied:
+                svc.close(timeout=1)  # type: ignore[union-attr]
+                self._service = None
+            except TaskVaultError:
+                break
+        self._warn(f"{len(hits)} hit(s) served from memory were not counted: taskvault serve is gone")
+
+    def _from_memory(self, task: str, what: object) -> Optional[Remembered]:
+        """A value the index gave for ``what`` that may still be served unasked (_memo.py)."""
+        with self._lock:
+            if self._closed:
+                raise TaskVaultError("this Client is closed", "usage")
+            r = self._memo.get(what) if self._memo is not None else None
+            if r is None:
+                return None
+            self._served.append([task, r.key])
+            if len(self._served) == 1:
+                if self._flusher_pid != os.getpid():
+                    self._flusher_pid = os.getpid()
+                    threading.Thread(
+                        target=_flush_served_loop,
+                        args=(weakref.ref(self), self._wake),
+                        name="taskvault-hits",
+                        daemon=True,
+                    ).start()
+                self._wake.set()
+            return r
+
+    def _ask_index(
+        self, what: Optional[object], header: Dict[str, Any], parts: Sequence[bytes], weight: int
+    ) -> Tuple[Dict[str, Any], bytes]:
+        """A ``get`` from the service; a hit is remembered under ``what`` (None: not at all)."""
+        memo = self._memo
+        generation = memo.generation() if memo is not None and what is not None else None
+        reply, body = self._call(header, parts)
+        if generation is not None and reply["hit"]:
+            with self._lock:
+                if self._memo is not None:
+                    self._memo.put(what, generation, reply, body, weight)
+        return reply, body
+
+    def _saved(self, key: str) -> None:
+        with self._lock:
+            if self._memo is not None:
+                self._memo.forget(key)
+
     def _warn(self, message: str) -> None:
         if self._on_warning is not None:
             self._on_warning(message)
@@ -233,8 +328,13 @@ class Client:
         with self._lock:
             if self._closed:
                 return
+            if self._service is not None and self._service.pid == os.getpid():
+                self._flush_served()
             self._closed = True
             svc, self._service = self._service, None
+            self._wake.set()  # ends the flusher thread
+            if self._memo is not None:
+                self._memo.close()
         if svc is not None and svc.pid == os.getpid():
             svc.close()
         _clients.discard(self)
@@ -269,10 +369,19 @@ class Client:
             if not isinstance(to_file, (str, os.PathLike)) or not os.fspath(to_file):
                 raise TypeError(f"to_file must be a path, got {type(to_file).__name__}")
             header["toFile"] = os.path.abspath(os.fspath(to_file))
-        reply, body = self._call(header, parts, streams)
+            reply, _ = self._call(header, parts, streams)
+            return None, bool(reply["hit"])
+        what = _memory_key(task, header["input"], parts, streams)
+        if what is not None:
+            r = self._from_memory(task, what)
+            if r is not None:
+                return r.value, True
+        reply, body = (
+            self._ask_index(what, header, parts, len(parts[0])) if what is not None else self._call(header, parts, streams)
+        )
         if not reply["hit"]:
             return None, False
-        return (None if to_file is not None else body), True
+        return body, True
 
     def cache_result(
         self, task: str, input: Data, output: Data, duration_ms: Optional[float] = None
@@ -295,6 +404,7 @@ class Client:
                 raise TypeError(f"duration_ms must be a number >= 0, got {duration_ms!r}")
             header["durationMs"] = duration_ms
         reply, _ = self._call(header, parts, streams)
+        self._saved(str(reply["key"]))
         return str(reply["key"])
 
     def get_stats(self) -> Dict[str, Any]:
@@ -377,11 +487,18 @@ class Client:
     ) -> Any:
         memo_input = {"memo": memo, "blobs": blobs}
         try:
-            reply, body = self._call({"op": "get", "task": task, "input": memo_input}, parts)
-            if reply["hit"]:
+            what = _memory_key(task, memo_input, parts, ())
+            r = self._from_memory(task, what) if what is not None else None
+            if r is not None:
+                body, encoding = r.value, r.encoding
+            else:
+                header = {"op": "get", "task": task, "input": memo_input}
+                reply, body = self._ask_index(what, header, parts, sum(len(p) for p in parts))
+                encoding = str(reply.get("encoding"))
+            if r is not None or reply["hit"]:
                 if decode is not None:
                     return decode(body)
-                if reply.get("encoding") == "json":
+                if encoding == "json":
                     return json.loads(body.decode("utf-8"))
                 return body
         except TaskVaultError as e:
@@ -401,7 +518,7 @@ class Client:
                 data = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
                 encoding = "json"
             out = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-            self._call(
+            reply, _ = self._call(
                 {
                     "op": "save",
                     "task": task,
@@ -412,6 +529,7 @@ class Client:
                 },
                 [*parts, out],
             )
+            self._saved(str(reply["key"]))
         except TaskVaultError as e:
             self._warn(f"memoize {task}: not cached: {e}")
         except (TypeError, ValueError) as e:
@@ -542,6 +660,23 @@ def _data(value: object, name: str, parts: List[bytes], streams: List[Tuple[str,
     raise TypeError(
         f"{name} must be bytes, str, Client.file(path) or a binary file object, got {type(value).__name__}"
     )
+
+
+def _memory_key(
+    task: str, described: Dict[str, Any], parts: Sequence[bytes], streams: Sequence[object]
+) -> Optional[object]:
+    """What a ``get`` is remembered under (_memo.py): its task and input bytes, with memoize's
+    argument JSON. None for inputs read from files (they can change under the same path) and
+    for large ones."""
+    if streams or sum(len(p) for p in parts) > MAX_VALUE:
+        return None
+    if "memo" in described:
+        if any("path" in b for b in described.get("blobs", ())):
+            return None
+        return (task, json.dumps(described["memo"], sort_keys=True), *(bytes(p) for p in parts))
+    if "bytes" not in described:
+        return None
+    return (task, bytes(parts[0]))
 
 
 def _tell(f: BinaryIO) -> Optional[int]:

@@ -15,7 +15,7 @@ import { runTask } from '../runner/lookup.js';
 import type { RunOutcome } from '../runner/types.js';
 import type { ResultEncoding } from '../store/entry.js';
 import { cacheLayout } from '../store/layout.js';
-import { getResult, keyForInput, type ResultData, saveResult } from '../store/results.js';
+import { bookServedHits, getResult, keyForInput, type ResultData, saveResult } from '../store/results.js';
 import { type CacheStats, cacheStats } from '../store/stats.js';
 import { Store } from '../store/store.js';
 import { recordTeamEvent, teamEventOf } from '../store/team/record.js';
@@ -54,7 +54,15 @@ export interface ClientOptions {
 
 /** `{ hit: true, value }` on a hit (bytes, or the path written with `toFile`); `{ hit: false }` on a miss. */
 export type CachedResult<T = Buffer> =
-  | { hit: true; key: string; value: T; size: number; encoding: ResultEncoding }
+  | {
+      hit: true;
+      key: string;
+      value: T;
+      size: number;
+      encoding: ResultEncoding;
+      /** When the entry expires under its task's TTL (epoch ms; Infinity: never). */
+      expiresAt: number;
+    }
   | { hit: false; key: string };
 
 export interface CacheResultOptions {
@@ -250,9 +258,19 @@ export class Client {
       key: got.key,
       size: got.size,
       encoding: got.entry.result?.encoding ?? 'raw',
+      expiresAt: got.expiresAt,
     };
     if (target.kind === 'file') return { ...hit, value: target.path };
     return { ...hit, value: got.data ?? Buffer.alloc(0) };
+  }
+
+  /**
+   * @internal For `taskvault serve`: books hits its client served from its own memory of results
+   * this Client returned (store/results.ts bookServedHits). Returns how many were booked.
+   */
+  async bookServedHits(hits: ReadonlyArray<{ task: string; key: string }>): Promise<number> {
+    const store = await this.store();
+    return store ? bookServedHits(store, hits, { source: 'get', ...VIA }) : 0;
   }
 
   /** Entries, size, limit, hits, misses, hit rate and time saved, as `taskvault stats --json`. */

@@ -115,9 +115,24 @@ async function handle(client: Client, req: Request, send: Send): Promise<void> {
         }
         const r = await client.getCachedResult(task, input);
         if (!r.hit) send(miss(id, r));
-        else send({ id, ok: true, hit: true, key: r.key, size: r.size, encoding: r.encoding }, r.value);
+        else {
+          // `until`: how long the client may serve this value from its memory (bookHits below).
+          const until = Number.isFinite(r.expiresAt) ? { until: r.expiresAt } : {};
+          send(
+            { id, ok: true, hit: true, key: r.key, size: r.size, encoding: r.encoding, ...until },
+            r.value,
+          );
+        }
         return;
       }
+      case 'hits':
+        // No reply: the client does not wait for bookkeeping. A failure is a warning instead.
+        try {
+          await client.bookServedHits(servedHits(req));
+        } catch (e) {
+          send({ warning: `hits served from memory were not booked: ${errorOf(e).message}` });
+        }
+        return;
       case 'save': {
         const task = taskOf(req);
         const input = await dataOf(client, req, 'input');
@@ -150,6 +165,17 @@ async function handle(client: Client, req: Request, send: Send): Promise<void> {
   } catch (e) {
     send({ id, ok: false, error: errorOf(e) });
   }
+}
+
+/** `hits`: `[[task, key], …]`, hits the client served from its memory of earlier `get` replies. */
+function servedHits(req: Request): Array<{ task: string; key: string }> {
+  const hits = req.header.hits;
+  if (!Array.isArray(hits)) throw new BadRequest('hits must be a list of [task, key]');
+  return hits.map((h) => {
+    if (!Array.isArray(h) || typeof h[0] !== 'string' || typeof h[1] !== 'string')
+      throw new BadRequest('hits must be a list of [task, key]');
+    return { task: h[0], key: h[1] };
+  });
 }
 
 const miss = (id: number, r: { key: string }): Header => ({ id, ok: true, hit: false, key: r.key });

@@ -14,6 +14,8 @@ export function cacheLayout(cacheDir: string) {
     hot: join(cacheDir, 'hot'),
     manifests: join(cacheDir, 'manifests'),
     hitsJournal: join(cacheDir, 'hits.journal'),
+    // store/generation.ts: changes whenever an entry does, for clients that keep results in memory.
+    generation: join(cacheDir, 'generation'),
     // store/pending.ts: results acknowledged before their index commit (durability 'fast').
     pending: join(cacheDir, 'pending'),
     // store/team/: events waiting to be sent to the team index, and the flusher's state.

@@ -230,7 +230,7 @@ function tooLarge(size: number, limit: number): Result<never> {
 export type GetTarget = { kind: 'file'; path: string } | { kind: 'bytes' };
 
 export type Got =
-  | { hit: true; key: string; size: number; entry: Entry; data?: Buffer }
+  | { hit: true; key: string; size: number; entry: Entry; expiresAt: number; data?: Buffer }
   | { hit: false; key: string; why: 'absent' | 'expired' | 'corrupt' };
 
 export interface GetOptions extends AuditSource {
@@ -306,7 +306,30 @@ export async function getResult(
 
   store.recordHit(key, { now, savedMs: entry.durationMs - (monotonicMs() - started) });
   store.log('HIT', o.source, { ...fields, bytes: out.size });
-  const got: Got = { hit: true, key, size: out.size, entry };
+  const got: Got = { hit: true, key, size: out.size, entry, expiresAt: entry.createdAt + ttlMs };
   if (data) got.data = data;
   return ok(got);
+}
+
+/**
+ * Books hits a client served from its own memory of results the index gave it (python/taskvault,
+ * kept valid by store/generation.ts), each as getResult books one: hit counts, last access, time
+ * saved, an audit line. An entry removed since is skipped. Returns how many were booked.
+ */
+export function bookServedHits(
+  store: Store,
+  hits: ReadonlyArray<{ task: string; key: string }>,
+  o: AuditSource & { now?: number },
+): number {
+  const now = o.now ?? Date.now();
+  let booked = 0;
+  for (const { task, key } of hits) {
+    const entry = store.getEntry(key);
+    const out = entry?.outputs[0];
+    if (!entry || out?.type !== 'file' || entry.task !== task) continue;
+    store.recordHit(key, { now, savedMs: entry.durationMs });
+    store.log('HIT', o.source, { task, hash: key.slice(0, 12), via: o.via, bytes: out.size });
+    booked++;
+  }
+  return booked;
 }

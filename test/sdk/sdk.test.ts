@@ -61,7 +61,10 @@ test('cacheResult / getCachedResult with bytes, strings, files and streams agree
     size: big.length,
     encoding: 'raw',
     value: join(dir, 'out/blob.bin'),
+    // The default TTL (7 days) from the entry's creation, a moment ago.
+    expiresAt: toFile.hit ? toFile.expiresAt : 0,
   });
+  assert.ok(toFile.hit && Math.abs(toFile.expiresAt - Date.now() - 7 * 86_400_000) < 60_000);
   assert.ok(readFileSync(join(dir, 'out/blob.bin')).equals(big));
   const missFile = await tv.getCachedResult('blob', 'other', { toFile: join(dir, 'out/none.bin') });
   assert.is(missFile.hit, false);

@@ -156,7 +156,20 @@ test('hello, save and get (bytes, path, streamed chunks) agree with the CLI and 
   const byPath = await s.call({ op: 'get', task: 'agg', input: { path: join(dir, 'data.csv') } });
   assert.equal(
     { ...byPath.header, body: undefined },
-    { id: byPath.header.id, ok: true, hit: true, key, size: out.length, encoding: 'raw', body: undefined },
+    {
+      id: byPath.header.id,
+      ok: true,
+      hit: true,
+      key,
+      size: out.length,
+      encoding: 'raw',
+      until: byPath.header.until,
+      body: undefined,
+    },
+  );
+  assert.ok(
+    Math.abs((byPath.header.until as number) - Date.now() - 7 * 86_400_000) < 60_000,
+    'the default TTL',
   );
   assert.ok(byPath.body.equals(out));
   const id = s.send({ op: 'get', task: 'agg', input: { stream: true } });
@@ -240,6 +253,39 @@ test('memoize arguments: bytes placeholders are keyed as the TS memoize keys the
   assert.is(viaB.header.key, save.header.key);
   assert.is(viaB.body.toString(), 'ok');
   assert.is(await s.end(), 0);
+});
+
+test('hits served from memory are booked like get hits, without a reply; bad ones warn', async () => {
+  const dir = project();
+  const s = new Serve(dir);
+  const input = Buffer.from('in');
+  const saved = await s.call(
+    { op: 'save', task: 'agg', input: { bytes: 2 }, output: { bytes: 3 }, durationMs: 100 },
+    Buffer.concat([input, Buffer.from('out')]),
+  );
+  const key = saved.header.key as string;
+  s.send({
+    op: 'hits',
+    hits: [
+      ['agg', key],
+      ['agg', key],
+      ['agg', 'f'.repeat(64)],
+      ['other', key],
+    ],
+  });
+  s.send({ op: 'hits', hits: 'nope' });
+  const stats = await s.call({ op: 'stats' });
+  assert.is(
+    stats.header.stats && (stats.header.stats as { hits: number }).hits,
+    2,
+    'unknown keys and tasks skipped',
+  );
+  assert.equal(s.warnings, ['hits served from memory were not booked: hits must be a list of [task, key]']);
+  assert.is(await s.end(), 0);
+  const audit = (await runCli(['audit'], { cwd: dir })).out;
+  assert.is(audit.match(/ HIT get task=agg .*via=sdk/g)?.length, 2, audit);
+  const ls = JSON.parse((await runCli(['ls', '--json'], { cwd: dir })).out) as Array<{ hits: number }>;
+  assert.is(ls[0]!.hits, 2);
 });
 
 test('requests run concurrently; a failed request drops its chunks and the service carries on', async () => {

@@ -44,9 +44,11 @@ export interface IndexDbs {
   staged: Database<number, string>;
   /** Hourly and daily buckets of what happened (timeseries.ts), for the dashboard and metrics. */
   series: TimeSeries;
+  /** The generation file (store/generation.ts), bumped after each commit that changes entries. */
+  generation: string;
 }
 
-export function indexDbs(env: RootDatabase, meta: Database<number, string>): IndexDbs {
+export function indexDbs(env: RootDatabase, meta: Database<number, string>, generation: string): IndexDbs {
   return {
     env,
     entries: env.openDB({ name: 'entries' }),
@@ -65,5 +67,6 @@ export function indexDbs(env: RootDatabase, meta: Database<number, string>): Ind
     meta,
     staged: env.openDB({ name: 'staged' }),
     series: new TimeSeries(env.openDB({ name: 'series' }), env.openDB({ name: 'seriesDays' })),
+    generation,
   };
 }

@@ -3,6 +3,7 @@ import type { Fingerprint } from '../../fingerprint/fingerprint.js';
 import { err, failure, ok, type Result } from '../../util/result.js';
 import type { BlobStore } from '../blobs.js';
 import { type Entry, entryBlobs } from '../entry.js';
+import { bumpGeneration } from '../generation.js';
 import type { HotIndex } from '../hot.js';
 import { chart } from './chart.js';
 import { type IndexDbs, summaryOf } from './dbs.js';
@@ -96,6 +97,7 @@ export async function commitEntries(
   let missing: Array<string | undefined>;
   try {
     missing = await transact(dbs.env, () => commits.map((c) => applyCommit(dbs, blobs, c)));
+    if (missing.some((m) => m === undefined)) bumpGeneration(dbs.generation);
   } catch (e) {
     noteWriteFailed();
     const failed = err(failure('cache', `index commit failed: ${await writeErrorMessage(e)}`));
@@ -152,7 +154,7 @@ export function removeEntries(
   items: Array<{ key: string; at?: number }>,
   o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean; reason?: string },
 ): Promise<Removed[]> {
-  return transact(dbs.env, () => {
+  const removing = transact(dbs.env, () => {
     const removed: Removed[] = [];
     for (const { key, at } of items) {
       if (o.stopAtUsage !== undefined && usage(dbs) <= o.stopAtUsage) break;
@@ -178,6 +180,10 @@ export function removeEntries(
       });
     return removed;
   });
+  return removing.then((removed) => {
+    if (removed.length > 0) bumpGeneration(dbs.generation);
+    return removed;
+  });
 }
 
 /**
@@ -196,7 +202,7 @@ export function restoreFromHot(dbs: IndexDbs, hot: HotIndex, blobs: BlobStore): 
     const e = hot.getEntry(name);
     if (e && e !== 'damaged' && entryBlobs(e).every((ref) => blobs.has(ref.hash))) usable.push(e);
   }
-  return dbs.env.transactionSync(() => {
+  const restored = dbs.env.transactionSync(() => {
     let n = 0;
     for (const e of usable) {
       if (dbs.entries.doesExist(e.key)) continue;
@@ -206,6 +212,9 @@ export function restoreFromHot(dbs: IndexDbs, hot: HotIndex, blobs: BlobStore): 
     }
     return n;
   });
+  // Also after restoring nothing: the index was replaced, and removals since its copies were made are undone.
+  bumpGeneration(dbs.generation);
+  return restored;
 }
 
 /** Every entry's key, task, creation time, TTL and size, without decoding whole entries. */
@@ -264,4 +273,5 @@ export function commitPending(dbs: IndexDbs, blobs: BlobStore, commits: Commit[]
       applyCommit(dbs, blobs, c);
     }
   });
+  bumpGeneration(dbs.generation);
 }

@@ -88,7 +88,7 @@ function openEnv(files: StoreFiles): Result<IndexDbs, OpenFailure> {
         ),
       );
     }
-    const dbs = indexDbs(env, meta);
+    const dbs = indexDbs(env, meta, layout.generation);
     migrate(dbs, files);
     return ok(dbs);
   } catch (e) {

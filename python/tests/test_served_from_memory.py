@@ -1,0 +1,154 @@
+"""Repeat hits served from the Client's memory: counted as hits, and never served once the index
+changed (a removal, an overwrite), the cache was deleted, the TTL passed or a second went by."""
+
+import json
+import os
+import shutil
+import signal
+import time
+import unittest
+
+from support import ProjectTest
+
+from taskvault._memo import MAX_BYTES, MAX_VALUE, Memo
+from taskvault.sdk import Client
+
+
+def _stopped(pid: int):
+    """Context manager: the service is stopped (SIGSTOP) inside; whatever answers comes from memory."""
+
+    class Stopped:
+        def __enter__(self) -> None:
+            os.kill(pid, signal.SIGSTOP)
+
+        def __exit__(self, *exc: object) -> None:
+            os.kill(pid, signal.SIGCONT)
+
+    return Stopped()
+
+
+class ServedFromMemory(ProjectTest):
+    """Clients here save with durability 'strict': the commit, and so the generation it rewrites, is
+    done when a save returns (with 'fast' it lands a moment later and sends the next get to ask)."""
+
+    def audit_hits(self) -> int:
+        lines = self.cli("audit").stdout.splitlines()
+        return sum(1 for line in lines if " HIT get " in line)
+
+    def test_a_repeat_hit_is_served_without_the_service_and_still_counted(self) -> None:
+        with Client(durability="strict") as client:
+            client.cache_result("agg", b"in", b"out")
+            self.assertEqual(client.get_cached_result("agg", "in"), (b"out", True))  # asks the index
+            with _stopped(client.info["pid"]):
+                for _ in range(50):
+                    self.assertEqual(client.get_cached_result("agg", b"in"), (b"out", True))
+            stats = client.get_stats()
+            self.assertEqual(stats["hits"], 51)
+        self.assertEqual(self.audit_hits(), 51)
+        ls = json.loads(self.cli("ls", "--json").stdout)
+        self.assertEqual([e.get("hits") for e in ls], [51])
+
+    def test_a_removal_by_another_process_is_seen_at_once(self) -> None:
+        with Client(durability="strict") as client:
+            client.cache_result("agg", b"in", b"out")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"out", True))
+            self.cli("clean", "--yes")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (None, False))
+
+    def test_an_overwrite_by_another_process_is_seen_at_once(self) -> None:
+        with Client(durability="strict") as client:
+            client.cache_result("agg", b"in", b"old")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"old", True))
+            with Client(durability="strict") as other:
+                other.cache_result("agg", b"in", b"new")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"new", True))
+            # And from the CLI.
+            self.write("in.txt", "in")
+            self.write("out.txt", "cli")
+            self.cli("cache", "save", "agg", "in.txt", "out.txt")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"cli", True))
+
+    def test_its_own_save_replaces_what_it_remembers(self) -> None:
+        with Client(durability="strict") as client:
+            client.cache_result("agg", b"in", b"old")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"old", True))
+            client.cache_result("agg", b"in", b"new")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"new", True))
+
+    def test_memoize_repeats_come_from_memory(self) -> None:
+        with Client(durability="strict") as client:
+            calls = []
+
+            @client.memoize("square")
+            def square(n: int) -> int:
+                calls.append(n)
+                return n * n
+
+            self.assertEqual([square(4), square(4)], [16, 16])
+            with _stopped(client.info["pid"]):
+                self.assertEqual([square(4) for _ in range(10)], [16] * 10)
+            self.assertEqual(calls, [4])
+            self.assertEqual(client.get_stats()["hits"], 11)
+
+    def test_inputs_by_path_are_always_asked(self) -> None:
+        with Client(durability="strict") as client:
+            path = self.write("in.bin", b"in")
+            client.cache_result("agg", Client.file(path), b"out")
+            self.assertEqual(client.get_cached_result("agg", Client.file(path)), (b"out", True))
+            self.write("in.bin", b"changed")
+            self.assertEqual(client.get_cached_result("agg", Client.file(path)), (None, False))
+
+
+class MemoBounds(ProjectTest):
+    """The rules of _memo.Memo, on a generation file written here as the store would."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.gen = self.write("cache/generation", b"a" * 16)
+        self.memo = Memo(self.path("cache"))
+        self.addCleanup(self.memo.close)
+
+    def remember(self, what: object, value: bytes = b"v", **reply: object) -> None:
+        self.memo.put(what, self.memo.generation(), {"key": f"k{what}", **reply}, value, 1)
+
+    def test_a_new_generation_or_a_passed_ttl_or_a_second_ends_it(self) -> None:
+        self.remember(1)
+        self.remember(2, until=time.time() * 1000 - 1)
+        self.assertIsNotNone(self.memo.get(1))
+        self.assertIsNone(self.memo.get(2), "TTL passed")
+        with open(self.gen, "r+b") as f:
+            f.write(b"b" * 16)
+        self.assertIsNone(self.memo.get(1), "generation changed")
+        self.remember(3)
+        real = time.monotonic
+        try:
+            time.monotonic = lambda: real() + 1.0  # type: ignore[assignment]
+            self.assertIsNone(self.memo.get(3), "not confirmed for a second")
+        finally:
+            time.monotonic = real  # type: ignore[assignment]
+
+    def test_a_deleted_generation_file_ends_it(self) -> None:
+        self.remember(1)
+        shutil.rmtree(self.path("cache"))  # the cache directory removed by hand
+        self.assertIsNone(self.memo.get(1))
+
+    def test_no_generation_file_means_nothing_is_remembered(self) -> None:
+        os.unlink(self.gen)
+        self.assertIsNone(self.memo.generation())
+        self.remember(1)
+        self.assertIsNone(self.memo.get(1))
+
+    def test_large_values_are_not_kept_and_memory_is_bounded(self) -> None:
+        self.remember("big", b"x" * (MAX_VALUE + 1))
+        self.assertIsNone(self.memo.get("big"))
+        n = MAX_BYTES // MAX_VALUE + 4
+        for i in range(n):
+            self.remember(i, b"x" * MAX_VALUE)
+        self.assertIsNone(self.memo.get(0), "the oldest went first")
+        self.assertIsNotNone(self.memo.get(n - 1))
+        kept = sum(1 for i in range(n) if self.memo.get(i) is not None)
+        self.assertLessEqual(kept * MAX_VALUE, MAX_BYTES)
+
+
+if __name__ == "__main__":
+    unittest.main()
