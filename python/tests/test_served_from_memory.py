@@ -75,6 +75,18 @@ class ServedFromMemory(ProjectTest):
             client.cache_result("agg", b"in", b"new")
             self.assertEqual(client.get_cached_result("agg", b"in"), (b"new", True))
 
+    def test_a_deleted_cache_directory_is_a_miss_and_new_saves_reach_the_cli(self) -> None:
+        with Client(durability="strict") as client:
+            client.cache_result("agg", b"in", b"out")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"out", True))
+            shutil.rmtree(client.info["cacheDir"])
+            self.assertEqual(client.get_cached_result("agg", b"in"), (None, False))
+            client.cache_result("agg", b"in", b"again")
+        self.write("in.txt", "in")
+        self.cli("cache", "get", "agg", "in.txt", "got.txt")
+        with open(self.path("got.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"again")
+
     def test_memoize_repeats_come_from_memory(self) -> None:
         with Client(durability="strict") as client:
             calls = []

@@ -143,6 +143,8 @@ const HIT_BATCH_MS = 20;
 export class Client {
   private readonly settingsP: Promise<Result<Settings>>;
   private storeP: Promise<Store | undefined> | undefined;
+  /** Stores whose index was replaced on disk (store()): closed with the client. */
+  private readonly retired: Store[] = [];
   private closed = false;
   private readonly warn: (message: string) => void;
   private readonly options: ClientOptions;
@@ -175,17 +177,30 @@ export class Client {
     return unwrap(await this.settingsP);
   }
 
-  /** The store, opened once; undefined (with one warning) if the cache cannot be opened. */
+  /**
+   * The store, opened once, and again if its index was removed or replaced on disk since (the
+   * cache deleted by hand, a corrupt index rebuilt by another process); undefined (with one
+   * warning) if the cache cannot be opened.
+   */
   private async store(): Promise<Store | undefined> {
     const settings = await this.settings();
-    this.storeP ??= Promise.resolve().then(() => {
-      // A client lives long and may answer hits back to back: their bookkeeping is batched.
-      const opened = Store.open(settings.cacheDir, { hitBatchMs: HIT_BATCH_MS });
-      if (opened.ok) return opened.value;
-      this.warn(`cache skipped: ${opened.error.message}`);
-      return undefined;
-    });
-    return this.storeP;
+    for (;;) {
+      this.storeP ??= Promise.resolve().then(() => {
+        // A client lives long and may answer hits back to back: their bookkeeping is batched.
+        const opened = Store.open(settings.cacheDir, { hitBatchMs: HIT_BATCH_MS });
+        if (opened.ok) return opened.value;
+        this.warn(`cache skipped: ${opened.error.message}`);
+        return undefined;
+      });
+      const p = this.storeP;
+      const store = await p;
+      if (!store?.replacedOnDisk()) return store;
+      if (this.storeP === p) {
+        // Operations still under way keep using it: it is closed with the client.
+        this.retired.push(store);
+        this.storeP = undefined;
+      }
+    }
   }
 
   /**
@@ -419,9 +434,9 @@ export class Client {
     // storeP never rejects (a failed open is a warning and undefined); flush and close only finish
     // bookkeeping writes, whose failure each operation has already warned about.
     const store = await this.storeP?.catch(() => undefined);
-    if (store) {
-      await store.flush().catch(() => {});
-      await store.close().catch(() => {});
+    for (const s of [...this.retired, ...(store ? [store] : [])]) {
+      await s.flush().catch(() => {});
+      await s.close().catch(() => {});
     }
   }
 }

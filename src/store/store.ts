@@ -83,6 +83,8 @@ export class Store {
 
   /** See OpenOptions.hitBatchMs. */
   private hitBatchMs = 0;
+  /** data.mdb's identity when this store opened it (indexFileId). */
+  private openedIndexId: string | undefined;
 
   private constructor(
     private readonly files: StoreFiles,
@@ -142,6 +144,7 @@ export class Store {
     const opened = openIndex(files, { repair: o.repair, warn: o.warn ?? warnLine });
     if (!opened.ok) return opened;
     const store = new Store(files, opened.value);
+    store.openedIndexId = indexFileId(layout);
     store.hitBatchMs = o.hitBatchMs ?? 0;
     // A client that batches hits lives long and serves the same results again and again: its log
     // stays open, and the small results it verified are kept in memory.
@@ -150,6 +153,16 @@ export class Store {
       files.blobs.rememberVerified();
     }
     return ok(store);
+  }
+
+  /**
+   * Whether the index on disk is no longer the one this store opened: the cache directory was
+   * removed (by hand, say) or another process rebuilt a corrupt index. A long-lived client then
+   * opens the one there now (sdk/client.ts); this store's reads and writes would go to a file no
+   * other process sees.
+   */
+  replacedOnDisk(): boolean {
+    return indexFileId(this.layout) !== this.openedIndexId;
   }
 
   /**

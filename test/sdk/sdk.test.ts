@@ -1,6 +1,6 @@
 /** The SDK, imported from the BUILT package (dist/index.js), against the same cache as the CLI. */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -118,6 +118,28 @@ test('a long-lived client serves a result it verified from memory: a copy each t
   assert.match(got.err, /corrupt/);
   assert.is.not(got.code, 0);
   assert.not.ok(existsSync(join(dir, 'out.bin')));
+});
+
+test('a long-lived client whose cache is deleted, or whose index another process rebuilt, uses the one there now', async () => {
+  const dir = project();
+  const cache = join(dir, '.taskvault', 'cache');
+  const tv = new Client({ cwd: dir });
+  await tv.cacheResult('agg', 'in', 'out');
+  assert.ok((await tv.getCachedResult('agg', 'in')).hit);
+  rmSync(cache, { recursive: true, force: true });
+  assert.not.ok((await tv.getCachedResult('agg', 'in')).hit, 'a miss: the cache is gone');
+  await tv.cacheResult('agg', 'in', 'again');
+  // Another process moves the index aside and builds a new one (as a repair of a corrupt index does).
+  renameSync(join(cache, 'index'), join(cache, 'index.aside'));
+  const other = new Client({ cwd: dir });
+  await other.cacheResult('agg', 'in', 'rebuilt');
+  await other.close();
+  const now = await tv.getCachedResult('agg', 'in');
+  assert.ok(now.hit && now.value.toString() === 'rebuilt', 'the index other processes see');
+  await tv.close();
+  writeFileSync(join(dir, 'in.txt'), 'in');
+  assert.is((await runCli(['cache', 'get', 'agg', 'in.txt', 'got.txt'], { cwd: dir })).code, 0);
+  assert.is(readFileSync(join(dir, 'got.txt'), 'utf8'), 'rebuilt');
 });
 
 test('CLI and SDK see each other’s entries', async () => {
