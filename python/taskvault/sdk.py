@@ -303,8 +303,10 @@ class Client:
         self, what: Optional[object], header: Dict[str, Any], parts: Sequence[bytes], weight: int
     ) -> Tuple[Dict[str, Any], bytes]:
         """A ``get`` from the service; a hit is remembered under ``what`` (None: not at all)."""
-        memo = self._memo
-        generation = memo.generation() if memo is not None and what is not None else None
+        generation = None
+        if what is not None:
+            with self._lock:  # the memo's file handle is shared with other threads
+                generation = self._memo.generation() if self._memo is not None else None
         reply, body = self._call(header, parts)
         if generation is not None and reply["hit"]:
             with self._lock:

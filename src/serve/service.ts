@@ -42,6 +42,8 @@ export async function serve(
   const client = new Client({ ...options, onWarning: (message) => send({ warning: message }) });
   const open = new Map<number, Request>();
   const running = new Set<Promise<void>>();
+  /** The last `hits` request's booking. */
+  let booking: Promise<void> = Promise.resolve();
   try {
     for await (const frame of readFrames(input)) {
       const h = frame.header;
@@ -56,12 +58,13 @@ export async function serve(
       }
       const req: Request = { id, header: h, body: frame.body, at: 0, streams: new Map() };
       open.set(id, req);
-      const done = handle(client, req, send).finally(() => {
+      const done = handle(client, req, send, booking).finally(() => {
         open.delete(id);
         for (const q of req.streams.values()) q.discard();
         running.delete(done);
       });
       running.add(done);
+      if (h.op === 'hits') booking = done;
     }
   } finally {
     // Input ended (or broke) with values still streaming in: those requests fail, whole or not at all.
@@ -81,7 +84,8 @@ async function feedChunk(open: Map<number, Request>, frame: Frame): Promise<void
   if (end === true) q.end();
 }
 
-async function handle(client: Client, req: Request, send: Send): Promise<void> {
+/** `booked`: the booking of the last `hits` request before this one, which `stats` must count. */
+async function handle(client: Client, req: Request, send: Send, booked: Promise<void>): Promise<void> {
   const { id } = req;
   try {
     const op = req.header.op;
@@ -150,6 +154,7 @@ async function handle(client: Client, req: Request, send: Send): Promise<void> {
         return;
       }
       case 'stats':
+        await booked;
         send({ id, ok: true, stats: await client.getStats() });
         return;
       case 'explain': {
