@@ -5,9 +5,11 @@ import {
   type FSWatcher,
   openSync,
   readFileSync,
+  renameSync,
   rmSync,
   unlinkSync,
   watch,
+  writeFileSync,
 } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -20,7 +22,7 @@ import {
   residentSocketPath,
 } from '../fingerprint/resident.js';
 import type { CacheLayout } from '../store/layout.js';
-import { createWhole, setAside } from '../store/lock.js';
+import { tryLock } from '../store/lock.js';
 import { mkdirsSync } from '../util/mkdirs.js';
 import { pidAlive } from '../util/process.js';
 import { errorMessage, failure, ok, type Result } from '../util/result.js';
@@ -353,26 +355,27 @@ export function readPidFile(path: string): DaemonInfo | undefined {
 }
 
 /**
- * One daemon per cache directory. The pid file appears whole (createWhole), so an unreadable one
- * is not a starter mid-write; a dead owner's file is set aside, and put back if what was moved is
- * not the one judged dead (another starter took it over in between): two starters never both win.
+ * One daemon per cache directory: the pid file is checked and taken over under a short-lived claim
+ * lock (store/lock.ts: a starter killed while holding it is judged dead and its lock broken), so
+ * that of starters racing over a dead owner's file exactly one wins. The file is written whole
+ * (temp + rename): a reader never finds it empty.
  */
 function claimPidFile(path: string, info: DaemonInfo): Result<void> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      if (createWhole(path, JSON.stringify(info), 0o600)) return ok(undefined);
-    } catch (e) {
-      return { ok: false, error: failure('cache', `daemon: cannot write ${path}: ${errorMessage(e)}`) };
-    }
+  const release = tryLock(dirname(path), 'pid.claim');
+  if (!release) return { ok: false, error: failure('cache', 'daemon: another daemon is starting') };
+  try {
     const other = readPidFile(path);
     if (other && other.pid !== process.pid && pidAlive(other.pid))
       return { ok: false, error: failure('cache', `daemon: already running (pid ${other.pid})`) };
-    setAside(path, (aside) => {
-      const moved = readPidFile(aside);
-      return moved?.pid === other?.pid && moved?.startedAt === other?.startedAt;
-    });
+    const tmp = `${path}.${process.pid}.new`;
+    writeFileSync(tmp, JSON.stringify(info), { mode: 0o600 });
+    renameSync(tmp, path);
+    return ok(undefined);
+  } catch (e) {
+    return { ok: false, error: failure('cache', `daemon: cannot write ${path}: ${errorMessage(e)}`) };
+  } finally {
+    release();
   }
-  return { ok: false, error: failure('cache', 'daemon: another daemon is starting') };
 }
 
 /** Appends to daemon/log; never throws (a log that cannot be written is no reason to stop). */
