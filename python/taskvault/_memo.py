@@ -34,6 +34,13 @@ class Remembered(NamedTuple):
     size: int
 
 
+class Asked(NamedTuple):
+    generation: Optional[bytes]
+    #: time.monotonic() before the index was asked: the one-second bound counts from here.
+    confirmed: float
+    saves: int
+
+
 class _Generation:
     """``<cacheDir>/generation``, held open: a read is one ``pread`` and one ``fstat``."""
 
@@ -75,10 +82,15 @@ class Memo:
         self._values: Dict[Hashable, Remembered] = {}
         self._by_key: Dict[str, Hashable] = {}
         self._bytes = 0
+        #: Saves this client made (forget): an answer asked for before one is not remembered.
+        self.saves = 0
 
     def generation(self) -> Optional[bytes]:
-        """Read before asking the index: what a value it gives is remembered under."""
         return self._generation.read()
+
+    def asking(self) -> "Asked":
+        """Taken just before the index is asked: what its answer is remembered under."""
+        return Asked(self._generation.read(), time.monotonic(), self.saves)
 
     def get(self, what: Hashable) -> Optional[Remembered]:
         r = self._values.get(what)
@@ -96,13 +108,15 @@ class Memo:
     def put(
         self,
         what: Hashable,
-        generation: Optional[bytes],
+        asked: "Asked",
         reply: Dict[str, object],
         value: bytes,
         weight: int,
     ) -> None:
-        """Remembers the index's answer to ``what`` (``weight``: the bytes ``what`` holds)."""
-        if generation is None or len(value) > MAX_VALUE:
+        """Remembers the index's answer to ``what`` (``weight``: the bytes ``what`` holds), given
+        what ``asking()`` said just before the index was asked."""
+        generation, confirmed, saves = asked
+        if generation is None or len(value) > MAX_VALUE or saves != self.saves:
             return
         until = reply.get("until")
         size = weight + len(value) + OVERHEAD
@@ -114,7 +128,7 @@ class Memo:
             generation,
             key,
             float(until) / 1000 if isinstance(until, (int, float)) else float("inf"),
-            time.monotonic(),
+            confirmed,
             value,
             str(reply.get("encoding", "raw")),
             size,
@@ -123,7 +137,9 @@ class Memo:
         self._bytes += size
 
     def forget(self, key: str) -> None:
-        """This client saved ``key``: its old value must not be served before the commit lands."""
+        """This client saved ``key``: its old value must not be served before the commit lands,
+        nor remembered from an answer already on its way."""
+        self.saves += 1
         what = self._by_key.get(key)
         if what is not None:
             self._drop(what)

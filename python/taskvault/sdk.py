@@ -119,7 +119,10 @@ def _flush_served_loop(ref: "weakref.ref[Client]", wake: threading.Event) -> Non
             if client._closed or client._wake is not wake:
                 return
             wake.clear()
-            client._flush_served()
+            try:
+                client._flush_served()
+            except Exception:  # noqa: BLE001 - e.g. a warning turned into an error: the next call sends them
+                pass
         del client
 
 
@@ -274,11 +277,11 @@ class Client:
             except ServiceDied:
                 svc.close(timeout=1)  # type: ignore[union-attr]
                 self._service = None
-            except TaskVaultError:
+            except (TaskVaultError, OSError):
                 break
         self._warn(f"{len(hits)} hit(s) served from memory were not counted: taskvault serve is gone")
 
-    def _from_memory(self, task: str, what: object) -> Optional[Remembered]:
+    def _from_memory(self, task: str, what: Tuple[Any, ...]) -> Optional[Remembered]:
         """A value the index gave for ``what`` that may still be served unasked (_memo.py)."""
         with self._lock:
             if self._closed:
@@ -300,18 +303,19 @@ class Client:
             return r
 
     def _ask_index(
-        self, what: Optional[object], header: Dict[str, Any], parts: Sequence[bytes], weight: int
+        self, what: Optional[Tuple[Any, ...]], header: Dict[str, Any], parts: Sequence[bytes]
     ) -> Tuple[Dict[str, Any], bytes]:
         """A ``get`` from the service; a hit is remembered under ``what`` (None: not at all)."""
-        generation = None
+        asked = None
         if what is not None:
             with self._lock:  # the memo's file handle is shared with other threads
-                generation = self._memo.generation() if self._memo is not None else None
+                asked = self._memo.asking() if self._memo is not None else None
         reply, body = self._call(header, parts)
-        if generation is not None and reply["hit"]:
+        if asked is not None and reply["hit"]:
             with self._lock:
                 if self._memo is not None:
-                    self._memo.put(what, generation, reply, body, weight)
+                    # What the key holds besides the task: argument JSON and input bytes.
+                    self._memo.put(what, asked, reply, body, sum(len(x) for x in what[1:]))
         return reply, body
 
     def _saved(self, key: str) -> None:
@@ -330,8 +334,11 @@ class Client:
         with self._lock:
             if self._closed:
                 return
-            if self._service is not None and self._service.pid == os.getpid():
+            try:
+                # Starts a service if there is none (a forked child that only served from memory).
                 self._flush_served()
+            except Exception:  # noqa: BLE001 - a warning hook that raises must not stop close()
+                pass
             self._closed = True
             svc, self._service = self._service, None
             self._wake.set()  # ends the flusher thread
@@ -379,7 +386,7 @@ class Client:
             if r is not None:
                 return r.value, True
         reply, body = (
-            self._ask_index(what, header, parts, len(parts[0])) if what is not None else self._call(header, parts, streams)
+            self._ask_index(what, header, parts) if what is not None else self._call(header, parts, streams)
         )
         if not reply["hit"]:
             return None, False
@@ -495,7 +502,7 @@ class Client:
                 body, encoding = r.value, r.encoding
             else:
                 header = {"op": "get", "task": task, "input": memo_input}
-                reply, body = self._ask_index(what, header, parts, sum(len(p) for p in parts))
+                reply, body = self._ask_index(what, header, parts)
                 encoding = str(reply.get("encoding"))
             if r is not None or reply["hit"]:
                 if decode is not None:
@@ -666,7 +673,7 @@ def _data(value: object, name: str, parts: List[bytes], streams: List[Tuple[str,
 
 def _memory_key(
     task: str, described: Dict[str, Any], parts: Sequence[bytes], streams: Sequence[object]
-) -> Optional[object]:
+) -> Optional[Tuple[Any, ...]]:
     """What a ``get`` is remembered under (_memo.py): its task and input bytes, with memoize's
     argument JSON. None for inputs read from files (they can change under the same path) and
     for large ones."""
@@ -675,7 +682,10 @@ def _memory_key(
     if "memo" in described:
         if any("path" in b for b in described.get("blobs", ())):
             return None
-        return (task, json.dumps(described["memo"], sort_keys=True), *(bytes(p) for p in parts))
+        args = json.dumps(described["memo"], sort_keys=True)
+        if len(args) + sum(len(p) for p in parts) > MAX_VALUE:
+            return None
+        return (task, args, *(bytes(p) for p in parts))
     if "bytes" not in described:
         return None
     return (task, bytes(parts[0]))
