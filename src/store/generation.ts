@@ -25,7 +25,7 @@ export function bumpGeneration(path: string): void {
   let fd: number;
   try {
     // Without O_TRUNC: a reader never finds it empty between two writers.
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o644);
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o666); // as the cache's other files: umask decides
   } catch {
     return;
   }

@@ -88,7 +88,10 @@ test('a journal left by a killed process is committed by the next open, cut line
   // A power loss could leave a cut line at its end: skipped, the rest committed.
   writeFileSync(join(pending, journals[0]!), '{"entry":{"key":"ab', { flag: 'a' });
   writeFileSync(join(dir, 'in.txt'), 'a');
+  const generation = join(dir, '.taskvault/cache/generation');
+  const before = readFileSync(generation, 'utf8');
   const got = await runCli(['cache', 'get', 't', 'in.txt', 'out.txt'], { cwd: dir });
+  assert.is.not(readFileSync(generation, 'utf8'), before, 'the replayed commit rewrote the generation');
   assert.is(got.code, 0, got.err);
   assert.is(readFileSync(join(dir, 'out.txt'), 'utf8'), 'value a');
   assert.equal(readdirSafe(pending), []);

@@ -2,7 +2,7 @@
  * <cache>/generation (store/generation.ts): rewritten after every change to the entries, by any
  * command, and left alone by hits, so a client serving results from memory knows when to ask again.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -24,7 +24,7 @@ async function ok(dir: string, args: string[]): Promise<void> {
   assert.is(r.code, 0, `${args.join(' ')}: ${r.err}`);
 }
 
-test('a save, a run that misses, a removal and a rebuild rewrite it; hits and no-op gc do not', async () => {
+test('a save, a run that misses, a removal, a new index and a rebuild rewrite it; hits and no-op gc do not', async () => {
   const dir = project();
   await ok(dir, ['cache', 'save', 'agg', 'in.txt', 'out.txt']);
   const first = generation(dir);
@@ -45,11 +45,18 @@ test('a save, a run that misses, a removal and a rebuild rewrite it; hits and no
   const afterClean = generation(dir);
   assert.is.not(afterClean, afterMiss);
 
+  // A new index where the old one was deleted by hand.
+  rmSync(join(dir, '.taskvault', 'cache', 'index'), { recursive: true });
+  const miss = await runCli(['cache', 'get', 'agg', 'in.txt', 'got.txt'], { cwd: dir });
+  assert.is(miss.code, 1, miss.err); // a miss, on a new index
+  assert.is.not(generation(dir), afterClean);
+
   // A corrupt index, rebuilt from hot/: entries removed since their copies were made may be back.
   writeFileSync(join(dir, '.taskvault', 'cache', 'index', 'data.mdb'), Buffer.alloc(98304, 0xa5));
+  const beforeRepair = generation(dir);
   const repaired = await runCli(['verify', '--repair'], { cwd: dir });
   assert.match(repaired.err + repaired.out, /rebuilt/);
-  assert.is.not(generation(dir), afterClean);
+  assert.is.not(generation(dir), beforeRepair);
 });
 
 test.run();

@@ -6,6 +6,7 @@ import { err, errorMessage, type Failure, failure, ok, type Result } from '../..
 import type { AuditLog } from '../audit.js';
 import type { BlobStore } from '../blobs.js';
 import { STORE_SCHEMA } from '../entry.js';
+import { bumpGeneration } from '../generation.js';
 import type { HotIndex } from '../hot.js';
 import { indexDamage } from '../index-check.js';
 import { corruptIndex, corruptionText, isIndexCorruption } from '../index-errors.js';
@@ -77,8 +78,11 @@ function openEnv(files: StoreFiles): Result<IndexDbs, OpenFailure> {
     env = openIndexEnv(layout.index, ENV_OPTIONS);
     const meta = env.openDB<number, string>({ name: 'meta' });
     const schema = meta.get('schema');
-    if (schema === undefined) meta.putSync('schema', STORE_SCHEMA);
-    else if (schema > STORE_SCHEMA) {
+    if (schema === undefined) {
+      meta.putSync('schema', STORE_SCHEMA);
+      // A new index (a first use, the old one deleted or moved aside): every entry may have changed.
+      bumpGeneration(layout.generation);
+    } else if (schema > STORE_SCHEMA) {
       env.close();
       return err(
         failure(
