@@ -87,8 +87,12 @@ export async function flushTeam(
   await waitForOthers();
   touchStamp(teamDir);
   const batches = claimBatches(teamDir);
-  // A background flush may have claimed the buffer between the wait and the claim: let it finish too.
-  await waitForOthers();
+  // A background flush may have claimed the buffer between the wait and the claim: let it finish,
+  // then take what it could not send.
+  if (othersSending(teamDir) > 0) {
+    await waitForOthers();
+    batches.push(...claimBatches(teamDir));
+  }
   // Before trying the database: a database down for days must not let the buffer fill the disk.
   capBatches(teamDir, batches, o.maxBuffered ?? bufferMax(process.env));
   const total = batches.reduce((n, b) => n + b.events.length, 0);
