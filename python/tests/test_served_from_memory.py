@@ -99,6 +99,19 @@ class ServedFromMemory(ProjectTest):
         with open(self.path("got.txt"), "rb") as f:
             self.assertEqual(f.read(), b"again")
 
+    def test_a_forked_child_serves_what_its_parent_remembered_and_books_it(self) -> None:
+        with Client(durability="strict") as client:
+            client.cache_result("agg", b"in", b"out")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"out", True))
+            pid = os.fork()
+            if pid == 0:  # the child: its answer is its exit code
+                ok = client.get_cached_result("agg", b"in") == (b"out", True)
+                client.close()  # books the hit through the child's own service
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+            self.assertEqual(client.get_stats()["hits"], 2)
+
     def test_memoize_repeats_come_from_memory(self) -> None:
         with Client(durability="strict") as client:
             calls = []
