@@ -92,6 +92,7 @@ class ServedFromMemory(ProjectTest):
             client.cache_result("agg", b"in", b"out")
             self.assertEqual(client.get_cached_result("agg", b"in"), (b"out", True))
             shutil.rmtree(client.info["cacheDir"])
+            time.sleep(0.15)  # the service looks for a replaced index every 0.1 s
             self.assertEqual(client.get_cached_result("agg", b"in"), (None, False))
             client.cache_result("agg", b"in", b"again")
         self.write("in.txt", "in")

@@ -64,6 +64,9 @@ export interface CommitOptions {
   flushed?: ReadonlySet<string>;
 }
 
+/** How often a long-lived client looks whether its index was replaced on disk (replacedOnDisk). */
+export const REPLACED_CHECK_MS = 100;
+
 export class Store {
   readonly layout: CacheLayout;
   readonly blobs: BlobStore;
@@ -83,8 +86,9 @@ export class Store {
 
   /** See OpenOptions.hitBatchMs. */
   private hitBatchMs = 0;
-  /** data.mdb's identity when this store opened it (indexFileId). */
+  /** data.mdb's identity when this store opened it (indexFileId), and when that was last compared. */
   private openedIndexId: string | undefined;
+  private replacedCheckedAt = 0;
 
   private constructor(
     private readonly files: StoreFiles,
@@ -145,6 +149,7 @@ export class Store {
     if (!opened.ok) return opened;
     const store = new Store(files, opened.value);
     store.openedIndexId = indexFileId(layout);
+    store.replacedCheckedAt = Date.now();
     store.hitBatchMs = o.hitBatchMs ?? 0;
     // A client that batches hits lives long and serves the same results again and again: its log
     // stays open, and the small results it verified are kept in memory.
@@ -156,12 +161,17 @@ export class Store {
   }
 
   /**
-   * Whether the index on disk is no longer the one this store opened: the cache directory was
-   * removed (by hand, say) or another process rebuilt a corrupt index. A long-lived client then
+   * Whether the index on disk is no longer the one this store opened, as seen at most
+   * REPLACED_CHECK_MS ago: the cache directory was removed (by hand, say) or another process
+   * rebuilt a corrupt index. A long-lived client then
    * opens the one there now (sdk/client.ts); this store's reads and writes would go to a file no
    * other process sees.
    */
-  replacedOnDisk(): boolean {
+  replacedOnDisk(now = Date.now()): boolean {
+    // A stat per call would cost a hit in a long-lived client a third of its time: looked at most
+    // every REPLACED_CHECK_MS.
+    if (now - this.replacedCheckedAt < REPLACED_CHECK_MS) return false;
+    this.replacedCheckedAt = now;
     return indexFileId(this.layout) !== this.openedIndexId;
   }
 

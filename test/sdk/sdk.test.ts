@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hashBytes } from '../../src/fingerprint/hash.js';
 import { blobPath } from '../../src/store/layout.js';
+import { REPLACED_CHECK_MS } from '../../src/store/store.js';
 import { REPO, runCli, runProcess, tempDir, writeTree } from '../support/helpers.js';
 
 type Sdk = typeof import('../../src/index.js');
@@ -127,6 +128,7 @@ test('a long-lived client whose cache is deleted, or whose index another process
   await tv.cacheResult('agg', 'in', 'out');
   assert.ok((await tv.getCachedResult('agg', 'in')).hit);
   rmSync(cache, { recursive: true, force: true });
+  await new Promise((r) => setTimeout(r, REPLACED_CHECK_MS + 20)); // how soon it is noticed
   assert.not.ok((await tv.getCachedResult('agg', 'in')).hit, 'a miss: the cache is gone');
   await tv.cacheResult('agg', 'in', 'again');
   // Another process moves the index aside and builds a new one (as a repair of a corrupt index does).
@@ -134,6 +136,7 @@ test('a long-lived client whose cache is deleted, or whose index another process
   const other = new Client({ cwd: dir });
   await other.cacheResult('agg', 'in', 'rebuilt');
   await other.close();
+  await new Promise((r) => setTimeout(r, REPLACED_CHECK_MS + 20));
   const now = await tv.getCachedResult('agg', 'in');
   assert.ok(now.hit && now.value.toString() === 'rebuilt', 'the index other processes see');
   await tv.close();
