@@ -1,9 +1,7 @@
-import { fileURLToPath } from 'node:url';
 import type { CAC } from 'cac';
 import type { Settings } from '../config/resolve.js';
 import type { Started } from '../daemon/control.js';
 import { RESIDENT_BUILD } from '../fingerprint/resident.js';
-import { besideCode } from '../package-dir.js';
 import { cacheLayout } from '../store/layout.js';
 import { formatDuration } from '../util/format.js';
 import { type Failure, failure } from '../util/result.js';
@@ -41,8 +39,6 @@ export function registerDaemon(cli: CAC): void {
     .action(action(daemon));
 }
 
-const bin = () => fileURLToPath(besideCode('cli.cjs'));
-
 async function daemon(what: string, flags: DaemonFlags): Promise<number | Failure> {
   if (!['start', 'stop', 'status', 'run'].includes(what))
     return failure('usage', `unknown daemon action '${what}'`, 'use start, stop, status or run');
@@ -59,7 +55,7 @@ async function daemon(what: string, flags: DaemonFlags): Promise<number | Failur
   if (what === 'run') return runInForeground(settings, idle);
   if (what === 'start') {
     const { startDaemon } = await import('../daemon/control.js');
-    const started = await startDaemon(layout, { cli: bin(), cwd: settings.root, idleMinutes: idle });
+    const started = await startDaemon(layout, { cwd: settings.root, idleMinutes: idle });
     return printStarted(started, flags);
   }
   if (what === 'stop') {

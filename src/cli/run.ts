@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import type { CAC } from 'cac';
 import { isQuiet, resolveTask, type Settings, taskLabel } from '../config/resolve.js';
 import type { ResidentAnswer } from '../fingerprint/resident.js';
@@ -92,10 +91,8 @@ async function autoStartDaemon(settings: Settings, answer: ResidentAnswer | unde
     const { startDaemon } = await import('../daemon/control.js');
     const { AUTO_IDLE_MINUTES } = await import('./daemon.js');
     const { cacheLayout } = await import('../store/layout.js');
-    const { besideCode } = await import('../package-dir.js');
     // Spawned, not waited for (waitMs 0): the daemon is for the next run.
     await startDaemon(cacheLayout(settings.cacheDir), {
-      cli: fileURLToPath(besideCode('cli.cjs')),
       cwd: settings.root,
       idleMinutes: AUTO_IDLE_MINUTES,
       waitMs: 0,

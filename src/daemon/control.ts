@@ -2,14 +2,17 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ask, ownedPrivately, RESIDENT_BUILD, residentSocketPath } from '../fingerprint/resident.js';
+import { fileURLToPath } from 'node:url';
+import { ask, RESIDENT_BUILD, residentSocket } from '../fingerprint/resident.js';
+import { besideCode } from '../package-dir.js';
 import type { CacheLayout } from '../store/layout.js';
 import { pidAlive } from '../util/process.js';
 import { daemonStatus, readPidFile } from './server.js';
 
 /*
  * Starting and stopping the daemon from a command (`taskvault daemon start|stop`, and a `run` with
- * TASKVAULT_DAEMON=auto): it runs as `taskvault daemon run` in a detached process of its own.
+ * TASKVAULT_DAEMON=auto): it runs as this package's `taskvault daemon run` in a detached process of
+ * its own.
  */
 
 export type Started =
@@ -19,14 +22,22 @@ export type Started =
 /** Starts a daemon for `layout` unless one of this build answers; replaces one of another build. */
 export async function startDaemon(
   layout: CacheLayout,
-  o: { cli: string; cwd: string; idleMinutes: number; waitMs?: number },
+  o: { cwd: string; idleMinutes: number; waitMs?: number },
 ): Promise<Started> {
   const now = await daemonStatus(layout);
   if (now?.build === RESIDENT_BUILD) return { kind: 'running', status: now };
   if (now) await stopDaemon(layout);
   const child = spawn(
     process.execPath,
-    [o.cli, 'daemon', 'run', '--cache-dir', layout.root, '--idle-timeout', String(o.idleMinutes)],
+    [
+      fileURLToPath(besideCode('cli.cjs')),
+      'daemon',
+      'run',
+      '--cache-dir',
+      layout.root,
+      '--idle-timeout',
+      String(o.idleMinutes),
+    ],
     { cwd: o.cwd, detached: true, stdio: 'ignore', env: { ...process.env, TASKVAULT_TRACE: '' } },
   );
   child.unref();
@@ -43,8 +54,8 @@ export async function startDaemon(
 /** Stops the daemon of `layout`: asked over its socket, else (not answering) sent SIGTERM. */
 export async function stopDaemon(layout: CacheLayout): Promise<{ pid: number } | undefined> {
   const info = readPidFile(join(layout.daemon, 'pid'));
-  const path = residentSocketPath(layout.daemon);
-  const asked = ownedPrivately(path, 'socket') ? await ask(path, { op: 'stop' }, 1000) : undefined;
+  const socket = residentSocket(layout.daemon);
+  const asked = 'path' in socket ? await ask(socket.path, { op: 'stop' }, 1000) : undefined;
   if (!info || !pidAlive(info.pid)) return asked ? { pid: Number(asked.pid ?? 0) } : undefined;
   if (!asked && isOurDaemon(info.pid)) process.kill(info.pid, 'SIGTERM');
   for (let i = 0; i < 100 && pidAlive(info.pid); i++) await sleep(20);

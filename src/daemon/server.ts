@@ -19,6 +19,7 @@ import {
   ownedPrivately,
   RESIDENT_BUILD,
   type ResidentReply,
+  residentSocket,
   residentSocketPath,
 } from '../fingerprint/resident.js';
 import type { CacheLayout } from '../store/layout.js';
@@ -394,7 +395,6 @@ export async function daemonStatus(
   layout: CacheLayout,
   timeoutMs = 1000,
 ): Promise<Record<string, unknown> | undefined> {
-  const path = residentSocketPath(layout.daemon);
-  if (!ownedPrivately(path, 'socket')) return undefined;
-  return ask(path, { op: 'status' }, timeoutMs);
+  const socket = residentSocket(layout.daemon);
+  return 'path' in socket ? ask(socket.path, { op: 'status' }, timeoutMs) : undefined;
 }
