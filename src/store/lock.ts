@@ -93,30 +93,20 @@ function isStale(path: string, staleMs: number, now: number): { stale: boolean; 
 }
 
 /**
- * Breaks a stale lock without ever deleting a fresh one (see setAside). The worst a lost race can
- * cause is one duplicate run of the command, never a corrupt cache: commits are atomic and blobs
- * content-addressed.
+ * Breaks a stale lock without ever deleting a fresh one: the file is renamed aside (atomic), and
+ * if what was moved turns out not to be the stale holder we judged (someone broke and re-took it
+ * in between), it is linked back. The worst a lost race can cause is one duplicate run of the
+ * command, never a corrupt cache: commits are atomic and blobs content-addressed.
  */
 function breakStale(path: string, judged: LockHolder | undefined): void {
-  setAside(path, (aside) => {
-    const moved = readHolder(aside);
-    return !(judged && moved && moved.nonce !== judged.nonce);
-  });
-}
-
-/**
- * Removes `path`, judged stale, by renaming it aside (atomic): if what was moved turns out not to
- * be what was judged (`sameAsJudged` of the moved file is false: someone broke and re-took it in
- * between), it is linked back. Never throws.
- */
-export function setAside(path: string, sameAsJudged: (aside: string) => boolean): void {
   const aside = `${path}.${process.pid}-${tempSuffix()}.stale`;
   try {
     renameSync(path, aside);
   } catch {
     return; // someone else broke it first
   }
-  if (!sameAsJudged(aside)) {
+  const moved = readHolder(aside);
+  if (judged && moved && moved.nonce !== judged.nonce) {
     try {
       linkSync(aside, path);
     } catch {
@@ -131,20 +121,14 @@ export function setAside(path: string, sameAsJudged: (aside: string) => boolean)
 }
 
 function tryCreate(path: string, holder: LockHolder): boolean {
-  return createWhole(path, JSON.stringify(holder));
-}
-
-/**
- * Creates `path` exclusively with its content in one step (a hard link of a complete temp file),
- * so that a reader never finds it empty and cannot mistake a taker for a torn file: true if
- * created, false if it exists. Filesystems without hard links fall back to create-then-write.
- */
-export function createWhole(path: string, text: string, mode = 0o666): boolean {
+  // Created with its content in one step (a hard link of a complete temp file), so that a waiter
+  // never reads an empty lock and cannot say whom it waits for. Filesystems without hard links
+  // fall back to create-then-write.
   const tmp = `${path}.${process.pid}-${tempSuffix()}.new`;
   try {
-    writeFileSync(tmp, text, { flag: 'wx', mode });
+    writeFileSync(tmp, JSON.stringify(holder), { flag: 'wx' });
   } catch {
-    return tryCreateInPlace(path, text, mode);
+    return tryCreateInPlace(path, holder);
   }
   try {
     linkSync(tmp, path);
@@ -153,7 +137,7 @@ export function createWhole(path: string, text: string, mode = 0o666): boolean {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return false;
     if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS')
-      return tryCreateInPlace(path, text, mode);
+      return tryCreateInPlace(path, holder);
     throw e;
   } finally {
     try {
@@ -164,16 +148,16 @@ export function createWhole(path: string, text: string, mode = 0o666): boolean {
   }
 }
 
-function tryCreateInPlace(path: string, text: string, mode: number): boolean {
+function tryCreateInPlace(path: string, holder: LockHolder): boolean {
   let fd: number;
   try {
-    fd = openSync(path, 'wx', mode);
+    fd = openSync(path, 'wx');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
   }
   try {
-    writeSync(fd, text);
+    writeSync(fd, JSON.stringify(holder));
   } catch (e) {
     // e.g. ENOSPC: an empty lock file would make others wait until it counts as stale.
     closeSync(fd);

@@ -1,12 +1,12 @@
 /** The single-flight lock on real files: exclusive, bounded waits, stale by dead pid or by silence. */
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { acquireLock, createWhole, lockTimeoutFromEnv, setAside, tryLock } from '../../src/store/lock.js';
+import { acquireLock, lockTimeoutFromEnv, tryLock } from '../../src/store/lock.js';
 import { tempDir } from '../support/helpers.js';
 
 test('exclusive: a second taker waits (announced once) and times out while the first holds it', async () => {
@@ -98,21 +98,6 @@ test('release never removes a lock that someone else took over', async () => {
   );
   if (a.kind === 'acquired') a.release();
   assert.ok(existsSync(join(dir, 'k')));
-});
-
-test('setAside removes the file judged stale, and puts back one that replaced it meanwhile', () => {
-  const dir = tempDir();
-  const path = join(dir, 'pid');
-  assert.ok(createWhole(path, 'dead owner'));
-  assert.not.ok(createWhole(path, 'second taker'), 'exclusive');
-  const judged = readFileSync(path, 'utf8');
-  setAside(path, (aside) => readFileSync(aside, 'utf8') === judged);
-  assert.not.ok(existsSync(path));
-  // Another starter broke the stale file and took over between our judging and our setting aside.
-  assert.ok(createWhole(path, 'live owner'));
-  setAside(path, (aside) => readFileSync(aside, 'utf8') === judged);
-  assert.is(readFileSync(path, 'utf8'), 'live owner');
-  assert.equal(readdirSync(dir), ['pid'], 'no temp or aside file left');
 });
 
 test('an unusable lock directory is reported, not thrown', async () => {
