@@ -120,7 +120,7 @@ async function handle(client: Client, req: Request, send: Send, booked: Promise<
         const r = await client.getCachedResult(task, input);
         if (!r.hit) send(miss(id, r));
         else {
-          // `until`: how long the client may serve this value from its memory (bookHits below).
+          // `until`: how long the client may serve this value from its memory (the `hits` op below).
           const until = Number.isFinite(r.expiresAt) ? { until: r.expiresAt } : {};
           send(
             { id, ok: true, hit: true, key: r.key, size: r.size, encoding: r.encoding, ...until },

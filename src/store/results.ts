@@ -304,11 +304,22 @@ export async function getResult(
     }
   }
 
-  store.recordHit(key, { now, savedMs: entry.durationMs - (monotonicMs() - started) });
-  store.log('HIT', o.source, { ...fields, bytes: out.size });
+  bookHit(store, task, key, out.size, { ...o, now, savedMs: entry.durationMs - (monotonicMs() - started) });
   const got: Got = { hit: true, key, size: out.size, entry, expiresAt: entry.createdAt + ttlMs };
   if (data) got.data = data;
   return ok(got);
+}
+
+/** A hit's bookkeeping: counts and last access (batched by the store), and its audit line. */
+function bookHit(
+  store: Store,
+  task: string,
+  key: string,
+  bytes: number,
+  o: AuditSource & { now: number; savedMs: number },
+): void {
+  store.recordHit(key, { now: o.now, savedMs: o.savedMs });
+  store.log('HIT', o.source, { task, hash: key.slice(0, 12), via: o.via, bytes });
 }
 
 /**
@@ -327,8 +338,7 @@ export function bookServedHits(
     const entry = store.getEntry(key);
     const out = entry?.outputs[0];
     if (!entry || out?.type !== 'file' || entry.task !== task) continue;
-    store.recordHit(key, { now, savedMs: entry.durationMs });
-    store.log('HIT', o.source, { task, hash: key.slice(0, 12), via: o.via, bytes: out.size });
+    bookHit(store, task, key, out.size, { ...o, now, savedMs: entry.durationMs });
     booked++;
   }
   return booked;
