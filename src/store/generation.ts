@@ -1,12 +1,10 @@
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { tempSuffix } from '../util/temp-name.js';
 
-/** How many bytes of the file a reader compares (two tempSuffix values: 64 random bits). */
-export const GENERATION_BYTES = 16;
-
 /*
- * <cache>/generation: 16 bytes rewritten in place after every committed change to which entries
- * exist or what they hold (a commit, a removal, a rebuild from hot/). A client that keeps results
+ * <cache>/generation: 16 bytes (two tempSuffix values: 64 random bits; python/taskvault/_memo.py
+ * GENERATION_BYTES reads them) rewritten in place after every committed change to which entries
+ * exist or what they hold (a commit, a removal, a new index, a rebuild from hot/). A client that keeps results
  * in its own memory (python/taskvault) serves one again only while these bytes are the ones it
  * read before asking the index for it: any change anywhere in the index sends it back to ask.
  * Hit bookkeeping (access times, counts) changes no entry and leaves it alone.
@@ -18,7 +16,7 @@ export const GENERATION_BYTES = 16;
  */
 
 /**
- * Writes GENERATION_BYTES of new random hex at the start of `path`. Never throws: a bump that
+ * Writes 16 new random hex bytes at the start of `path`. Never throws: a bump that
  * cannot be written is covered by the bound on how long a reader trusts its memory unasked.
  */
 export function bumpGeneration(path: string): void {

@@ -212,8 +212,7 @@ export function restoreFromHot(dbs: IndexDbs, hot: HotIndex, blobs: BlobStore): 
     }
     return n;
   });
-  // Also after restoring nothing: the index was replaced, and removals since its copies were made are undone.
-  bumpGeneration(dbs.generation);
+  if (restored > 0) bumpGeneration(dbs.generation);
   return restored;
 }
 
@@ -266,12 +265,14 @@ function dropStaleStaged(dbs: IndexDbs, now: number): void {
  */
 export function commitPending(dbs: IndexDbs, blobs: BlobStore, commits: Commit[]): void {
   if (commits.length === 0) return;
-  dbs.env.transactionSync(() => {
+  const applied = dbs.env.transactionSync(() => {
+    let n = 0;
     for (const c of commits) {
       const current = dbs.entries.get(c.entry.key);
       if (current && current.createdAt >= c.entry.createdAt) continue;
-      applyCommit(dbs, blobs, c);
+      if (applyCommit(dbs, blobs, c) === undefined) n++;
     }
+    return n;
   });
-  bumpGeneration(dbs.generation);
+  if (applied > 0) bumpGeneration(dbs.generation);
 }
