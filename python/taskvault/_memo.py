@@ -9,7 +9,7 @@ service about each hit served here, so counts, LRU order and the audit log stay 
 
 import os
 import time
-from typing import Dict, Hashable, NamedTuple, Optional
+from typing import Any, Dict, Hashable, NamedTuple, Optional, Tuple
 
 #: Larger values are always asked for: memory is for the many small results of a hot loop.
 MAX_VALUE = 64 * 1024
@@ -85,9 +85,6 @@ class Memo:
         #: Saves this client made (forget): an answer asked for before one is not remembered.
         self.saves = 0
 
-    def generation(self) -> Optional[bytes]:
-        return self._generation.read()
-
     def asking(self) -> "Asked":
         """Taken just before the index is asked: what its answer is remembered under."""
         return Asked(self._generation.read(), time.monotonic(), self.saves)
@@ -105,21 +102,14 @@ class Memo:
             return None
         return r
 
-    def put(
-        self,
-        what: Hashable,
-        asked: "Asked",
-        reply: Dict[str, object],
-        value: bytes,
-        weight: int,
-    ) -> None:
-        """Remembers the index's answer to ``what`` (``weight``: the bytes ``what`` holds), given
-        what ``asking()`` said just before the index was asked."""
+    def put(self, what: Tuple[Any, ...], asked: "Asked", reply: Dict[str, object], value: bytes) -> None:
+        """Remembers the index's answer to ``what`` (the lookup's task, memoize argument JSON and
+        input bytes), given what ``asking()`` said just before the index was asked."""
         generation, confirmed, saves = asked
         if generation is None or len(value) > MAX_VALUE or saves != self.saves:
             return
         until = reply.get("until")
-        size = weight + len(value) + OVERHEAD
+        size = sum(len(x) for x in what if isinstance(x, (str, bytes))) + len(value) + OVERHEAD
         self._drop(what)
         while self._values and self._bytes + size > MAX_BYTES:
             self._drop(next(iter(self._values)))  # the oldest first

@@ -302,21 +302,33 @@ class Client:
                 self._wake.set()
             return r
 
-    def _ask_index(
-        self, what: Optional[Tuple[Any, ...]], header: Dict[str, Any], parts: Sequence[bytes]
-    ) -> Tuple[Dict[str, Any], bytes]:
-        """A ``get`` from the service; a hit is remembered under ``what`` (None: not at all)."""
-        asked = None
-        if what is not None:
-            with self._lock:  # the memo's file handle is shared with other threads
-                asked = self._memo.asking() if self._memo is not None else None
+    def _get(
+        self,
+        task: str,
+        described: Dict[str, Any],
+        parts: Sequence[bytes],
+        streams: Sequence[Tuple[str, BinaryIO]] = (),
+    ) -> Tuple[Optional[bytes], str]:
+        """A lookup, ``(value or None on a miss, its encoding)``: from this client's memory when
+        it may serve it (_memo.py), else from the service, whose hit is then remembered."""
+        header = {"op": "get", "task": task, "input": described}
+        what = _memory_key(task, described, parts, streams)
+        if what is None:
+            reply, body = self._call(header, parts, streams)
+            return (body if reply["hit"] else None), str(reply.get("encoding", "raw"))
+        r = self._from_memory(task, what)
+        if r is not None:
+            return r.value, r.encoding
+        with self._lock:  # the memo's file handle is shared with other threads
+            asked = self._memo.asking() if self._memo is not None else None
         reply, body = self._call(header, parts)
-        if asked is not None and reply["hit"]:
+        if not reply["hit"]:
+            return None, "raw"
+        if asked is not None:
             with self._lock:
                 if self._memo is not None:
-                    # What the key holds besides the task: argument JSON and input bytes.
-                    self._memo.put(what, asked, reply, body, sum(len(x) for x in what[1:]))
-        return reply, body
+                    self._memo.put(what, asked, reply, body)
+        return body, str(reply.get("encoding", "raw"))
 
     def _saved(self, key: str) -> None:
         with self._lock:
@@ -380,17 +392,8 @@ class Client:
             header["toFile"] = os.path.abspath(os.fspath(to_file))
             reply, _ = self._call(header, parts, streams)
             return None, bool(reply["hit"])
-        what = _memory_key(task, header["input"], parts, streams)
-        if what is not None:
-            r = self._from_memory(task, what)
-            if r is not None:
-                return r.value, True
-        reply, body = (
-            self._ask_index(what, header, parts) if what is not None else self._call(header, parts, streams)
-        )
-        if not reply["hit"]:
-            return None, False
-        return body, True
+        value, _ = self._get(task, header["input"], parts, streams)
+        return value, value is not None
 
     def cache_result(
         self, task: str, input: Data, output: Data, duration_ms: Optional[float] = None
@@ -496,15 +499,8 @@ class Client:
     ) -> Any:
         memo_input = {"memo": memo, "blobs": blobs}
         try:
-            what = _memory_key(task, memo_input, parts, ())
-            r = self._from_memory(task, what) if what is not None else None
-            if r is not None:
-                body, encoding = r.value, r.encoding
-            else:
-                header = {"op": "get", "task": task, "input": memo_input}
-                reply, body = self._ask_index(what, header, parts)
-                encoding = str(reply.get("encoding"))
-            if r is not None or reply["hit"]:
+            body, encoding = self._get(task, memo_input, parts)
+            if body is not None:
                 if decode is not None:
                     return decode(body)
                 if encoding == "json":

@@ -146,46 +146,57 @@ class MemoBounds(ProjectTest):
         self.memo = Memo(self.path("cache"))
         self.addCleanup(self.memo.close)
 
-    def remember(self, what: object, value: bytes = b"v", **reply: object) -> None:
-        self.memo.put(what, self.memo.asking(), {"key": f"k{what}", **reply}, value, 1)
+    def remember(self, what: object, value: bytes = b"v", args: str = "", **reply: object) -> None:
+        self.memo.put(("t", args, what), self.memo.asking(), {"key": f"k{what}", **reply}, value)
+
+    def get(self, what: object, args: str = "") -> object:
+        return self.memo.get(("t", args, what))
 
     def test_a_new_generation_or_a_passed_ttl_or_a_second_ends_it(self) -> None:
         self.remember(1)
         self.remember(2, until=time.time() * 1000 - 1)
-        self.assertIsNotNone(self.memo.get(1))
-        self.assertIsNone(self.memo.get(2), "TTL passed")
+        self.assertIsNotNone(self.get(1))
+        self.assertIsNone(self.get(2), "TTL passed")
         with open(self.gen, "r+b") as f:
             f.write(b"b" * 16)
-        self.assertIsNone(self.memo.get(1), "generation changed")
+        self.assertIsNone(self.get(1), "generation changed")
         self.remember(3)
         real = time.monotonic
         try:
             time.monotonic = lambda: real() + 1.0  # type: ignore[assignment]
-            self.assertIsNone(self.memo.get(3), "not confirmed for a second")
+            self.assertIsNone(self.get(3), "not confirmed for a second")
         finally:
             time.monotonic = real  # type: ignore[assignment]
 
     def test_a_deleted_generation_file_ends_it(self) -> None:
         self.remember(1)
         shutil.rmtree(self.path("cache"))  # the cache directory removed by hand
-        self.assertIsNone(self.memo.get(1))
+        self.assertIsNone(self.get(1))
 
     def test_no_generation_file_means_nothing_is_remembered(self) -> None:
         os.unlink(self.gen)
-        self.assertIsNone(self.memo.generation())
+        self.assertIsNone(self.memo.asking().generation)
         self.remember(1)
-        self.assertIsNone(self.memo.get(1))
+        self.assertIsNone(self.get(1))
 
     def test_large_values_are_not_kept_and_memory_is_bounded(self) -> None:
         self.remember("big", b"x" * (MAX_VALUE + 1))
-        self.assertIsNone(self.memo.get("big"))
+        self.assertIsNone(self.get("big"))
         n = MAX_BYTES // MAX_VALUE + 4
         for i in range(n):
             self.remember(i, b"x" * MAX_VALUE)
-        self.assertIsNone(self.memo.get(0), "the oldest went first")
-        self.assertIsNotNone(self.memo.get(n - 1))
-        kept = sum(1 for i in range(n) if self.memo.get(i) is not None)
+        self.assertIsNone(self.get(0), "the oldest went first")
+        self.assertIsNotNone(self.get(n - 1))
+        kept = sum(1 for i in range(n) if self.get(i) is not None)
         self.assertLessEqual(kept * MAX_VALUE, MAX_BYTES)
+
+    def test_the_key_counts_toward_memory_memoize_arguments_included(self) -> None:
+        args = "a" * (MAX_VALUE - 16)  # a large argument, a small result
+        n = MAX_BYTES // MAX_VALUE + 4
+        for i in range(n):
+            self.remember(i, b"v", args=args)
+        self.assertIsNone(self.get(0, args), "the oldest went first: arguments are counted")
+        self.assertIsNotNone(self.get(n - 1, args))
 
 
 if __name__ == "__main__":
