@@ -119,10 +119,7 @@ async function flush(flags: TeamFlags): Promise<number | Failure> {
     );
   const teamDir = cacheLayout(settings.cacheDir).team;
   const { flushTeam } = await import('../store/team/flush.js');
-  const r = await flushTeam(teamDir, settings.team, {
-    waitForOthersMs: flags.background ? 0 : 20_000,
-    foreground: !flags.background,
-  });
+  const r = await flushTeam(teamDir, settings.team, { foreground: !flags.background });
   if (!r.ok) {
     if (flags.background) {
       const { writeLastError } = await import('../store/team/buffer.js');

@@ -14,6 +14,9 @@ import {
 import { connectTeam, DEFAULT_TIMEOUTS, dbErrorText, type TeamTimeouts } from './connect.js';
 import { migrate } from './schema.js';
 
+/** How long a foreground flush waits for batches background flushes are sending. */
+const FOREGROUND_WAIT_MS = 20_000;
+
 /** Rows per INSERT: each column travels as one array parameter, so a statement's size is the data. */
 const ROWS_PER_INSERT = 5000;
 
@@ -72,15 +75,16 @@ export interface FlushResult {
 /**
  * Sends every buffered event of `teamDir` to the team index. A batch that fails to send stays on
  * disk for the next flush, except when the role lacks INSERT rights (a read-only laptop), where
- * retrying can never succeed and the batch is dropped. `waitForOthers`: first let batches other
- * live flushers hold finish (`taskvault team flush` in the foreground reports them all).
+ * retrying can never succeed and the batch is dropped. `foreground` (`taskvault team flush`, which
+ * reports them all): first let batches other live flushers hold finish, and connect even with
+ * nothing to send.
  */
 export async function flushTeam(
   teamDir: string,
   team: TeamSettings,
-  o: { timeouts?: TeamTimeouts; waitForOthersMs?: number; maxBuffered?: number; foreground?: boolean } = {},
+  o: { timeouts?: TeamTimeouts; maxBuffered?: number; foreground?: boolean } = {},
 ): Promise<Result<FlushResult>> {
-  const deadline = Date.now() + (o.waitForOthersMs ?? 0);
+  const deadline = Date.now() + (o.foreground ? FOREGROUND_WAIT_MS : 0);
   const waitForOthers = async () => {
     while (othersSending(teamDir) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   };
