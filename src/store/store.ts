@@ -163,9 +163,8 @@ export class Store {
   /**
    * Whether the index on disk is no longer the one this store opened, as seen at most
    * REPLACED_CHECK_MS ago: the cache directory was removed (by hand, say) or another process
-   * rebuilt a corrupt index. A long-lived client then
-   * opens the one there now (sdk/client.ts); this store's reads and writes would go to a file no
-   * other process sees.
+   * rebuilt a corrupt index. A long-lived client then opens the one there now (sdk/client.ts);
+   * this store's reads and writes would go to a file no other process sees.
    */
   replacedOnDisk(now = Date.now()): boolean {
     // A stat per call would cost a hit in a long-lived client a third of its time: looked at most
