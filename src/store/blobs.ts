@@ -6,7 +6,6 @@ import {
   createWriteStream,
   existsSync,
   fdatasync,
-  mkdirSync,
   openSync,
   readFileSync,
   renameSync,
@@ -18,6 +17,7 @@ import {
 import { copyFile, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import type { Database } from 'lmdb';
 import type { HashAlgorithm } from '../config/types.js';
 import { createHasher, hashBytes, hashFile, STREAM_THRESHOLD } from '../fingerprint/hash.js';
 import { hashFiles } from '../fingerprint/hash-pool.js';
@@ -26,6 +26,7 @@ import { err, ok, type Result } from '../util/result.js';
 import { statFile } from '../util/stat.js';
 import { tempSuffix } from '../util/temp-name.js';
 import type { BlobRef } from './entry.js';
+import { background } from './index/writes.js';
 import { blobPath } from './layout.js';
 
 /** Blobs up to this size are written with blocking calls (putSmall). */
@@ -54,6 +55,8 @@ export class BlobStore {
   private readonly madeDirs = new Set<string>();
   /** Small blobs this process read and verified, least recently read first (rememberVerified). */
   private verified: { blobs: Map<string, Buffer>; bytes: number; maxBytes: number } | undefined;
+  /** The index's small results (index/small-blobs.ts), once the store has opened it. */
+  private small: Database<Buffer, string> | undefined;
 
   constructor(
     readonly dir: string,
@@ -67,8 +70,22 @@ export class BlobStore {
     return blobPath(this.dir, hash);
   }
 
+  /**
+   * Reads small results from the index too (index/small-blobs.ts): the store hands over its db
+   * when it opens one. Without it (a hit served from hot/) only files are read.
+   */
+  useIndex(small: Database<Buffer, string>): void {
+    this.small = small;
+  }
+
+  /** Whether the blob's file exists (a small result kept in the index has none). */
   has(hash: string): boolean {
     return existsSync(this.path(hash));
+  }
+
+  /** A small result's bytes kept in the index, unchecked; undefined when it has none. */
+  private fromIndex(hash: string): Buffer | undefined {
+    return this.small?.get(hash);
   }
 
   /** The size of a blob's file, or undefined when there is none. */
@@ -158,25 +175,32 @@ export class BlobStore {
 
   /**
    * A small blob, written with blocking calls: each is a few microseconds, where the async API
-   * costs a thread-pool round trip per call (most of a small save). Its fan-out directory is made
-   * only when the rename finds it missing.
+   * costs a thread-pool round trip per call (most of a small save).
    */
   private putSmall(hash: string, data: Uint8Array): void {
     const tmp = this.tempPath();
-    const dest = this.path(hash);
     try {
       writeFileSync(tmp, data, { flag: 'wx' });
-      try {
-        renameSync(tmp, dest);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        mkdirSync(dirname(dest), { recursive: true });
-        renameSync(tmp, dest);
-      }
+      this.renameIntoPlace(tmp, hash);
     } catch (e) {
       // A half-written temp (ENOSPC) must not fill the disk; one that cannot go is swept by gc.
       rmSync(tmp, { force: true });
       throw e;
+    }
+  }
+
+  /**
+   * Renames a complete temp file to the blob's name. Its fan-out directory is made only when the
+   * rename finds it missing: no stat for the usual case, where it exists.
+   */
+  private renameIntoPlace(tmp: string, hash: string): void {
+    const dest = this.path(hash);
+    try {
+      renameSync(tmp, dest);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirsSync(dirname(dest));
+      renameSync(tmp, dest);
     }
   }
 
@@ -259,12 +283,7 @@ export class BlobStore {
       } finally {
         closeSync(fd);
       }
-      const dir = dirname(dest);
-      if (!this.madeDirs.has(dir)) {
-        mkdirsSync(dir);
-        this.madeDirs.add(dir);
-      }
-      renameSync(tmp, dest);
+      this.renameIntoPlace(tmp, hash);
       return true;
     } catch (e) {
       // A half-written temp (ENOSPC) must not fill the disk; one that cannot go is swept by gc.
@@ -291,7 +310,7 @@ export class BlobStore {
     try {
       // Blocking: small blobs only, and on a hit this is often the first file read, where the
       // async API's first use (thread pool start-up) costs more than the read.
-      data = readFileSync(this.path(ref.hash));
+      data = this.fromIndex(ref.hash) ?? readFileSync(this.path(ref.hash));
     } catch (e) {
       return err({ kind: 'missing', hash: ref.hash, detail: (e as Error).message });
     }
@@ -346,8 +365,18 @@ export class BlobStore {
     return undefined;
   }
 
-  /** Checks a blob without writing it anywhere. */
-  async verify(algorithm: HashAlgorithm, ref: BlobRef): Promise<BlobProblem | undefined> {
+  /**
+   * Checks a blob without writing it anywhere. `inIndex`: it may be a small result kept in the
+   * index (a result's output), which is then what is checked.
+   */
+  async verify(algorithm: HashAlgorithm, ref: BlobRef, inIndex = false): Promise<BlobProblem | undefined> {
+    const kept = inIndex ? this.fromIndex(ref.hash) : undefined;
+    if (kept) {
+      const actual = hashBytes(algorithm, kept);
+      return actual === ref.hash && kept.byteLength === ref.size
+        ? undefined
+        : corrupt(ref, actual, kept.byteLength);
+    }
     try {
       const s = await stat(this.path(ref.hash));
       if (s.size !== ref.size) return corrupt(ref, undefined, s.size);
@@ -466,9 +495,11 @@ export class BlobStore {
     await Promise.all([...dirs].map((d) => fsyncPath(d, true)));
   }
 
+  /** Deletes a blob found corrupt: its file, and its bytes in the index if it is a small result. */
   async remove(hash: string): Promise<void> {
     if (!/^[0-9a-f]{3,128}$/.test(hash)) return;
     this.forget(hash);
+    if (this.small?.doesExist(hash)) background(this.small.remove(hash));
     await rm(this.path(hash), { force: true });
   }
 }

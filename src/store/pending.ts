@@ -46,7 +46,8 @@ export class PendingResults {
 
   /**
    * Appends a save to this process's journal (throws if it cannot be written); with `data`, the
-   * bytes of its one output, whose blob is then written with the commit, off the save's path.
+   * bytes of its one output, stored with the commit (in the index, or as a blob file), off the
+   * save's path.
    */
   write(c: Commit, data?: Uint8Array): void {
     if (this.fd === undefined) {
@@ -54,7 +55,9 @@ export class PendingResults {
       this.path = join(this.dir, `${process.pid}-${tempSuffix()}.journal`);
       this.fd = openSync(this.path, 'a', 0o644);
     }
-    const saved: Pending = data ? { ...c, data: Buffer.from(data).toString('base64') } : c;
+    const { entry, fingerprint, label } = c;
+    const saved: Pending = { entry, fingerprint, label };
+    if (data) saved.data = Buffer.from(data).toString('base64');
     const line = Buffer.from(`${JSON.stringify(saved)}\n`);
     const n = writeSync(this.fd, line);
     this.bytes += n;
@@ -127,7 +130,7 @@ export class PendingResults {
 }
 
 /** A journal line: a save, and the bytes of its output when they were not written yet (base64). */
-export type Pending = Commit & { data?: string };
+export type Pending = Omit<Commit, 'data'> & { data?: string };
 
 /** A journal line as a save, or undefined for a cut or damaged one. */
 function parse(line: string): Pending | undefined {

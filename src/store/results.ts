@@ -1,8 +1,9 @@
 import { createWriteStream } from 'node:fs';
-import { chmod, rename, rm, stat } from 'node:fs/promises';
+import { chmod, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { durabilityOf, resolvePolicy, type Settings } from '../config/resolve.js';
+import type { Durability } from '../config/types.js';
 import { createHasher, hashBytes, hashFile, hashingTap, hashStream } from '../fingerprint/hash.js';
 import { resultFingerprint, resultKey, resultLabel } from '../fingerprint/result-key.js';
 import { formatBytes } from '../util/format.js';
@@ -13,6 +14,7 @@ import { tempSuffix } from '../util/temp-name.js';
 import type { BlobRef, Entry, ResultEncoding } from './entry.js';
 import { STORE_SCHEMA } from './entry.js';
 import { evictAfterSave } from './evict.js';
+import { SMALL_RESULT_BYTES } from './index/small-blobs.js';
 import { provenance } from './provenance.js';
 import type { Store } from './store.js';
 
@@ -111,6 +113,30 @@ async function putOutput(
   return ok({ hash, size, mode: 0o644, name: 'result' });
 }
 
+/**
+ * An output whose bytes the commit itself stores (Store.commit): a small result, kept in the index
+ * (index/small-blobs.ts; a small file is read whole for it), or, saved fast, bytes that wait in the
+ * pending journal and are written as a blob with the commit, after the save returns. Undefined for
+ * anything else, which putOutput writes as a blob file first.
+ */
+async function bytesToCommit(
+  output: ResultData,
+  durability: Durability,
+): Promise<{ bytes: Uint8Array; mode: number; name: string } | undefined> {
+  if (typeof output === 'string' || output instanceof Uint8Array) {
+    const bytes = typeof output === 'string' ? Buffer.from(output) : output;
+    const most = durability === 'fast' ? JOURNALED_BYTES : SMALL_RESULT_BYTES;
+    return bytes.byteLength <= most ? { bytes, mode: 0o644, name: 'result' } : undefined;
+  }
+  if (!isPath(output)) return undefined;
+  // Anything amiss with the file is for putOutput to say.
+  const s = await stat(output.path).catch(() => undefined);
+  if (!s?.isFile() || s.size > SMALL_RESULT_BYTES) return undefined;
+  const bytes = await readFile(output.path).catch(() => undefined);
+  if (!bytes || bytes.byteLength > SMALL_RESULT_BYTES) return undefined;
+  return { bytes, mode: s.mode & 0o777, name: safeName(basename(output.path)) };
+}
+
 /** The recorded name of a result: informative only, never used as a restore path. */
 const safeName = (n: string): string =>
   /^[\w@%+=:,.-]{1,200}$/.test(n) && n !== '.' && n !== '..' ? n : 'result';
@@ -155,21 +181,14 @@ export async function saveResult(
       return tooLarge(size, policy.value.maxEntryBytes);
   }
   const durability = durabilityOf(settings, 'result');
-  // A small value saved fast: its blob is written with the commit, after the save returns
-  // (Store.commit); the pending journal holds the bytes until then.
-  const later =
-    durability === 'fast' && (typeof output === 'string' || output instanceof Uint8Array)
-      ? typeof output === 'string'
-        ? Buffer.from(output)
-        : output
-      : undefined;
-  const data = later && later.byteLength <= JOURNALED_BYTES ? later : undefined;
-  const put = data
+  const small = await bytesToCommit(output, durability);
+  const data = small?.bytes;
+  const put = small
     ? ok({
-        hash: hashBytes(settings.hashAlgorithm, data),
-        size: data.byteLength,
-        mode: 0o644,
-        name: 'result',
+        hash: hashBytes(settings.hashAlgorithm, small.bytes),
+        size: small.bytes.byteLength,
+        mode: small.mode,
+        name: small.name,
       })
     : await putOutput(store, settings, output);
   if (!put.ok) return put;

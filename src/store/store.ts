@@ -27,6 +27,7 @@ import {
 import { foldHits } from './index/journal.js';
 import { indexFileId, openIndex, rebuildIndex, type StoreFiles } from './index/open.js';
 import { type Recount, recount, removeOrphanBlobs, usage } from './index/refs.js';
+import { keptInIndex } from './index/small-blobs.js';
 import { background, bounded, hasWriteFailed, transact } from './index/writes.js';
 import { type CacheLayout, cacheLayout, makeCacheDirs } from './layout.js';
 import { PendingResults, remove as removeFile } from './pending.js';
@@ -58,7 +59,10 @@ export interface OpenOptions {
 export interface CommitOptions {
   /** Default 'strict' (see Store.commit). */
   durability?: Durability;
-  /** The bytes of the entry's one output, whose blob is not written yet (a small result). */
+  /**
+   * The bytes of the entry's one output, whose blob is not written yet: a small result's go in the
+   * index with the commit (index/small-blobs.ts), others are written as a blob file.
+   */
   data?: Uint8Array;
   /** Blobs their writer already flushed to disk (a download). */
   flushed?: ReadonlySet<string>;
@@ -101,6 +105,7 @@ export class Store {
     this.hot = files.hot;
     this.audit = files.audit;
     this.noWrites = files.noWrites;
+    files.blobs.useIndex(dbs.smallBlobs);
     // Hits served from hot/ since the last open: counted now, so stats, ls and eviction see them.
     if (this.noWrites === undefined) {
       foldHits(dbs, this.layout.hitsJournal);
@@ -115,14 +120,13 @@ export class Store {
       if (orphans.length === 0) return;
       const commits: Commit[] = [];
       for (const { data, ...c } of orphans.flatMap((o) => o.commits)) {
-        // Bytes that waited in the journal: their blob first, if they are what the entry names.
+        // Bytes that waited in the journal: kept with the commit if they are what the entry names.
         const out = c.entry.outputs[0];
         if (data !== undefined && out?.type === 'file') {
           const bytes = Buffer.from(data, 'base64');
           if (hashBytes(c.entry.algorithm, bytes) !== out.hash) continue;
-          this.blobs.putBytesSync(c.entry.algorithm, bytes);
-        }
-        commits.push(c);
+          commits.push(this.withBytes(c, bytes));
+        } else commits.push(c);
       }
       commitPending(this.dbs, this.blobs, commits);
       for (const o of orphans) removeFile(o.path);
@@ -261,13 +265,15 @@ export class Store {
   ): Promise<Result<void>> {
     const { durability = 'strict', data, flushed } = o;
     if (this.noWrites) return err(failure('cache', this.noWrites));
-    const c: Commit = { entry, fingerprint, label };
-    if (durability === 'fast' && entry.result && this.commitLater(c, data)) return ok(undefined);
+    if (durability === 'fast' && entry.result && this.commitLater({ entry, fingerprint, label }, data))
+      return ok(undefined);
     // Throws as writing the blob before the save would have (ENOSPC): the caller says so.
-    if (data) this.blobs.putBytesSync(entry.algorithm, data);
+    const c = data ? this.withBytes({ entry, fingerprint, label }, data) : { entry, fingerprint, label };
     if (durability === 'strict') {
       try {
-        await this.blobs.syncAll(entryBlobs(entry), flushed);
+        // A small result's bytes go in the index, with the commit and its flush.
+        const files = c.data ? [] : entryBlobs(entry);
+        await this.blobs.syncAll(files, flushed);
         mark('fsync blobs');
       } catch (e) {
         const gone = (e as NodeJS.ErrnoException).code === 'ENOENT';
@@ -286,6 +292,16 @@ export class Store {
   }
 
   /**
+   * The commit of an entry whose one output's bytes are `data`: a small result's go in the index
+   * with it (index/small-blobs.ts), anything else is written as a blob file now (blocking: small).
+   */
+  private withBytes(c: Commit, data: Uint8Array): Commit {
+    if (keptInIndex(c.entry, data.byteLength)) return { ...c, data };
+    this.blobs.putBytesSync(c.entry.algorithm, data);
+    return c;
+  }
+
+  /**
    * A fast save of a result: acknowledged once it is in this process's pending journal (pending.ts), the
    * commit following in the background with whatever other saves are waiting. False if the file
    * cannot be written: the caller then waits for the commit.
@@ -297,14 +313,15 @@ export class Store {
       return false;
     }
     const commit = async (): Promise<Result<void>> => {
+      let withData = c;
       if (data) {
         try {
-          this.blobs.putBytesSync(c.entry.algorithm, data);
+          withData = this.withBytes(c, data);
         } catch (e) {
           return err(failure('cache', `cannot write the result to the cache: ${errorMessage(e)}`));
         }
       }
-      return this.commits.commit(c);
+      return this.commits.commit(withData);
     };
     const settled: Promise<void> = commit().then((r) => {
       this.unsettled.delete(settled);

@@ -49,11 +49,14 @@ export async function verifyStore(store: Store, o: VerifyOptions): Promise<Verif
     let corrupt: string[] = [];
     try {
       problem = o.checkEntry?.(entry);
+      // A result's output may be kept in the index (index/small-blobs.ts); a run's is always a file.
+      const inIndex = entry.result !== undefined;
       for (const ref of problem ? [] : entryBlobs(entry)) {
-        let p = checked.get(ref.hash);
-        if (!checked.has(ref.hash)) {
-          p = await store.blobs.verify(entry.algorithm, ref);
-          checked.set(ref.hash, p);
+        const seen = `${inIndex}:${ref.hash}`;
+        let p = checked.get(seen);
+        if (!checked.has(seen)) {
+          p = await store.blobs.verify(entry.algorithm, ref, inIndex);
+          checked.set(seen, p);
           if (!p) {
             report.blobs++;
             report.bytes += ref.size;

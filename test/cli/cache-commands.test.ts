@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CLI, cliEnv, runCli, tempDir, writeTree } from '../support/helpers.js';
+import { overwriteSmallResults, smallResults } from '../support/small-results.js';
 
 const oneLine = (s: string) => s.trim().split('\n').length === 1;
 
@@ -77,28 +78,40 @@ test('get overwrites an existing output file atomically and keeps the saved mode
   assert.is(spawnSync(join(dir, 'target.sh')).stdout.toString(), 'trained\n');
 });
 
-test('a corrupt blob is a miss: no output, entry dropped, ERROR in the audit log', async () => {
-  const dir = project();
-  writeFileSync(join(dir, 'small.json'), '{"accuracy":0.93}\n');
-  assert.is((await runCli(['cache', 'save', 'eval', 'data.csv', 'small.json'], { cwd: dir })).code, 0);
-  const blobs = join(dir, '.taskvault/cache/blobs');
-  for (const sub of readdirSync(blobs))
-    for (const f of readdirSync(join(blobs, sub))) writeFileSync(join(blobs, sub, f), '{"accuracy":0.99}\n');
-  const r = await runCli(['cache', 'get', 'eval', 'data.csv', 'out.json'], { cwd: dir });
-  assert.is(r.code, 1);
-  assert.match(
-    r.err,
-    /✗ Cache miss for eval \(hash: [0-9a-f]{8}\.\.\., stored blob was corrupt and was removed\)/,
-  );
-  assert.not.ok(existsSync(join(dir, 'out.json')));
-  const lines = audit(dir);
-  assert.ok(
-    lines.some((l) => / ERROR get task=eval hash=[0-9a-f]{12} error=".*does not match its name/.test(l)),
-    lines.join('\n'),
-  );
-  assert.is((await statsJson(dir)).entries, 0);
-  assert.is((await runCli(['cache', 'get', 'eval', 'data.csv', 'out.json'], { cwd: dir })).code, 1);
-});
+for (const [kind, value] of [
+  ['small result, kept in the index', '{"accuracy":0.93}\n'],
+  ['larger result, a blob file', `{"weights":[${'0.5,'.repeat(5000)}1]}\n`],
+] as const)
+  test(`a corrupt blob is a miss: no output, entry dropped, ERROR in the audit log (${kind})`, async () => {
+    const dir = project();
+    writeFileSync(join(dir, 'small.json'), value);
+    assert.is((await runCli(['cache', 'save', 'eval', 'data.csv', 'small.json'], { cwd: dir })).code, 0);
+    const damaged = Buffer.from(value.replace(/0\.\d/, '0.1'));
+    const cache = join(dir, '.taskvault/cache');
+    let files = 0;
+    for (const sub of readdirSync(join(cache, 'blobs')))
+      for (const f of readdirSync(join(cache, 'blobs', sub))) {
+        writeFileSync(join(cache, 'blobs', sub, f), damaged);
+        files++;
+      }
+    const indexed = await overwriteSmallResults(cache, damaged);
+    assert.equal([files, indexed], value.length > 16 * 1024 ? [1, 0] : [0, 1], 'where the result was kept');
+    const r = await runCli(['cache', 'get', 'eval', 'data.csv', 'out.json'], { cwd: dir });
+    assert.is(r.code, 1);
+    assert.match(
+      r.err,
+      /✗ Cache miss for eval \(hash: [0-9a-f]{8}\.\.\., stored blob was corrupt and was removed\)/,
+    );
+    assert.not.ok(existsSync(join(dir, 'out.json')));
+    const lines = audit(dir);
+    assert.ok(
+      lines.some((l) => / ERROR get task=eval hash=[0-9a-f]{12} error=".*does not match its name/.test(l)),
+      lines.join('\n'),
+    );
+    assert.is((await statsJson(dir)).entries, 0);
+    assert.is((await smallResults(cache)).size, 0, 'the damaged bytes are gone from the index');
+    assert.is((await runCli(['cache', 'get', 'eval', 'data.csv', 'out.json'], { cwd: dir })).code, 1);
+  });
 
 test('usage and input errors are one line with the right exit code', async () => {
   const dir = project();

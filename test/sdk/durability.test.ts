@@ -97,13 +97,13 @@ test('a journal left by a killed process is committed by the next open, cut line
   assert.equal(readdirSafe(pending), []);
 });
 
-test('strict fsyncs the blob before the save returns; fast does not', async () => {
-  const traced = async (durability: string) => {
+test('strict flushes the result before the save returns (blob file or index); fast does not', async () => {
+  const traced = async (durability: string, bytes: number) => {
     const dir = project();
     const code = `
       const { Client } = await import(${JSON.stringify(SDK)});
       const tv = new Client();
-      await tv.cacheResult('t', 'in', 'the value');
+      await tv.cacheResult('t', 'in', 'v'.repeat(${bytes}));
       process.stdout.write('ACKED\\n');
       await tv.close();
     `;
@@ -120,11 +120,16 @@ test('strict fsyncs the blob before the save returns; fast does not', async () =
     const acked = lines.findIndex((l) => /write\(1<[^>]*>, "ACKED/.test(l));
     assert.ok(acked > 0, 'the ack was not traced');
     const synced = lines.findIndex((l) => /f(data)?sync\(\d+<[^>]*\/blobs\/[0-9a-f]{2}\/[0-9a-f]+>/.test(l));
-    return { acked, synced };
+    const index = lines.findIndex((l) => /f(data)?sync\(\d+<[^>]*\/index\/data\.mdb>/.test(l));
+    return { acked, synced, index };
   };
-  const strict = await traced('strict');
+  // Over 16 KB a result is a blob file; at most that, its bytes go in the index with its entry.
+  const strict = await traced('strict', 20_000);
   assert.ok(strict.synced >= 0 && strict.synced < strict.acked, 'strict: blob fsynced before the ack');
-  const fast = await traced('fast');
+  const small = await traced('strict', 9);
+  assert.is(small.synced, -1, 'strict, small: no blob file to flush');
+  assert.ok(small.index >= 0 && small.index < small.acked, 'strict, small: index flushed before the ack');
+  const fast = await traced('fast', 20_000);
   assert.is(fast.synced, -1, 'fast: no blob fsync');
 });
 

@@ -102,14 +102,15 @@ test('hits served back to back (one batch of bookkeeping) are each counted once:
 test('a long-lived client serves a result it verified from memory: a copy each time, never bytes changed on disk since', async () => {
   const dir = project();
   const tv = new Client({ cwd: dir });
-  const value = randomBytes(2048);
+  // Over 16 KB: a blob file (smaller results live in the index), which the test changes below.
+  const value = randomBytes(20_000);
   await tv.cacheResult('model', 'params', value);
   const first = await tv.getCachedResult('model', 'params');
   assert.ok(first.hit && first.value.equals(value));
   first.value.fill(0); // the caller's copy: what the client keeps is not changed by it
   // The blob changes on disk behind the client's back (the index still names it).
   const blob = blobPath(join(dir, '.taskvault', 'cache', 'blobs'), hashBytes('blake3', value));
-  writeFileSync(blob, randomBytes(2048));
+  writeFileSync(blob, randomBytes(20_000));
   const again = await tv.getCachedResult('model', 'params');
   assert.ok(again.hit && again.value.equals(value), 'the verified bytes, not the zeroed copy nor the disk');
   await tv.close();

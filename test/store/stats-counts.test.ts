@@ -1,22 +1,13 @@
 /**
  * `stats` reads the index's kept counts (its record count and the usage total) instead of every
- * entry: checked against the entries and blob files actually in the cache after saves, a blob
- * shared by two entries, a run with a log, removals and gc.
+ * entry: checked against the entries and blobs actually in the cache (files, and small results in
+ * the index) after saves, a blob shared by two entries, a run with a log, removals and gc.
  */
-import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCli, tempDir, writeTree } from '../support/helpers.js';
-
-/** Bytes of the blob files on disk: with no orphans, exactly what the entries reference. */
-function blobBytes(cacheDir: string): number {
-  let total = 0;
-  const blobs = join(cacheDir, 'blobs');
-  for (const fan of readdirSync(blobs))
-    for (const name of readdirSync(join(blobs, fan))) total += statSync(join(blobs, fan, name)).size;
-  return total;
-}
+import { storedBlobBytes } from '../support/small-results.js';
 
 test('stats counts entries and distinct blob bytes as the cache changes', async () => {
   const dir = tempDir('tv-stats-counts-');
@@ -40,7 +31,7 @@ test('stats counts entries and distinct blob bytes as the cache changes', async 
     const s = await stats();
     assert.is(s.entries, expected, `${why}: entries`);
     assert.is(s.entries, await entries(), `${why}: as many as ls lists`);
-    assert.is(s.totalBytes, blobBytes(cache), `${why}: the bytes of the blobs in the cache`);
+    assert.is(s.totalBytes, await storedBlobBytes(cache), `${why}: the bytes of the blobs in the cache`);
     return s;
   };
 

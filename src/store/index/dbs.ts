@@ -9,7 +9,7 @@ import { Fingerprints } from './fingerprints.js';
  * event turn) when a commit fails, which no caller can handle: an unhandled rejection in whatever
  * program uses the store. Atomic groups of writes use explicit transactions either way.
  */
-export const ENV_OPTIONS = { maxDbs: 16, compression: false, noMemInit: true, eventTurnBatching: false };
+export const ENV_OPTIONS = { maxDbs: 24, compression: false, noMemInit: true, eventTurnBatching: false };
 
 /** What eviction needs to know about an entry, small enough to scan 100k of quickly. */
 export type SummaryRecord = [createdAt: number, ttlMs: number, bytes: number, task: string];
@@ -34,6 +34,8 @@ export interface IndexDbs {
   pending: Database<number, string>;
   /** Blob hash → number of entries referencing it (refs.ts). */
   refs: Database<number, string>;
+  /** Blob hash → its bytes: small results kept inside the index instead of as files (small-blobs.ts). */
+  smallBlobs: Database<Buffer, string>;
   /** Entry key → its SummaryRecord. */
   summaries: Database<SummaryRecord, string>;
   /** [createdAt, key] → 1: every entry in creation order, so `ls` reads the newest first in O(rows shown). */
@@ -62,6 +64,7 @@ export function indexDbs(env: RootDatabase, meta: Database<number, string>, gene
     hits: env.openDB({ name: 'hits' }),
     pending: env.openDB({ name: 'pending' }),
     refs: env.openDB({ name: 'refs' }),
+    smallBlobs: env.openDB({ name: 'smallBlobs', encoding: 'binary' }),
     summaries: env.openDB({ name: 'summary' }),
     byCreation: env.openDB({ name: 'byCreation' }),
     meta,

@@ -5,9 +5,11 @@ import type { BlobStore } from '../blobs.js';
 import { type Entry, entryBlobs } from '../entry.js';
 import { bumpGeneration } from '../generation.js';
 import type { HotIndex } from '../hot.js';
-import { chart } from './chart.js';
+import type { Happening } from '../timeseries.js';
+import { chart, chartAll } from './chart.js';
 import { type IndexDbs, summaryOf } from './dbs.js';
 import { addRefs, dropRefs, usage } from './refs.js';
+import { blobInPlace, putSmallBlob } from './small-blobs.js';
 import { background, noteWriteFailed, transact, writeErrorMessage } from './writes.js';
 
 /*
@@ -50,9 +52,11 @@ function putEntry(dbs: IndexDbs, entry: Entry): void {
  * count reached zero, so a blob seen here cannot disappear before this entry's references are
  * counted.
  */
-export function applyCommit(dbs: IndexDbs, blobs: BlobStore, c: Commit): string | undefined {
-  const { entry, fingerprint, label } = c;
-  for (const ref of entryBlobs(entry)) if (!blobs.has(ref.hash)) return ref.hash;
+function applyCommit(dbs: IndexDbs, blobs: BlobStore, c: Commit, charted: Charted): string | undefined {
+  const { entry, fingerprint, label, data } = c;
+  const out = entry.outputs[0];
+  if (data && out?.type === 'file') putSmallBlob(dbs, out.hash, data);
+  for (const ref of entryBlobs(entry)) if (!blobInPlace(dbs, blobs, entry, ref)) return ref.hash;
   const previous = dbs.entries.get(entry.key);
   // Reference the new blobs before releasing the old entry's, so shared ones never hit zero.
   addRefs(dbs, entry);
@@ -68,14 +72,26 @@ export function applyCommit(dbs: IndexDbs, blobs: BlobStore, c: Commit): string 
   dropStaleStaged(dbs, entry.createdAt);
   background(dbs.latest.put(label, entry.key));
   if (entry.provenance.origin === 'remote')
-    chart(dbs, Date.now(), { kind: 'remote', direction: 'down', bytes: entry.bytes });
-  chart(dbs, entry.createdAt, {
-    kind: 'save',
-    task: entry.task,
-    durationMs: entry.durationMs,
-    usage: usage(dbs),
+    charted.push({ at: Date.now(), happening: { kind: 'remote', direction: 'down', bytes: entry.bytes } });
+  charted.push({
+    at: entry.createdAt,
+    happening: { kind: 'save', task: entry.task, durationMs: entry.durationMs, usage: usage(dbs) },
   });
   return undefined;
+}
+
+type Charted = Array<{ at: number; happening: Happening }>;
+
+/**
+ * Inside a write transaction: applyCommit for each, in order (the hash of a missing blob, or
+ * undefined, per commit); their time-series records go in one pass, each bucket written once for
+ * the whole group instead of once per entry.
+ */
+function applyCommits(dbs: IndexDbs, blobs: BlobStore, commits: Commit[]): Array<string | undefined> {
+  const charted: Charted = [];
+  const missing = commits.map((c) => applyCommit(dbs, blobs, c, charted));
+  chartAll(dbs, charted);
+  return missing;
 }
 
 /** One entry to commit, with its fingerprint and task label. */
@@ -83,6 +99,8 @@ export interface Commit {
   entry: Entry;
   fingerprint: Fingerprint;
   label: string;
+  /** A small result's bytes, checked against its one output's hash: kept in the index (small-blobs.ts). */
+  data?: Uint8Array;
 }
 
 /**
@@ -96,7 +114,7 @@ export async function commitEntries(
 ): Promise<Array<Result<void>>> {
   let missing: Array<string | undefined>;
   try {
-    missing = await transact(dbs.env, () => commits.map((c) => applyCommit(dbs, blobs, c)));
+    missing = await transact(dbs.env, () => applyCommits(dbs, blobs, commits));
     if (missing.some((m) => m === undefined)) bumpGeneration(dbs.generation);
   } catch (e) {
     noteWriteFailed();
@@ -266,12 +284,14 @@ function dropStaleStaged(dbs: IndexDbs, now: number): void {
 export function commitPending(dbs: IndexDbs, blobs: BlobStore, commits: Commit[]): void {
   if (commits.length === 0) return;
   const applied = dbs.env.transactionSync(() => {
+    const charted: Charted = [];
     let n = 0;
     for (const c of commits) {
       const current = dbs.entries.get(c.entry.key);
       if (current && current.createdAt >= c.entry.createdAt) continue;
-      if (applyCommit(dbs, blobs, c) === undefined) n++;
+      if (applyCommit(dbs, blobs, c, charted) === undefined) n++;
     }
+    chartAll(dbs, charted);
     return n;
   });
   if (applied > 0) bumpGeneration(dbs.generation);

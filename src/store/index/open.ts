@@ -5,7 +5,6 @@ import type { RootDatabase } from 'lmdb';
 import { err, errorMessage, type Failure, failure, ok, type Result } from '../../util/result.js';
 import type { AuditLog } from '../audit.js';
 import type { BlobStore } from '../blobs.js';
-import { STORE_SCHEMA } from '../entry.js';
 import { bumpGeneration } from '../generation.js';
 import type { HotIndex } from '../hot.js';
 import { indexDamage } from '../index-check.js';
@@ -23,6 +22,12 @@ import { recount } from './refs.js';
  */
 
 const require = createRequire(import.meta.url);
+
+/**
+ * The index's format, in the meta db. 2: small results are kept inside it (small-blobs.ts), which an
+ * older TaskVault would take for missing blobs and drop; it refuses a newer index instead.
+ */
+export const INDEX_SCHEMA = 2;
 
 /** Set in the meta db once the refs db has been built for this index. */
 const REFS_FLAG = 'refs';
@@ -79,15 +84,15 @@ function openEnv(files: StoreFiles): Result<IndexDbs, OpenFailure> {
     const meta = env.openDB<number, string>({ name: 'meta' });
     const schema = meta.get('schema');
     if (schema === undefined) {
-      meta.putSync('schema', STORE_SCHEMA);
+      meta.putSync('schema', INDEX_SCHEMA);
       // A new index (a first use, the old one deleted or moved aside): every entry may have changed.
       bumpGeneration(layout.generation);
-    } else if (schema > STORE_SCHEMA) {
+    } else if (schema > INDEX_SCHEMA) {
       env.close();
       return err(
         failure(
           'cache',
-          `the cache at ${cacheDir} was written by a newer TaskVault (index schema ${schema}, this one reads ${STORE_SCHEMA})`,
+          `the cache at ${cacheDir} was written by a newer TaskVault (index schema ${schema}, this one reads ${INDEX_SCHEMA})`,
           'upgrade taskvault or use another --cache-dir',
         ),
       );
@@ -111,6 +116,15 @@ function openEnv(files: StoreFiles): Result<IndexDbs, OpenFailure> {
 
 function migrate(dbs: IndexDbs, files: StoreFiles): void {
   const { meta } = dbs;
+  // Schema 1 reads as it is (its results are files); marked 2 before a small result goes in.
+  if ((meta.get('schema') ?? INDEX_SCHEMA) < INDEX_SCHEMA && files.noWrites === undefined) {
+    try {
+      meta.putSync('schema', INDEX_SCHEMA);
+    } catch (e) {
+      if (isIndexCorruption(e)) throw e;
+      // Not written (a read-only cache): nothing is saved into it either.
+    }
+  }
   // An index written before blob reference counts existed gets them once, from its entries:
   // removal must never take a shared blob's missing count for "last reference".
   if (meta.get(REFS_FLAG) === undefined) {

@@ -3,6 +3,7 @@ import type { BlobStore } from '../blobs.js';
 import { type Entry, uniqueBlobs } from '../entry.js';
 import { syncByCreation } from './by-creation.js';
 import { type IndexDbs, summaryOf } from './dbs.js';
+import { dropSmallBlob } from './small-blobs.js';
 import { transact } from './writes.js';
 
 /*
@@ -45,12 +46,15 @@ export function dropRefs(dbs: IndexDbs, blobs: BlobStore, entry: Entry): { blobs
     }
     dbs.refs.remove(ref.hash);
     bytes += ref.size;
+    let gone = dropSmallBlob(dbs, ref.hash);
     try {
       unlinkSync(blobs.path(ref.hash));
-      freed++;
+      gone = true;
     } catch {
-      // Already gone (a corrupt blob removed on the hit path): the reference is dropped all the same.
+      // No file (a small result kept in the index, or a corrupt blob removed on the hit path): the
+      // reference is dropped all the same.
     }
+    if (gone) freed++;
   }
   if (bytes) dbs.counters.put(USAGE_KEY, Math.max(0, usage(dbs) - bytes));
   return { blobs: freed, bytes };
@@ -124,6 +128,13 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
       repaired++;
     }
   }
+  // Small results' bytes nobody references (none unless a count was wrong): the sweep of gc.
+  for (const key of dbs.smallBlobs.getKeys()) {
+    if (!counts.has(key)) {
+      dropSmallBlob(dbs, key);
+      repaired++;
+    }
+  }
   let total = 0;
   const missing: string[] = [];
   for (const [hash, { n, size }] of counts) {
@@ -132,7 +143,7 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
       repaired++;
     }
     total += size;
-    if (!blobs.has(hash)) missing.push(hash);
+    if (!blobs.has(hash) && !dbs.smallBlobs.doesExist(hash)) missing.push(hash);
   }
   if (usage(dbs) !== total) {
     dbs.counters.put(USAGE_KEY, total);

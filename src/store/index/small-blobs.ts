@@ -1,0 +1,44 @@
+import type { BlobStore } from '../blobs.js';
+import type { BlobRef, Entry } from '../entry.js';
+import type { IndexDbs } from './dbs.js';
+import { background } from './writes.js';
+
+/*
+ * Small results kept inside the index. A result of `cache save` or the SDK of up to
+ * SMALL_RESULT_BYTES has its bytes in the smallBlobs db, written in the same write transaction as
+ * its entry and deleted in the one that drops its last reference (refs.ts), instead of as a file
+ * under blobs/. Saving one then creates no file, and evicting one deletes none: on a filesystem
+ * where each unlink waits for the disk (ext4 with online discard), deleting 50,000 small files is
+ * the whole of a gc. Reads check the bytes against their name as for files (BlobStore.readVerified).
+ *
+ * Only results: a run's outputs and logs are read on the hit path without opening the index (hot/),
+ * so they stay files. A blob may exist in both places (a run's output and a result with the same
+ * bytes); it goes from both when its last reference goes.
+ */
+
+/** Results up to this size live in the index. Larger ones are files, as they are streamed. */
+export const SMALL_RESULT_BYTES = 16 * 1024;
+
+/** Whether `entry`'s output of `size` bytes is kept in the index. */
+export const keptInIndex = (entry: Entry, size: number): boolean =>
+  entry.result !== undefined && size <= SMALL_RESULT_BYTES;
+
+/** Inside a write transaction: stores a small result's bytes (already checked against `hash`). */
+export function putSmallBlob(dbs: IndexDbs, hash: string, data: Uint8Array): void {
+  if (!dbs.smallBlobs.doesExist(hash)) background(dbs.smallBlobs.put(hash, Buffer.from(data)));
+}
+
+/**
+ * Whether the blob `ref` of `entry` is in place: a result's in the index or as a file (one saved
+ * before results were kept in the index), anything else as a file.
+ */
+export function blobInPlace(dbs: IndexDbs, blobs: BlobStore, entry: Entry, ref: BlobRef): boolean {
+  return (entry.result !== undefined && dbs.smallBlobs.doesExist(ref.hash)) || blobs.has(ref.hash);
+}
+
+/** Inside a write transaction: deletes a blob's bytes kept in the index; whether there were any. */
+export function dropSmallBlob(dbs: IndexDbs, hash: string): boolean {
+  if (!dbs.smallBlobs.doesExist(hash)) return false;
+  background(dbs.smallBlobs.remove(hash));
+  return true;
+}
