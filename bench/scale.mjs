@@ -7,7 +7,10 @@
 //   outputs  a hit restoring 20,000 small output files against `cp -r` of the same tree
 //   inputs   a hit at 2,000 / 20,000 / 200,000 input files (1 KB) against `node -e 0`
 //   fill     the SDK fill rate alone: sequential and concurrent, durability fast and strict
-// Usage: npm run build && node bench/scale.mjs [index|outputs|inputs|fill ...]   (default: the first three)
+//   results  `gc` evicting half of 100,000 small SDK results (kept inside the index, no files),
+//            against `rm -rf` of the blob files they would have been
+// Usage: npm run build && node bench/scale.mjs [index|outputs|inputs|fill|results ...]
+//        (default: index, outputs, inputs)
 // BENCH_QUICK=1 shrinks every size for a smoke run. Prints a markdown section on stdout.
 import { spawnSync } from 'node:child_process';
 import {
@@ -323,6 +326,78 @@ async function indexBench(md) {
   return { t, gc, fill };
 }
 
+// ---------------------------------------------------------------- small results
+
+/**
+ * A cache of `count` SDK results of ~1 KB each, committed through the store API as `cacheResult`
+ * commits them (small ones inside the index: store/index/small-blobs.ts).
+ */
+async function resultsProject(count) {
+  const dir = join(work, `results-${count}`);
+  mkdirSync(dir, { recursive: true });
+  const { Store } = await import('../dist/store/store.js');
+  const { STORE_SCHEMA } = await import('../dist/store/entry.js');
+  const { hashBytes } = await import('../dist/fingerprint/hash.js');
+  const opened = Store.open(join(dir, 'cache'));
+  if (!opened.ok) throw new Error(opened.error.message);
+  const store = opened.value;
+  const BATCH = 1000;
+  for (let i = 0; i < count; i += BATCH) {
+    const chunk = [];
+    for (let j = i; j < Math.min(count, i + BATCH); j++) {
+      const data = Buffer.from(`result ${String(j).padStart(8, '0')}\n`.repeat(64));
+      const hash = hashBytes('blake3', data);
+      const e = {
+        schema: STORE_SCHEMA,
+        key: `${j.toString(16).padStart(8, '0')}${'c'.repeat(56)}`,
+        task: `task${j % 50}`,
+        algorithm: 'blake3',
+        outputs: [{ path: 'result', type: 'file', mode: 0o644, size: data.byteLength, hash }],
+        outputGlobs: [],
+        cwd: '',
+        logs: { stdout: null, stderr: null, chunks: [] },
+        exitCode: 0,
+        durationMs: 1234,
+        createdAt: Date.now() - 86_400_000 + j,
+        bytes: data.byteLength,
+        ttlMs: 30 * 86_400_000,
+        provenance: { host: 'bench', user: 'bench', version: '0', origin: 'local' },
+        result: { encoding: 'raw' },
+      };
+      chunk.push(store.commit(e, { schema: 1 }, `result:${e.task}`, { data }));
+    }
+    for (const r of await Promise.all(chunk)) if (!r.ok) throw new Error(r.error.message);
+  }
+  const usage = store.usage();
+  await store.close();
+  const config = (extra = '') =>
+    writeFileSync(join(dir, 'taskvault.config.ts'), `export default {${extra}\n};\n`);
+  config();
+  return { dir, cacheEnv: { TASKVAULT_CACHE_DIR: join(dir, 'cache') }, usage, config, count };
+}
+
+async function resultsBench(md) {
+  const count = SIZES.entriesLarge;
+  log(`results: filling ${n(count)} small results`);
+  const t0 = performance.now();
+  const p = await resultsProject(count);
+  const fillMs = performance.now() - t0;
+  log(`results: filled in ${fmtMs(fillMs)}; gc evicting half`);
+  const gc = gcHalf(p);
+  const evicted = gc.report.evicted?.entries ?? 0;
+  const rm = rmBaseline(evicted);
+  md.push(
+    `### gc of small SDK results (${n(count)} results of ~1 KB, kept inside the index)`,
+    '',
+    '| measurement | measured | goal |',
+    '|---|---:|---|',
+    `| \`gc\` evicting half of ${n(count)} results (${n(evicted)} removed, ${n(gc.removed)} files deleted) | ${fmtMs(gc.ms)}${gc.cpuMs ? ` (CPU ${fmtMs(gc.cpuMs)})` : ''} | ≤ 5 s |`,
+    `| \`rm -rf\` of ${n(evicted)} files of 1 KB (what deleting them as blob files would cost here) | ${fmtMs(rm)}; gc = ${fmtX(gc.ms / rm)} | |`,
+    '',
+  );
+  return { gc, rm };
+}
+
 // ---------------------------------------------------------------- many small outputs
 
 /** `files` files of 1 KB in directories of 200. */
@@ -525,6 +600,7 @@ try {
   if (parts.has('outputs')) outputsBench(md);
   if (parts.has('inputs')) inputsBench(md);
   if (parts.has('fill')) await fillBench(md);
+  if (parts.has('results')) await resultsBench(md);
   md.push(
     `Load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}.`,
   );
