@@ -44,6 +44,13 @@ export interface EvictOptions {
 
 /** Entries removed per write transaction: small enough that other writers never wait long. */
 const BATCH = 1024;
+/**
+ * A long eviction grows its batches up to this while each takes under BATCH_MS: each write
+ * transaction ends with a flush to disk (tens of ms on a busy disk), so 50,000 removals in batches
+ * of 1024 waited seconds on flushes alone.
+ */
+const MAX_BATCH = 8192;
+const BATCH_MS = 200;
 
 /** Each task's policy under the current config, memoised; a broken policy falls back to no limit. */
 export function policyLookup(settings: Pick<Settings, 'config'>): EvictOptions['policyFor'] {
@@ -95,17 +102,20 @@ export async function evict(store: Store, o: EvictOptions): Promise<EvictReport>
     reason: EvictReason,
     stopAtUsage?: number,
   ): Promise<boolean> => {
-    for (let i = 0; i < items.length; i += BATCH) {
-      if (o.deadline !== undefined && batches++ > 0 && monotonicMs() > o.deadline) return false;
-      const batch = items.slice(i, i + BATCH);
+    let inTime = true;
+    await inBatches(items, async (batch) => {
+      if (o.deadline !== undefined && batches++ > 0 && monotonicMs() > o.deadline) {
+        inTime = false;
+        return false;
+      }
       const removed = sim
         ? sim.remove(batch, stopAtUsage)
         : await store.removeEntries(batch, stopAtUsage === undefined ? { reason } : { stopAtUsage, reason });
       record(report, reason, removed);
       if (!sim) auditEvictions(store, o.source, reason, removed);
-      if (stopAtUsage !== undefined && (sim?.usage ?? store.usage()) <= stopAtUsage) return true;
-    }
-    return true;
+      return stopAtUsage === undefined || (sim?.usage ?? store.usage()) > stopAtUsage;
+    });
+    return inTime;
   };
 
   const expired: Array<{ key: string }> = [];
@@ -131,6 +141,19 @@ export async function evict(store: Store, o: EvictOptions): Promise<EvictReport>
   return report;
 }
 
+/**
+ * Calls `removeSome` on successive slices of `items` until it returns false, each slice one write
+ * transaction: the first BATCH long, doubled up to MAX_BATCH while each takes under BATCH_MS.
+ */
+async function inBatches<T>(items: T[], removeSome: (batch: T[]) => Promise<boolean>): Promise<void> {
+  let size = BATCH;
+  for (let i = 0; i < items.length; i += size) {
+    const started = monotonicMs();
+    if (!(await removeSome(items.slice(i, i + size)))) return;
+    if (monotonicMs() - started < BATCH_MS) size = Math.min(size * 2, MAX_BATCH);
+  }
+}
+
 /** Removes entries by hand (`taskvault clean`): every entry, or those of one task. */
 export async function removeMatching(
   store: Store,
@@ -141,15 +164,15 @@ export async function removeMatching(
   for (const entry of store.summariesOf()) if (match(entry)) keys.push({ key: entry.key });
   const sim = o.dryRun ? new DryRun(store) : undefined;
   const total = tally();
-  for (let i = 0; i < keys.length; i += BATCH) {
-    const batch = keys.slice(i, i + BATCH);
+  await inBatches(keys, async (batch) => {
     const removed = sim ? sim.remove(batch) : await store.removeEntries(batch, { reason: 'manual' });
     for (const r of removed) {
       total.entries++;
       total.bytes += r.bytes;
     }
     if (!sim) auditEvictions(store, o.source, 'manual', removed);
-  }
+    return true;
+  });
   return total;
 }
 

@@ -401,8 +401,10 @@ export class Store {
     o: { stopAtUsage?: number; keep?: (entry: Entry) => boolean; reason?: string } = {},
   ): Promise<Removed[]> {
     const removed = await removeEntries(this.dbs, this.blobs, items, o);
-    if (removed.length === 1) this.hot.removeEntry(removed[0]!.key);
-    else await this.hot.removeEntries(removed.map((r) => r.key));
+    // Results never have a hot/ copy (Store.commit): nothing to look for.
+    const hot = removed.filter((r) => !r.entry.result).map((r) => r.key);
+    if (hot.length === 1) this.hot.removeEntry(hot[0]!);
+    else if (hot.length > 1) await this.hot.removeEntries(hot);
     return removed;
   }
 

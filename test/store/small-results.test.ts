@@ -127,6 +127,28 @@ test('eviction and removal take the bytes out of the index; a blob shared with a
   assert.equal([(await smallResults(cache)).size, blobFiles(cache).length], [0, 0], 'nothing left anywhere');
 });
 
+test('a file copy left when a result outlives the run that shared its bytes is swept by gc', async () => {
+  const { dir, cache } = project();
+  writeTree(dir, {
+    'seed.txt': 'seed\n',
+    'same.txt': 'same',
+    'taskvault.config.json': JSON.stringify({
+      tasks: {
+        build: { command: 'mkdir -p out && printf same > out/f', inputs: ['seed.txt'], outputs: ['out/**'] },
+      },
+    }),
+  });
+  await cli(dir, ['run', 'build']);
+  await cli(dir, ['cache', 'save', 'same', 'in.txt', 'same.txt']);
+  await cli(dir, ['clean', '--task', 'build', '--yes']);
+  await cli(dir, ['clean', '--task', 'same', '--yes']);
+  assert.equal([(await smallResults(cache)).size, (await stats(dir)).totalBytes], [0, 0]);
+  assert.is(blobFiles(cache).length, 1, "the run's copy, referenced by nothing now");
+  const gc = JSON.parse((await cli(dir, ['gc', '--grace', '0s', '--json'])).out);
+  assert.is(gc.orphanBlobs.files, 1);
+  assert.equal(blobFiles(cache), []);
+});
+
 test('gc sweeps bytes in the index that no entry references', async () => {
   const { dir, cache } = project();
   writeFileSync(join(dir, 'out.txt'), 'kept\n');

@@ -2,7 +2,7 @@ import { statSync, unlinkSync } from 'node:fs';
 import type { BlobStore } from '../blobs.js';
 import { type Entry, uniqueBlobs } from '../entry.js';
 import { syncByCreation } from './by-creation.js';
-import { type IndexDbs, summaryOf } from './dbs.js';
+import { type IndexDbs, type SummaryRecord, summaryOf } from './dbs.js';
 import { dropSmallBlob } from './small-blobs.js';
 import { transact } from './writes.js';
 
@@ -46,15 +46,21 @@ export function dropRefs(dbs: IndexDbs, blobs: BlobStore, entry: Entry): { blobs
     }
     dbs.refs.remove(ref.hash);
     bytes += ref.size;
-    let gone = dropSmallBlob(dbs, ref.hash);
+    const inIndex = dropSmallBlob(dbs, ref.hash);
+    // A result whose bytes were in the index has no file to look for (a failed unlink costs more
+    // than the rest of its removal). A file copy of the same bytes, from a run that shared them
+    // and went first, is an orphan from now on, which gc sweeps.
+    if (inIndex && entry.result) {
+      freed++;
+      continue;
+    }
     try {
       unlinkSync(blobs.path(ref.hash));
-      gone = true;
+      freed++;
     } catch {
-      // No file (a small result kept in the index, or a corrupt blob removed on the hit path): the
-      // reference is dropped all the same.
+      // Already gone (a corrupt blob removed on the hit path): the reference is dropped all the same.
+      if (inIndex) freed++;
     }
-    if (gone) freed++;
   }
   if (bytes) dbs.counters.put(USAGE_KEY, Math.max(0, usage(dbs) - bytes));
   return { blobs: freed, bytes };
@@ -97,20 +103,17 @@ export function removeOrphanBlobs(
  * commit. Returns how many records were wrong and which referenced blobs are missing (normally none).
  */
 export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
+  // Each db is read in one pass, joined in memory: a lookup per record in another db was most of
+  // a gc at 100,000 entries.
+  const hadSummaries = new Map<string, SummaryRecord>();
+  for (const { key, value } of dbs.summaries.getRange()) hadSummaries.set(key, value);
   const counts = new Map<string, { n: number; size: number }>();
+  const createdAt = new Map<string, number>();
   let summaries = 0;
-  for (const { key } of dbs.summaries.getRange()) {
-    // doesExist: whether it is there, without decoding the entry (gc runs this over all of them).
-    if (!dbs.entries.doesExist(key)) dbs.summaries.remove(key);
-  }
-  // Fingerprints staged by runs killed before their commit (stageFingerprint): gc takes them all.
-  for (const key of dbs.fingerprints.keys()) {
-    if (!dbs.entries.doesExist(key)) dbs.fingerprints.remove(key);
-  }
-  for (const key of dbs.staged.getKeys()) dbs.staged.remove(key);
   for (const { key, value } of dbs.entries.getRange()) {
     const summary = summaryOf(value);
-    const had = dbs.summaries.get(key);
+    createdAt.set(key, summary[0]);
+    const had = hadSummaries.get(key);
     if (!had || had.some((v, i) => v !== summary[i])) {
       dbs.summaries.put(key, summary);
       summaries++;
@@ -121,16 +124,24 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
       else counts.set(ref.hash, { n: 1, size: ref.size });
     }
   }
-  let repaired = summaries + syncByCreation(dbs);
-  for (const { key } of dbs.refs.getRange()) {
-    if (!counts.has(key)) {
+  for (const key of hadSummaries.keys()) if (!createdAt.has(key)) dbs.summaries.remove(key);
+  // Fingerprints staged by runs killed before their commit (stageFingerprint): gc takes them all.
+  for (const key of dbs.fingerprints.keys()) if (!createdAt.has(key)) dbs.fingerprints.remove(key);
+  for (const key of dbs.staged.getKeys()) dbs.staged.remove(key);
+  let repaired = summaries + syncByCreation(dbs, createdAt);
+  const hadRefs = new Map<string, number>();
+  for (const { key, value } of dbs.refs.getRange()) {
+    if (counts.has(key)) hadRefs.set(key, value);
+    else {
       dbs.refs.remove(key);
       repaired++;
     }
   }
   // Small results' bytes nobody references (none unless a count was wrong): the sweep of gc.
+  const inIndex = new Set<string>();
   for (const key of dbs.smallBlobs.getKeys()) {
-    if (!counts.has(key)) {
+    if (counts.has(key)) inIndex.add(key);
+    else {
       dropSmallBlob(dbs, key);
       repaired++;
     }
@@ -138,12 +149,12 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
   let total = 0;
   const missing: string[] = [];
   for (const [hash, { n, size }] of counts) {
-    if (dbs.refs.get(hash) !== n) {
+    if (hadRefs.get(hash) !== n) {
       dbs.refs.put(hash, n);
       repaired++;
     }
     total += size;
-    if (!blobs.has(hash) && !dbs.smallBlobs.doesExist(hash)) missing.push(hash);
+    if (!inIndex.has(hash) && !blobs.has(hash)) missing.push(hash);
   }
   if (usage(dbs) !== total) {
     dbs.counters.put(USAGE_KEY, total);

@@ -39,6 +39,8 @@ export function blobInPlace(dbs: IndexDbs, blobs: BlobStore, entry: Entry, ref: 
 /** Inside a write transaction: deletes a blob's bytes kept in the index; whether there were any. */
 export function dropSmallBlob(dbs: IndexDbs, hash: string): boolean {
   if (!dbs.smallBlobs.doesExist(hash)) return false;
+  // remove(), not removeSync(): inside a transaction the latter opens a child one, which lmdb-js
+  // then fails to commit (MDB_BAD_TXN).
   background(dbs.smallBlobs.remove(hash));
   return true;
 }
