@@ -33,7 +33,7 @@ async function ls(flags: CommonFlags): Promise<number | Failure> {
   const settings = await settingsFor(flags);
   if (!Store.exists(settings.cacheDir)) {
     if (flags.json) writeJson([]);
-    else process.stdout.write(lsTable([]));
+    else process.stdout.write(layOut([], Date.now()).text);
     return 0;
   }
   const opened = Store.open(settings.cacheDir);
@@ -56,13 +56,12 @@ async function printTable(rows: Iterable<Listed>): Promise<void> {
   for (const row of rows) {
     page.push(row);
     if (page.length < PAGE) continue;
-    const first = widths === undefined;
-    widths ??= columnWidths(page, now);
-    if (!(await writeOut(lsTable(page, now, { widths, header: first })))) return;
+    const laid = layOut(page, now, widths);
+    widths = laid.widths;
+    if (!(await writeOut(laid.text))) return;
     page = [];
   }
-  if (widths === undefined) await writeOut(lsTable(page, now));
-  else if (page.length > 0) await writeOut(lsTable(page, now, { widths, header: false }));
+  if (widths === undefined || page.length > 0) await writeOut(layOut(page, now, widths).text);
 }
 
 /** Rows per write: `ls | head` decodes about this many entries, however many the cache holds. */
@@ -112,30 +111,20 @@ function cells(r: Listed, now: number): string[] {
   ];
 }
 
-const columnWidths = (rows: Listed[], now: number): number[] => {
-  const table = [HEADER, ...rows.map((r) => cells(r, now))];
-  return HEADER.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-};
-
 /**
- * The table of `rows` (one page of it: `widths` are then the first page's, and only the first has
- * the header); an empty cache says so.
+ * One page of the table, and the column widths it used: the first page's (with the header) are
+ * computed from it, later pages reuse them. An empty cache says so.
  */
-export function lsTable(
-  rows: Listed[],
-  now = Date.now(),
-  o: { widths?: number[]; header?: boolean } = {},
-): string {
-  const header = o.header ?? true;
-  if (rows.length === 0) return header ? 'No entries in the cache.\n' : '';
+function layOut(rows: Listed[], now: number, widths?: number[]): { text: string; widths: number[] } {
   const table = rows.map((r) => cells(r, now));
-  if (header) table.unshift(HEADER);
-  const w = o.widths ?? columnWidths(rows, now);
+  if (widths === undefined) table.unshift(HEADER);
+  const w = widths ?? HEADER.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  if (rows.length === 0) return { text: widths === undefined ? 'No entries in the cache.\n' : '', widths: w };
   const lines = table.map((row) =>
     row
       .map((cell, i) => (RIGHT.has(i) ? cell.padStart(w[i]!) : cell.padEnd(w[i]!)))
       .join('  ')
       .trimEnd(),
   );
-  return `${lines.join('\n')}\n`;
+  return { text: `${lines.join('\n')}\n`, widths: w };
 }
