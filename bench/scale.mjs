@@ -384,7 +384,7 @@ async function resultsBench(md) {
   const fillMs = performance.now() - t0;
   log(`results: filled in ${fmtMs(fillMs)}; gc evicting half`);
   const gc = gcHalf(p);
-  const evicted = gc.report.evicted?.entries ?? 0;
+  const evicted = gc.report.entries ?? 0;
   const rm = rmBaseline(evicted);
   md.push(
     `### gc of small SDK results (${n(count)} results of ~1 KB, kept inside the index)`,
