@@ -36,7 +36,8 @@ const REMEMBER_MAX_BLOB = 64 * 1024;
 /** What each remembered blob costs beside its bytes (its map entry, key and Buffer), as counted. */
 const REMEMBER_OVERHEAD = 256;
 
-export type BlobProblem = { kind: 'missing' | 'corrupt'; hash: string; detail: string };
+/** `inIndex`: the bad copy is a small result's bytes in the index (index/small-blobs.ts), not the file. */
+export type BlobProblem = { kind: 'missing' | 'corrupt'; hash: string; detail: string; inIndex?: true };
 
 /**
  * Blobs this process has just written after checking every byte against its name (a remote
@@ -307,16 +308,20 @@ export class BlobStore {
     const known = this.remembered(ref.hash);
     if (known && known.byteLength === ref.size) return ok(known);
     let data: Buffer;
+    let inIndex = false;
     try {
+      const kept = this.fromIndex(ref.hash);
+      inIndex = kept !== undefined;
       // Blocking: small blobs only, and on a hit this is often the first file read, where the
       // async API's first use (thread pool start-up) costs more than the read.
-      data = this.fromIndex(ref.hash) ?? readFileSync(this.path(ref.hash));
+      data = kept ?? readFileSync(this.path(ref.hash));
     } catch (e) {
       return err({ kind: 'missing', hash: ref.hash, detail: (e as Error).message });
     }
     const actual = hashBytes(algorithm, data);
     if (actual !== ref.hash || data.byteLength !== ref.size) {
-      return err(corrupt(ref, actual, data.byteLength));
+      const problem = corrupt(ref, actual, data.byteLength);
+      return err(inIndex ? { ...problem, inIndex: true } : problem);
     }
     this.remember(ref.hash, data);
     return ok(data);
@@ -375,7 +380,7 @@ export class BlobStore {
       const actual = hashBytes(algorithm, kept);
       return actual === ref.hash && kept.byteLength === ref.size
         ? undefined
-        : corrupt(ref, actual, kept.byteLength);
+        : { ...corrupt(ref, actual, kept.byteLength), inIndex: true };
     }
     try {
       const s = await stat(this.path(ref.hash));
@@ -495,12 +500,15 @@ export class BlobStore {
     await Promise.all([...dirs].map((d) => fsyncPath(d, true)));
   }
 
-  /** Deletes a blob found corrupt: its file, and its bytes in the index if it is a small result. */
-  async remove(hash: string): Promise<void> {
+  /**
+   * Deletes the copy of a blob found corrupt: its file, or with `inIndex` its bytes in the index
+   * (a hash may have both, a run's file and a result's bytes; the other copy may be sound).
+   */
+  async remove(hash: string, inIndex = false): Promise<void> {
     if (!/^[0-9a-f]{3,128}$/.test(hash)) return;
     this.forget(hash);
-    if (this.small?.doesExist(hash)) background(this.small.remove(hash));
-    await rm(this.path(hash), { force: true });
+    if (!inIndex) await rm(this.path(hash), { force: true });
+    else if (this.small) background(this.small.remove(hash));
   }
 }
 

@@ -42,12 +42,13 @@ export interface EvictOptions {
   source: string;
 }
 
-/** Entries removed per write transaction: small enough that other writers never wait long. */
+/** Entries removed by the first write transaction of an eviction. */
 const BATCH = 1024;
 /**
  * A long eviction grows its batches up to this while each takes under BATCH_MS: each write
  * transaction ends with a flush to disk (tens of ms on a busy disk), so 50,000 removals in batches
- * of 1024 waited seconds on flushes alone.
+ * of 1024 waited seconds on flushes alone. Other writers (a run's commit) then wait for at most one
+ * batch, a few hundred ms.
  */
 const MAX_BATCH = 8192;
 const BATCH_MS = 200;

@@ -11,6 +11,7 @@ import { mkdirs } from '../util/mkdirs.js';
 import { monotonicMs } from '../util/monotonic.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { tempSuffix } from '../util/temp-name.js';
+import type { BlobProblem } from './blobs.js';
 import type { BlobRef, Entry, ResultEncoding } from './entry.js';
 import { STORE_SCHEMA } from './entry.js';
 import { evictAfterSave } from './evict.js';
@@ -295,8 +296,9 @@ export async function getResult(
   }
 
   const ref = { hash: out.hash, size: out.size };
-  const corrupt = async (detail: string): Promise<Result<Got>> => {
-    await store.blobs.remove(ref.hash);
+  const corrupt = async (problem: BlobProblem): Promise<Result<Got>> => {
+    const detail = `${problem.kind}: ${problem.detail}`;
+    await store.blobs.remove(ref.hash, problem.inIndex);
     await store.remove(key);
     store.log('ERROR', o.source, { ...fields, error: `blob ${detail}` });
     return miss('corrupt');
@@ -304,7 +306,7 @@ export async function getResult(
   let data: Buffer | undefined;
   if (target.kind === 'bytes') {
     const read = await store.blobs.readVerified(entry.algorithm, ref);
-    if (!read.ok) return corrupt(`${read.error.kind}: ${read.error.detail}`);
+    if (!read.ok) return corrupt(read.error);
     data = read.value;
   } else {
     const dest = resolve(target.path);
@@ -312,7 +314,7 @@ export async function getResult(
     try {
       await mkdirs(dirname(dest));
       const problem = await store.blobs.copyVerified(entry.algorithm, ref, tmp, out.mode);
-      if (problem) return corrupt(`${problem.kind}: ${problem.detail}`);
+      if (problem) return corrupt(problem);
       await chmod(tmp, out.mode);
       await rename(tmp, dest);
     } catch (e) {

@@ -46,7 +46,7 @@ export async function verifyStore(store: Store, o: VerifyOptions): Promise<Verif
   for (const entry of entries) {
     report.entries++;
     let problem: string | undefined;
-    let corrupt: string[] = [];
+    let corrupt: BlobProblem[] = [];
     try {
       problem = o.checkEntry?.(entry);
       // A result's output may be kept in the index (index/small-blobs.ts); a run's is always a file.
@@ -64,7 +64,7 @@ export async function verifyStore(store: Store, o: VerifyOptions): Promise<Verif
         }
         if (p) {
           problem ??= describe(p);
-          if (p.kind === 'corrupt') corrupt.push(p.hash);
+          if (p.kind === 'corrupt') corrupt.push(p);
         }
       }
     } catch (e) {
@@ -76,7 +76,7 @@ export async function verifyStore(store: Store, o: VerifyOptions): Promise<Verif
     store.log('ERROR', 'verify', { task, hash: entry.key.slice(0, 12), error: problem });
     let removed = false;
     if (o.repair) {
-      for (const h of corrupt) await store.blobs.remove(h);
+      for (const p of corrupt) await store.blobs.remove(p.hash, p.inIndex);
       removed = await store.remove(entry.key);
     }
     report.broken.push({ key: entry.key, task, problem, removed });

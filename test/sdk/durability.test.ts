@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { REPO, runCli, runProcess, runTraced, tempDir, writeTree } from '../support/helpers.js';
+import { CLI, REPO, runCli, runProcess, runTraced, tempDir, writeTree } from '../support/helpers.js';
 
 const SDK = pathToFileURL(join(REPO, 'dist', 'index.js')).href;
 
@@ -103,6 +103,8 @@ test('strict flushes the result before the save returns (blob file or index); fa
     const code = `
       const { Client } = await import(${JSON.stringify(SDK)});
       const tv = new Client();
+      await tv.getCachedResult('t', 'opens the cache');
+      process.stdout.write('SAVING\\n');
       await tv.cacheResult('t', 'in', 'v'.repeat(${bytes}));
       process.stdout.write('ACKED\\n');
       await tv.close();
@@ -118,9 +120,12 @@ test('strict flushes the result before the save returns (blob file or index); fa
     assert.is(r.code, 0, r.err);
     const { lines } = r;
     const acked = lines.findIndex((l) => /write\(1<[^>]*>, "ACKED/.test(l));
-    assert.ok(acked > 0, 'the ack was not traced');
-    const synced = lines.findIndex((l) => /f(data)?sync\(\d+<[^>]*\/blobs\/[0-9a-f]{2}\/[0-9a-f]+>/.test(l));
-    const index = lines.findIndex((l) => /f(data)?sync\(\d+<[^>]*\/index\/data\.mdb>/.test(l));
+    const saving = lines.findIndex((l) => /write\(1<[^>]*>, "SAVING/.test(l));
+    assert.ok(saving > 0 && acked > saving, 'the save was not traced');
+    // Only what happens during the save counts: opening the cache flushes the index too.
+    const during = (re: RegExp) => lines.findIndex((l, i) => i > saving && re.test(l));
+    const synced = during(/f(data)?sync\(\d+<[^>]*\/blobs\/[0-9a-f]{2}\/[0-9a-f]+>/);
+    const index = during(/f(data)?sync\(\d+<[^>]*\/index\/data\.mdb>/);
     return { acked, synced, index };
   };
   // Over 16 KB a result is a blob file; at most that, its bytes go in the index with its entry.
@@ -131,6 +136,32 @@ test('strict flushes the result before the save returns (blob file or index); fa
   assert.ok(small.index >= 0 && small.index < small.acked, 'strict, small: index flushed before the ack');
   const fast = await traced('fast', 20_000);
   assert.is(fast.synced, -1, 'fast: no blob fsync');
+});
+
+test('cache save, strict: a small result (in the index) is flushed before it says Cached', async () => {
+  const dir = project();
+  writeFileSync(join(dir, 'in.txt'), 'in');
+  writeFileSync(join(dir, 'out.txt'), 'small');
+  // A first save makes the index: opening it again then writes nothing of its own.
+  assert.is((await runCli(['cache', 'save', 'first', 'in.txt', 'in.txt'], { cwd: dir })).code, 0);
+  // Each flush is held up 300 ms, so that a save that did not wait for it would speak first.
+  const r = await runTraced(
+    'fdatasync,fsync,write',
+    [process.execPath, CLI, 'cache', 'save', 't', 'in.txt', 'out.txt'],
+    { cwd: dir, env: { TASKVAULT_DURABILITY: 'strict' } },
+    ['-e', 'inject=fdatasync,fsync:delay_exit=300000'],
+  );
+  assert.is(r.code, 0, r.err);
+  const said = r.lines.findIndex((l) => /write\(1<[^>]*>, ".*Cached t /.test(l));
+  assert.ok(said > 0, `the line was not traced:\n${r.lines.join('\n')}`);
+  // Done: the whole call on one line, or its "resumed" half after another thread's call.
+  const started = r.lines.findIndex((l) => /f(data)?sync\(\d+<[^>]*\/index\/data\.mdb>/.test(l));
+  assert.ok(started >= 0, 'the index was flushed');
+  const pid = r.lines[started]!.split(' ')[0];
+  const done = r.lines[started]!.includes('unfinished')
+    ? r.lines.findIndex((l, i) => i > started && l.startsWith(`${pid} `) && /resumed>.* = 0/.test(l))
+    : started;
+  assert.ok(done >= 0 && done < said, 'the flush had returned before the save said Cached');
 });
 
 test('a durability that is not strict or fast is one clear error', async () => {

@@ -149,6 +149,40 @@ test('a file copy left when a result outlives the run that shared its bytes is s
   assert.equal(blobFiles(cache), []);
 });
 
+test('damaged bytes in the index cost only their own copy: a run sharing them keeps its file, a new save repairs them', async () => {
+  const { dir, cache } = project();
+  writeTree(dir, {
+    'seed.txt': 'seed\n',
+    'same.txt': 'same bytes',
+    'other-input.txt': 'another input\n',
+    'taskvault.config.json': JSON.stringify({
+      tasks: {
+        build: {
+          command: 'mkdir -p out && printf "same bytes" > out/f',
+          inputs: ['seed.txt'],
+          outputs: ['out/**'],
+        },
+      },
+    }),
+  });
+  await cli(dir, ['run', 'build']);
+  await cli(dir, ['cache', 'save', 'a', 'in.txt', 'same.txt']);
+  await overwriteSmallResults(cache, Buffer.from('damaged!!!'));
+  const got = await runCli(['cache', 'get', 'a', 'in.txt', 'got.txt'], { cwd: dir });
+  assert.match(got.err, /corrupt/);
+  // The run's file copy of the same bytes is sound, and stays.
+  rmSync(join(dir, 'out'), { recursive: true });
+  assert.match((await cli(dir, ['run', 'build'])).err, /\bhit\b/);
+  assert.is(readFileSync(join(dir, 'out/f'), 'utf8'), 'same bytes');
+
+  // Two results with the same bytes: damaged under one, a new save of the other rewrites them.
+  await cli(dir, ['cache', 'save', 'a', 'in.txt', 'same.txt']);
+  await overwriteSmallResults(cache, Buffer.from('damaged!!!'));
+  await cli(dir, ['cache', 'save', 'b', 'other-input.txt', 'same.txt']);
+  await cli(dir, ['cache', 'get', 'a', 'in.txt', 'got.txt']);
+  assert.is(readFileSync(join(dir, 'got.txt'), 'utf8'), 'same bytes');
+});
+
 test('gc sweeps bytes in the index that no entry references', async () => {
   const { dir, cache } = project();
   writeFileSync(join(dir, 'out.txt'), 'kept\n');

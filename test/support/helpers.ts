@@ -107,12 +107,18 @@ export async function runTraced(
   calls: string,
   argv: string[],
   o: CliOptions,
+  /** More strace options, e.g. `['-e', 'inject=fdatasync:delay_exit=200000']` to slow a call. */
+  straceArgs: string[] = [],
 ): Promise<CliResult & { lines: string[] }> {
   const trace = join(tempDir(), 'strace.log');
-  const r = await runProcess('strace', ['-f', '-qq', '-y', '-o', trace, '-e', `trace=${calls}`, ...argv], {
-    timeoutMs: 120_000,
-    ...o,
-  });
+  const r = await runProcess(
+    'strace',
+    ['-f', '-qq', '-y', '-o', trace, '-e', `trace=${calls}`, ...straceArgs, ...argv],
+    {
+      timeoutMs: 120_000,
+      ...o,
+    },
+  );
   const lines = existsSync(trace) ? readFileSync(trace, 'utf8').split('\n') : [];
   return { ...r, lines };
 }

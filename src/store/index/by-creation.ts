@@ -61,7 +61,7 @@ export function syncByCreation(
   const inStep = new Set<string>();
   let changed = 0;
   for (const [createdAt, key] of dbs.byCreation.getKeys()) {
-    if (created.get(key) === createdAt && !inStep.has(key)) inStep.add(key);
+    if (created.get(key) === createdAt) inStep.add(key);
     else {
       dbs.byCreation.remove([createdAt, key]);
       changed++;

@@ -107,7 +107,8 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
   // a gc at 100,000 entries.
   const hadSummaries = new Map<string, SummaryRecord>();
   for (const { key, value } of dbs.summaries.getRange()) hadSummaries.set(key, value);
-  const counts = new Map<string, { n: number; size: number }>();
+  /** `file`: a run names it, whose hits read files only. */
+  const counts = new Map<string, { n: number; size: number; file: boolean }>();
   const createdAt = new Map<string, number>();
   let summaries = 0;
   for (const { key, value } of dbs.entries.getRange()) {
@@ -118,10 +119,14 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
       dbs.summaries.put(key, summary);
       summaries++;
     }
+    const file = value.result === undefined;
     for (const ref of uniqueBlobs(value)) {
       const c = counts.get(ref.hash);
-      if (c) c.n++;
-      else counts.set(ref.hash, { n: 1, size: ref.size });
+      if (!c) counts.set(ref.hash, { n: 1, size: ref.size, file });
+      else {
+        c.n++;
+        c.file ||= file;
+      }
     }
   }
   for (const key of hadSummaries.keys()) if (!createdAt.has(key)) dbs.summaries.remove(key);
@@ -148,13 +153,13 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
   }
   let total = 0;
   const missing: string[] = [];
-  for (const [hash, { n, size }] of counts) {
+  for (const [hash, { n, size, file }] of counts) {
     if (hadRefs.get(hash) !== n) {
       dbs.refs.put(hash, n);
       repaired++;
     }
     total += size;
-    if (!inIndex.has(hash) && !blobs.has(hash)) missing.push(hash);
+    if ((file || !inIndex.has(hash)) && !blobs.has(hash)) missing.push(hash);
   }
   if (usage(dbs) !== total) {
     dbs.counters.put(USAGE_KEY, total);

@@ -23,9 +23,13 @@ export const SMALL_RESULT_BYTES = 16 * 1024;
 export const keptInIndex = (entry: Entry, size: number): boolean =>
   entry.result !== undefined && size <= SMALL_RESULT_BYTES;
 
-/** Inside a write transaction: stores a small result's bytes (already checked against `hash`). */
+/**
+ * Inside a write transaction: stores a small result's bytes (already checked against `hash`).
+ * Written even when there are bytes under that hash already: if those were damaged, this save
+ * repairs them instead of pointing at them.
+ */
 export function putSmallBlob(dbs: IndexDbs, hash: string, data: Uint8Array): void {
-  if (!dbs.smallBlobs.doesExist(hash)) background(dbs.smallBlobs.put(hash, Buffer.from(data)));
+  background(dbs.smallBlobs.put(hash, Buffer.from(data)));
 }
 
 /**
