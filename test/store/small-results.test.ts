@@ -85,18 +85,19 @@ test('damaged bytes in the index: verify finds them, --repair removes the entry 
 
 test('eviction and removal take the bytes out of the index; a blob shared with a run stays a file', async () => {
   const { dir, cache } = project();
-  writeFileSync(join(dir, 'seed.txt'), 'seed\n');
-  const build = [
-    'run',
-    '--inputs',
-    'seed.txt',
-    '--outputs',
-    'out/**',
-    '--',
-    'sh',
-    '-c',
-    'mkdir -p out; printf shared > out/f',
-  ];
+  writeTree(dir, {
+    'seed.txt': 'seed\n',
+    'taskvault.config.json': JSON.stringify({
+      tasks: {
+        build: {
+          command: 'mkdir -p out && printf shared > out/f',
+          inputs: ['seed.txt'],
+          outputs: ['out/**'],
+        },
+      },
+    }),
+  });
+  const build = ['run', 'build'];
   await cli(dir, build);
   writeFileSync(join(dir, 'same.txt'), 'shared');
   await cli(dir, ['cache', 'save', 'same', 'in.txt', 'same.txt']);
@@ -115,7 +116,11 @@ test('eviction and removal take the bytes out of the index; a blob shared with a
   assert.is(readFileSync(join(dir, 'out/f'), 'utf8'), 'shared');
 
   // A TTL of one second: expired at the next gc, and its bytes go from the index.
-  writeFileSync(join(dir, 'taskvault.config.json'), '{"policies": {"other": {"ttlSeconds": 1}}}');
+  const config = JSON.parse(readFileSync(join(dir, 'taskvault.config.json'), 'utf8'));
+  writeFileSync(
+    join(dir, 'taskvault.config.json'),
+    JSON.stringify({ ...config, policies: { other: { ttlSeconds: 1 } } }),
+  );
   await new Promise((r) => setTimeout(r, 1100));
   await cli(dir, ['gc']);
   assert.equal([...(await smallResults(cache)).values()].map(String), ['shared']);
