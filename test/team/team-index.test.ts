@@ -241,7 +241,11 @@ test('a read-only role: commands unchanged, flush drops what it can never insert
     warnings(forced).map((w) => w.replace(/: \d+ event.*/, '')),
     ['taskvault: warning: team index is read-only for this role'],
   );
-  await new Promise((r) => setTimeout(r, 50));
+  // The forced run's background flush must be over (its event claimed and dropped) before the hit,
+  // or it may take the hit's event too and leave `team flush` nothing to report.
+  const buffered = () => readdirSync(teamDir).some((n) => /^(events|sending-.*)\.jsonl$/.test(n));
+  for (let i = 0; i < 150 && buffered(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.not.ok(buffered(), "the forced run's background flush finished");
   const hit = await runGen(dir, reader);
   assert.is(hit.code, 0);
   const f = await flush(dir, reader);
