@@ -61,7 +61,8 @@ export interface CommitOptions {
   durability?: Durability;
   /**
    * The bytes of the entry's one output, whose blob is not written yet: a small result's go in the
-   * index with the commit (index/small-blobs.ts), others are written as a blob file.
+   * index with the commit (index/small-blobs.ts), others are written as a blob file. Not hashed
+   * again here: every read checks bytes against their name, so a wrong caller costs a miss.
    */
   data?: Uint8Array;
   /** Blobs their writer already flushed to disk (a download). */
@@ -265,23 +266,13 @@ export class Store {
   ): Promise<Result<void>> {
     const { durability = 'strict', data, flushed } = o;
     if (this.noWrites) return err(failure('cache', this.noWrites));
-    const out = entry.outputs[0];
-    if (data && (out?.type !== 'file' || hashBytes(entry.algorithm, data) !== out.hash))
-      return err(failure('internal', "a result's bytes do not match the hash its entry names"));
     if (durability === 'fast' && entry.result && this.commitLater({ entry, fingerprint, label }, data))
       return ok(undefined);
-    // Strict: a small result's bytes in the index are as durable as the index, so the save waits
-    // for its flush below (lmdb-js resolves a commit after its sync today; this does not count on
-    // it). After a failed write lmdb-js may never settle that flush: the bytes then go to a
-    // flushed blob file, as every strict save's did before.
-    const inIndex = durability === 'fast' || !hasWriteFailed();
     // Throws as writing the blob before the save would have (ENOSPC): the caller says so.
-    const c = data
-      ? this.withBytes({ entry, fingerprint, label }, data, inIndex)
-      : { entry, fingerprint, label };
+    const c = data ? this.withBytes({ entry, fingerprint, label }, data) : { entry, fingerprint, label };
     if (durability === 'strict') {
       try {
-        // A small result's bytes go in the index, with the commit and its flush.
+        // A small result's bytes go in the index: as durable as its entry, by the same commit.
         const files = c.data ? [] : entryBlobs(entry);
         await this.blobs.syncAll(files, flushed);
         mark('fsync blobs');
@@ -296,37 +287,17 @@ export class Store {
       }
     }
     const committed = await this.commits.commit(c);
-    if (committed.ok && durability === 'strict' && c.data) return this.flushed();
     // Results of `cache save` / the SDK are looked up through the index only.
     if (committed.ok && !entry.result) this.hot.putEntry(entry);
     return committed;
-  }
-
-  /** Waits until what the index committed is on disk (lmdb-js syncs after the commit resolves). */
-  private async flushed(): Promise<Result<void>> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<Error>((r) => {
-      timer = setTimeout(() => r(new Error('no flush within 10 s')), 10_000);
-    });
-    const why = await Promise.race([
-      this.dbs.env.flushed.then(
-        () => undefined,
-        (e: unknown) => e,
-      ),
-      late,
-    ]);
-    clearTimeout(timer);
-    return why === undefined
-      ? ok(undefined)
-      : err(failure('cache', `cannot flush the index to disk: ${errorMessage(why)}`));
   }
 
   /**
    * The commit of an entry whose one output's bytes are `data`: a small result's go in the index
    * with it (index/small-blobs.ts), anything else is written as a blob file now (blocking: small).
    */
-  private withBytes(c: Commit, data: Uint8Array, inIndex = true): Commit {
-    if (inIndex && keptInIndex(c.entry, data.byteLength)) return { ...c, data };
+  private withBytes(c: Commit, data: Uint8Array): Commit {
+    if (keptInIndex(c.entry, data.byteLength)) return { ...c, data };
     this.blobs.putBytesSync(c.entry.algorithm, data);
     return c;
   }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pidAlive } from '../util/process.js';
 import type { BlobProblem } from './blobs.js';
 import { type Entry, entryBlobs } from './entry.js';
+import { mayBeInIndex } from './index/small-blobs.js';
 import type { Store } from './store.js';
 
 export interface BrokenEntry {
@@ -49,8 +50,7 @@ export async function verifyStore(store: Store, o: VerifyOptions): Promise<Verif
     let corrupt: BlobProblem[] = [];
     try {
       problem = o.checkEntry?.(entry);
-      // A result's output may be kept in the index (index/small-blobs.ts); a run's is always a file.
-      const inIndex = entry.result !== undefined;
+      const inIndex = mayBeInIndex(entry);
       for (const ref of problem ? [] : entryBlobs(entry)) {
         const seen = `${inIndex}:${ref.hash}`;
         let p = checked.get(seen);

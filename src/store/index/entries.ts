@@ -99,7 +99,7 @@ export interface Commit {
   entry: Entry;
   fingerprint: Fingerprint;
   label: string;
-  /** A small result's bytes, checked against its one output's hash: kept in the index (small-blobs.ts). */
+  /** A small result's bytes, under its one output's hash: kept in the index (small-blobs.ts). */
   data?: Uint8Array;
 }
 

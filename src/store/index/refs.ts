@@ -3,7 +3,7 @@ import type { BlobStore } from '../blobs.js';
 import { type Entry, uniqueBlobs } from '../entry.js';
 import { syncByCreation } from './by-creation.js';
 import { type IndexDbs, type SummaryRecord, summaryOf } from './dbs.js';
-import { dropSmallBlob } from './small-blobs.js';
+import { dropSmallBlob, mayBeInIndex } from './small-blobs.js';
 import { transact } from './writes.js';
 
 /*
@@ -50,7 +50,7 @@ export function dropRefs(dbs: IndexDbs, blobs: BlobStore, entry: Entry): { blobs
     // A result whose bytes were in the index has no file to look for (a failed unlink costs more
     // than the rest of its removal). A file copy of the same bytes, from a run that shared them
     // and went first, is an orphan from now on, which gc sweeps.
-    if (inIndex && entry.result) {
+    if (inIndex && mayBeInIndex(entry)) {
       freed++;
       continue;
     }
@@ -119,7 +119,7 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
       dbs.summaries.put(key, summary);
       summaries++;
     }
-    const file = value.result === undefined;
+    const file = !mayBeInIndex(value);
     for (const ref of uniqueBlobs(value)) {
       const c = counts.get(ref.hash);
       if (!c) counts.set(ref.hash, { n: 1, size: ref.size, file });

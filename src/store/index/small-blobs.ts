@@ -19,9 +19,12 @@ import { background } from './writes.js';
 /** Results up to this size live in the index. Larger ones are files, as they are streamed. */
 export const SMALL_RESULT_BYTES = 16 * 1024;
 
+/** Whether `entry`'s blobs may be in the index: a result's may, a run's are always files. */
+export const mayBeInIndex = (entry: Pick<Entry, 'result'>): boolean => entry.result !== undefined;
+
 /** Whether `entry`'s output of `size` bytes is kept in the index. */
 export const keptInIndex = (entry: Entry, size: number): boolean =>
-  entry.result !== undefined && size <= SMALL_RESULT_BYTES;
+  mayBeInIndex(entry) && size <= SMALL_RESULT_BYTES;
 
 /**
  * Inside a write transaction: stores a small result's bytes (already checked against `hash`).
@@ -37,7 +40,7 @@ export function putSmallBlob(dbs: IndexDbs, hash: string, data: Uint8Array): voi
  * before results were kept in the index), anything else as a file.
  */
 export function blobInPlace(dbs: IndexDbs, blobs: BlobStore, entry: Entry, ref: BlobRef): boolean {
-  return (entry.result !== undefined && dbs.smallBlobs.doesExist(ref.hash)) || blobs.has(ref.hash);
+  return (mayBeInIndex(entry) && dbs.smallBlobs.doesExist(ref.hash)) || blobs.has(ref.hash);
 }
 
 /** Inside a write transaction: deletes a blob's bytes kept in the index; whether there were any. */
