@@ -146,11 +146,14 @@ export async function evict(store: Store, o: EvictOptions): Promise<EvictReport>
  * Calls `removeSome` on successive slices of `items` until it returns false, each slice one write
  * transaction: the first BATCH long, doubled up to MAX_BATCH while each takes under BATCH_MS.
  */
-async function inBatches<T>(items: T[], removeSome: (batch: T[]) => Promise<boolean>): Promise<void> {
+export async function inBatches<T>(items: T[], removeSome: (batch: T[]) => Promise<boolean>): Promise<void> {
   let size = BATCH;
-  for (let i = 0; i < items.length; i += size) {
+  for (let i = 0; i < items.length; ) {
+    const batch = items.slice(i, i + size);
+    // Past this batch, not past one of the next size: that skipped items each time it grew.
+    i += batch.length;
     const started = monotonicMs();
-    if (!(await removeSome(items.slice(i, i + size)))) return;
+    if (!(await removeSome(batch))) return;
     if (monotonicMs() - started < BATCH_MS) size = Math.min(size * 2, MAX_BATCH);
   }
 }
