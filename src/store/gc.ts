@@ -1,7 +1,7 @@
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { pidAlive } from '../util/process.js';
-import { type EvictOptions, type EvictReport, evict } from './evict.js';
+import { type EvictOptions, type EvictReport, evict, type Tally } from './evict.js';
 import type { Store } from './store.js';
 
 /** How old an unreferenced blob or a dead process's temp file must be before gc deletes it. */
@@ -30,8 +30,13 @@ export interface GcOptions extends Omit<EvictOptions, 'enforceEntrySize' | 'prot
 }
 
 /**
- * `taskvault gc`: rebuild reference counts from the entries (mark), expire and evict to the limits,
- * then sweep blobs no entry references and temp files left by killed processes.
+ * `taskvault gc`: expire and evict to the limits, rebuild reference counts from the entries that
+ * are left (mark), then sweep blobs no entry references and temp files left by killed processes.
+ *
+ * The mark comes after eviction so that it reads only the entries that stay (half of them, when
+ * gc evicts half). Commits and removals keep the counts exact in their own transactions, so the
+ * mark repairs nothing unless something went wrong (a bug, an older TaskVault); if it does
+ * repair, the eviction runs again on the repaired counts.
  *
  * Why sweeping is safe with other processes running: a run writes (or reuses, refreshing its
  * mtime) every blob before it commits the entry that references it, and the commit re-checks that
@@ -42,16 +47,36 @@ export interface GcOptions extends Omit<EvictOptions, 'enforceEntrySize' | 'prot
  */
 export async function collectGarbage(store: Store, o: GcOptions): Promise<GcReport> {
   const grace = o.graceMs ?? DEFAULT_GRACE_MS;
+  const evictOptions = { ...o, enforceEntrySize: true };
+  let evicted = await evict(store, evictOptions);
   let refsRepaired = 0;
   let missingBlobs = 0;
   if (!o.dryRun) {
     const recount = await store.recountRefs();
     refsRepaired = recount.repaired;
     missingBlobs = recount.missing.length;
+    if (refsRepaired > 0) evicted = addReports(evicted, await evict(store, evictOptions));
   }
-  const evicted = await evict(store, { ...o, enforceEntrySize: true });
   const { orphanBlobs, staleTmp, staleHot } = await sweep(store, o.now - grace, o.dryRun === true);
   return { evicted, orphanBlobs, staleTmp, staleHot, refsRepaired, missingBlobs, dryRun: o.dryRun === true };
+}
+
+/** Two evictions in a row as one. */
+function addReports(a: EvictReport, b: EvictReport): EvictReport {
+  const byReason = { ...a.byReason };
+  for (const [reason, t] of Object.entries(b.byReason) as Array<[keyof typeof byReason, Tally]>)
+    byReason[reason] = {
+      entries: byReason[reason].entries + t.entries,
+      bytes: byReason[reason].bytes + t.bytes,
+    };
+  return {
+    byReason,
+    entries: a.entries + b.entries,
+    bytes: a.bytes + b.bytes,
+    usageBefore: a.usageBefore,
+    usageAfter: b.usageAfter,
+    complete: b.complete,
+  };
 }
 
 /** Deletes unreferenced blobs and dead processes' temp files not modified since `olderThan`. */

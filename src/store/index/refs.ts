@@ -3,7 +3,7 @@ import type { BlobStore } from '../blobs.js';
 import { type Entry, uniqueBlobs } from '../entry.js';
 import { syncByCreation } from './by-creation.js';
 import { type IndexDbs, type SummaryRecord, summaryOf } from './dbs.js';
-import { dropSmallBlob, mayBeInIndex } from './small-blobs.js';
+import { dropSmallBlob, mayBeInIndex, removeSmallBlob } from './small-blobs.js';
 import { transact } from './writes.js';
 
 /*
@@ -34,7 +34,16 @@ export function addRefs(dbs: IndexDbs, entry: Entry): void {
   if (added) dbs.counters.put(USAGE_KEY, usage(dbs) + added);
 }
 
-/** Inside a write transaction: drops `entry`'s references and deletes blobs nobody references. */
+/** Inside a write transaction: adds `delta` bytes to the usage counter (never below 0). */
+export function bookUsage(dbs: IndexDbs, delta: number): void {
+  if (delta) dbs.counters.put(USAGE_KEY, Math.max(0, usage(dbs) + delta));
+}
+
+/**
+ * Inside a write transaction: drops `entry`'s references and deletes blobs nobody references.
+ * Returns the bytes that are no longer referenced, which the caller books (bookUsage), once per
+ * transaction when it removes many entries.
+ */
 export function dropRefs(dbs: IndexDbs, blobs: BlobStore, entry: Entry): { blobs: number; bytes: number } {
   let freed = 0;
   let bytes = 0;
@@ -46,7 +55,7 @@ export function dropRefs(dbs: IndexDbs, blobs: BlobStore, entry: Entry): { blobs
     }
     dbs.refs.remove(ref.hash);
     bytes += ref.size;
-    const inIndex = dropSmallBlob(dbs, ref.hash);
+    const inIndex = dropSmallBlob(dbs, ref);
     // A result whose bytes were in the index has no file to look for (a failed unlink costs more
     // than the rest of its removal). A file copy of the same bytes, from a run that shared them
     // and went first, is an orphan from now on, which gc sweeps.
@@ -62,7 +71,6 @@ export function dropRefs(dbs: IndexDbs, blobs: BlobStore, entry: Entry): { blobs
       if (inIndex) freed++;
     }
   }
-  if (bytes) dbs.counters.put(USAGE_KEY, Math.max(0, usage(dbs) - bytes));
   return { blobs: freed, bytes };
 }
 
@@ -147,7 +155,7 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
   for (const key of dbs.smallBlobs.getKeys()) {
     if (counts.has(key)) inIndex.add(key);
     else {
-      dropSmallBlob(dbs, key);
+      removeSmallBlob(dbs, key);
       repaired++;
     }
   }

@@ -43,11 +43,19 @@ export function blobInPlace(dbs: IndexDbs, blobs: BlobStore, entry: Entry, ref: 
   return (mayBeInIndex(entry) && dbs.smallBlobs.doesExist(ref.hash)) || blobs.has(ref.hash);
 }
 
-/** Inside a write transaction: deletes a blob's bytes kept in the index; whether there were any. */
-export function dropSmallBlob(dbs: IndexDbs, hash: string): boolean {
-  if (!dbs.smallBlobs.doesExist(hash)) return false;
+/**
+ * Inside a write transaction: deletes the bytes of `ref` kept in the index; whether there were
+ * any. Only a blob of up to SMALL_RESULT_BYTES can be there, so a larger one costs no look.
+ */
+export function dropSmallBlob(dbs: IndexDbs, ref: Pick<BlobRef, 'hash' | 'size'>): boolean {
+  if (ref.size > SMALL_RESULT_BYTES || !dbs.smallBlobs.doesExist(ref.hash)) return false;
+  removeSmallBlob(dbs, ref.hash);
+  return true;
+}
+
+/** Inside a write transaction: deletes the bytes kept in the index under `hash`, if any. */
+export function removeSmallBlob(dbs: IndexDbs, hash: string): void {
   // remove(), not removeSync(): inside a transaction the latter opens a child one, which lmdb-js
   // then fails to commit (MDB_BAD_TXN).
   background(dbs.smallBlobs.remove(hash));
-  return true;
 }
