@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type Stats } from 'node:fs';
 import { chmod, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -70,10 +70,23 @@ export async function keyForInput(
   return h.ok ? ok(resultKey(settings.hashAlgorithm, task, h.value, settings.salt)) : h;
 }
 
+/** A path output's file: its stats, or why it cannot be saved. */
+async function statOutput(path: string): Promise<Result<Stats>> {
+  let s: Stats;
+  try {
+    s = await stat(path);
+  } catch (e) {
+    return err(failure('input', `cannot read output file ${path}: ${errorMessage(e)}`, 'check the path'));
+  }
+  return s.isFile() ? ok(s) : err(failure('input', `output ${path} is not a file`));
+}
+
+/** Writes `output` as a blob file; `file`: a path output's stats (statOutput). */
 async function putOutput(
   store: Store,
   settings: Settings,
   output: ResultData,
+  file: Stats | undefined,
 ): Promise<Result<BlobRef & { mode: number; name: string }>> {
   const algo = settings.hashAlgorithm;
   if (typeof output === 'string' || output instanceof Uint8Array) {
@@ -81,15 +94,7 @@ async function putOutput(
     return ok({ ...(await store.blobs.putBytes(algo, bytes)), mode: 0o644, name: 'result' });
   }
   if (isPath(output)) {
-    let s: Awaited<ReturnType<typeof stat>>;
-    try {
-      s = await stat(output.path);
-    } catch (e) {
-      return err(
-        failure('input', `cannot read output file ${output.path}: ${errorMessage(e)}`, 'check the path'),
-      );
-    }
-    if (!s.isFile()) return err(failure('input', `output ${output.path} is not a file`));
+    const s = file ?? (await stat(output.path)); // saveResult has stat-ed it (statOutput)
     const ref = await store.blobs.putFile(algo, output.path, s.size);
     return ok({ ...ref, mode: s.mode & 0o777, name: safeName(basename(output.path)) });
   }
@@ -123,19 +128,18 @@ async function putOutput(
 async function bytesToCommit(
   output: ResultData,
   durability: Durability,
+  file: Stats | undefined,
 ): Promise<{ bytes: Uint8Array; mode: number; name: string } | undefined> {
   if (typeof output === 'string' || output instanceof Uint8Array) {
     const bytes = typeof output === 'string' ? Buffer.from(output) : output;
     const most = durability === 'fast' ? JOURNALED_BYTES : SMALL_RESULT_BYTES;
     return bytes.byteLength <= most ? { bytes, mode: 0o644, name: 'result' } : undefined;
   }
-  if (!isPath(output)) return undefined;
-  // Anything amiss with the file is for putOutput to say.
-  const s = await stat(output.path).catch(() => undefined);
-  if (!s?.isFile() || s.size > SMALL_RESULT_BYTES) return undefined;
+  if (!isPath(output) || !file || file.size > SMALL_RESULT_BYTES) return undefined;
+  // Read whole, then measured again: the file may have grown since its stat.
   const bytes = await readFile(output.path).catch(() => undefined);
   if (!bytes || bytes.byteLength > SMALL_RESULT_BYTES) return undefined;
-  return { bytes, mode: s.mode & 0o777, name: safeName(basename(output.path)) };
+  return { bytes, mode: file.mode & 0o777, name: safeName(basename(output.path)) };
 }
 
 /** The recorded name of a result: informative only, never used as a restore path. */
@@ -173,16 +177,13 @@ export async function saveResult(
   const key = resultKey(settings.hashAlgorithm, task, inputHash.value, settings.salt);
   const fields = { task, hash: key.slice(0, 12), via: o.via };
 
-  if (isPath(output)) {
-    const size = await stat(output.path).then(
-      (s) => s.size,
-      () => undefined,
-    );
-    if (size !== undefined && size > policy.value.maxEntryBytes)
-      return tooLarge(size, policy.value.maxEntryBytes);
-  }
+  // A path output's file is looked at once: over the limit before anything is copied, small or not.
+  const checked = isPath(output) ? await statOutput(output.path) : undefined;
+  if (checked && !checked.ok) return checked;
+  const file = checked?.value;
+  if (file && file.size > policy.value.maxEntryBytes) return tooLarge(file.size, policy.value.maxEntryBytes);
   const durability = durabilityOf(settings, 'result');
-  const small = await bytesToCommit(output, durability);
+  const small = await bytesToCommit(output, durability, file);
   const data = small?.bytes;
   const put = small
     ? ok({
@@ -191,7 +192,7 @@ export async function saveResult(
         mode: small.mode,
         name: small.name,
       })
-    : await putOutput(store, settings, output);
+    : await putOutput(store, settings, output, file);
   if (!put.ok) return put;
   if (put.value.size > policy.value.maxEntryBytes)
     return tooLarge(put.value.size, policy.value.maxEntryBytes);
