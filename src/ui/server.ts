@@ -63,6 +63,8 @@ export interface DashboardRoutes {
   metrics(): string;
   /** How often the source is looked at for changes while a page is open. */
   pollMs?: number;
+  /** api() reads the source itself (a database query), so a request needs no refresh() first. */
+  readsLive?: boolean;
 }
 
 const sameSecret = (a: string, b: string): boolean => {
@@ -284,7 +286,7 @@ export function createDashboardServer(routes: DashboardRoutes, o: ServerOptions)
       return;
     }
     if (!path.startsWith('/api/')) return fail(404, `no such path: ${path.slice(0, 200)}`);
-    lookAgain()
+    (routes.readsLive ? Promise.resolve() : lookAgain())
       .then(() => routes.api(path, url.searchParams))
       .then((body) => json(res, 200, body))
       .catch((e: unknown) => {

@@ -48,6 +48,8 @@ export type TeamSeriesPoint = Omit<SeriesPoint, 'usage'> & { usage: null };
 
 export class TeamDashboardData implements DashboardRoutes {
   readonly pollMs = 2_000;
+  /** Each answer is a query of the team index: no version query before it (overview reads one). */
+  readonly readsLive = true;
   private readonly prices: Prices;
   private readonly team: TeamSettings;
   private client: Promise<Client> | undefined;
