@@ -1,5 +1,6 @@
 import {
   closeSync,
+  existsSync,
   ftruncateSync,
   mkdirSync,
   openSync,
@@ -8,11 +9,11 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pidAlive } from '../util/process.js';
 import { tempSuffix } from '../util/temp-name.js';
 import { type Entry, isHexDigest } from './entry.js';
-import type { Commit } from './index/entries.js';
+import type { Commit, Journaled } from './index/entries.js';
 
 /*
  * Saves acknowledged before their index commit (durability 'fast', see Store.commit). Each process
@@ -25,6 +26,11 @@ import type { Commit } from './index/entries.js';
  *
  * Nothing here is flushed to disk: after a power loss a journal may end in a cut or zeroed line,
  * which is skipped, and those saves are lost (misses), never served wrong (hits verify bytes).
+ *
+ * Lines are numbered (`seq`, never reused within a journal). Each commit of a group of saves also
+ * records, in the index and in the same transaction, the highest number up to which every line of
+ * that journal is committed (journalMark). Folding a dead process's journal skips those lines:
+ * committing one again would bring back an entry that was removed since (clean, eviction).
  */
 
 const JOURNAL = /^(\d+)-[0-9a-z]+\.journal$/;
@@ -41,6 +47,10 @@ export class PendingResults {
   private keep = false;
   /** This process's saves not yet committed, by key: its own lookups see them at once. */
   private readonly byKey = new Map<string, Entry>();
+  /** The number of the last line appended. */
+  private seq = 0;
+  /** A short write left a cut line that could not be cut off: the next line starts on its own. */
+  private cut = false;
 
   constructor(readonly dir: string) {}
 
@@ -49,22 +59,41 @@ export class PendingResults {
    * bytes of its one output, stored with the commit (in the index, or as a blob file), off the
    * save's path.
    */
-  write(c: Commit, data?: Uint8Array): void {
+  write(c: Commit, data?: Uint8Array): Journaled {
     if (this.fd === undefined) {
       mkdirSync(this.dir, { recursive: true });
       this.path = join(this.dir, `${process.pid}-${tempSuffix()}.journal`);
       this.fd = openSync(this.path, 'a', 0o644);
     }
     const { entry, fingerprint, label } = c;
-    const saved: Pending = { entry, fingerprint, label };
+    const seq = this.seq + 1;
+    const saved: Pending = { seq, entry, fingerprint, label };
     if (data) saved.data = Buffer.from(data).toString('base64');
-    const line = Buffer.from(`${JSON.stringify(saved)}\n`);
+    const line = Buffer.from(`${this.cut ? '\n' : ''}${JSON.stringify(saved)}\n`);
     const n = writeSync(this.fd, line);
+    if (n !== line.length) {
+      // A short write (disk full) is not acknowledged. Its cut line goes, or the next line would
+      // be glued to it and lost with it.
+      try {
+        ftruncateSync(this.fd, this.bytes);
+        this.cut = false;
+      } catch {
+        this.bytes += n;
+        this.cut = true;
+      }
+      throw new Error('cannot append to the pending journal (disk full?)');
+    }
     this.bytes += n;
-    // A short write (disk full) leaves a cut line, skipped by whoever reads it: not acknowledged.
-    if (n !== line.length) throw new Error('cannot append to the pending journal (disk full?)');
+    this.cut = false;
+    this.seq = seq;
     this.open++;
     this.byKey.set(c.entry.key, c.entry);
+    return { journal: basename(this.path!), seq };
+  }
+
+  /** Whether the journal file `name` is still there (its writer has not closed it, nor a fold removed it). */
+  exists(name: string): boolean {
+    return existsSync(join(this.dir, name));
   }
 
   /** A save of this process not yet in the index. */
@@ -99,14 +128,14 @@ export class PendingResults {
   }
 
   /** Journals of processes that are gone, with the saves each holds (cut lines skipped). */
-  orphans(): Array<{ path: string; commits: Pending[] }> {
+  orphans(): Array<{ path: string; journal: string; commits: Pending[] }> {
     let names: string[];
     try {
       names = readdirSync(this.dir);
     } catch {
       return []; // no pending/ yet: nothing was ever saved this way
     }
-    const found: Array<{ path: string; commits: Pending[] }> = [];
+    const found: Array<{ path: string; journal: string; commits: Pending[] }> = [];
     for (const name of names) {
       const m = JOURNAL.exec(name);
       // A live writer commits its own (a reused pid only delays this until it exits).
@@ -123,14 +152,18 @@ export class PendingResults {
         const c = parse(line);
         if (c) commits.push(c);
       }
-      found.push({ path, commits });
+      found.push({ path, journal: name, commits });
     }
     return found;
   }
 }
 
 /** A journal line: a save, and the bytes of its output when they were not written yet (base64). */
-export type Pending = Omit<Commit, 'data'> & { data?: string };
+export type Pending = Omit<Commit, 'data' | 'journaled'> & {
+  data?: string;
+  /** Its number in the journal; absent in journals written before lines were numbered (folded). */
+  seq?: number;
+};
 
 /** A journal line as a save, or undefined for a cut or damaged one. */
 function parse(line: string): Pending | undefined {
@@ -140,6 +173,7 @@ function parse(line: string): Pending | undefined {
     if (!c || typeof c !== 'object' || !c.entry || !isHexDigest(c.entry.key)) return undefined;
     if (typeof c.label !== 'string' || !c.fingerprint || typeof c.fingerprint !== 'object') return undefined;
     if (c.data !== undefined && typeof c.data !== 'string') return undefined;
+    if (c.seq !== undefined && !Number.isSafeInteger(c.seq)) return undefined;
     return c;
   } catch {
     return undefined;

@@ -19,6 +19,7 @@ import {
   commitPending,
   dropStaged,
   type EntrySummary,
+  journalMarks,
   type Removed,
   removeEntries,
   stageFingerprint,
@@ -114,22 +115,32 @@ export class Store {
     }
   }
 
-  /** Commits the saves other processes acknowledged but did not commit (killed, or not yet). */
+  /**
+   * Commits the saves other processes acknowledged but did not commit (killed, or not yet): the
+   * lines of their journals past each one's mark (pending.ts). Drops the marks of journals that
+   * are gone (their writer closed them).
+   */
   private foldPending(): void {
     try {
+      const marks = journalMarks(this.dbs);
       const orphans = this.pending.orphans();
-      if (orphans.length === 0) return;
+      const gone = [...marks.keys()].filter((j) => !this.pending.exists(j));
+      if (orphans.length === 0 && gone.length === 0) return;
       const commits: Commit[] = [];
-      for (const { data, ...c } of orphans.flatMap((o) => o.commits)) {
-        // Bytes that waited in the journal: kept with the commit if they are what the entry names.
-        const out = c.entry.outputs[0];
-        if (data !== undefined && out?.type === 'file') {
-          const bytes = Buffer.from(data, 'base64');
-          if (hashBytes(c.entry.algorithm, bytes) !== out.hash) continue;
-          commits.push(this.withBytes(c, bytes));
-        } else commits.push(c);
+      for (const o of orphans) {
+        const mark = marks.get(o.journal) ?? 0;
+        for (const { data, seq, ...c } of o.commits) {
+          if (seq !== undefined && seq <= mark) continue; // committed, perhaps removed since
+          // Bytes that waited in the journal: kept with the commit if they are what the entry names.
+          const out = c.entry.outputs[0];
+          if (data !== undefined && out?.type === 'file') {
+            const bytes = Buffer.from(data, 'base64');
+            if (hashBytes(c.entry.algorithm, bytes) !== out.hash) continue;
+            commits.push(this.withBytes(c, bytes));
+          } else commits.push(c);
+        }
       }
-      commitPending(this.dbs, this.blobs, commits);
+      commitPending(this.dbs, this.blobs, commits, [...orphans.map((o) => o.journal), ...gone]);
       for (const o of orphans) removeFile(o.path);
     } catch {
       // A failed commit (disk full) leaves the files for the next open; the store works without them.
@@ -308,16 +319,17 @@ export class Store {
    * cannot be written: the caller then waits for the commit.
    */
   private commitLater(c: Commit, data?: Uint8Array): boolean {
+    let journaled: Commit['journaled'];
     try {
-      this.pending.write(c, data);
+      journaled = this.pending.write(c, data);
     } catch {
       return false;
     }
     const commit = async (): Promise<Result<void>> => {
-      let withData = c;
+      let withData: Commit = { ...c, journaled };
       if (data) {
         try {
-          withData = this.withBytes(c, data);
+          withData = this.withBytes(withData, data);
         } catch (e) {
           return err(failure('cache', `cannot write the result to the cache: ${errorMessage(e)}`));
         }
@@ -379,13 +391,17 @@ export class Store {
     if (!this.noWrites) await transact(this.dbs.env, () => dropStaged(this.dbs, key));
   }
 
-  /** Removes an entry from the index and deletes the blobs no other entry references. */
-  async remove(key: string, reason = 'removed'): Promise<boolean> {
+  /**
+   * Removes an entry from the index and deletes the blobs no other entry references; with
+   * `createdAt`, only the entry created then (not one saved again since).
+   */
+  async remove(key: string, reason = 'removed', createdAt?: number): Promise<boolean> {
     // A save of this key still to be committed would bring it back: it goes first.
     if (this.pending.get(key)) await this.settle();
+    const keep = createdAt === undefined ? undefined : (e: Entry) => e.createdAt !== createdAt;
     // Allowed on a nearly full disk too: removing is how space comes back.
     try {
-      const removed = await this.removeEntries([{ key }], { reason });
+      const removed = await this.removeEntries([{ key }], keep ? { reason, keep } : { reason });
       return removed.length > 0;
     } catch (e) {
       background(Promise.reject(e)); // a failed commit (disk full): the entry simply stays

@@ -91,6 +91,7 @@ function applyCommits(dbs: IndexDbs, blobs: BlobStore, commits: Commit[]): Array
   const charted: Charted = [];
   const missing = commits.map((c) => applyCommit(dbs, blobs, c, charted));
   chartAll(dbs, charted);
+  markJournals(dbs, commits, missing);
   return missing;
 }
 
@@ -101,6 +102,37 @@ export interface Commit {
   label: string;
   /** A small result's bytes, under its one output's hash: kept in the index (small-blobs.ts). */
   data?: Uint8Array;
+  /** A fast save's line in its process's pending journal (store/pending.ts). */
+  journaled?: Journaled;
+}
+
+/** Where a save's line is: the journal's file name and the line's number. */
+export interface Journaled {
+  journal: string;
+  seq: number;
+}
+
+/** The meta record of the journal `name`: every line of it up to this number is committed. */
+export const journalMark = (name: string): string => `journal:${name}`;
+
+/**
+ * Inside a write transaction: moves each journal's mark past the lines of `commits` that were
+ * applied (`missing` undefined) and follow on from it without a gap. A line that failed, or one
+ * whose group failed before, stops its journal's mark there: folding the journal later commits
+ * it, and what follows it, again.
+ */
+function markJournals(dbs: IndexDbs, commits: Commit[], missing: Array<string | undefined>): void {
+  const lines = commits
+    .map((c, i) => ({ at: c.journaled, applied: missing[i] === undefined }))
+    .filter((l): l is { at: Journaled; applied: boolean } => l.at !== undefined)
+    .sort((a, b) => a.at.seq - b.at.seq);
+  const marks = new Map<string, number>();
+  for (const { at, applied } of lines) {
+    const mark = marks.get(at.journal) ?? dbs.meta.get(journalMark(at.journal)) ?? 0;
+    marks.set(at.journal, applied && at.seq === mark + 1 ? at.seq : Number.NaN);
+  }
+  for (const [journal, mark] of marks)
+    if (!Number.isNaN(mark)) background(dbs.meta.put(journalMark(journal), mark));
 }
 
 /**
@@ -288,8 +320,7 @@ function dropStaleStaged(dbs: IndexDbs, now: number): void {
  * died before it got there (store/pending.ts). Committing one twice changes nothing; an entry
  * already newer in the index is kept, and one whose blob is gone is skipped (a miss).
  */
-export function commitPending(dbs: IndexDbs, blobs: BlobStore, commits: Commit[]): void {
-  if (commits.length === 0) return;
+export function commitPending(dbs: IndexDbs, blobs: BlobStore, commits: Commit[], journals: string[]): void {
   const applied = dbs.env.transactionSync(() => {
     const charted: Charted = [];
     let n = 0;
@@ -299,7 +330,16 @@ export function commitPending(dbs: IndexDbs, blobs: BlobStore, commits: Commit[]
       if (applyCommit(dbs, blobs, c, charted) === undefined) n++;
     }
     chartAll(dbs, charted);
+    for (const journal of journals) background(dbs.meta.remove(journalMark(journal)));
     return n;
   });
   if (applied > 0) bumpGeneration(dbs.generation);
+}
+
+/** The journals that have a mark in the index (`journal:<name>`), each with its mark. */
+export function journalMarks(dbs: IndexDbs): Map<string, number> {
+  const marks = new Map<string, number>();
+  for (const { key, value } of dbs.meta.getRange({ start: 'journal:', end: 'journal;' }))
+    marks.set(key.slice('journal:'.length), value);
+  return marks;
 }
