@@ -1,5 +1,5 @@
 import type { Happening } from '../timeseries.js';
-import { chart, chartAll, taskOf } from './chart.js';
+import { chart, chartAll } from './chart.js';
 import type { IndexDbs } from './dbs.js';
 import { background } from './writes.js';
 
@@ -87,14 +87,17 @@ export function drainHits(dbs: IndexDbs): void {
  * any size (a client answering the same key back to back books it once per batch).
  */
 function bookHits(dbs: IndexDbs, hits: Hit[]): void {
-  const perKey = new Map<string, { now: number; n: number; task: string }>();
+  const perKey = new Map<string, { now: number; n: number; task: string; gone: boolean }>();
   let remote = 0;
   let savedMs = 0;
   const charted: Array<{ at: number; happening: Happening }> = [];
   for (const h of hits) {
     let k = perKey.get(h.key);
     if (!k) {
-      k = { now: h.now, n: 0, task: taskOf(dbs, h.key) };
+      const summary = dbs.summaries.get(h.key);
+      // Removed since it was served (by another process): its records are not written again, or
+      // a later save of the same key would inherit its hit count.
+      k = { now: h.now, n: 0, task: summary?.[3] ?? '', gone: summary === undefined };
       perKey.set(h.key, k);
     }
     k.n++;
@@ -107,6 +110,7 @@ function bookHits(dbs: IndexDbs, hits: Hit[]): void {
     });
   }
   for (const [key, k] of perKey) {
+    if (k.gone) continue;
     background(dbs.access.put(key, k.now));
     background(dbs.hits.put(key, (dbs.hits.get(key) ?? 0) + k.n));
   }

@@ -141,6 +141,10 @@ export function recount(dbs: IndexDbs, blobs: BlobStore): Recount {
   // Fingerprints staged by runs killed before their commit (stageFingerprint): gc takes them all.
   for (const key of dbs.fingerprints.keys()) if (!createdAt.has(key)) dbs.fingerprints.remove(key);
   for (const key of dbs.staged.getKeys()) dbs.staged.remove(key);
+  // Last-access and hit records of removed entries (a hit booked after another process removed
+  // its entry, by an older TaskVault): a new save of the key would inherit them.
+  for (const db of [dbs.access, dbs.hits])
+    for (const key of db.getKeys()) if (!createdAt.has(key)) db.remove(key);
   let repaired = summaries + syncByCreation(dbs, createdAt);
   const hadRefs = new Map<string, number>();
   for (const { key, value } of dbs.refs.getRange()) {
