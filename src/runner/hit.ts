@@ -21,7 +21,10 @@ import type { HitOutcome, RemoteHit, RunContext, RunOptions } from './types.js';
  * 'unusable' with the reason when its blobs failed verification (the corrupt blob is already
  * deleted; the caller discards the entry).
  */
-export type HotLookup = HitOutcome | { kind: 'unusable'; message: string } | { kind: 'expired' | 'damaged' };
+export type HotLookup =
+  | HitOutcome
+  | { kind: 'unusable'; message: string; createdAt: number }
+  | { kind: 'expired' | 'damaged' };
 
 /** What a served hit restored. */
 export interface Served {
@@ -43,7 +46,7 @@ export async function hotHit(hot: HotIndex, run: RunContext): Promise<HotLookup 
   if (entry.createdAt + run.spec.policy.ttlMs <= run.now()) return { kind: 'expired' };
   const blobs = new BlobStore(hot.layout.blobs, hot.layout.tmp);
   const hit = await serveHit(blobs, run.settings.root, entry, o);
-  if (!hit.ok) return { kind: 'unusable', message: hit.error };
+  if (!hit.ok) return { kind: 'unusable', message: hit.error, createdAt: entry.createdAt };
   const savedMs = Math.max(0, entry.durationMs - hit.value.restoreMs);
   if (hot.recordHit({ key, at: run.now(), savedMs })) {
     // Opening the index folds the journal (Store.open); failing to is only a missed count.
@@ -108,7 +111,7 @@ export async function serveIndexed(
 ): Promise<HitOutcome | undefined> {
   const hit = await serveHit(store.blobs, run.settings.root, entry, run.o, o.pulled?.checked);
   if (hit.ok) return recordHit(store, entry, hit.value, run, o.pulled?.ms);
-  await discardEntry(store, run, hit.error, o.next);
+  await discardEntry(store, run, { why: hit.error, createdAt: entry.createdAt }, o.next);
   return undefined;
 }
 
@@ -143,14 +146,18 @@ export function recordHit(
   };
 }
 
-/** A cached entry that cannot be served: say why and what comes next, log it, drop it. */
+/**
+ * A cached entry that cannot be served: say why and what comes next, log it, drop it. Only the
+ * entry that was judged (`createdAt`) goes: another process may have saved the key again since,
+ * and the blob this one missed may be one that re-save replaced.
+ */
 export async function discardEntry(
   store: Store,
   run: RunContext,
-  why: string,
+  judged: { why: string; createdAt: number },
   next: 'running the command' | 'trying the team cache',
 ): Promise<void> {
-  run.o.reporter.warn(`cached result for ${run.key.slice(0, 12)} not used: ${why}; ${next}`);
-  store.log('ERROR', run.source, { ...run.logFields, error: why });
-  await store.remove(run.key);
+  run.o.reporter.warn(`cached result for ${run.key.slice(0, 12)} not used: ${judged.why}; ${next}`);
+  store.log('ERROR', run.source, { ...run.logFields, error: judged.why });
+  await store.remove(run.key, 'removed', judged.createdAt);
 }

@@ -114,7 +114,8 @@ async function lookUpInIndex(
   const { o } = run;
   // What follows a cached entry that cannot be served: with a team cache, a pull (step 3).
   const next = o.remote && !o.force ? 'trying the team cache' : 'running the command';
-  if (fromHot?.kind === 'unusable') await discardEntry(store, run, fromHot.message, next);
+  if (fromHot?.kind === 'unusable')
+    await discardEntry(store, run, { why: fromHot.message, createdAt: fromHot.createdAt }, next);
 
   // 2. Local hit: the entry in the index, within its TTL.
   const entry = o.force || fromHot?.kind === 'unusable' ? undefined : await liveEntry(store, run);
