@@ -47,6 +47,9 @@ export type BlobProblem = { kind: 'missing' | 'corrupt'; hash: string; detail: s
  */
 export type CheckedBlobs = ReadonlyMap<string, Buffer | undefined>;
 
+/** Whether `name` can be a blob's (its hash, as the files under blobs/ are named). */
+export const isBlobName = (name: string): boolean => /^[0-9a-f]{3,128}$/.test(name);
+
 /**
  * Content-addressed, immutable blobs. Every write goes to tmp/ first and is renamed into place, so a
  * blob under its name is always complete; every read on the restore path is checked against its name.
@@ -66,8 +69,7 @@ export class BlobStore {
 
   /** A blob's path. The hash may come from a hostile entry, so anything but hex is refused. */
   path(hash: string): string {
-    if (!/^[0-9a-f]{3,128}$/.test(hash))
-      throw new Error(`malformed blob hash ${JSON.stringify(hash).slice(0, 40)}`);
+    if (!isBlobName(hash)) throw new Error(`malformed blob hash ${JSON.stringify(hash).slice(0, 40)}`);
     return blobPath(this.dir, hash);
   }
 

@@ -1,6 +1,7 @@
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { pidAlive } from '../util/process.js';
+import { isBlobName } from './blobs.js';
 import { type EvictOptions, type EvictReport, evict, type Tally } from './evict.js';
 import type { Store } from './store.js';
 
@@ -137,6 +138,8 @@ async function sweepOrphanBlobs(store: Store, olderThan: number, dryRun: boolean
   for (const fan of listDir(store.blobs.dir)) {
     for (const name of listDir(join(store.blobs.dir, fan))) {
       const hash = fan + name;
+      // Not a blob (a stray file: an editor's, NFS's .nfs*): not ours to delete.
+      if (!isBlobName(hash)) continue;
       // A cheap first filter outside any transaction; removeOrphanBlobs re-checks both conditions.
       if (store.refCount(hash) > 0) continue;
       const s = statOrUndefined(store.blobs.path(hash));

@@ -108,6 +108,9 @@ test('gc sweeps orphan blobs and stale temp files past the grace period, never a
   const freshOrphan = join(blobs, 'cd', 'beef00');
   put(oldOrphan, 'orphan!', 3);
   put(freshOrphan, 'fresh', 0.1);
+  // Not a blob's name (NFS leaves .nfs* files where an open file was deleted): skipped, kept.
+  const stray = join(blobs, 'fd', '.nfs0000000001234');
+  put(stray, 'stray', 3);
   // An old referenced blob stays whatever its age.
   utimesSync(join(blobs, kept!.hash.slice(0, 2), kept!.hash.slice(2)), hours(5), hours(5));
 
@@ -131,6 +134,7 @@ test('gc sweeps orphan blobs and stale temp files past the grace period, never a
     assert.match(r.out, /removed 0 entries, 1 orphan blob, 1 stale temp file; reclaimed 14 B/);
     assert.not.ok(existsSync(oldOrphan));
     assert.not.ok(existsSync(deadOld));
+    assert.ok(existsSync(stray), 'not ours to delete');
     assert.ok(existsSync(freshOrphan), 'a blob younger than the grace period may be about to be committed');
     assert.ok(existsSync(deadFresh));
     assert.ok(existsSync(liveOld), "a live process's temp file is never deleted");
