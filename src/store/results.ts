@@ -185,14 +185,19 @@ export async function saveResult(
   const durability = durabilityOf(settings, 'result');
   const small = await bytesToCommit(output, durability, file);
   const data = small?.bytes;
-  const put = small
-    ? ok({
-        hash: hashBytes(settings.hashAlgorithm, small.bytes),
-        size: small.bytes.byteLength,
-        mode: small.mode,
-        name: small.name,
-      })
-    : await putOutput(store, settings, output, file);
+  let put: Result<BlobRef & { mode: number; name: string }>;
+  try {
+    put = small
+      ? ok({
+          hash: hashBytes(settings.hashAlgorithm, small.bytes),
+          size: small.bytes.byteLength,
+          mode: small.mode,
+          name: small.name,
+        })
+      : await putOutput(store, settings, output, file);
+  } catch (e) {
+    return fileFailure(e);
+  }
   if (!put.ok) return put;
   if (put.value.size > policy.value.maxEntryBytes)
     return tooLarge(put.value.size, policy.value.maxEntryBytes);
@@ -218,10 +223,15 @@ export async function saveResult(
     provenance: provenance(settings.root),
     result: { encoding: o.encoding ?? 'raw' },
   };
-  const committed = await store.commit(entry, fingerprint, resultLabel(task), {
-    durability,
-    ...(data ? { data } : {}),
-  });
+  let committed: Result<void>;
+  try {
+    committed = await store.commit(entry, fingerprint, resultLabel(task), {
+      durability,
+      ...(data ? { data } : {}),
+    });
+  } catch (e) {
+    committed = fileFailure(e); // the blob written with the commit (Store.withBytes)
+  }
   if (!committed.ok) {
     store.log('ERROR', o.source, { ...fields, error: committed.error.message });
     return committed;
@@ -235,6 +245,15 @@ export async function saveResult(
     evictAfterSave(store, settings, { now, protect: key, source: o.source, info: () => {} }).catch(() => {}),
   );
   return ok({ key, size, hash });
+}
+
+/**
+ * A file operation of a save that failed (the disk full, the cache read-only): a cache failure,
+ * said in one line, as a run's save says it. Anything else is a bug and is thrown on.
+ */
+function fileFailure(e: unknown): Result<never> {
+  if (typeof (e as NodeJS.ErrnoException)?.syscall !== 'string') throw e;
+  return err(failure('cache', `cannot save the result: ${errorMessage(e)}`));
 }
 
 function tooLarge(size: number, limit: number): Result<never> {

@@ -293,4 +293,28 @@ test('stats and ls on a cache that cannot be opened fail with one line, never an
   assert.match(none.out, /Entries\s+0/);
 });
 
+test('cache save on a disk that fills up: one line, exit 74, what was cached is kept', async () => {
+  const mnt = tempDir('tv-cache-disk-');
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mnt], { stdio: 'ignore' }).status !== 0) {
+    assert.not.ok(process.env.CI, 'CI must be able to mount a tmpfs (it runs as root)');
+    console.log('cache save on a full disk: SKIPPED (no permission to mount a tmpfs here)');
+    return;
+  }
+  try {
+    const dir = project();
+    const env = { TASKVAULT_CACHE_DIR: join(mnt, 'cache') };
+    assert.is((await runCli(['cache', 'save', 't', 'data.csv', 'model.bin'], { cwd: dir, env })).code, 0);
+    writeFileSync(join(dir, 'huge.bin'), Buffer.alloc(30 << 20, 1));
+    const r = await runCli(['cache', 'save', 'big', 'data.csv', 'huge.bin'], { cwd: dir, env });
+    assert.is(r.code, 74, r.err);
+    assert.ok(oneLine(r.err), r.err);
+    assert.match(r.err, /^taskvault: error: cannot save the result: ENOSPC/);
+    const got = await runCli(['cache', 'get', 't', 'data.csv', 'again.bin'], { cwd: dir, env });
+    assert.is(got.code, 0, got.err);
+    assert.equal(readFileSync(join(dir, 'again.bin')), readFileSync(join(dir, 'model.bin')));
+  } finally {
+    spawnSync('umount', [mnt], { stdio: 'ignore' });
+  }
+});
+
 test.run();
