@@ -1,6 +1,6 @@
 import { chmodSync, constants, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, copyFile, rm, symlink } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { BlobProblem, BlobStore, CheckedBlobs } from '../store/blobs.js';
 import { type Entry, isHexDigest, type OutputRecord } from '../store/entry.js';
 import { checkEntryPaths } from '../store/entry-paths.js';
@@ -30,13 +30,16 @@ function checkEntryShape(root: string, entry: Entry): string | undefined {
 }
 
 /**
- * mkdir -p that refuses to pass through a symlink and replaces stale non-directories. Blocking
- * calls: run for every restored file, a thread-pool round trip per path component cost more than
- * the lstat itself. `made` holds the directories this restore already checked or made: 20,000
- * files in 100 directories need 100 checks, not one per file and path component. That is no
- * weaker: each file's parents are checked again right before it is created and before its rename.
+ * mkdir -p that refuses to pass through a symlink and replaces stale non-directories: run once
+ * every blob is verified. A symlink where the entry has a directory (`dirs`, paths relative to
+ * the root) is replaced too: it is an output that changed shape, and removing a link never
+ * touches what it points to. Blocking calls: run for every restored file, a thread-pool round
+ * trip per path component cost more than the lstat itself. `made` holds the directories this
+ * restore already checked or made: 20,000 files in 100 directories need 100 checks, not one per
+ * file and path component. That is no weaker: each file's parents are checked again right
+ * before its rename.
  */
-function ensureDir(root: string, dir: string, made?: Set<string>): Result<void> {
+function ensureDir(root: string, dir: string, made?: Set<string>, dirs?: ReadonlySet<string>): Result<void> {
   if (made?.has(dir)) return ok(undefined);
   const parts = relative(root, dir).split(/[\\/]/).filter(Boolean);
   let cur = root;
@@ -45,7 +48,7 @@ function ensureDir(root: string, dir: string, made?: Set<string>): Result<void> 
     if (made?.has(cur)) continue;
     const s = lstatSync(cur, { throwIfNoEntry: false });
     if (s?.isDirectory()) continue;
-    if (s?.isSymbolicLink())
+    if (s?.isSymbolicLink() && !dirs?.has(relative(root, cur).split(sep).join('/')))
       return err(failure('cache', `refused to write through the symlink ${relative(root, cur)}`));
     if (s) rmSync(cur, { force: true });
     try {
@@ -57,6 +60,35 @@ function ensureDir(root: string, dir: string, made?: Set<string>): Result<void> 
   }
   made?.add(dir);
   return ok(undefined);
+}
+
+/**
+ * Where a file's temp is written before any blob is verified: its directory, with missing
+ * directories made, but nothing removed. A file or symlink on the way (the outputs changed shape)
+ * stops the walk, and the temp waits in the last directory reached: the project changes shape
+ * only once every blob is verified (ensureDir, then the rename).
+ */
+function tempDirFor(root: string, dir: string, made: Set<string>): string {
+  if (made.has(dir)) return dir;
+  const parts = relative(root, dir).split(/[\\/]/).filter(Boolean);
+  let cur = root;
+  for (const part of parts) {
+    const next = join(cur, part);
+    if (!made.has(next)) {
+      const s = lstatSync(next, { throwIfNoEntry: false });
+      if (s && !s.isDirectory()) return cur;
+      if (!s) {
+        try {
+          mkdirSync(next);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+      }
+      made.add(next);
+    }
+    cur = next;
+  }
+  return cur;
 }
 
 /**
@@ -83,9 +115,7 @@ export async function restoreOutputs(
   const made = new Set<string>();
   for (const o of files) {
     const dest = abs.get(o.path)!;
-    const dir = ensureDir(root, dirname(dest), made);
-    if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
-    const tmp = join(dirname(dest), restoreTempName(basename(dest), tempSuffix()));
+    const tmp = join(tempDirFor(root, dirname(dest), made), restoreTempName(basename(dest), tempSuffix()));
     temps.push([tmp, dest, o.mode & 0o777]); // never restore setuid/setgid bits from a cache
   }
   // Every blob is checked before anything is renamed into place (invariant 1). Blobs a pull has
@@ -150,14 +180,16 @@ export async function restoreOutputs(
     await rm(m.abs, { recursive: true, force: true });
   }
 
+  const dirs = new Set(entry.outputs.flatMap((o) => (o.type === 'dir' ? [o.path] : [])));
+  const placed = new Set<string>();
   for (const o of entry.outputs) {
     const dest = abs.get(o.path)!;
     if (o.type === 'dir') {
-      const dir = ensureDir(root, dest);
+      const dir = ensureDir(root, dest, placed, dirs);
       if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
       await chmod(dest, o.mode & 0o1777);
     } else if (o.type === 'symlink') {
-      const dir = ensureDir(root, dirname(dest));
+      const dir = ensureDir(root, dirname(dest), placed, dirs);
       if (!dir.ok) return { ok: false, kind: 'refused', message: dir.error.message };
       await rm(dest, { recursive: true, force: true });
       await symlink(o.target, dest);
@@ -166,6 +198,11 @@ export async function restoreOutputs(
   // Blocking calls: one or two per file, and a round trip through the thread pool each would cost more
   // than the calls themselves (~100 ms for 512 files).
   for (const [tmp, dest, mode] of temps) {
+    const dir = ensureDir(root, dirname(dest), placed, dirs);
+    if (!dir.ok) {
+      await cleanup();
+      return { ok: false, kind: 'refused', message: dir.error.message };
+    }
     // A directory on the way may have been swapped for a symlink since the temp was written.
     if (!plainPathInside(root, dest)) {
       await cleanup();
