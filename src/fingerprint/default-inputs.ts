@@ -63,9 +63,15 @@ interface Ignores {
   others: string[];
 }
 
+/**
+ * A glob and everything below what it matches: matchOutputs takes a directory an output glob
+ * names whole (`--outputs out`), so the files the command writes in it are no inputs either.
+ */
+const withTree = (g: string): string[] => (g.endsWith('/**') ? [g] : [g, `${g.replace(/\/+$/, '')}/**`]);
+
 function splitIgnores(ignore: string[]): Ignores {
   const out: Ignores = { names: new Set(), prefixes: [], others: [] };
-  for (const g of ignore) {
+  for (const g of ignore.flatMap(withTree)) {
     if (g.startsWith('../')) continue; // nothing git lists from cwd climbs out of it
     const named = /^\*\*\/([^/*?[\]{}()!+@\\:]+)\/\*\*$/.exec(g);
     if (named) out.names.add(named[1]!);

@@ -4,26 +4,12 @@
  * repositories in temp dirs.
  */
 
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_DEFAULT_INPUT_FILES } from '../../src/fingerprint/default-inputs.js';
-import { runCli, tempDir, writeTree } from '../support/helpers.js';
-
-const git = (dir: string, ...args: string[]) =>
-  execFileSync('git', args, {
-    cwd: dir,
-    stdio: 'pipe',
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 't',
-      GIT_AUTHOR_EMAIL: 't@t',
-      GIT_COMMITTER_NAME: 't',
-      GIT_COMMITTER_EMAIL: 't@t',
-    },
-  });
+import { git, runCli, tempDir, writeTree } from '../support/helpers.js';
 
 /** The input paths a run from `cwd` (with no --inputs) would key on. */
 async function inputsOf(cwd: string, env: Record<string, string> = {}): Promise<string[]> {

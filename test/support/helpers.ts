@@ -1,5 +1,5 @@
 /** Shared test helpers: temp projects, the built CLI as a child process, file-tree snapshots. */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -44,6 +44,20 @@ export function writeTree(dir: string, files: Record<string, string | Uint8Array
   }
   return dir;
 }
+
+/** Runs git in `dir` with a fixed author, so that commits work on a machine with no git identity. */
+export const git = (dir: string, ...args: string[]): Buffer =>
+  execFileSync('git', args, {
+    cwd: dir,
+    stdio: 'pipe',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 't',
+      GIT_AUTHOR_EMAIL: 't@t',
+      GIT_COMMITTER_NAME: 't',
+      GIT_COMMITTER_EMAIL: 't@t',
+    },
+  });
 
 /**
  * Copies fixtures/<name> into a new temp dir, as a user's project with taskvault (and typescript)
