@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { FailureError, failure } from '../util/result.js';
@@ -82,31 +82,77 @@ function splitIgnores(ignore: string[]): Ignores {
 }
 
 /**
- * `git ls-files -z --cached --others --exclude-standard` from cwd: tracked files and untracked,
- * not ignored ones, relative to cwd, less the always-ignored directories and the cache (left out
- * by git itself, as pathspecs, so that a cache git does not ignore is not listed at all) and the
- * outputs. Bounded: past `limit` paths (or a listing too large to be under it) it throws
- * tooManyDefaultInputs, so no path through it can exhaust the heap. child_process is loaded only
- * here: a task with declared inputs never loads it on a hit.
+ * The variables by which git names the repository of whoever ran us (a hook's GIT_DIR and
+ * GIT_INDEX_FILE): `git rev-parse --local-env-vars`, less the `git -c` settings, as git itself
+ * drops them before it works in a submodule. Kept, they would make git list the outer repository.
  */
-async function gitListFiles(cwd: string, ignores: Ignores, limit: number): Promise<GitListing> {
+const GIT_LOCAL_ENV = [
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_CONFIG',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_IMPLICIT_WORK_TREE',
+  'GIT_GRAFT_FILE',
+  'GIT_INDEX_FILE',
+  'GIT_NO_REPLACE_OBJECTS',
+  'GIT_REPLACE_REF_BASE',
+  'GIT_PREFIX',
+  'GIT_INTERNAL_SUPER_PREFIX',
+  'GIT_SHALLOW_FILE',
+  'GIT_COMMON_DIR',
+];
+
+function gitEnv(nested: boolean): NodeJS.ProcessEnv {
+  // Never prompt, never take a lock another git may be waiting for.
+  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_OPTIONAL_LOCKS: '0' };
+  if (nested) for (const k of GIT_LOCAL_ENV) delete env[k];
+  return env;
+}
+
+/** The ignores git applies itself, as pathspecs from `dir` ('' for cwd). */
+function excludePathspecs(ignores: Ignores, dir: string): string[] {
+  const under = dir ? `${dir}/` : '';
+  return [
+    ...[...ignores.names].map((n) => `:(exclude,glob)**/${n}/**`),
+    ...ignores.prefixes
+      .filter((p) => p.startsWith(under))
+      .map((p) => `:(exclude,glob)${p.slice(under.length)}**`),
+  ];
+}
+
+/**
+ * `git ls-files -z --cached --others --exclude-standard` in `dir` under cwd ('' for cwd itself, else
+ * a nested repository's work tree): tracked files and untracked, not ignored ones, relative to cwd,
+ * less the always-ignored directories and the cache (left out by git itself, as pathspecs, so that a
+ * cache git does not ignore is not listed at all) and the outputs. Bounded: past
+ * maxDefaultInputFiles() paths with the `listed` ones before it (or a listing too large to be under
+ * it) it throws tooManyDefaultInputs, so no path through it can exhaust the heap. child_process is
+ * loaded only here: a task with declared inputs never loads it on a hit.
+ */
+async function gitListFiles(cwd: string, dir: string, ignores: Ignores, listed = 0): Promise<GitListing> {
   // require(), not import(): import() from the bundle's cached code fails on Node 20 (hash-pool.ts).
   const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
-  const excluded = [
-    ...[...ignores.names].map((n) => `:(exclude,glob)**/${n}/**`),
-    ...ignores.prefixes.map((p) => `:(exclude,glob)${p}**`),
-  ];
+  const limit = maxDefaultInputFiles();
   // Paths average well under 200 bytes; a listing past this is over the bound anyway.
   const maxBuffer = Math.max(1 << 20, limit * 512);
   const r = spawnSync(
     'git',
-    ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', '.', ...excluded],
+    [
+      'ls-files',
+      '-z',
+      '--cached',
+      '--others',
+      '--exclude-standard',
+      '--',
+      '.',
+      ...excludePathspecs(ignores, dir),
+    ],
     {
-      cwd,
+      cwd: dir ? `${cwd}/${dir}` : cwd,
       maxBuffer,
       stdio: ['ignore', 'pipe', 'pipe'],
-      // Never prompt, never take a lock another git may be waiting for.
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_OPTIONAL_LOCKS: '0' },
+      env: gitEnv(dir !== ''),
       windowsHide: true,
     },
   );
@@ -116,15 +162,16 @@ async function gitListFiles(cwd: string, ignores: Ignores, limit: number): Promi
   if (r.status !== 0)
     return { unavailable: r.stderr.toString().trim().split('\n')[0] || `git exited with ${r.status}` };
   const keep = await keeper(ignores);
+  const under = dir ? `${dir}/` : '';
   const out = r.stdout;
   const files: string[] = [];
   let start = 0;
   for (let i = out.indexOf(0); i !== -1; i = out.indexOf(0, start)) {
-    const p = out.toString('utf8', start, i);
+    const p = under + out.toString('utf8', start, i);
     start = i + 1;
-    if (p === '' || !keep(p)) continue;
+    if (p === under || !keep(p)) continue;
     files.push(p);
-    if (files.length > limit) throw tooMany();
+    if (listed + files.length > limit) throw tooMany();
   }
   return { files };
 }
@@ -150,11 +197,12 @@ async function keeper(ignores: Ignores): Promise<(p: string) => boolean> {
 /**
  * Counts, without keeping them, the files a walk of cwd would find (skipping the always-ignored
  * directory names, following links to directories once each), and throws tooManyDefaultInputs
- * past `limit` files or directories: the walk that lists them afterwards is then bounded too.
+ * past `limit` files (with `counted` ones found elsewhere) or directories: the walk that lists
+ * them afterwards is then bounded too.
  */
-export function checkWalkBound(cwd: string, skipNames: Set<string>, limit: number): void {
+export function checkWalkBound(cwd: string, skipNames: Set<string>, limit: number, counted = 0): void {
   const seen = new Set<string>();
-  let files = 0;
+  let files = counted;
   let dirs = 0;
   const stack = [cwd];
   while (stack.length > 0) {
@@ -204,15 +252,46 @@ export function checkWalkBound(cwd: string, skipNames: Set<string>, limit: numbe
  * tooManyDefaultInputs past the bound.
  */
 export async function defaultInputPaths(cwd: string, ignore: string[]): Promise<string[] | undefined> {
-  const limit = maxDefaultInputFiles();
   if (gitWorkTree(cwd) !== undefined) {
-    const listed = await gitListFiles(cwd, splitIgnores(ignore), limit);
+    const listed = await gitListFiles(cwd, '', splitIgnores(ignore));
     if ('files' in listed) return listed.files;
     // No git on PATH, a repository git refuses (another owner's), ...: every file under cwd, as
     // without a repository.
   }
-  checkWalkBound(cwd, splitIgnores(ignore).names, limit);
+  checkWalkBound(cwd, splitIgnores(ignore).names, maxDefaultInputFiles());
   return undefined;
+}
+
+/**
+ * The files of a submodule or nested repository, which git lists from outside as one path that is
+ * no file (a gitlink `sub`, an untracked `nested/`): git's own list inside it, relative to cwd
+ * (expandInputs expands its gitlinks and nested repositories in turn), or undefined when git cannot
+ * list it, after checking that the walk of it expandInputs then does stays within the bound
+ * (`listed` inputs count toward it). Nothing for any other path that is no file: a link, an
+ * uninitialized submodule (no .git), a file gone since git listed it.
+ */
+export async function nestedRepoPaths(
+  cwd: string,
+  path: string,
+  ignore: string[],
+  listed: number,
+): Promise<string[] | undefined> {
+  const dir = path.endsWith('/') ? path.slice(0, -1) : path;
+  const ignores = splitIgnores(ignore);
+  if (!isRepoDir(`${cwd}/${dir}`) || !(await keeper(ignores))(`${dir}/`)) return [];
+  const inside = await gitListFiles(cwd, dir, ignores, listed);
+  if ('files' in inside) return inside.files;
+  checkWalkBound(`${cwd}/${dir}`, ignores.names, maxDefaultInputFiles(), listed);
+  return undefined;
+}
+
+/** A directory itself (not a link to one) with a `.git` of its own: a repository's work tree. */
+function isRepoDir(abs: string): boolean {
+  try {
+    return lstatSync(abs).isDirectory() && statFile(`${abs}/.git`) !== undefined;
+  } catch {
+    return false; // gone, or unreadable: not a repository git could list either
+  }
 }
 
 /** Throws tooManyDefaultInputs when the default inputs' sizes add up past the byte bound. */

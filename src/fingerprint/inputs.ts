@@ -3,7 +3,7 @@ import { toPosix } from '../util/paths.js';
 import { err, errorMessage, failure, ok, type Result } from '../util/result.js';
 import { type FileStat, isFileStat, statFile } from '../util/stat.js';
 import { loadFastGlob, loadPicomatch } from '../util/vendor.js';
-import { checkDefaultInputBytes, defaultInputPaths } from './default-inputs.js';
+import { checkDefaultInputBytes, defaultInputPaths, nestedRepoPaths } from './default-inputs.js';
 import type { InputFile } from './input-file.js';
 import { type Listing, listingHolds, type ManifestFiles, statsByRelativePath } from './manifest.js';
 import { walkSimpleGlobs } from './walk.js';
@@ -137,13 +137,14 @@ export async function expandInputs(
   let entries: string[];
   let listing: Listing | undefined;
   let unmatched: number[] | undefined;
+  let fromGit: string[] | undefined;
   try {
     // Names only: a statSync per file afterwards costs half the CPU of fast-glob's `stats: true`
     // (which builds fs.Stats objects asynchronously).
     // The plain walk answers the common globs without loading fast-glob; it declines the rest.
     // No declared inputs: git's list where there is a repository (no listing: git's ignore rules
     // decide what a directory holds), else the walk below, once checked to stay bounded.
-    const fromGit = o.globs === undefined ? await defaultInputPaths(o.cwd, ignore) : undefined;
+    fromGit = o.globs === undefined ? await defaultInputPaths(o.cwd, ignore) : undefined;
     const walked = fromGit
       ? { files: fromGit, listing: undefined, unmatched: [] }
       : walkSimpleGlobs(o.cwd, positive, ignore);
@@ -165,13 +166,18 @@ export async function expandInputs(
   const prefix = toPosix(relative(o.root, o.cwd));
   const cwdSlash = o.cwd.endsWith(sep) ? o.cwd : o.cwd + sep;
   const files: InputFile[] = [];
-  for (const raw of entries) {
+  // By index: the files of nested repositories join the list as they are found.
+  for (let i = 0; i < entries.length; i++) {
+    const raw = entries[i]!;
     const p = raw.startsWith('./') ? raw.slice(2) : raw;
     // Outside cwd (or absolute, should fast-glob ever give such a path): named from the root.
     const outside = p.startsWith('../') || isAbsolute(p);
     const abs = outside ? resolve(o.cwd, p) : cwdSlash + p;
     const f = statInput(outside ? toPosix(relative(o.root, abs)) : prefix ? `${prefix}/${p}` : p, abs);
-    if (f) files.push(f); // else vanished since the glob, or a link to something else
+    if (f) files.push(f);
+    // Else vanished since the glob, or a link to something else; or, in git's list, a submodule
+    // or a nested repository, whose files are inputs too (else a change in them replays an old result).
+    else if (fromGit) entries = entries.concat(await nestedRepoInputs(o.cwd, p, ignore, entries.length));
   }
   if (o.globs === undefined) checkDefaultInputBytes(o.cwd, files);
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -184,6 +190,23 @@ export async function expandInputs(
     declared = unmatched.map((i) => written[i]!);
   }
   return ok({ files: unique, listing, fromPrior: false, unmatched: declared });
+}
+
+/**
+ * The files (relative to cwd) of a submodule or nested repository git listed as one path: git's
+ * list inside it, else the walk a run outside git makes, with the same ignores.
+ */
+async function nestedRepoInputs(
+  cwd: string,
+  path: string,
+  ignore: string[],
+  listed: number,
+): Promise<string[]> {
+  const fromGit = await nestedRepoPaths(cwd, path, ignore, listed);
+  if (fromGit) return fromGit;
+  const glob = await loadFastGlob();
+  const dir = glob.escapePath(path.endsWith('/') ? path.slice(0, -1) : path);
+  return glob([`${dir}/**`], { ...INPUT_GLOB_OPTIONS, cwd, ignore });
 }
 
 /**
