@@ -52,6 +52,10 @@ _HITS_BATCH_S = 0.02
 #: JS numbers are doubles: integers beyond this are keyed as {"$bigint": "<digits>"}, as the TS SDK does.
 _MAX_SAFE_INT = 2**53 - 1
 
+#: The keys of memoize's placeholders: a dict whose only key is one of these stands for bytes, a
+#: file or a big integer in the key, so an argument cannot be one (it would key as another call).
+_MARKERS = ("$bytes", "$file", "$bigint")
+
 
 class FileRef:
     """A file passed by path (``Client.file(path)``): the service reads and streams it itself, so
@@ -752,9 +756,14 @@ def _memo_value(task: str, v: Any, where: str, parts: List[bytes], blobs: List[D
     if isinstance(v, (list, tuple)):
         return [_memo_value(task, x, where, parts, blobs) for x in v]
     if isinstance(v, dict):
-        bad = next((k for k in v if not isinstance(k, str)), None)
-        if bad is not None:
-            raise TypeError(f"memoize({task!r}): {where} has a non-str key {bad!r}; JSON keys are strings")
+        bad = [k for k in v if not isinstance(k, str)]
+        if bad:  # (a list: the key may be None)
+            raise TypeError(f"memoize({task!r}): {where} has a non-str key {bad[0]!r}; JSON keys are strings")
+        if len(v) == 1 and next(iter(v)) in _MARKERS:
+            raise TypeError(
+                f"memoize({task!r}): {where} holds a dict whose only key is {next(iter(v))!r}, which is how "
+                "bytes, files and big integers are keyed; add a key to it or rename that one"
+            )
         return {k: _memo_value(task, x, where, parts, blobs) for k, x in v.items()}
     if isinstance(v, (bytes, bytearray, memoryview)):
         b = bytes(v)

@@ -91,6 +91,8 @@ class Memoize(ProjectTest):
                 g(float("nan"))
             with self.assertRaisesRegex(TypeError, r"non-str key 1"):
                 g({1: 2})
+            with self.assertRaisesRegex(TypeError, r"argument 1 has a non-str key None; JSON keys are strings$"):
+                g({"a": {None: 2}})  # not keyed as {"a": {"null": 2}}
             with self.assertRaisesRegex(TypeError, r"^memoize\('g'\): missing a required argument: 'x'$"):
                 g()
             with self.assertRaisesRegex(TypeError, r"give encode and decode together"):
@@ -99,6 +101,51 @@ class Memoize(ProjectTest):
                 client.memoize("")
             with self.assertRaisesRegex(TypeError, r"^memoize: the task name must be a str, got int$"):
                 client.memoize(3)  # type: ignore[arg-type]
+
+    def test_a_dict_shaped_like_a_placeholder_is_refused_not_keyed_as_bytes(self) -> None:
+        # {"$bytes": 0} is how the first bytes argument travels to the service: as an argument of
+        # its own it would be keyed as those bytes, and f(b"x", it) would return f(b"x", b"x").
+        self.write("a.bin", b"x")
+        calls: List[tuple] = []
+        with Client() as client:
+
+            @client.memoize("f")
+            def f(a: object, b: object) -> str:
+                calls.append((a, b))
+                return repr((a, b))
+
+            self.assertEqual(f(b"x", b"x"), repr((b"x", b"x")))
+            self.assertEqual(f(b"x", Client.file("a.bin")), repr((b"x", Client.file("a.bin"))))
+            for fake in ({"$bytes": 0}, {"$bytes": 1}, {"$file": 1}, {"$bigint": str(2**60)}, {"$bytes": "x"}):
+                marker = next(iter(fake))
+                with self.assertRaisesRegex(
+                    TypeError,
+                    rf"^memoize\('f'\): argument 2 holds a dict whose only key is '\{marker}', which is how "
+                    r"bytes, files and big integers are keyed; add a key to it or rename that one$",
+                ):
+                    f(b"x", fake)
+            with self.assertRaisesRegex(TypeError, r"argument 2 holds a dict whose only key is '\$bytes'"):
+                f(b"x", [{"deep": {"$bytes": 0}}])
+            self.assertEqual(len(calls), 2)
+            # Such a key among others is an ordinary dict.
+            self.assertEqual(f(b"x", {"$bytes": 0, "n": 1}), repr((b"x", {"$bytes": 0, "n": 1})))
+            self.assertEqual(f(b"x", {"$bytes": 0, "n": 1}), repr((b"x", {"$bytes": 0, "n": 1})))
+            self.assertEqual(len(calls), 3)
+
+    def test_the_service_refuses_a_placeholder_that_is_not_one_blob_each(self) -> None:
+        # What an older SDK sent for f(b"x", {"$bytes": 0}): two placeholders for one blob. The
+        # service refuses it rather than key the call as f(b"x", b"x").
+        with Client() as client:
+            cases = [
+                ([{"$bytes": 0}, {"$bytes": 0}], r"memo refers to blob 0 twice"),
+                ([1], r"memo does not refer to every blob"),
+                ([{"$bytes": 0.5}], r"memo refers to blob 0.5, which is not there"),
+            ]
+            for memo, error in cases:
+                with self.subTest(memo=memo), self.assertRaisesRegex(
+                    TaskVaultError, rf"^taskvault serve did not understand the request: {error}$"
+                ):
+                    client._call({"op": "get", "task": "f", "input": {"memo": memo, "blobs": [{"bytes": 1}]}}, [b"x"])
 
     def test_concurrent_identical_calls_run_once(self) -> None:
         runs = []

@@ -249,6 +249,10 @@ async function memoInput(
     if (!h.ok) throw new TaskVaultError(h.error);
     hashes.push(h.value);
   }
+  // Each blob stands in exactly one place: a placeholder that repeats one (or one not referred
+  // to at all) means the client took a value of its caller's for a placeholder, and the key would
+  // be another call's. Refused rather than keyed wrongly.
+  const used = new Set<number>();
   const swap = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(swap);
     if (v === null || typeof v !== 'object') return v;
@@ -259,13 +263,18 @@ async function memoInput(
       (keys[0] === '$bytes' || keys[0] === '$file') &&
       typeof o[keys[0]] === 'number'
     ) {
-      const hash = hashes[o[keys[0]] as number];
-      if (hash === undefined) throw new BadRequest(`memo refers to blob ${o[keys[0]]}, which is not there`);
+      const i = o[keys[0]] as number;
+      const hash = Number.isSafeInteger(i) ? hashes[i] : undefined;
+      if (hash === undefined) throw new BadRequest(`memo refers to blob ${i}, which is not there`);
+      if (used.has(i)) throw new BadRequest(`memo refers to blob ${i} twice`);
+      used.add(i);
       return { [keys[0]]: hash };
     }
     return Object.fromEntries(keys.map((k) => [k, swap(o[k])]));
   };
-  return canonicalJson(swap(d.memo));
+  const input = canonicalJson(swap(d.memo));
+  if (used.size !== hashes.length) throw new BadRequest('memo does not refer to every blob');
+  return input;
 }
 
 /** Writes frames to a stream whose writes are synchronous (a pipe on Linux, a file). */
