@@ -105,6 +105,25 @@ class RunResult:
 _clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 
+class _Flights:
+    """The memoized calls of one decorated function in progress in this process, which identical
+    concurrent calls wait for (keyed by a digest of the arguments)."""
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.inflight: Dict[str, "_Inflight"] = {}
+
+    def reset(self) -> None:
+        """In a forked child: the threads running those calls were the parent's and do not exist
+        here, and the guard may have been held by one of them when the process forked."""
+        self.guard = threading.Lock()
+        self.inflight = {}
+
+
+#: Every decorated function's ``_Flights``, held weakly (a decorated function can be collected).
+_flights: "weakref.WeakSet[_Flights]" = weakref.WeakSet()
+
+
 def _close_all() -> None:
     for c in list(_clients):
         c.close()
@@ -133,6 +152,8 @@ def _flush_served_loop(ref: "weakref.ref[Client]", wake: threading.Event) -> Non
 def _after_fork_in_child() -> None:
     for c in list(_clients):
         c._forget_service()
+    for f in list(_flights):
+        f.reset()
 
 
 atexit.register(_close_all)
@@ -457,8 +478,8 @@ class Client:
                 sig: Optional[inspect.Signature] = inspect.signature(fn)
             except (TypeError, ValueError):
                 sig = None  # A builtin without a signature: arguments are keyed as given.
-            inflight: Dict[str, "_Inflight"] = {}
-            guard = threading.Lock()
+            flights = _Flights()
+            _flights.add(flights)
 
             @functools.wraps(fn)
             def memoized(*args: Any, **kwargs: Any) -> Any:
@@ -469,7 +490,8 @@ class Client:
                 for p in parts:
                     digest.update(p)
                 text = digest.hexdigest()
-                with guard:
+                with flights.guard:
+                    inflight = flights.inflight
                     mine = text not in inflight
                     slot = inflight.setdefault(text, _Inflight()) if mine else inflight[text]
                 if not mine:
@@ -482,8 +504,10 @@ class Client:
                     slot.done(None, e)
                     raise
                 finally:
-                    with guard:
-                        inflight.pop(text, None)
+                    with flights.guard:
+                        # The dict it was put in (a fork in between replaced the one it is in now).
+                        if inflight.get(text) is slot:
+                            del inflight[text]
 
             return cast(F, memoized)
 

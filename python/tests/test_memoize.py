@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import signal
 import threading
 import time
 import unittest
@@ -146,6 +147,32 @@ class Memoize(ProjectTest):
                     TaskVaultError, rf"^taskvault serve did not understand the request: {error}$"
                 ):
                     client._call({"op": "get", "task": "f", "input": {"memo": memo, "blobs": [{"bytes": 1}]}}, [b"x"])
+
+    def test_a_forked_child_does_not_wait_for_a_call_its_parent_was_running(self) -> None:
+        with Client() as client:
+            started = threading.Event()
+
+            @client.memoize("slow")
+            def slow(x: int) -> int:
+                started.set()
+                time.sleep(1.0)
+                return x * 2
+
+            thread = threading.Thread(target=slow, args=(21,))
+            thread.start()
+            self.assertTrue(started.wait(10))  # the thread is inside slow(21)
+            pid = os.fork()
+            if pid == 0:  # the child: that thread does not exist here, nor will it finish
+                code = 1
+                try:
+                    signal.alarm(15)  # instead of hanging forever
+                    code = 0 if slow(21) == 42 else 1
+                finally:
+                    os._exit(code)
+            thread.join()
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0, "the child hung (killed by SIGALRM) or failed")
+            self.assertEqual(slow(21), 42)
 
     def test_concurrent_identical_calls_run_once(self) -> None:
         runs = []
