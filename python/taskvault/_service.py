@@ -26,7 +26,13 @@ class ServiceDied(Exception):
 
 
 def encode_header(header: Header) -> bytes:
-    data = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (a file name os.fsdecode could not decode): as \u escapes, which JSON
+        # holds and JavaScript reads back as the same string.
+        data = json.dumps(header, separators=(",", ":")).encode("ascii")
     return _LEN.pack(len(data)) + data
 
 
@@ -48,6 +54,9 @@ class Service:
             raise TaskVaultError(f"cannot start {argv[0]}: {e.strerror or e}", "sdk") from None
         self.pid = os.getpid()
         self._next_id = 0
+        #: Set while a frame is being written or read: an exception then leaves the pipe out of
+        #: step (half a frame sent or unread), and this service must be ended.
+        self.mid_frame = False
         # The service writes to stderr only when something is badly wrong; the last lines explain
         # an exit. Drained by a thread so a chatty service can never block on a full pipe.
         self._stderr: Deque[str] = collections.deque(maxlen=20)
@@ -86,7 +95,12 @@ class Service:
         on_warning: Optional[Callable[[str], None]] = None,
     ) -> Tuple[Header, bytes]:
         """Sends one request (raw ``parts`` in its body, then ``streams`` as chunk frames) and
-        returns the reply's header and body. Warning frames on the way go to ``on_warning``."""
+        returns the reply's header and body. Warning frames on the way go to ``on_warning``.
+
+        Raises ``ServiceDied`` only for a broken pipe. Anything else (a header value JSON cannot
+        hold, a file object whose ``read()`` fails, a warning hook that raises) is raised as
+        itself; unless ``mid_frame`` is then set, the service is still in step and may be used
+        again (a request whose stream could not be read is aborted, and its reply skipped)."""
         self._next_id += 1
         rid = self._next_id
         h = dict(header)
@@ -94,24 +108,35 @@ class Service:
         size = sum(len(p) for p in parts)
         if size:
             h["body"] = size
-        w = self.proc.stdin
-        assert w is not None
-        try:
-            w.write(encode_header(h))
-            for p in parts:
-                w.write(p)
-            for name, f in streams:
-                while True:
+        head = encode_header(h)  # before anything is written: the caller's errors leave no trace
+        self._write(head, *parts)
+        for name, f in streams:
+            while True:
+                try:
                     chunk = f.read(CHUNK)
-                    if not chunk:
-                        break
-                    w.write(encode_header({"id": rid, "chunk": name, "body": len(chunk)}))
-                    w.write(chunk)
-                w.write(encode_header({"id": rid, "chunk": name, "end": True}))
-            w.flush()
-        except (BrokenPipeError, ConnectionResetError, ValueError) as e:
-            # ValueError: the pipe's file object was closed under us (the service was closed).
-            raise ServiceDied(str(e)) from None
+                    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                        # None: a non-blocking stream with nothing to read yet, which is not its end.
+                        raise TypeError(
+                            f"{name}: the file object's read() returned {type(chunk).__name__}, not bytes; "
+                            "pass a blocking file object opened in binary mode ('rb')"
+                        )
+                except BaseException:
+                    if not self.mid_frame:
+                        # Between two frames: the service is told this value will never be whole,
+                        # fails the request, and stays in step with us.
+                        try:
+                            self._write(encode_header({"id": rid, "chunk": name, "abort": True}))
+                            self._flush()
+                        except ServiceDied:
+                            pass  # Gone anyway (mid_frame stays set): the caller's error is the news.
+                    raise
+                if not chunk:
+                    break
+                if isinstance(chunk, memoryview):
+                    chunk = chunk.tobytes()  # its length in bytes, whatever its item format
+                self._write(encode_header({"id": rid, "chunk": name, "body": len(chunk)}), chunk)
+            self._write(encode_header({"id": rid, "chunk": name, "end": True}))
+        self._flush()
         while True:
             reply, body = self._read_frame()
             if "warning" in reply:
@@ -126,20 +151,49 @@ class Service:
 
     def send(self, header: Header) -> None:
         """Sends one request that has no reply (``hits``)."""
-        self._next_id += 1
         h = dict(header)
-        h["id"] = self._next_id
+        h["id"] = self._next_id + 1
+        head = encode_header(h)
+        self._next_id += 1
+        self._write(head)
+        self._flush()
+
+    def _write(self, *data: bytes) -> None:
+        """Writes one whole frame (or its parts) to the service. ``mid_frame`` stays set if this is
+        interrupted (KeyboardInterrupt): the pipe may then hold half a frame."""
         w = self.proc.stdin
         assert w is not None
+        self.mid_frame = True
         try:
-            w.write(encode_header(h))
-            w.flush()
-        except (BrokenPipeError, ConnectionResetError, ValueError) as e:
+            for d in data:
+                w.write(d)
+        except (BrokenPipeError, ConnectionResetError) as e:
             raise ServiceDied(str(e)) from None
+        except ValueError as e:
+            if w.closed:  # The pipe's file object was closed under us (the service was closed).
+                raise ServiceDied(str(e)) from None
+            raise
+        self.mid_frame = False
+
+    def _flush(self) -> None:
+        w = self.proc.stdin
+        assert w is not None
+        self.mid_frame = True
+        try:
+            w.flush()
+        except (BrokenPipeError, ConnectionResetError) as e:
+            raise ServiceDied(str(e)) from None
+        except ValueError as e:
+            if w.closed:
+                raise ServiceDied(str(e)) from None
+            raise
+        self.mid_frame = False
 
     def _read_frame(self) -> Tuple[Header, bytes]:
         r = self.proc.stdout
         assert r is not None
+        # Interrupted while reading, the rest of the frame is still in the pipe.
+        self.mid_frame = True
         try:
             head = r.read(4)
             if len(head) < 4:
@@ -153,6 +207,7 @@ class Service:
             body = r.read(size) if size else b""
             if len(body) < size:
                 raise ServiceDied("end of stream")
+            self.mid_frame = False
             return header, body
         except (OSError, ValueError) as e:
             raise ServiceDied(str(e)) from None

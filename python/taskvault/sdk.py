@@ -259,6 +259,10 @@ class Client:
                 # Forked without register_at_fork (or by a raw os.fork path): same rule as above.
                 abandon_after_fork(svc)
                 svc = self._service = None
+            if svc is not None and svc.mid_frame:
+                # An earlier call was interrupted halfway through a frame: the pipe is out of step.
+                svc.abort()
+                svc = self._service = None
             # Booked before this request is read, so that stats count them.
             self._flush_served()
             svc = self._service
@@ -277,10 +281,13 @@ class Client:
                     if attempt == 2 or not _rewind(streams, starts):
                         raise TaskVaultError(f"{why}; the call was not completed", "sdk") from None
                 except BaseException:
-                    # Interrupted (KeyboardInterrupt, an error from a file object) mid-frame: the
-                    # pipe may hold half a request, so this service is done; the next call starts one.
-                    svc.abort()
-                    self._service = None
+                    # The caller's error (a value JSON cannot hold, a file object whose read()
+                    # failed, a warning hook that raised) leaves the service in step, and it is
+                    # kept. Interrupted halfway through a frame (KeyboardInterrupt), the pipe may
+                    # hold half a request: this service is done, and the next call starts one.
+                    if svc.mid_frame:
+                        svc.abort()
+                        self._service = None
                     raise
         if not reply.get("ok"):
             raise _error(reply)
@@ -294,6 +301,9 @@ class Client:
         hits, self._served = self._served, []
         for _ in (1, 2):
             svc = self._service
+            if svc is not None and svc.mid_frame:  # out of step since an interrupted call
+                svc.abort()
+                svc = self._service = None
             try:
                 if svc is None:
                     svc = self._start()
@@ -670,6 +680,17 @@ def _check_task(task: object, where: str) -> None:
         raise TypeError(f"{where}: the task name must be a str, got {type(task).__name__}")
     if task == "":
         raise TaskVaultError(f"{where}: the task name is empty", "usage")
+    if not _is_utf8(task):
+        raise TypeError(f"{where}: the task name is not valid UTF-8 text: {task!r}")
+
+
+def _is_utf8(s: str) -> bool:
+    """False for a str holding lone surrogates (e.g. a file name os.fsdecode could not decode)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _data(value: object, name: str, parts: List[bytes], streams: List[Tuple[str, BinaryIO]]) -> Dict[str, Any]:
@@ -678,7 +699,10 @@ def _data(value: object, name: str, parts: List[bytes], streams: List[Tuple[str,
         parts.append(bytes(value) if isinstance(value, memoryview) else value)  # type: ignore[arg-type]
         return {"bytes": len(parts[-1])}
     if isinstance(value, str):
-        b = value.encode("utf-8")
+        try:
+            b = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TypeError(f"{name}: a str that is not valid UTF-8 text; pass bytes") from None
         parts.append(b)
         return {"bytes": len(b)}
     if isinstance(value, FileRef):

@@ -95,6 +95,32 @@ class CrossLanguageHits(ProjectTest):
         )
         self.assertEqual(ts, "abc")
 
+    def test_memoize_keys_agree_for_odd_but_plain_arguments(self) -> None:
+        # A file name os.fsdecode could not decode (lone surrogates: sent as JSON \\u escapes), and a
+        # dict with a placeholder's key among others: keyed as the TS memoize keys the same values.
+        self.node(
+            "const c = new Client();"
+            "const f = c.memoize('odd', (name, opts) => ({ ts: true }));"
+            "await f('data-\\udcff.csv', { $bytes: 0, n: 1 });"
+            "await c.close();"
+        )
+        name = os.fsdecode(b"data-\xff.csv")
+        self.assertEqual(name, "data-\udcff.csv")
+        warned: list = []
+        calls: list = []
+        with Client(on_warning=warned.append) as client:
+            pid = client.info["pid"]
+
+            @client.memoize("odd")
+            def odd(name: str, opts: dict) -> dict:
+                calls.append(name)
+                return {"ts": False}
+
+            self.assertEqual(odd(name, {"n": 1, "$bytes": 0}), {"ts": True})
+            self.assertEqual(odd(name + "x", {"n": 1, "$bytes": 0}), {"ts": False})
+            self.assertEqual(odd(name + "x", {"n": 1, "$bytes": 0}), {"ts": False})
+            self.assertEqual((calls, warned, client.info["pid"]), ([name + "x"], [], pid))
+
 
 if __name__ == "__main__":
     unittest.main()

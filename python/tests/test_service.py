@@ -1,6 +1,7 @@
 """The service behind a Client: shared by threads, restarted once if killed, one per forked
 process, closed at exit; a missing CLI and a read-only cache."""
 
+import io
 import json
 import multiprocessing
 import os
@@ -281,6 +282,66 @@ class MissingCli(ProjectTest):
         with Client() as c:
             self.assertEqual(c._argv, [self.path("node_modules", ".bin", "taskvault")])
             self.assertEqual(c.info["root"], self.dir)
+
+
+class _FailingStream(io.RawIOBase):
+    """A binary file object that gives ``good`` bytes, then fails with ``error``."""
+
+    def __init__(self, good: bytes, error: BaseException) -> None:
+        self._left, self._error = good, error
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._left:
+            raise self._error
+        n = len(self._left) if n < 0 else n
+        chunk, self._left = self._left[:n], self._left[n:]
+        return chunk
+
+
+class CallerErrors(ProjectTest):
+    """The caller's own errors are raised at once as themselves, and the service carries on."""
+
+    def assert_same_service(self, client: Client, pid: int) -> None:
+        self.assertEqual(client.info["pid"], pid)
+        self.assertTrue(_alive(pid))
+        self.assertEqual(client.get_cached_result("ok", b"in"), (b"out", True))
+        self.assertEqual(client.info["pid"], pid)
+
+    def test_a_file_object_that_fails_raises_its_own_error_and_stores_nothing(self) -> None:
+        with Client() as client:
+            client.cache_result("ok", b"in", b"out")
+            pid = client.info["pid"]
+            closed = open(self.write("in.bin", b"data"), "rb")
+            closed.close()
+            started = time.monotonic()
+            with self.assertRaisesRegex(ValueError, r"^read of closed file$"):
+                client.get_cached_result("t", closed)
+            self.assertLess(time.monotonic() - started, 1.0, "no wait for a service that did not die")
+            self.assert_same_service(client, pid)
+            # Fails after the first MB was sent: the value is never taken for whole.
+            for error in (ValueError("decompression failed"), OSError(5, "Input/output error")):
+                with self.subTest(error=error):
+                    with self.assertRaises(type(error)) as raised:
+                        client.cache_result("t", b"key", _FailingStream(os.urandom(1 << 20), error))
+                    self.assertIs(raised.exception, error)
+                    with self.assertRaises(type(error)):
+                        client.get_cached_result("t", _FailingStream(b"k" * (3 << 20), error))
+                    self.assertEqual(client.get_cached_result("t", b"key"), (None, False))
+                    self.assert_same_service(client, pid)
+            with self.assertRaisesRegex(TypeError, r"^input: the file object's read\(\) returned str, not bytes"):
+                client.get_cached_result("t", _TextRead())
+            self.assert_same_service(client, pid)
+
+
+class _TextRead(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> str:  # type: ignore[override]
+        return "text"
 
 
 class ReadOnlyCache(ProjectTest):

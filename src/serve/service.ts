@@ -76,10 +76,16 @@ export async function serve(
 }
 
 async function feedChunk(open: Map<number, Request>, frame: Frame): Promise<void> {
-  const { id, chunk, end } = frame.header;
+  const { id, chunk, end, abort } = frame.header;
   // Chunks of a request already answered (it failed before reading them) are dropped.
   const q = typeof id === 'number' ? open.get(id)?.streams.get(String(chunk)) : undefined;
   if (!q) return;
+  // The client could not read the rest of the value (its file object failed): the request fails,
+  // never taking what came so far for the whole value.
+  if (abort === true) {
+    q.fail(new Error(`the client could not read the ${String(chunk)} it was sending`));
+    return;
+  }
   if (frame.body.length > 0) await q.push(frame.body);
   if (end === true) q.end();
 }
