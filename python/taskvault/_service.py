@@ -17,6 +17,9 @@ from .errors import TaskVaultError
 #: Size of the chunk frames a file object is sent in: bounds the memory of both processes.
 CHUNK = 1 << 20
 
+#: The largest header the service takes (src/serve/frames.ts MAX_HEADER_BYTES).
+MAX_HEADER = 16 * 1024 * 1024
+
 Header = Dict[str, Any]
 _LEN = struct.Struct(">I")
 
@@ -26,13 +29,24 @@ class ServiceDied(Exception):
 
 
 def encode_header(header: Header) -> bytes:
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False)
+    """A frame's length and header. A value JSON cannot hold (NaN, an object) is the caller's
+    ``TypeError``, raised before anything reaches the service."""
+    try:
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"a value of this call cannot be sent to taskvault serve: {e}") from None
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates (a file name os.fsdecode could not decode): as \u escapes, which JSON
         # holds and JavaScript reads back as the same string.
-        data = json.dumps(header, separators=(",", ":")).encode("ascii")
+        data = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("ascii")
+    if len(data) > MAX_HEADER:
+        raise TaskVaultError(
+            f"the request's header is {len(data)} bytes, over the {MAX_HEADER} the service takes; "
+            "pass large values as bytes or Client.file(path)",
+            "usage",
+        )
     return _LEN.pack(len(data)) + data
 
 

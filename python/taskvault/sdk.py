@@ -445,10 +445,8 @@ class Client:
         header["input"] = _data(input, "input", parts, streams)
         header["output"] = _data(output, "output", parts, streams)
         if duration_ms is not None:
-            if isinstance(duration_ms, bool) or not isinstance(duration_ms, (int, float)) or not (
-                duration_ms >= 0
-            ):
-                raise TypeError(f"duration_ms must be a number >= 0, got {duration_ms!r}")
+            if not _finite(duration_ms) or not duration_ms >= 0:
+                raise TypeError(f"duration_ms must be a number >= 0 and finite, got {duration_ms!r}")
             header["durationMs"] = duration_ms
         reply, _ = self._call(header, parts, streams)
         self._saved(str(reply["key"]))
@@ -840,6 +838,23 @@ _RUN_OPTIONS = {
 }
 
 
+def _finite(v: object) -> bool:
+    """A number JSON (and JavaScript) can hold: not a bool, NaN, an infinity or an int beyond a double."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int too large for a double
+        return False
+
+
+def _path_text(v: object) -> Optional[str]:
+    """A str or an os.PathLike naming a str path as text; None for anything else."""
+    if isinstance(v, os.PathLike):
+        v = os.fspath(v)
+    return v if isinstance(v, str) else None
+
+
 def _run_spec(
     task: Optional[str], command: Optional[Union[Sequence[str], str]], options: Dict[str, Any], where: str
 ) -> Dict[str, Any]:
@@ -859,12 +874,41 @@ def _run_spec(
     for k, v in options.items():
         if k not in _RUN_OPTIONS:
             raise TypeError(f"{where}: unknown option {k!r} (known: {', '.join(_RUN_OPTIONS)})")
-        if k in ("inputs", "outputs", "env"):
-            if isinstance(v, str) or not all(isinstance(x, str) for x in v):
-                raise TypeError(f"{where}: {k} must be a list of str")
-            v = list(v)
-        spec[_RUN_OPTIONS[k]] = v
+        if v is None:
+            continue  # As if not given: the task's or the CLI's default.
+        spec[_RUN_OPTIONS[k]] = _run_option(k, v, where)
     return spec
+
+
+def _run_option(k: str, v: Any, where: str) -> Any:
+    """An option of run/explain as the spec holds it, or a one-line TypeError."""
+    if k in ("inputs", "outputs", "env"):
+        paths = k != "env"  # globs: a path object is taken as its text
+        iterable = not isinstance(v, (str, bytes, bytearray, Mapping)) and hasattr(v, "__iter__")
+        items = [_path_text(x) if paths else x for x in v] if iterable else None
+        if items is None or not all(isinstance(x, str) for x in items):
+            kind = "str or path objects" if paths else "str"
+            raise TypeError(f"{where}: {k} must be a list of {kind}, got {_described(v)}")
+        return items
+    if k == "cwd":
+        text = _path_text(v)
+        if text is None:
+            raise TypeError(f"{where}: cwd must be a path (str or os.PathLike), got {_described(v)}")
+        return text
+    if k in ("shell", "cache_failures", "force"):
+        if not isinstance(v, bool):
+            raise TypeError(f"{where}: {k} must be True or False, got {_described(v)}")
+        return v
+    # ttl (seconds, or a duration like '2h') and max_entry_size (bytes, or a size like '500MB')
+    if isinstance(v, str) or _finite(v):
+        return v
+    unit = "seconds" if k == "ttl" else "bytes"
+    raise TypeError(f"{where}: {k} must be a str or a finite number of {unit}, got {_described(v)}")
+
+
+def _described(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 and isinstance(v, (int, float, str, list, tuple)) else type(v).__name__
 
 
 def _run_flags(spec: Dict[str, Any], serve_flags: List[str]) -> List[str]:
@@ -880,7 +924,7 @@ def _run_flags(spec: Dict[str, Any], serve_flags: List[str]) -> List[str]:
             flags.append(flag)
     for key, flag in (("ttl", "--ttl"), ("maxEntrySize", "--max-entry-size")):
         if spec.get(key) is not None:
-            flags += [flag, str(spec[key])]
+            flags += [flag, _number_text(spec[key])]
     command = spec.get("command")
     if isinstance(command, str):
         if "--shell" not in flags:
@@ -888,6 +932,13 @@ def _run_flags(spec: Dict[str, Any], serve_flags: List[str]) -> List[str]:
         command = [command]
     task = [spec["task"]] if "task" in spec else []
     return [*task, *flags, *(["--", *command] if command else [])]
+
+
+def _number_text(v: Union[str, int, float]) -> str:
+    """A ttl or size as the CLI's flag takes it: a number in plain decimals (never '1e-05')."""
+    if isinstance(v, str) or isinstance(v, int):
+        return str(v)
+    return str(int(v)) if v.is_integer() else format(v, ".6f").rstrip("0").rstrip(".")
 
 
 def _forward_all_but_last_line(proc: "subprocess.Popen[bytes]") -> bytes:

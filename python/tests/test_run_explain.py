@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import unittest
 
 import support  # noqa: F401
@@ -37,6 +38,40 @@ class RunAndExplain(ProjectTest):
         # The CLI sees the same entry.
         r = self.cli("run", "--inputs", "in.txt", "--outputs", "out.txt", "--json", "--", *cmd)
         self.assertEqual(json.loads(r.stderr.strip().splitlines()[-1])["kind"], "hit")
+
+    def test_options_are_type_checked_and_paths_may_be_path_objects(self) -> None:
+        self.write("sub/in.txt", "x")
+        with Client() as c:
+            base = c.explain(command=["true"], inputs=["in.txt"], cwd="sub")
+            self.assertEqual([i[0] for i in base["fingerprint"]["inputs"]], ["sub/in.txt"])
+            # os.PathLike where a path is meant; None as if not given.
+            self.assertEqual(
+                c.explain(command=["true"], inputs=[pathlib.Path("in.txt")], cwd=pathlib.Path("sub"), ttl=None),
+                base,
+            )
+            self.assertEqual(c.explain(command=["true"], inputs=None), c.explain(command=["true"]))
+            self.assertEqual(c.explain(command=["true"], ttl=3600)["status"], "miss")
+            pid = c.info["pid"]
+            bad = [
+                (dict(inputs=5), r"^explain: inputs must be a list of str or path objects, got 5$"),
+                (dict(inputs="in.txt"), r"^explain: inputs must be a list of str or path objects, got 'in.txt'$"),
+                (dict(env=[pathlib.Path("X")]), r"^explain: env must be a list of str, got \[PosixPath\('X'\)\]$"),
+                (dict(cwd=3), r"^explain: cwd must be a path \(str or os.PathLike\), got 3$"),
+                (dict(shell="yes"), r"^explain: shell must be True or False, got 'yes'$"),
+                (dict(ttl=float("nan")), r"^explain: ttl must be a str or a finite number of seconds, got nan$"),
+                (dict(ttl=float("inf")), r"^explain: ttl must be a str or a finite number of seconds, got inf$"),
+                (dict(max_entry_size=[1]), r"^explain: max_entry_size must be a str or a finite number of bytes"),
+            ]
+            for options, error in bad:
+                with self.subTest(options=options):
+                    with self.assertRaisesRegex(TypeError, error):
+                        c.explain(command=["true"], **options)
+                    with self.assertRaisesRegex(TypeError, error.replace("explain", "run")):
+                        c.run(command=["true"], **options)
+            self.assertEqual(c.info["pid"], pid)
+            self.assertEqual(c.explain(command=["true"], inputs=["in.txt"], cwd="sub"), base)
+            ran = c.run(command=["true"], inputs=[pathlib.Path("in.txt")], cwd=pathlib.Path("sub"), ttl=60.5)
+            self.assertEqual((ran.kind, ran.key), ("miss", base["key"]))
 
 
 if __name__ == "__main__":

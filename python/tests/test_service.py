@@ -5,6 +5,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -333,6 +334,39 @@ class CallerErrors(ProjectTest):
                     self.assert_same_service(client, pid)
             with self.assertRaisesRegex(TypeError, r"^input: the file object's read\(\) returned str, not bytes"):
                 client.get_cached_result("t", _TextRead())
+            self.assert_same_service(client, pid)
+
+    def test_values_json_cannot_hold_are_type_errors_before_anything_is_sent(self) -> None:
+        with Client() as client:
+            client.cache_result("ok", b"in", b"out")
+            pid = client.info["pid"]
+            for bad in (float("inf"), float("nan"), 10**400, "5", True):
+                with self.subTest(duration_ms=bad), self.assertRaisesRegex(
+                    TypeError, rf"^duration_ms must be a number >= 0 and finite, got {re.escape(repr(bad))}$"
+                ):
+                    client.cache_result("t", b"x", b"y", duration_ms=bad)
+            # What the checks above stand in front of: nothing that is not JSON reaches the service.
+            for value, why in ((float("nan"), "Out of range float"), (object(), "not JSON serializable")):
+                with self.subTest(value=value), self.assertRaisesRegex(
+                    TypeError, rf"^a value of this call cannot be sent to taskvault serve: .*{why}"
+                ):
+                    client._call({"op": "explain", "spec": {"command": "true", "ttl": value}})
+            self.assert_same_service(client, pid)
+            self.assertEqual(client.cache_result("t", b"x", b"y", duration_ms=2**53), client.cache_result("t", b"x", b"y"))
+
+    def test_a_header_over_the_services_limit_is_not_sent(self) -> None:
+        warned: List[str] = []
+        with Client(on_warning=warned.append) as client:
+            client.cache_result("ok", b"in", b"out")
+            pid = client.info["pid"]
+            big = list(range(3_000_000))  # memoize arguments travel in the header: ~23 MB of JSON
+            self.assertEqual(client.memoize("count")(len)(big), 3_000_000)
+            self.assertEqual(len(warned), 2, warned)
+            self.assertRegex(
+                warned[0],
+                r"^memoize count: cache skipped: the request's header is \d+ bytes, over the 16777216 the "
+                r"service takes; pass large values as bytes or Client.file\(path\)$",
+            )
             self.assert_same_service(client, pid)
 
 
