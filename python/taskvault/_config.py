@@ -27,13 +27,25 @@ class ServeSetup(NamedTuple):
     env: Dict[str, str]
 
 
-def setup_for(config: Optional[str], cwd: str) -> ServeSetup:
+def setup_for(config: Optional[str], cwd: str, cache_dir: Optional[str] = None) -> ServeSetup:
+    """``cache_dir`` (relative to ``cwd``) replaces the cache directory the config gives: the
+    flags hold one ``--cache-dir`` at most."""
     if config is None:
-        return ServeSetup(cwd, [], {})
-    path = os.path.abspath(os.path.join(cwd, config))
-    if path.endswith((".yaml", ".yml")):
-        return _from_yaml(path)
-    return ServeSetup(os.path.dirname(path), ["--config", path], {})
+        setup = ServeSetup(cwd, [], {})
+    else:
+        path = os.path.abspath(os.path.join(cwd, config))
+        if path.endswith((".yaml", ".yml")):
+            setup = _from_yaml(path)
+        else:
+            setup = ServeSetup(os.path.dirname(path), ["--config", path], {})
+    if cache_dir is None:
+        return setup
+    args = list(setup.args)
+    if "--cache-dir" in args:
+        at = args.index("--cache-dir")
+        del args[at : at + 2]
+    args += ["--cache-dir", os.path.abspath(os.path.join(cwd, cache_dir))]
+    return ServeSetup(setup.cwd, args, setup.env)
 
 
 def _from_yaml(path: str) -> ServeSetup:

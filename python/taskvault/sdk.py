@@ -188,7 +188,11 @@ class Client:
             raise TypeError(f"durability must be 'strict' or 'fast', got {durability!r}")
         here = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
         self._env: Dict[str, str] = dict(os.environ if env is None else env)
-        setup = setup_for(os.fspath(config) if config is not None else None, here)
+        setup = setup_for(
+            os.fspath(config) if config is not None else None,
+            here,
+            os.fspath(cache_dir) if cache_dir is not None else None,
+        )
         self._env.update(setup.env)
         if durability is not None:
             # When cache_result returns: 'fast' once a crash of the service cannot lose the save,
@@ -197,8 +201,6 @@ class Client:
         self._cwd = setup.cwd
         self._argv = find_cli(here, self._env)
         self._serve_args = ["serve", "--stdio", *setup.args]
-        if cache_dir is not None:
-            self._serve_args += ["--cache-dir", os.path.abspath(os.path.join(here, os.fspath(cache_dir)))]
         self._on_warning = on_warning
         self._lock = threading.Lock()
         self._service: Optional[Service] = None

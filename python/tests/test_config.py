@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import unittest
 
 import support  # noqa: F401
@@ -71,6 +72,28 @@ class ConfigPath(ProjectTest):
         self.assertNotIn("\n", str(e.exception))
         self.assertIn("taskvault.config.json", str(e.exception))
         self.assertEqual(e.exception.reason, "config")
+
+    def test_cache_dir_replaces_the_yamls_cache_directory(self) -> None:
+        for yaml in ("", "cacheDir: from-yaml\n"):
+            with self.subTest(yaml=yaml):
+                self.write(".taskvault/config.yaml", yaml)
+                with Client(".taskvault/config.yaml", cache_dir="mycache") as c:
+                    self.assertEqual(c.info["cacheDir"], self.path("mycache"))
+                    self.assertEqual(c._serve_args.count("--cache-dir"), 1)
+                    c.cache_result("t", b"in", b"out")
+                    ran = c.run(command=["true"], capture_output=True)
+                self.assertEqual(ran.kind, "miss")
+                stats = json.loads(self.cli("stats", "--json", "--cache-dir", "mycache").stdout)
+                self.assertEqual(stats["entries"], 2)  # the save and the run, both in mycache
+                shutil.rmtree(self.path("mycache"))
+
+    def test_the_service_refuses_a_flag_given_twice(self) -> None:
+        for flag in ("--cache-dir", "--config"):
+            with self.subTest(flag=flag):
+                r = self.cli("serve", "--stdio", flag, "a", flag, "b", check=False)
+                self.assertEqual(r.returncode, 2)
+                self.assertEqual(r.stderr, f"taskvault: error: serve: {flag} given 2 times (give it once)\n")
+        self.assertFalse(os.path.exists(self.path("a,b")))
 
     def test_bad_arguments(self) -> None:
         with self.assertRaisesRegex(TypeError, r"^Client\(config\) takes a path, got int$"):

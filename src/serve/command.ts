@@ -5,8 +5,8 @@ import { frameWriter, serve } from './service.js';
 
 interface ServeFlags {
   stdio?: boolean;
-  cacheDir?: string;
-  config?: string;
+  cacheDir?: string | string[];
+  config?: string | string[];
 }
 
 /**
@@ -29,8 +29,19 @@ export function registerServe(cli: CAC): void {
         return;
       }
       const options: { cacheDir?: string; configPath?: string } = {};
-      if (flags.cacheDir !== undefined) options.cacheDir = String(flags.cacheDir);
-      if (flags.config !== undefined) options.configPath = String(flags.config);
+      for (const [flag, value, key] of [
+        ['--cache-dir', flags.cacheDir, 'cacheDir'],
+        ['--config', flags.config, 'configPath'],
+      ] as const) {
+        if (value === undefined) continue;
+        // cac makes an array of a repeated flag, which String() would join into one path ("a,b").
+        if (Array.isArray(value)) {
+          errorLine(`serve: ${flag} given ${value.length} times`, 'give it once');
+          process.exitCode = EXIT_CODES.usage;
+          return;
+        }
+        options[key] = String(value);
+      }
       // The client went away (its end of the pipe closed): nothing is left to answer.
       process.stdout.on('error', () => process.exit(0));
       try {
