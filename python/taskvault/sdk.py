@@ -551,16 +551,25 @@ class Client:
         started = time.monotonic()
         value = fn(*args, **kwargs)
         duration_ms = (time.monotonic() - started) * 1000
-        try:
-            if encode is not None:
+        if encode is not None:
+            try:
                 data = encode(value)
-                encoding = "raw"
-            elif isinstance(value, (bytes, bytearray, memoryview)):
-                data, encoding = value, "raw"
-            else:
-                data = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-                encoding = "json"
-            out = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+                if not isinstance(data, (bytes, bytearray, memoryview, str)):
+                    raise TypeError(f"it returned {type(data).__name__}, not bytes or str")
+                out, encoding = (data.encode("utf-8") if isinstance(data, str) else bytes(data)), "raw"
+            except Exception as e:  # noqa: BLE001 - as the TS SDK: the result is returned, not cached
+                self._warn(f"memoize {task}: not cached: encode failed: {type(e).__name__}: {e}")
+                return value
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            out, encoding = bytes(value), "raw"
+        else:
+            try:
+                out, encoding = _json_result(value), "json"
+            except (TypeError, ValueError) as e:
+                self._warn(f"memoize {task}: not cached: the result cannot be stored as JSON ({e}); "
+                           "return bytes or pass encode/decode (e.g. pickle)")
+                return value
+        try:
             reply, _ = self._call(
                 {
                     "op": "save",
@@ -575,9 +584,8 @@ class Client:
             self._saved(str(reply["key"]))
         except TaskVaultError as e:
             self._warn(f"memoize {task}: not cached: {e}")
-        except (TypeError, ValueError) as e:
-            self._warn(f"memoize {task}: not cached: the result cannot be stored as JSON ({e}); "
-                       "return bytes or pass encode/decode (e.g. pickle)")
+        except Exception as e:  # noqa: BLE001 - a broken cache never breaks the call
+            self._warn(f"memoize {task}: not cached: {type(e).__name__}: {e}")
         return value
 
     # -- run / explain ----------------------------------------------------------------------
@@ -717,6 +725,28 @@ def _data(value: object, name: str, parts: List[bytes], streams: List[Tuple[str,
     raise TypeError(
         f"{name} must be bytes, str, Client.file(path) or a binary file object, got {type(value).__name__}"
     )
+
+
+def _json_result(value: Any) -> bytes:
+    """A memoized result as JSON text, only if reading it back gives the same value: dict keys
+    that are not str (JSON would make 1 and None into "1" and "null"), NaN and infinities are
+    refused with a ValueError or TypeError saying which."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # json.dumps has walked it (no cycles): now the keys it would have changed silently.
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            bad = [k for k in v if not isinstance(k, str)]
+            if bad:  # (a list: the key may be None)
+                raise TypeError(f"a dict key {bad[0]!r} is {type(bad[0]).__name__}, which JSON would make a str")
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: kept as \u escapes, which read back the same
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def _memory_key(

@@ -148,6 +148,39 @@ class Memoize(ProjectTest):
                 ):
                     client._call({"op": "get", "task": "f", "input": {"memo": memo, "blobs": [{"bytes": 1}]}}, [b"x"])
 
+    def test_results_json_would_change_are_returned_and_not_cached(self) -> None:
+        # JSON keys are strings: {1: 1} would come back from a hit as {"1": 1}.
+        runs: List[str] = []
+        warned: List[str] = []
+        with Client(on_warning=warned.append) as client:
+
+            @client.memoize("counts")
+            def counts(xs: list) -> dict:
+                runs.append("counts")
+                out: dict = {}
+                for x in xs:
+                    out[x] = out.get(x, 0) + 1
+                return out
+
+            @client.memoize("nested")
+            def nested() -> list:
+                runs.append("nested")
+                return [{"ok": {None: "none", "1": "str"}}]
+
+            self.assertEqual([counts([1, 2, 2]), counts([1, 2, 2])], [{1: 1, 2: 2}] * 2)
+            self.assertEqual([nested(), nested()], [[{"ok": {None: "none", "1": "str"}}]] * 2)
+            self.assertEqual(runs, ["counts", "counts", "nested", "nested"])
+            self.assertEqual(len(warned), 4, warned)
+            self.assertEqual(
+                warned[0],
+                "memoize counts: not cached: the result cannot be stored as JSON (a dict key 1 is int, which "
+                "JSON would make a str); return bytes or pass encode/decode (e.g. pickle)",
+            )
+            self.assertIn("(a dict key None is NoneType, which JSON would make a str)", warned[2])
+            # str keys still round-trip.
+            self.assertEqual(client.memoize("fine")(lambda: {"a": [{"b": 1}]})(), {"a": [{"b": 1}]})
+            self.assertEqual(len(warned), 4)
+
     def test_a_forked_child_does_not_wait_for_a_call_its_parent_was_running(self) -> None:
         with Client() as client:
             started = threading.Event()
