@@ -628,29 +628,31 @@ class Client:
             stderr=subprocess.PIPE,
         )
         out: Optional[bytes] = None
+        # The CLI's stderr: the command's own, TaskVault's warning lines (for on_warning), and
+        # last the --json summary, on the command's last line if that did not end in a newline.
+        warned: List[str] = []
         with proc:
             if capture_output:
                 out, err = proc.communicate()
+                kept = [line for line in _lines(err) if not _taskvault_warning(line, warned)]
+                last = kept.pop() if kept else b""
+                before = b"".join(kept)
             else:
-                err = _forward_all_but_last_line(proc)
-        err_lines = err.rstrip(b"\n").split(b"\n") if err else []
-        summary: Optional[Dict[str, Any]] = None
-        if err_lines:
-            try:
-                parsed = json.loads(err_lines[-1].decode("utf-8"))
-                if isinstance(parsed, dict) and "kind" in parsed:
-                    summary = parsed
-                    err_lines.pop()
-            except ValueError:
-                pass  # Not the summary: TaskVault failed before running anything (said below).
-        rest = b"\n".join(err_lines) + (b"\n" if err_lines else b"")
+                last = _forward_all_but_last_line(proc, warned)
+                before = b""
+        for message in warned:
+            self._warn(message)
+        summary, tail = _split_summary(last)
         if summary is None:
-            last = rest.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-            line = last[0]
+            # Not the summary: TaskVault failed before running anything, and its last line says why.
+            lines = (before + last).decode("utf-8", "replace").strip().splitlines()
+            line = lines[-1] if lines else f"exit code {proc.returncode}"
             if line.startswith("taskvault: error: "):
                 line = line[len("taskvault: error: ") :]
             raise TaskVaultError(f"taskvault run: {line}", "usage")
-        return RunResult(summary, out, rest if capture_output else None)
+        if not capture_output:
+            _write_stderr(tail)
+        return RunResult(summary, out, before + tail if capture_output else None)
 
 
 class _Inflight:
@@ -973,18 +975,68 @@ def _number_text(v: Union[str, int, float]) -> str:
     return str(int(v)) if v.is_integer() else format(v, ".6f").rstrip("0").rstrip(".")
 
 
-def _forward_all_but_last_line(proc: "subprocess.Popen[bytes]") -> bytes:
+#: How the CLI starts a warning line on stderr (src/util/term.ts; no colour: stderr is a pipe).
+_WARNING = b"taskvault: warning: "
+
+
+def _taskvault_warning(line: bytes, warned: List[str]) -> bool:
+    """Whether ``line`` is one of TaskVault's warning lines; if so, its message is added to ``warned``."""
+    if not line.startswith(_WARNING):
+        return False
+    warned.append(line[len(_WARNING) :].rstrip(b"\r\n").decode("utf-8", "replace"))
+    return True
+
+
+def _lines(data: bytes) -> List[bytes]:
+    """``data`` in lines, each with its newline (the last one may have none)."""
+    lines = [line + b"\n" for line in data.split(b"\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
+
+
+def _split_summary(line: bytes) -> Tuple[Optional[Dict[str, Any]], bytes]:
+    """The --json summary at the end of the CLI's last stderr line, and what came before it on
+    that line (the command's last output, when it did not end in a newline): the JSON object
+    that starts at the last '{"' from which the rest of the line parses as a summary."""
+    text = line.rstrip(b"\n")
+    at = len(text)
+    while True:
+        at = text.rfind(b'{"', 0, at)
+        if at < 0:
+            return None, line
+        try:
+            parsed = json.loads(text[at:].decode("utf-8"))
+        except ValueError:
+            continue
+        if (
+            isinstance(parsed, dict)
+            and parsed.get("kind") in ("hit", "miss", "uncached")
+            and isinstance(parsed.get("exitCode"), int)
+        ):
+            return parsed, text[:at]
+
+
+def _write_stderr(data: bytes) -> None:
+    if not data:
+        return
+    out = getattr(sys.stderr, "buffer", None)
+    if out is not None:
+        out.write(data)
+        out.flush()
+    else:
+        sys.stderr.write(data.decode("utf-8", "replace"))
+        sys.stderr.flush()
+
+
+def _forward_all_but_last_line(proc: "subprocess.Popen[bytes]", warned: List[str]) -> bytes:
     """Copies the CLI's stderr through as it comes, holding back the last line (the --json
-    summary). Returns the held-back line."""
+    summary) and TaskVault's warning lines (their messages go to ``warned``). Returns the
+    held-back line."""
     assert proc.stderr is not None
     held = b""
-    out = getattr(sys.stderr, "buffer", None)
     for line in proc.stderr:
-        if held:
-            if out is not None:
-                out.write(held)
-                out.flush()
-            else:
-                sys.stderr.write(held.decode("utf-8", "replace"))
+        if _taskvault_warning(line, warned):
+            continue
+        _write_stderr(held)
         held = line
     return held

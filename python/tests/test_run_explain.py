@@ -1,9 +1,13 @@
 """Client.run and Client.explain: the CLI's run and explain, from Python."""
 
+import contextlib
+import io
 import json
 import os
 import pathlib
+import sys
 import unittest
+from typing import Iterator, List
 
 import support  # noqa: F401
 from support import ProjectTest
@@ -39,6 +43,33 @@ class RunAndExplain(ProjectTest):
         r = self.cli("run", "--inputs", "in.txt", "--outputs", "out.txt", "--json", "--", *cmd)
         self.assertEqual(json.loads(r.stderr.strip().splitlines()[-1])["kind"], "hit")
 
+    def test_stderr_without_a_final_newline_is_the_commands_and_the_summary_is_found(self) -> None:
+        cmd = "printf 'no newline' >&2; printf '{\"kind\": \"hit\", \"exitCode\": 9} {\"' >&2"
+        tail = b'no newline{"kind": "hit", "exitCode": 9} {"'
+        with Client() as c:
+            first = c.run(command=cmd, capture_output=True)
+            self.assertEqual((first.kind, first.exit_code, first.stderr), ("miss", 0, tail))
+            again = c.run(command=cmd, capture_output=True)
+            self.assertEqual((again.kind, again.stderr), ("hit", tail))
+            # Not captured: the same bytes reach this process's stderr, in full and nothing more.
+            with _stderr_bytes() as seen:
+                self.assertEqual(c.run(command=cmd).kind, "hit")
+            self.assertEqual(seen.data, tail)
+
+    def test_taskvault_warnings_go_to_on_warning_not_to_stderr(self) -> None:
+        self.write("blocker", "a file where the cache directory would be")
+        warned: List[str] = []
+        cmd = "echo out; echo 'err line' >&2"
+        with Client(cache_dir="blocker/cache", on_warning=warned.append) as c:
+            r = c.run(command=cmd, capture_output=True)
+            self.assertEqual((r.kind, r.stdout, r.stderr), ("uncached", b"out\n", b"err line\n"))
+            self.assertEqual(len(warned), 1, warned)
+            self.assertRegex(warned[0], r"^cache skipped: cannot open the cache at .*blocker")
+            with _stderr_bytes() as seen:
+                self.assertEqual(c.run(command=cmd).kind, "uncached")
+            self.assertEqual(seen.data, b"err line\n")
+            self.assertEqual(len(warned), 2, warned)
+
     def test_options_are_type_checked_and_paths_may_be_path_objects(self) -> None:
         self.write("sub/in.txt", "x")
         with Client() as c:
@@ -72,6 +103,25 @@ class RunAndExplain(ProjectTest):
             self.assertEqual(c.explain(command=["true"], inputs=["in.txt"], cwd="sub"), base)
             ran = c.run(command=["true"], inputs=[pathlib.Path("in.txt")], cwd=pathlib.Path("sub"), ttl=60.5)
             self.assertEqual((ran.kind, ran.key), ("miss", base["key"]))
+
+
+class _Seen:
+    data = b""
+
+
+@contextlib.contextmanager
+def _stderr_bytes() -> Iterator[_Seen]:
+    """What this process writes to sys.stderr inside, as bytes (``.data``, once out)."""
+    saved, raw, seen = sys.stderr, io.BytesIO(), _Seen()
+    wrapper = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+    sys.stderr = wrapper
+    try:
+        yield seen
+    finally:
+        sys.stderr = saved
+        wrapper.flush()
+        seen.data = raw.getvalue()
+        wrapper.detach()
 
 
 if __name__ == "__main__":
