@@ -9,7 +9,7 @@ service about each hit served here, so counts, LRU order and the audit log stay 
 
 import os
 import time
-from typing import Any, Dict, Hashable, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Hashable, NamedTuple, Optional, Set, Tuple
 
 #: Larger values are always asked for: memory is for the many small results of a hot loop.
 MAX_VALUE = 64 * 1024
@@ -80,7 +80,9 @@ class Memo:
     def __init__(self, cache_dir: str) -> None:
         self._generation = _Generation(os.path.join(cache_dir, "generation"))
         self._values: Dict[Hashable, Remembered] = {}
-        self._by_key: Dict[str, Hashable] = {}
+        #: Each entry's key -> every lookup remembered with its value (``sq(1)`` and ``sq(1.0)``
+        #: are two lookups of one key).
+        self._by_key: Dict[str, Set[Hashable]] = {}
         self._bytes = 0
         #: Saves this client made (forget): an answer asked for before one is not remembered.
         self.saves = 0
@@ -123,23 +125,25 @@ class Memo:
             str(reply.get("encoding", "raw")),
             size,
         )
-        self._by_key[key] = what
+        self._by_key.setdefault(key, set()).add(what)
         self._bytes += size
 
     def forget(self, key: str) -> None:
         """This client saved ``key``: its old value must not be served before the commit lands,
         nor remembered from an answer already on its way."""
         self.saves += 1
-        what = self._by_key.get(key)
-        if what is not None:
+        for what in list(self._by_key.get(key, ())):
             self._drop(what)
 
     def _drop(self, what: Hashable) -> None:
         r = self._values.pop(what, None)
         if r is not None:
             self._bytes -= r.size
-            if self._by_key.get(r.key) == what:
-                del self._by_key[r.key]
+            lookups = self._by_key.get(r.key)
+            if lookups is not None:
+                lookups.discard(what)
+                if not lookups:
+                    del self._by_key[r.key]
 
     def close(self) -> None:
         self._values.clear()

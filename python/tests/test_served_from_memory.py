@@ -128,6 +128,21 @@ class ServedFromMemory(ProjectTest):
             self.assertEqual(calls, [4])
             self.assertEqual(client.get_stats()["hits"], 11)
 
+    def test_its_own_save_replaces_every_lookup_of_that_key(self) -> None:
+        # square(4) and square(4.0) are two lookups of one key (the input text "[4]").
+        with Client(durability="fast") as client:
+
+            @client.memoize("square")
+            def square(n: float) -> str:
+                return "old"
+
+            self.assertEqual(square(4), "old")
+            client.get_stats()  # the commit is in, the generation rewritten
+            self.assertEqual([square(4), square(4.0)], ["old", "old"])  # both remembered
+            self.assertEqual(client.get_cached_result("square", "[4]"), (b'"old"', True))
+            client.cache_result("square", "[4]", '"new"')  # its commit comes later ('fast')
+            self.assertEqual([square(4), square(4.0)], [b'"new"', b'"new"'])
+
     def test_inputs_by_path_are_always_asked(self) -> None:
         with Client(durability="strict") as client:
             path = self.write("in.bin", b"in")
@@ -167,6 +182,13 @@ class MemoBounds(ProjectTest):
             self.assertIsNone(self.get(3), "not confirmed for a second")
         finally:
             time.monotonic = real  # type: ignore[assignment]
+
+    def test_forget_drops_every_lookup_of_the_key(self) -> None:
+        self.memo.put(("t", "[1]"), self.memo.asking(), {"key": "k"}, b"v")
+        self.memo.put(("t", "[1.0]"), self.memo.asking(), {"key": "k"}, b"v")
+        self.memo.put(("t", "[2]"), self.memo.asking(), {"key": "k2"}, b"v")
+        self.memo.forget("k")
+        self.assertEqual([self.memo.get(("t", a)) is None for a in ("[1]", "[1.0]", "[2]")], [True, True, False])
 
     def test_a_deleted_generation_file_ends_it(self) -> None:
         self.remember(1)
