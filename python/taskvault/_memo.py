@@ -42,7 +42,7 @@ class Asked(NamedTuple):
 
 
 class _Generation:
-    """``<cacheDir>/generation``, held open: a read is one ``pread`` and one ``fstat``."""
+    """``<cacheDir>/generation``, held open: a read is one ``pread``, one ``fstat`` and one ``stat``."""
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -56,8 +56,15 @@ class _Generation:
             except OSError:
                 return None
         try:
-            if os.fstat(self._fd).st_nlink == 0:
-                # Deleted (the cache directory removed, say): the next read opens its successor.
+            held = os.fstat(self._fd)
+            try:
+                there = os.stat(self._path)
+            except OSError:
+                there = None
+            if held.st_nlink == 0 or there is None or (there.st_ino, there.st_dev) != (held.st_ino, held.st_dev):
+                # Deleted, or another file now at the path (the cache directory removed, or another
+                # cache moved into its place): what we hold says nothing of the index there. The
+                # next read opens the file at the path.
                 self.close()
                 return None
             data = os.pread(self._fd, GENERATION_BYTES, 0)

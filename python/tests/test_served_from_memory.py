@@ -5,9 +5,11 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 import unittest
 
+import support
 from support import ProjectTest
 
 from taskvault import _memo
@@ -143,6 +145,25 @@ class ServedFromMemory(ProjectTest):
             client.cache_result("square", "[4]", '"new"')  # its commit comes later ('fast')
             self.assertEqual([square(4), square(4.0)], [b'"new"', b'"new"'])
 
+    def test_another_cache_moved_into_place_is_seen_at_once(self) -> None:
+        # The generation file this client holds open moves away with the old cache directory.
+        os.makedirs(self.path("other", ".git"))
+        self.write("other/in", b"in")
+        self.write("other/out", b"new")
+        r = subprocess.run(
+            ["node", support.CLI, "cache", "save", "agg", "in", "out", "-q"],
+            cwd=self.path("other"), env=support.clean_env(), capture_output=True, text=True,
+        )
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with Client(durability="strict") as client:
+            client.cache_result("agg", b"in", b"old")
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"old", True))
+            cache = client.info["cacheDir"]
+            os.rename(cache, cache + ".aside")
+            os.rename(self.path("other", ".taskvault", "cache"), cache)
+            time.sleep(0.15)  # the service looks for a replaced index every 0.1 s
+            self.assertEqual(client.get_cached_result("agg", b"in"), (b"new", True))
+
     def test_inputs_by_path_are_always_asked(self) -> None:
         with Client(durability="strict") as client:
             path = self.write("in.bin", b"in")
@@ -182,6 +203,14 @@ class MemoBounds(ProjectTest):
             self.assertIsNone(self.get(3), "not confirmed for a second")
         finally:
             time.monotonic = real  # type: ignore[assignment]
+
+    def test_another_file_at_the_generation_path_ends_it(self) -> None:
+        self.remember(1)
+        os.rename(self.gen, self.path("aside"))  # still a file (a cache moved aside)
+        os.rename(self.write("other/generation", b"a" * 16), self.gen)  # the same bytes, another file
+        self.assertIsNone(self.get(1))
+        self.remember(2)  # the file now at the path is held from here on
+        self.assertIsNotNone(self.get(2))
 
     def test_forget_drops_every_lookup_of_the_key(self) -> None:
         self.memo.put(("t", "[1]"), self.memo.asking(), {"key": "k"}, b"v")
