@@ -441,6 +441,8 @@ export class Client {
   }
 }
 
+const MARKERS = new Set(['$bytes', '$file', '$bigint']);
+
 /** Arguments as a JSON-able value for the key: byte arrays by content hash, not element by element. */
 function argsForKey(algorithm: HashAlgorithm, value: unknown): unknown {
   if (value instanceof Uint8Array) return { $bytes: hashBytes(algorithm, value) };
@@ -448,7 +450,14 @@ function argsForKey(algorithm: HashAlgorithm, value: unknown): unknown {
   if (value && typeof value === 'object') {
     const json = (value as { toJSON?: () => unknown }).toJSON;
     if (typeof json === 'function') return argsForKey(algorithm, json.call(value));
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, argsForKey(algorithm, v)]));
+    const entries = Object.entries(value);
+    // The shapes that stand for a byte array, a file or a bigint in a key: one given as it is
+    // would be keyed as that other value (the Python SDK refuses the same).
+    if (entries.length === 1 && MARKERS.has(entries[0]![0]))
+      throw new TypeError(
+        `memoize: an argument that is an object with the one key "${entries[0]![0]}" cannot be keyed (it is how other values are keyed); give it another key`,
+      );
+    return Object.fromEntries(entries.map(([k, v]) => [k, argsForKey(algorithm, v)]));
   }
   if (typeof value === 'bigint') return { $bigint: value.toString() };
   return value;

@@ -251,6 +251,28 @@ test('memoize: JSON and byte results, keyed on arguments (bytes by content), one
   );
 });
 
+test('memoize refuses an argument shaped like a byte array key instead of taking its result', async () => {
+  const tv = new sdk.Client({ cwd: project() });
+  let calls = 0;
+  const f = tv.memoize('f', async (_arg: unknown) => {
+    calls++;
+    return { n: calls };
+  });
+  const bytes = Buffer.from('x');
+  assert.equal(await f(bytes), { n: 1 });
+  let refused: unknown;
+  try {
+    await f({ $bytes: hashBytes('blake3', bytes) });
+  } catch (e) {
+    refused = e;
+  }
+  assert.ok(refused instanceof TypeError, String(refused));
+  assert.match((refused as Error).message, /one key "\$bytes"/);
+  assert.equal(await f({ $bytes: 'x', other: 1 }), { n: 2 }, 'other objects are keyed as they are');
+  assert.is(calls, 2);
+  await tv.close();
+});
+
 test('memoize with a broken cache still calls the function, with a warning', async () => {
   const dir = project();
   writeFileSync(join(dir, 'not-a-dir'), 'x');
