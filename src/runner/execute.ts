@@ -37,8 +37,6 @@ export async function execute(
   spec: TaskSpec,
   onChunk: (stream: StreamId, chunk: Uint8Array) => void,
   cancel?: AbortSignal,
-  /** Called once the child is started: work that can overlap with it goes here. */
-  onSpawn?: () => void,
 ): Promise<Execution> {
   const { execa } = await loadExeca();
   mark('load execa');
@@ -61,7 +59,6 @@ export async function execute(
   });
   const stopFeeding = feedChild(child.stdin);
   noteCommandStarted();
-  onSpawn?.();
 
   let interrupted = false;
   const forward = (signal: NodeJS.Signals) => {

@@ -79,7 +79,7 @@ export async function runTask(settings: Settings, spec: TaskSpec, o: RunOptions)
   try {
     return await lookUp(run, hot);
   } finally {
-    // A miss has written it as soon as its command started; a dry run writes nothing.
+    // A stored miss has written it during its commit; a dry run writes nothing.
     if (!o.dryRun) fp.value.saveManifest();
   }
 }
@@ -98,9 +98,9 @@ async function lookUp(run: RunContext, hot: HotIndex): Promise<RunOutcome> {
   mark(fromHot?.kind === 'hit' ? 'hot hit' : 'hot lookup');
   if (fromHot?.kind === 'hit') return fromHot;
 
-  // No copy in hot/, so no entry (Store.open gives every entry one): run the command at once and
-  // open the index while it runs. The team cache, a dry run and a damaged or expired copy need
-  // the index first.
+  // No copy in hot/, so no entry (Store.open gives every entry one): take the lock and run the
+  // command without looking in the index. The team cache, a dry run and a damaged or expired copy
+  // need the index first.
   if (fromHot === undefined && !o.dryRun && !o.remote) return missBeforeIndex(run, hot);
   return withIndex(run, (store) => lookUpInIndex(run, store, fromHot));
 }
@@ -177,9 +177,10 @@ async function lookUpInIndex(
 }
 
 /**
- * Steps 4 to 9 for a key with no copy in hot/: the command starts before the index is loaded
- * (~20 ms of lmdb) and opened, which then happens while it runs. Under the same lock; a process
- * that waited for it finds the holder's result in hot/.
+ * Steps 4 to 9 for a key with no copy in hot/: no lookup in the index, which is loaded (~20 ms of
+ * lmdb) and opened only once the lock is taken, right before the command starts (not while it runs:
+ * miss.ts runCommand). Under the same lock; a process that waited for it finds the holder's result
+ * in hot/.
  */
 async function missBeforeIndex(run: RunContext, hot: HotIndex): Promise<RunOutcome> {
   // Both loads at once: one's file reads overlap the other's compiling. A failed preload is
@@ -218,8 +219,8 @@ async function missBeforeIndex(run: RunContext, hot: HotIndex): Promise<RunOutco
 }
 
 /**
- * Steps 5 to 9. `openIndex` is called once the command has started (or returns the store already
- * open): its loading overlaps with the command.
+ * Steps 5 to 9. `openIndex` is called right before the command starts (or returns the store
+ * already open).
  */
 async function runAndStore(
   run: RunContext,

@@ -43,9 +43,10 @@ function warnNotStored(o: RunOptions, why: string, shown = why): NotStored {
 // ── Before the command ─────────────────────────────────────────────────────────────────────────
 
 /**
- * What Store.open would find only after the command, checked before it when the index is opened
- * while it runs (lookup.ts missBeforeIndex): a cache dir that cannot be written to, a full disk.
- * undefined: go ahead; otherwise a warning has said why and the command should run uncached.
+ * What Store.open would report only after the command (its failures are warned about once the
+ * command has run), checked before the lock (lookup.ts missBeforeIndex): a cache dir that cannot be
+ * written to, a full disk. undefined: go ahead; otherwise a warning has said why and the command
+ * should run uncached.
  */
 export function cannotCache(hot: HotIndex, run: RunContext): string | undefined {
   try {
@@ -77,7 +78,7 @@ export async function lockKey(locksDir: string, run: RunContext): Promise<LockRe
   return lock;
 }
 
-/** Opens the index for a miss that started before it (the MISS line and the count go with it). */
+/** Opens the index for a miss that found no copy in hot/ (the MISS line and the count go with it). */
 export async function openIndexForMiss(hot: HotIndex, run: RunContext): Promise<Result<Store>> {
   new AuditLog(hot.layout.audit).write('MISS', run.source, run.logFields);
   const { Store } = await import('../store/store.js');
@@ -94,15 +95,21 @@ export interface Ran {
   /** Its stdout and stderr in temp files; undefined when capturing failed (`captureError`). */
   captured: Captured | undefined;
   captureError: string | undefined;
-  /** The index, opening since the command started. */
-  index: Promise<Result<Store>>;
-  /** The fingerprint staged in the index while the command ran (undefined: it never started). */
+  /** The index, opened before the command started. */
+  index: Result<Store>;
+  /** The fingerprint staged in the index while the command ran (undefined: the index did not open). */
   staged: Promise<void> | undefined;
 }
 
 /**
- * Runs the command, teeing and capturing its output. Once it has started, the manifest is saved,
- * `openIndex` is called (its loading overlaps with the command) and the fingerprint is staged.
+ * Runs the command, teeing and capturing its output. Before it starts, the index is opened and the
+ * fingerprint serialised; lmdb's own thread writes it while the command runs.
+ *
+ * Nothing may block this thread while the command runs: stdout and stderr are two pipes, and the
+ * order of their chunks is the order in which this thread reads them. Blocked (loading and opening
+ * lmdb takes 20-40 ms), both pipes fill meanwhile and are then read one after the other, so the
+ * terminal, and every hit replaying the capture, would get `out1 out2 err1 err2` for what the command
+ * wrote as `out1 err1 out2 err2` (test/run/output-order.test.ts).
  */
 export async function runCommand(run: RunContext, openIndex: () => Promise<Result<Store>>): Promise<Ran> {
   const { settings, spec, fp, o } = run;
@@ -110,25 +117,17 @@ export async function runCommand(run: RunContext, openIndex: () => Promise<Resul
   const temps = new BlobStore(layout.blobs, layout.tmp);
   const capture = new LogCapture(settings.hashAlgorithm, (tag) => temps.tempPath(tag));
   mark('lock');
-  const opening = () =>
-    openIndex().catch((e: unknown) => err(failure('cache', `cannot open the cache: ${errorMessage(e)}`)));
-  let index: Promise<Result<Store>> | undefined;
-  let staged: Promise<void> | undefined;
-  const execution = await execute(
-    spec,
-    (stream, chunk) => capture.write(stream, chunk),
-    o.signal,
-    () => {
-      fp.saveManifest();
-      index = opening();
-      staged = index
-        .then((opened) => (opened.ok ? opened.value.stageFingerprint(run.key, fp.fingerprint) : undefined))
-        .catch(() => {}); // not staged: the commit writes the fingerprint itself
-    },
+  const index = await openIndex().catch((e: unknown) =>
+    err(failure('cache', `cannot open the cache: ${errorMessage(e)}`)),
   );
+  mark('open index');
+  const staged = index.ok
+    ? index.value.stageFingerprint(run.key, fp.fingerprint).catch(() => {}) // not staged: the commit writes it
+    : undefined;
+  const execution = await execute(spec, (stream, chunk) => capture.write(stream, chunk), o.signal);
   const captured = capture.finish();
   mark('command');
-  return { execution, captured, captureError: capture.error, index: index ?? opening(), staged };
+  return { execution, captured, captureError: capture.error, index, staged };
 }
 
 // ── May it be stored? ──────────────────────────────────────────────────────────────────────────
@@ -144,8 +143,7 @@ export async function storable(
 ): Promise<Result<{ store: Store; captured: Captured }, NotStored>> {
   const { spec, o } = run;
   const { execution } = ran;
-  const opened = await ran.index;
-  mark('index');
+  const opened = ran.index;
   if (!opened.ok) o.reporter.warn(`cache skipped: ${opened.error.message}`);
   const why = whyNotCacheable(spec, execution) ?? (opened.ok ? undefined : opened.error.message);
   let skip: NotStored | undefined = why
@@ -255,9 +253,13 @@ export async function commitEntry(
   const paths = checkEntryPaths(run.spec.root, entry.outputs);
   if (!paths.ok) return err(warnNotStored(run.o, paths.error.message));
   await ran.staged;
-  const committed = await store.commit(entry, run.fp.fingerprint, run.label, {
+  const committing = store.commit(entry, run.fp.fingerprint, run.label, {
     durability: durabilityOf(run.settings, 'run'),
   });
+  // Written while other threads flush the blobs and commit the index (runTask writes it at the end
+  // of the runs that store nothing): off the path of the command and of the commit.
+  run.fp.saveManifest();
+  const committed = await committing;
   mark('commit');
   if (!committed.ok) return err(warnNotStored(run.o, committed.error.message));
   store.log('SAVE', run.source, {
@@ -293,7 +295,7 @@ export async function dropCapture(ran: Ran): Promise<void> {
 
 export async function dropStaged(ran: Ran, key: string): Promise<void> {
   if (!ran.staged) return;
-  const opened = await ran.index;
+  const opened = ran.index;
   // A staged fingerprint nobody commits is only unused bytes, which gc removes.
   if (opened.ok) await ran.staged.then(() => opened.value.dropStagedFingerprint(key)).catch(() => {});
 }

@@ -8,6 +8,7 @@ import type { HotIndex } from '../hot.js';
 import type { Happening } from '../timeseries.js';
 import { chart, chartAll } from './chart.js';
 import { type IndexDbs, summaryOf } from './dbs.js';
+import { Fingerprints } from './fingerprints.js';
 import { addRefs, bookUsage, dropRefs, usage } from './refs.js';
 import { blobInPlace, putSmallBlob } from './small-blobs.js';
 import { background, noteWriteFailed, transact, writeErrorMessage } from './writes.js';
@@ -287,6 +288,9 @@ export function* summariesOf(dbs: IndexDbs): Iterable<EntrySummary> {
  * ms taken off the time after the command). Stored under the key it hashes to, so a staged
  * fingerprint is never wrong, only unused if the entry is not committed: `dropStaged` removes it
  * then, and one left by a killed run goes with a later commit (dropStaleStaged) or gc.
+ *
+ * Serialised here, when called: lmdb runs the transaction's body on this thread later, while the
+ * command runs, and a miss must not block this thread then (runner/miss.ts runCommand).
  */
 export async function stageFingerprint(
   dbs: IndexDbs,
@@ -294,8 +298,9 @@ export async function stageFingerprint(
   fingerprint: Fingerprint,
   now: number,
 ): Promise<void> {
+  const text = Fingerprints.text(fingerprint);
   await transact(dbs.env, () => {
-    background(dbs.fingerprints.put(key, fingerprint));
+    background(dbs.fingerprints.putText(key, text));
     background(dbs.staged.put(key, now));
   });
 }

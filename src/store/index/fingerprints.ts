@@ -26,7 +26,17 @@ export class Fingerprints {
   }
 
   put(key: string, fingerprint: Fingerprint): Promise<boolean> {
-    return this.text.put(key, JSON.stringify(fingerprint));
+    return this.putText(key, Fingerprints.text(fingerprint));
+  }
+
+  /** Stores a fingerprint already serialised with `Fingerprints.text`. */
+  putText(key: string, text: string): Promise<boolean> {
+    return this.text.put(key, text);
+  }
+
+  /** A fingerprint as it is stored. */
+  static text(fingerprint: Fingerprint): string {
+    return JSON.stringify(fingerprint);
   }
 
   remove(key: string): void {
