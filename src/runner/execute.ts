@@ -5,7 +5,7 @@ import type { StreamId } from '../store/entry.js';
 import { monotonicMs } from '../util/monotonic.js';
 import { mark } from '../util/trace.js';
 import { loadExeca } from '../util/vendor.js';
-import { descendants, signalAll } from './process-tree.js';
+import { descendants, signalAll, signalReachedChild } from './process-tree.js';
 import { noteCommandStarted } from './started.js';
 import { childStdin, feedChild } from './stdin.js';
 
@@ -21,6 +21,13 @@ export interface Execution {
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+/**
+ * What a terminal sends on Ctrl-C and Ctrl-\ to its whole foreground process group, the command
+ * (which stays in TaskVault's group) included: passed on only when it did not reach the command too
+ * (signalReachedChild), or a command that takes a second Ctrl-C for "quit now" would skip its
+ * clean-up. The others are always passed on.
+ */
+const GROUP_SIGNALS = new Set<NodeJS.Signals>(['SIGINT', 'SIGQUIT']);
 
 /** Exit code a shell reports for a child killed by `signal`. */
 export function signalExitCode(signal: NodeJS.Signals): number {
@@ -30,7 +37,8 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 /**
  * Runs the command with stdin as prepared (stdin.ts: inherited by default) and stdout/stderr piped, passing every chunk to the
  * terminal (unchanged) and to `onChunk` (for capture) in arrival order. Signals TaskVault receives
- * are forwarded to the child; TaskVault exits only after the child does.
+ * are forwarded to the child, but for a Ctrl-C or Ctrl-\ that reached it already (GROUP_SIGNALS);
+ * TaskVault exits only after the child does.
  * execa is imported lazily so that the hit path never loads it.
  */
 export async function execute(
@@ -63,7 +71,9 @@ export async function execute(
   let interrupted = false;
   const forward = (signal: NodeJS.Signals) => {
     interrupted = true;
-    child.kill(signal);
+    const pid = child.pid;
+    if (!GROUP_SIGNALS.has(signal) || pid === undefined) child.kill(signal);
+    else void signalReachedChild(pid).then((reached) => reached || child.kill(signal));
   };
   for (const s of FORWARDED) process.on(s, forward);
   // Cancellation (watch --restart): SIGTERM the child and everything below it (a shell's own

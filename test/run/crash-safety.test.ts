@@ -121,7 +121,7 @@ const TRAP = `
 const fs = require('fs');
 fs.appendFileSync(process.env.COUNTER, 'x\\n');
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => { fs.writeFileSync('got-signal', s); fs.writeFileSync('out.txt', 'partial'); process.exit(0); });
-console.log('READY');
+console.log('READY ' + process.ppid);
 setTimeout(() => { fs.writeFileSync('out.txt', 'complete'); process.exit(0); }, 20000);
 `;
 
@@ -131,9 +131,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     writeTree(dir, { 'trap.js': TRAP, 'src/in.txt': 'x' });
     const counter = join(dir, '..', `${dir.split('/').pop()}.counter`);
     const args = ['run', '--inputs', 'src/**', '--outputs', 'out.txt', '--', 'node', 'trap.js'];
-    const run = spawnCli(args, dir, { COUNTER: counter });
+    // Sent to taskvault alone (a `kill -INT <pid>`), not to its process group.
+    const run = spawnCli(args, dir, { COUNTER: counter }, { alone: true });
     assert.ok(await run.waitFor('READY'), 'child started');
-    run.child.kill(signal);
+    process.kill(Number(/READY (\d+)/.exec(run.out())?.[1]), signal);
     const ended = await run.done;
     assert.is(readFileSync(join(dir, 'got-signal'), 'utf8'), signal, 'the child received the signal');
     assert.is(ended.code, 0, 'the exit code of the child passes through');

@@ -13,13 +13,27 @@ export interface Spawned {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `node dist/cli.cjs ...args` and keeps its output, for tests that signal or kill it. */
-export function spawnCli(args: string[], cwd: string, env: Record<string, string | undefined> = {}): Spawned {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd,
-    env: cliEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Starts `node dist/cli.cjs ...args` and keeps its output, for tests that signal or kill it.
+ * `alone`: under a shell that leads a session and process group of its own, without a terminal:
+ * a signal sent to taskvault's pid then counts as sent to it alone, whether or not the tests run
+ * in a terminal (whose Ctrl-C taskvault leaves to the command: docs/guarantees.md, guarantee 10).
+ */
+export function spawnCli(
+  args: string[],
+  cwd: string,
+  env: Record<string, string | undefined> = {},
+  o: { alone?: boolean } = {},
+): Spawned {
+  const argv = [process.execPath, CLI, ...args];
+  const child = o.alone
+    ? spawn('sh', ['-c', '"$@"; exit $?', 'sh', ...argv], {
+        cwd,
+        env: cliEnv(env),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      })
+    : spawn(argv[0]!, argv.slice(1), { cwd, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();
@@ -34,7 +48,10 @@ export function spawnCli(args: string[], cwd: string, env: Record<string, string
     err += d;
     notify();
   });
-  const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const kill = setTimeout(
+    () => (o.alone ? process.kill(-child.pid!, 'SIGKILL') : child.kill('SIGKILL')),
+    60_000,
+  );
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => {
       clearTimeout(kill);

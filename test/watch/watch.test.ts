@@ -76,10 +76,12 @@ class WatchProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(args: string[], cwd: string) {
+    // A process group of its own (and no terminal), for ctrlC().
     this.child = spawn(process.execPath, [CLI, 'run', '--watch', '--debounce', String(DEBOUNCE), ...args], {
       cwd,
       env: cliEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     for (const stream of ['out', 'err'] as const) {
       const source = stream === 'out' ? this.child.stdout! : this.child.stderr!;
@@ -161,8 +163,17 @@ class WatchProcess {
     assert.equal(this.unread(/watch: #\d+ /), []);
   }
 
+  /** SIGINT to the whole process group, as a terminal sends it on Ctrl-C: the command gets it too. */
+  ctrlC(): void {
+    process.kill(-this.child.pid!, 'SIGINT');
+  }
+
   kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    try {
+      process.kill(-this.child.pid!, 'SIGKILL');
+    } catch {
+      // All gone already.
+    }
   }
 }
 
@@ -270,7 +281,7 @@ test('watch: runs, reruns on input changes only, debounces, queues, reverts to h
     await w.start(/changed src\/a\.txt$/);
     const pid = Number((await w.next(/^work start (\d+) --v3 interrupted$/, 'out'))[1]);
     assert.ok(alive(pid));
-    w.child.kill('SIGINT');
+    w.ctrlC();
     const exit = await w.exited;
     assert.is(exit.code, 130);
     await w.next(/watch: stopped/);
@@ -317,7 +328,7 @@ test('watch --poll --restart: polling notices changes; a change during a run can
     assert.is(runs(dir), 5);
 
     // Ctrl-C while idle.
-    w.child.kill('SIGINT');
+    w.ctrlC();
     assert.is((await w.exited).code, 130);
     assert.equal(cacheTmpFiles(dir), []);
   } finally {

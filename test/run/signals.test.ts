@@ -1,0 +1,140 @@
+/**
+ * Signals around a run behave as they do around the bare command: a Ctrl-C (which a terminal sends
+ * to its whole foreground process group, the command included) reaches the command once, not once
+ * from the terminal and once more from TaskVault. Real terminals (script(1) gives one), process
+ * groups and child processes; the rule is in docs/guarantees.md (guarantee 10).
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CLI, cliEnv, tempDir, writeTree } from '../support/helpers.js';
+
+/**
+ * Counts the SIGINTs it gets, like a tool that cleans up on a first Ctrl-C and quits at once on a
+ * second: the first starts a clean exit 400 ms later, a second one quits there and then.
+ */
+const COUNTER = `
+let n = 0;
+process.on('SIGINT', () => {
+  n++;
+  process.stdout.write('got SIGINT ' + n + '\\n');
+  if (n > 1) { process.stdout.write('quit at once\\n'); process.exit(9); }
+  setTimeout(() => { process.stdout.write('clean exit\\n'); process.exit(0); }, 400);
+});
+process.stdout.write('READY\\n');
+setTimeout(() => {}, 30000);
+`;
+
+interface Ended {
+  out: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+function project(): string {
+  return writeTree(tempDir('tv-signals-'), { 'counter.js': COUNTER });
+}
+
+/** `taskvault run` as a shell word list, with a cache of its own (each call a miss). */
+const tv = (dir: string, command: string) =>
+  `"${process.execPath}" "${CLI}" run -q --cache-dir "${join(dir, `cache-${Math.random()}`)}" -- ${command}`;
+
+/**
+ * Runs `command` in a terminal of its own (script(1), util-linux) and presses Ctrl-C 100 ms after
+ * it prints READY; the terminal's output (its \r\n made \n) and script's exit code, which is
+ * 128 + N when the command died of signal N.
+ */
+function ctrlC(command: string, cwd: string): Promise<Ended> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], {
+      cwd,
+      env: cliEnv({ SHELL: '/bin/bash' }),
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    let pressed = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (pressed || !out.includes('READY')) return;
+      pressed = true;
+      setTimeout(() => child.stdin.write('\x03'), 100);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ out: out.replace(/\r\n/g, '\n'), code, signal });
+    });
+  });
+}
+
+/**
+ * Starts argv as the leader of a new process group without a terminal and sends `signal` to the
+ * whole group 100 ms after it prints READY, as a terminal does on Ctrl-C (or a supervisor that
+ * stops what it started by its group).
+ */
+function signalGroup(argv: string[], cwd: string, signal: NodeJS.Signals = 'SIGINT'): Promise<Ended> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd,
+      env: cliEnv(),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    let sent = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (sent || !out.includes('READY')) return;
+      sent = true;
+      setTimeout(() => process.kill(-child.pid!, signal), 100);
+    });
+    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('close', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ out, code, signal: sig });
+    });
+  });
+}
+
+/** The command got the one Ctrl-C and cleaned up. */
+function gotOnce(r: Ended, what: string): void {
+  assert.match(r.out, /got SIGINT 1\n/, `${what}: the command got SIGINT`);
+  assert.not.match(r.out, /got SIGINT 2/, `${what}: ... once, not twice:\n${r.out}`);
+  assert.match(r.out, /clean exit\n/, `${what}: and cleaned up`);
+}
+
+test('Ctrl-C in a terminal reaches the command once, as without taskvault', async () => {
+  const dir = project();
+  gotOnce(await ctrlC('node counter.js', dir), 'bare');
+  // Twice each: a Ctrl-C and the one passed on may arrive together and count once.
+  for (let round = 1; round <= 2; round++) {
+    const alone = await ctrlC(tv(dir, 'node counter.js'), dir);
+    gotOnce(alone, `taskvault, round ${round}`);
+    assert.is(alone.code, 0, 'the exit code of the command');
+    // Under a shell: the shell leads the terminal's foreground group, taskvault is one of it.
+    const underShell = await ctrlC(`bash -c '${tv(dir, 'node counter.js')}; echo "after $?"'`, dir);
+    gotOnce(underShell, `taskvault under bash, round ${round}`);
+    assert.match(underShell.out, /after 0\n/, 'the command cleaned up and exited 0: the shell goes on');
+  }
+});
+
+test('a SIGINT to the process group taskvault leads, without a terminal, reaches the command once', async () => {
+  const dir = project();
+  gotOnce(await signalGroup(['node', 'counter.js'], dir), 'bare');
+  const run = ['node', CLI, 'run', '-q'];
+  for (let round = 1; round <= 2; round++) {
+    const miss = await signalGroup(
+      [...run, '--cache-dir', join(dir, `c${round}`), '--', 'node', 'counter.js'],
+      dir,
+    );
+    gotOnce(miss, `a miss, round ${round}`);
+    assert.is(miss.code, 0);
+    const uncached = await signalGroup([...run, '--no-cache', '--', 'node', 'counter.js'], dir);
+    gotOnce(uncached, `--no-cache, round ${round}`);
+  }
+});
+
+test.run();
