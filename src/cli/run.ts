@@ -3,6 +3,7 @@ import { isQuiet, resolveTask, type Settings, taskLabel } from '../config/resolv
 import type { ResidentAnswer } from '../fingerprint/resident.js';
 import { remoteTier } from '../remote/tier.js';
 import { runTask } from '../runner/lookup.js';
+import { reraiseAtExit } from '../util/process.js';
 import { info, warn } from '../util/term.js';
 import { clockFromEnv } from './clock.js';
 import { enterRun } from './recursion.js';
@@ -77,6 +78,9 @@ async function run(
   // Off the hit path unless asked for: refreshing opens the index (docs/dashboard.md).
   if (settings.config.metrics?.textfile && !settings.disabled)
     await (await import('../ui/textfile.js')).refreshTextfile(settings, warn);
+  // Killed by a signal: TaskVault ends by the same one, once all is written (the exit code 128 + N
+  // stays where it cannot).
+  if (outcome.kind !== 'hit' && outcome.signal) reraiseAtExit(outcome.signal);
   return outcome.exitCode;
 }
 

@@ -294,10 +294,12 @@ function missOutcome(
   ran: Ran,
   r: { stored: { files: number; bytes: number } } | NotStored,
 ): RunOutcome {
+  const { signal } = ran.execution;
   const base = {
     kind: 'miss' as const,
     key: run.key,
     exitCode: ran.execution.exitCode,
+    ...(signal ? { signal } : {}),
     durationMs: ran.execution.durationMs,
   };
   return 'stored' in r

@@ -311,5 +311,6 @@ export async function runUncached(
 ): Promise<RunOutcome> {
   const execution = await execute(spec, () => {}, o.signal);
   if (execution.spawnError) o.reporter.warn(execution.spawnError);
-  return { kind: 'uncached', exitCode: execution.exitCode, durationMs: execution.durationMs, reason, warned };
+  const { exitCode, signal, durationMs } = execution;
+  return { kind: 'uncached', exitCode, ...(signal ? { signal } : {}), durationMs, reason, warned };
 }

@@ -99,6 +99,8 @@ export type RunOutcome =
       kind: 'miss';
       key: string;
       exitCode: number;
+      /** The signal that killed the command (exitCode is then 128 + its number); never stored. */
+      signal?: NodeJS.Signals;
       durationMs: number;
       stored: boolean;
       notStored?: string;
@@ -107,7 +109,15 @@ export type RunOutcome =
       files: number;
       bytes: number;
     }
-  | { kind: 'uncached'; exitCode: number; durationMs: number; reason: string; warned?: boolean }
+  | {
+      kind: 'uncached';
+      exitCode: number;
+      /** The signal that killed the command (exitCode is then 128 + its number). */
+      signal?: NodeJS.Signals;
+      durationMs: number;
+      reason: string;
+      warned?: boolean;
+    }
   | { kind: 'dry-run'; key: string; hit: boolean; fingerprint: Fingerprint; entry?: Entry }
   | { kind: 'failed'; failure: Failure };
 

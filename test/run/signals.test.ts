@@ -1,14 +1,16 @@
 /**
  * Signals around a run behave as they do around the bare command: a Ctrl-C (which a terminal sends
  * to its whole foreground process group, the command included) reaches the command once, not once
- * from the terminal and once more from TaskVault. Real terminals (script(1) gives one), process
- * groups and child processes; the rule is in docs/guarantees.md (guarantee 10).
+ * from the terminal and once more from TaskVault; and a command killed by a signal takes TaskVault
+ * with it by that same signal, so that whoever waits for it (a shell's loop) sees a death by a
+ * signal and not an exit code of 128 + N. Real terminals (script(1) gives one), process groups and
+ * child processes; the rule is in docs/guarantees.md (guarantee 10).
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, cliEnv, tempDir, writeTree } from '../support/helpers.js';
+import { CLI, cliEnv, runCli, tempDir, writeTree } from '../support/helpers.js';
 
 /**
  * Counts the SIGINTs it gets, like a tool that cleans up on a first Ctrl-C and quits at once on a
@@ -135,6 +137,59 @@ test('a SIGINT to the process group taskvault leads, without a terminal, reaches
     const uncached = await signalGroup([...run, '--no-cache', '--', 'node', 'counter.js'], dir);
     gotOnce(uncached, `--no-cache, round ${round}`);
   }
+});
+
+test('a command killed by a signal kills taskvault by that signal, once all is said', async () => {
+  const dir = tempDir('tv-signals-');
+  for (const flags of [[], ['--no-cache']]) {
+    const args = ['run', ...flags, '--', 'sh', '-c', 'echo partial; kill -TERM $$'];
+    const r = await runCli(args, { cwd: dir });
+    assert.is(r.signal, 'SIGTERM', `${flags.join(' ')}: died of SIGTERM (exit code ${r.code})`);
+    assert.is(r.code, null);
+    assert.is(r.out, 'partial\n', 'the output came through first');
+    if (flags.length === 0) {
+      assert.match(r.err, /not cached: the run was interrupted \(SIGTERM\)/, 'the summary came first');
+      const dry = await runCli(['run', '--dry-run', ...args.slice(1)], { cwd: dir });
+      assert.match(dry.out, / miss\n$/, 'nothing stored');
+    } else assert.match(r.err, /ran uncached/);
+  }
+
+  // SIGPIPE, which Node itself ignores: `taskvault run -- yes | head -1` ends as `yes | head -1`.
+  const piped = await new Promise<Ended>((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'run', '-q', '--no-cache', '--', 'yes'], {
+      cwd: dir,
+      env: cliEnv(),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    child.stdout.once('data', () => child.stdout.destroy());
+    child.on('close', (code, signal) => resolve({ out: '', code, signal }));
+  });
+  assert.is(piped.signal, 'SIGPIPE', `died of SIGPIPE (exit code ${piped.code})`);
+
+  // A signal whose default action dumps core is not raised again (TaskVault would leave a core
+  // file of its own): 128 + N.
+  const quit = await runCli(['run', '--no-cache', '--', 'sh', '-c', 'ulimit -c 0; kill -QUIT $$'], {
+    cwd: dir,
+  });
+  assert.is(quit.signal, null);
+  assert.is(quit.code, 131);
+});
+
+test('a shell loop stops at Ctrl-C inside taskvault, as it does around the bare command', async () => {
+  const dir = tempDir('tv-signals-');
+  const loop = (command: string) => `for i in 1 2 3; do ${command}; echo "after $i"; done`;
+  const sleeper = `sh -c "echo READY; exec sleep 5"`;
+  const bare = await signalGroup(['bash', '-c', loop(sleeper)], dir);
+  assert.is(bare.signal, 'SIGINT', 'bare: bash died of SIGINT');
+  assert.not.match(bare.out, /after/);
+
+  const grouped = await signalGroup(['bash', '-c', loop(tv(dir, sleeper))], dir);
+  assert.is(grouped.signal, 'SIGINT', `bash died of SIGINT (exit code ${grouped.code}):\n${grouped.out}`);
+  assert.not.match(grouped.out, /after/, 'and ran nothing after');
+
+  const terminal = await ctrlC(`bash -c '${loop(tv(dir, sleeper))}'`, dir);
+  assert.is(terminal.code, 130, `in a terminal, bash died of SIGINT:\n${terminal.out}`);
+  assert.not.match(terminal.out, /after/);
 });
 
 test.run();
