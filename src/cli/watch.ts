@@ -9,6 +9,7 @@ import {
 import { signalExitCode } from '../runner/execute.js';
 import { formatDuration } from '../util/format.js';
 import { toPosix } from '../util/paths.js';
+import { reraiseAtExit } from '../util/process.js';
 import { err, type Failure, failure, ok } from '../util/result.js';
 import { color, errorLine, info, warn } from '../util/term.js';
 import type { Change } from '../watch/changes.js';
@@ -60,6 +61,8 @@ export async function runWatch(task: string | undefined, flags: WatchFlags): Pro
   });
   if (end.kind === 'failed') return end.failure;
   process.stderr.write(`${tag()} stopped\n`);
+  // Stopped by a signal: ends by it too, as `run` does, so a calling shell stops as well.
+  reraiseAtExit(end.signal);
   return signalExitCode(end.signal);
 }
 
