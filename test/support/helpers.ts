@@ -206,3 +206,27 @@ export function taskSpec(root: string, o: Partial<TaskSpec> = {}): TaskSpec {
     ...o,
   };
 }
+
+/**
+ * Runs `fn` with a tmpfs of `size` (e.g. '24m') mounted on a temp dir: a disk that fills up. Where
+ * mounting is not allowed it prints `<what>: SKIPPED` and returns; CI runs as root and must allow it.
+ */
+export async function withTmpfs(
+  size: string,
+  what: string,
+  fn: (mnt: string) => Promise<void>,
+): Promise<void> {
+  const mnt = tempDir('tv-tmpfs-');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mnt], { stdio: 'ignore' });
+  } catch {
+    if (process.env.CI) throw new Error('CI must be able to mount a tmpfs (it runs as root)');
+    console.log(`${what}: SKIPPED (no permission to mount a tmpfs here)`);
+    return;
+  }
+  try {
+    await fn(mnt);
+  } finally {
+    execFileSync('umount', [mnt], { stdio: 'ignore' });
+  }
+}
