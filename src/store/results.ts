@@ -94,9 +94,9 @@ async function putOutput(
     return ok({ ...(await store.blobs.putBytes(algo, bytes)), mode: 0o644, name: 'result' });
   }
   if (isPath(output)) {
-    const s = file ?? (await stat(output.path)); // saveResult has stat-ed it (statOutput)
-    const ref = await store.blobs.putFile(algo, output.path, s.size);
-    return ok({ ...ref, mode: s.mode & 0o777, name: safeName(basename(output.path)) });
+    if (!file) throw new Error('putOutput: a path output without its stats'); // statOutput's
+    const ref = await store.blobs.putFile(algo, output.path, file.size);
+    return ok({ ...ref, mode: file.mode & 0o777, name: safeName(basename(output.path)) });
   }
   // A stream: written to tmp/ while hashed, then renamed to its content address.
   const tmp = store.blobs.tempPath();
