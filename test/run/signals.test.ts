@@ -6,8 +6,9 @@
  * signal and not an exit code of 128 + N. Real terminals (script(1) gives one), process groups and
  * child processes; the rule is in docs/guarantees.md (guarantee 10).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CLI, cliEnv, runCli, tempDir, writeTree } from '../support/helpers.js';
@@ -43,32 +44,49 @@ const tv = (dir: string, command: string) =>
   `"${process.execPath}" "${CLI}" run -q --cache-dir "${join(dir, `cache-${Math.random()}`)}" -- ${command}`;
 
 /**
+ * Collects `child`'s stdout until it closes; `act` runs once, 100 ms after READY appears, and
+ * `kill` if it has not ended within 30 s.
+ */
+function afterReady(
+  child: ChildProcessByStdio<null | Writable, Readable, null>,
+  act: () => void,
+  kill: () => void,
+): Promise<Ended> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let acted = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (acted || !out.includes('READY')) return;
+      acted = true;
+      setTimeout(act, 100);
+    });
+    const timer = setTimeout(kill, 30_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ out, code, signal });
+    });
+  });
+}
+
+/**
  * Runs `command` in a terminal of its own (script(1), util-linux) and presses Ctrl-C 100 ms after
  * it prints READY; the terminal's output (its \r\n made \n) and script's exit code, which is
  * 128 + N when the command died of signal N.
  */
-function ctrlC(command: string, cwd: string): Promise<Ended> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], {
-      cwd,
-      env: cliEnv({ SHELL: '/bin/bash' }),
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    let out = '';
-    let pressed = false;
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-      if (pressed || !out.includes('READY')) return;
-      pressed = true;
-      setTimeout(() => child.stdin.write('\x03'), 100);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ out: out.replace(/\r\n/g, '\n'), code, signal });
-    });
+async function ctrlC(command: string, cwd: string): Promise<Ended> {
+  const child = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], {
+    cwd,
+    env: cliEnv({ SHELL: '/bin/bash' }),
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
+  const r = await afterReady(
+    child,
+    () => child.stdin.write('\x03'),
+    () => child.kill('SIGKILL'),
+  );
+  return { ...r, out: r.out.replace(/\r\n/g, '\n') };
 }
 
 /**
@@ -77,28 +95,17 @@ function ctrlC(command: string, cwd: string): Promise<Ended> {
  * stops what it started by its group).
  */
 function signalGroup(argv: string[], cwd: string, signal: NodeJS.Signals = 'SIGINT'): Promise<Ended> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      cwd,
-      env: cliEnv(),
-      detached: true,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    let sent = false;
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-      if (sent || !out.includes('READY')) return;
-      sent = true;
-      setTimeout(() => process.kill(-child.pid!, signal), 100);
-    });
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code, sig) => {
-      clearTimeout(timer);
-      resolve({ out, code, signal: sig });
-    });
+  const child = spawn(argv[0]!, argv.slice(1), {
+    cwd,
+    env: cliEnv(),
+    detached: true,
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
+  return afterReady(
+    child,
+    () => process.kill(-child.pid!, signal),
+    () => process.kill(-child.pid!, 'SIGKILL'),
+  );
 }
 
 /** The command got the one Ctrl-C and cleaned up. */
