@@ -87,6 +87,8 @@ def main() -> None:
             {
                 "tv": lambda r: per_call(lambda i: client.get_cached_result("hit", b"key")),
                 "tv first": lambda r: per_call(lambda i: client.get_cached_result("first", firsts[r * CALLS + i])),
+                "tv miss": lambda r: per_call(lambda i: client.get_cached_result("absent", f"{r}-{i}".encode())),
+                "dc miss": lambda r: per_call(lambda i: dc.get(f"absent {r}-{i}")),
                 "dc": lambda r: per_call(lambda i: dc.get("key")),
                 "jl": lambda r: per_call(lambda i: cached_kb(1)),
                 "echo": lambda r: per_call(lambda i: echo.call(get, [b"key"])),
@@ -112,6 +114,16 @@ def main() -> None:
                 f"floor: pipe echo {us(hit['echo'])}",
                 ratio(hit["tv first"], hit["echo"]),
                 "(a round trip)",
+            )
+        )
+
+        rows.append(
+            (
+                "1 KB miss, per call",
+                us(hit["tv miss"]),
+                f"diskcache get {us(hit['dc miss'])}",
+                ratio(hit["tv miss"], hit["dc miss"]),
+                "(memoize's first call)",
             )
         )
 

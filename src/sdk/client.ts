@@ -264,9 +264,9 @@ export class Client {
         ? { kind: 'file' as const, path: options.toFile }
         : { kind: 'bytes' as const };
     const got = unwrap(await getResult(store, settings, task, input, target, { source: 'get', ...VIA }));
-    // A hit's bookkeeping (last access, hit counts) commits in the background: waiting for its
-    // fsync would make every lookup cost a disk flush. getStats() and close() wait for it.
-    if (!got.hit) await this.flush(store, `getCachedResult ${task}`);
+    // A lookup's bookkeeping (last access, hit and miss counts, when the key missed) commits in
+    // the background: waiting for its fsync would make every lookup cost a disk flush.
+    // getStats() and close() wait for it.
     if (!got.hit) return { hit: false, key: got.key };
     const hit = {
       hit: true as const,
