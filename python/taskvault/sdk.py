@@ -29,6 +29,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Set,
     Tuple,
     TypeVar,
     Union,
@@ -542,7 +543,7 @@ class Client:
                 if decode is not None:
                     return decode(body)
                 if encoding == "json":
-                    return json.loads(body.decode("utf-8"))
+                    return _read_json_result(body)
                 return body
         except TaskVaultError as e:
             self._warn(f"memoize {task}: cache skipped: {e}")
@@ -729,26 +730,52 @@ def _data(value: object, name: str, parts: List[bytes], streams: List[Tuple[str,
     )
 
 
+#: How a tuple is stored in a JSON result (a list would come back from a hit instead).
+TUPLE = "$tuple"
+
+
 def _json_result(value: Any) -> bytes:
-    """A memoized result as JSON text, only if reading it back gives the same value: dict keys
-    that are not str (JSON would make 1 and None into "1" and "null"), NaN and infinities are
-    refused with a ValueError or TypeError saying which."""
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    # json.dumps has walked it (no cycles): now the keys it would have changed silently.
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, dict):
-            bad = [k for k in v if not isinstance(k, str)]
-            if bad:  # (a list: the key may be None)
-                raise TypeError(f"a dict key {bad[0]!r} is {type(bad[0]).__name__}, which JSON would make a str")
-            stack.extend(v.values())
-        elif isinstance(v, (list, tuple)):
-            stack.extend(v)
+    """A memoized result as JSON text, only if reading it back (``_read_json_result``) gives the
+    same value: a tuple is stored as ``{"$tuple": [...]}``; dict keys that are not str (JSON would
+    make 1 and None into "1" and "null"), a dict whose only key is ``$tuple`` (it would come back a
+    tuple), NaN and infinities are refused with a ValueError or TypeError saying which."""
+    stored = _tuples_marked(value, set())
+    text = json.dumps(stored, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: kept as \u escapes, which read back the same
-        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode("ascii")
+        return json.dumps(stored, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def _tuples_marked(v: Any, seen: Set[int]) -> Any:
+    """``v`` with each tuple as a ``$tuple`` object, checked as _json_result says. ``seen``: the
+    containers on the way down (a cycle is json's ValueError, as json.dumps would raise it)."""
+    if isinstance(v, (list, tuple, dict)):
+        if id(v) in seen:
+            raise ValueError("Circular reference detected")
+        seen.add(id(v))
+        try:
+            if isinstance(v, dict):
+                bad = [k for k in v if not isinstance(k, str)]
+                if bad:  # (a list: the key may be None)
+                    raise TypeError(f"a dict key {bad[0]!r} is {type(bad[0]).__name__}, which JSON would make a str")
+                if len(v) == 1 and TUPLE in v:
+                    raise TypeError(f"a dict whose only key is {TUPLE!r} would come back a tuple")
+                return {k: _tuples_marked(x, seen) for k, x in v.items()}
+            if isinstance(v, tuple) and type(v) is not tuple:
+                raise TypeError(f"a {type(v).__name__} (a tuple subclass) would come back a plain tuple")
+            items = [_tuples_marked(x, seen) for x in v]
+            return {TUPLE: items} if isinstance(v, tuple) else items
+        finally:
+            seen.discard(id(v))
+    return v
+
+
+def _read_json_result(body: bytes) -> Any:
+    text = body.decode("utf-8")
+    if f'"{TUPLE}"' not in text:
+        return json.loads(text)
+    return json.loads(text, object_hook=lambda d: tuple(d[TUPLE]) if len(d) == 1 and isinstance(d.get(TUPLE), list) else d)
 
 
 def _memory_key(

@@ -122,5 +122,21 @@ class CrossLanguageHits(ProjectTest):
             self.assertEqual((calls, warned, client.info["pid"]), ([name + "x"], [], pid))
 
 
+    def test_a_tuple_memoized_in_python_is_an_array_for_the_ts_memoize(self) -> None:
+        with Client() as client:
+
+            @client.memoize("split")
+            def split(text: str) -> object:
+                return tuple(text.split()), {"n": (len(text),)}
+
+            self.assertEqual(split("a b"), (("a", "b"), {"n": (3,)}))
+        ts = self.node(
+            "const c = new Client();"
+            "const f = c.memoize('split', () => { throw new Error('ran'); });"
+            "console.log(JSON.stringify(await f('a b')));"
+            "await c.close();"
+        )
+        self.assertEqual(ts, [["a", "b"], {"n": [3]}])
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,5 +1,6 @@
 """Client.memoize: canonical argument keys, result encodings, hooks, and a cache that fails open."""
 
+import collections
 import os
 import pickle
 import signal
@@ -180,6 +181,50 @@ class Memoize(ProjectTest):
             # str keys still round-trip.
             self.assertEqual(client.memoize("fine")(lambda: {"a": [{"b": 1}]})(), {"a": [{"b": 1}]})
             self.assertEqual(len(warned), 4)
+
+    def test_tuples_come_back_as_tuples(self) -> None:
+        runs: List[str] = []
+        warned: List[str] = []
+        with Client(on_warning=warned.append) as client:
+
+            @client.memoize("pair")
+            def pair(n: int) -> object:
+                runs.append("pair")
+                return n, [(n, "x"), {"t": (), "$tuple": 1}], "$tuple"
+
+            first = pair(2)
+            again = pair(2)
+            self.assertEqual(first, again)
+            self.assertIs(type(again), tuple)
+            self.assertIs(type(again[1][0]), tuple)
+            self.assertIs(type(again[1][1]["t"]), tuple)
+            self.assertEqual(runs, ["pair"])
+        with Client(on_warning=warned.append) as client:  # a new client reads it from the index
+
+            @client.memoize("pair")
+            def pair_again(n: int) -> object:
+                runs.append("pair again")
+                return ()
+
+            self.assertEqual(pair_again(2), (2, [(2, "x"), {"t": (), "$tuple": 1}], "$tuple"))
+            self.assertEqual(runs, ["pair"])
+
+            # What would not come back the same is returned and not cached, with a warning.
+            point = collections.namedtuple("point", "x y")
+
+            @client.memoize("odd")
+            def odd(kind: str) -> object:
+                runs.append(kind)
+                return point(1, 2) if kind == "named" else [{"$tuple": [1]}]
+
+            self.assertEqual([odd("named"), odd("named")], [point(1, 2)] * 2)
+            self.assertEqual([odd("marked"), odd("marked")], [[{"$tuple": [1]}]] * 2)
+        self.assertEqual(runs[1:], ["named", "named", "marked", "marked"])
+        self.assertEqual(len(warned), 4, warned)
+        for w in warned[:2]:
+            self.assertIn("(a point (a tuple subclass) would come back a plain tuple)", w)
+        for w in warned[2:]:
+            self.assertIn("(a dict whose only key is '$tuple' would come back a tuple)", w)
 
     def test_a_forked_child_does_not_wait_for_a_call_its_parent_was_running(self) -> None:
         with Client() as client:

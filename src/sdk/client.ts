@@ -22,6 +22,7 @@ import { recordTeamEvent, teamEventOf } from '../store/team/record.js';
 import { monotonicMs } from '../util/monotonic.js';
 import { err, errorMessage, type Failure, failure, type Result } from '../util/result.js';
 import { warn as stderrWarn } from '../util/term.js';
+import { jsonResult, readJsonResult } from './json-result.js';
 
 export type { ResultData } from '../store/results.js';
 export type { CacheStats } from '../store/stats.js';
@@ -344,7 +345,7 @@ export class Client {
           const data = got.value.data;
           if (o.decode) return o.decode(data);
           return (
-            got.value.entry.result?.encoding === 'json' ? JSON.parse(data.toString('utf8')) : data
+            got.value.entry.result?.encoding === 'json' ? readJsonResult(data.toString('utf8')) : data
           ) as R;
         }
         if (!got.ok) this.warn(`memoize ${task}: cache skipped: ${got.error.message}`);
@@ -358,8 +359,8 @@ export class Client {
     if (store) {
       try {
         const raw = !o.encode && value instanceof Uint8Array;
-        const encoded = o.encode ? o.encode(value) : raw ? (value as Uint8Array) : JSON.stringify(value);
-        if (encoded === undefined) throw new Error('the result is not JSON-serialisable (undefined)');
+        const encoded = o.encode ? o.encode(value) : raw ? (value as Uint8Array) : jsonResult(value);
+        if (encoded === undefined) throw new Error('the encode hook returned undefined');
         const saved = await saveResult(store, settings, task, input, encoded, {
           source: 'memoize',
           ...VIA,

@@ -273,6 +273,26 @@ test('memoize refuses an argument shaped like a byte array key instead of taking
   await tv.close();
 });
 
+test('memoize does not store a result an object named like a stored tuple would change', async () => {
+  const warnings: string[] = [];
+  const tv = new Client({ cwd: project(), onWarning: (m) => warnings.push(m) });
+  let calls = 0;
+  // {"$tuple": [...]} is how the Python SDK stores a tuple: read back, it would be an array.
+  const marked = tv.memoize('marked', async () => ({ out: { $tuple: [++calls] } }));
+  assert.equal(await marked(), { out: { $tuple: [1] } });
+  assert.equal(await marked(), { out: { $tuple: [2] } });
+  assert.equal(warnings, [
+    'memoize marked: not cached: an object whose only key is $tuple would come back an array',
+    'memoize marked: not cached: an object whose only key is $tuple would come back an array',
+  ]);
+  // The word elsewhere (a value, a key beside others) is stored and read back as it was.
+  const plain = tv.memoize('plain', async () => ({ a: '$tuple', b: { $tuple: [1], c: 2 }, calls: ++calls }));
+  assert.equal(await plain(), { a: '$tuple', b: { $tuple: [1], c: 2 }, calls: 3 });
+  assert.equal(await plain(), { a: '$tuple', b: { $tuple: [1], c: 2 }, calls: 3 });
+  assert.is(warnings.length, 2);
+  await tv.close();
+});
+
 test('memoize with a broken cache still calls the function, with a warning', async () => {
   const dir = project();
   writeFileSync(join(dir, 'not-a-dir'), 'x');
