@@ -56,7 +56,7 @@ export async function serve(
         send({ id: 0, ok: false, error: { type: 'ProtocolError', message: `bad request id ${String(id)}` } });
         continue;
       }
-      const req: Request = { id, header: h, body: frame.body, at: 0, streams: new Map() };
+      const req: Request = { id, header: h, body: frame.body, at: 0, streams: streamsOf(h) };
       open.set(id, req);
       const done = handle(client, req, send, booking).finally(() => {
         open.delete(id);
@@ -73,6 +73,21 @@ export async function serve(
     await Promise.allSettled([...running]);
     await client.close();
   }
+}
+
+/**
+ * A queue for each value the request sends as chunk frames, made as the request arrives: its
+ * chunks may follow at once, before the handler has come to that value (after awaiting the one
+ * before it), and a chunk with no queue is dropped as belonging to a request already answered.
+ */
+function streamsOf(h: Frame['header']): Map<string, ChunkQueue> {
+  const streams = new Map<string, ChunkQueue>();
+  for (const name of ['input', 'output']) {
+    const v = h[name];
+    if (v !== null && typeof v === 'object' && (v as Record<string, unknown>).stream === true)
+      streams.set(name, new ChunkQueue());
+  }
+  return streams;
 }
 
 async function feedChunk(open: Map<number, Request>, frame: Frame): Promise<void> {
@@ -227,11 +242,8 @@ function plainData(req: Request, d: unknown, name: string): ResultData {
     return bytes;
   }
   if (typeof v.path === 'string' && v.path !== '') return { path: v.path };
-  if (v.stream === true) {
-    const q = new ChunkQueue();
-    req.streams.set(name, q);
-    return q;
-  }
+  const q = v.stream === true ? req.streams.get(name) : undefined;
+  if (q) return q;
   throw new BadRequest(`${name} must be {bytes}, {path} or {stream}`);
 }
 

@@ -255,6 +255,37 @@ test('memoize arguments: bytes placeholders are keyed as the TS memoize keys the
   assert.is(await s.end(), 0);
 });
 
+test('chunks sent right behind their request reach it while it still reads the value before', async () => {
+  // The input names a file, hashed with file I/O before the handler comes to the output: the
+  // output's chunks, written in the same breath, must wait for it rather than be dropped.
+  const dir = project();
+  writeFileSync(join(dir, 'big.bin'), randomBytes(8 << 20));
+  const s = new Serve(dir);
+  const out = randomBytes(3000);
+  const frames = [
+    encodeFrame({
+      id: 1,
+      op: 'save',
+      task: 'f',
+      input: { memo: [{ $file: 0 }], blobs: [{ path: join(dir, 'big.bin') }] },
+      output: { stream: true },
+    }),
+    encodeFrame({ id: 1, chunk: 'output' }, out.subarray(0, 1000)),
+    encodeFrame({ id: 1, chunk: 'output' }, out.subarray(1000)),
+    encodeFrame({ id: 1, chunk: 'output', end: true }),
+  ];
+  s.child.stdin.write(Buffer.concat(frames));
+  const saved = await s.reply();
+  assert.is(saved.header.ok, true, JSON.stringify(saved.header));
+  const got = await s.call({
+    op: 'get',
+    task: 'f',
+    input: { memo: [{ $file: 0 }], blobs: [{ path: join(dir, 'big.bin') }] },
+  });
+  assert.ok(got.body.equals(out), `stored ${got.body.length} bytes of ${out.length}`);
+  assert.is(await s.end(), 0);
+});
+
 test('hits served from memory are booked like get hits, without a reply; bad ones warn', async () => {
   const dir = project();
   const s = new Serve(dir);
