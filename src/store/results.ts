@@ -15,6 +15,7 @@ import type { BlobProblem } from './blobs.js';
 import type { BlobRef, Entry, ResultEncoding } from './entry.js';
 import { STORE_SCHEMA } from './entry.js';
 import { evictAfterSave } from './evict.js';
+import { MISS_WINDOW_MS } from './index/counters.js';
 import { SMALL_RESULT_BYTES } from './index/small-blobs.js';
 import { provenance } from './provenance.js';
 import type { Store } from './store.js';
@@ -27,9 +28,6 @@ export type ResultData = string | Uint8Array | { path: string } | AsyncIterable<
 
 /** Results up to this size saved fast wait in the pending journal for their blob (saveResult). */
 const JOURNALED_BYTES = 64 * 1024;
-
-/** A miss remembered longer than this says nothing about how long the work took. */
-export const MISS_TO_SAVE_WINDOW_MS = 24 * 3600_000;
 
 /** Where an audit line says an event came from: the operation, and `via=sdk` for the SDK. */
 export interface AuditSource {
@@ -203,7 +201,7 @@ export async function saveResult(
     return tooLarge(put.value.size, policy.value.maxEntryBytes);
 
   const now = o.now ?? Date.now();
-  const missedAt = store.takeMiss(key, now, MISS_TO_SAVE_WINDOW_MS);
+  const missedAt = store.takeMiss(key, now, MISS_WINDOW_MS);
   const durationMs = o.durationMs ?? (missedAt !== undefined ? now - missedAt : 0);
   const { hash, size, mode, name } = put.value;
   const entry: Entry = {

@@ -11,7 +11,15 @@ import { type Entry, entryBlobs } from './entry.js';
 import { HotIndex } from './hot.js';
 import { newestKeys } from './index/by-creation.js';
 import { chart } from './index/chart.js';
-import { type Counters, count, drainHits, readCounters, recordHit, takeMiss } from './index/counters.js';
+import {
+  type Counters,
+  count,
+  drainHits,
+  markMiss,
+  readCounters,
+  recordHit,
+  takeMiss,
+} from './index/counters.js';
 import type { IndexDbs } from './index/dbs.js';
 import {
   type Commit,
@@ -442,10 +450,10 @@ export class Store {
 
   /** Remembers when a lookup of `key` missed; takeMiss() hands it to the save that follows. */
   markMiss(key: string, now = Date.now()): void {
-    if (!this.noWrites) background(this.dbs.pending.put(key, now));
+    if (!this.noWrites) markMiss(this.dbs, key, now);
   }
 
-  /** When `key` last missed, if within `windowMs` of `now`; forgets it and misses past the window. */
+  /** When `key` last missed, if within `windowMs` of `now`; forgets it. */
   takeMiss(key: string, now: number, windowMs: number): number | undefined {
     return takeMiss(this.dbs, key, now, windowMs, !this.noWrites);
   }
