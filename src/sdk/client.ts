@@ -144,8 +144,12 @@ const HIT_BATCH_MS = 20;
 export class Client {
   private readonly settingsP: Promise<Result<Settings>>;
   private storeP: Promise<Store | undefined> | undefined;
-  /** Stores whose index was replaced on disk (store()): closed with the client. */
-  private readonly retired: Store[] = [];
+  /** Stores whose index was replaced on disk (store()), still in use: closed by their last user. */
+  private readonly retired = new Set<Store>();
+  /** How many operations are using each store (withStore). */
+  private readonly users = new Map<Store, number>();
+  /** Closes of retired stores under way: close() waits for them. */
+  private readonly closing = new Set<Promise<void>>();
   private closed = false;
   private readonly warn: (message: string) => void;
   private readonly options: ClientOptions;
@@ -195,13 +199,49 @@ export class Client {
       });
       const p = this.storeP;
       const store = await p;
-      if (!store?.replacedOnDisk()) return store;
+      if (!store?.replacedOnDisk()) {
+        // Counted before the caller resumes: a retirement meanwhile leaves it open for this use.
+        if (store) this.users.set(store, (this.users.get(store) ?? 0) + 1);
+        return store;
+      }
       if (this.storeP === p) {
-        // Operations still under way keep using it: it is closed with the client.
-        this.retired.push(store);
         this.storeP = undefined;
+        // Operations still under way keep using it; the last of them closes it.
+        if (this.users.has(store)) this.retired.add(store);
+        else this.closeRetired(store);
       }
     }
+  }
+
+  /** Runs `fn` with the store (undefined if the cache cannot be opened; see store()). */
+  private async withStore<T>(fn: (store: Store | undefined) => Promise<T>): Promise<T> {
+    const store = await this.store();
+    try {
+      return await fn(store);
+    } finally {
+      if (store) this.release(store);
+    }
+  }
+
+  private release(store: Store): void {
+    const n = (this.users.get(store) ?? 1) - 1;
+    if (n > 0) {
+      this.users.set(store, n);
+      return;
+    }
+    this.users.delete(store);
+    if (this.retired.delete(store)) this.closeRetired(store);
+  }
+
+  /** Finishes a retired store's bookkeeping and closes it: a long-lived client keeps no old index open. */
+  private closeRetired(store: Store): void {
+    const closing: Promise<void> = store
+      .flush()
+      .catch(() => {})
+      .then(() => store.close())
+      .catch(() => {})
+      .finally(() => this.closing.delete(closing));
+    this.closing.add(closing);
   }
 
   /**
@@ -216,8 +256,7 @@ export class Client {
     }
   }
 
-  private async needStore(): Promise<Store> {
-    const store = await this.store();
+  private need(store: Store | undefined): Store {
     if (!store)
       throw new TaskVaultError(failure('cache', 'the cache cannot be opened (see the warning above)'));
     return store;
@@ -234,16 +273,18 @@ export class Client {
     options: CacheResultOptions = {},
   ): Promise<string> {
     const settings = await this.settings();
-    const store = await this.needStore();
-    const saved = await saveResult(store, settings, task, input, output, {
-      source: 'save',
-      ...VIA,
-      ...options,
+    return this.withStore(async (maybe) => {
+      const store = this.need(maybe);
+      const saved = await saveResult(store, settings, task, input, output, {
+        source: 'save',
+        ...VIA,
+        ...options,
+      });
+      // Committed either way; strict also waits for the index to reach the disk. Fast leaves that
+      // flush (and the bookkeeping's) to lmdb-js, shared with the saves that follow.
+      if (durabilityOf(settings, 'result') === 'strict') await this.flush(store, `cacheResult ${task}`);
+      return unwrap(saved).key;
     });
-    // Committed either way; strict also waits for the index to reach the disk. Fast leaves that
-    // flush (and the bookkeeping's) to lmdb-js, shared with the saves that follow.
-    if (durabilityOf(settings, 'result') === 'strict') await this.flush(store, `cacheResult ${task}`);
-    return unwrap(saved).key;
   }
 
   /** Looks up the result of `task` for `input`; the value is verified against its hash before use. */
@@ -255,29 +296,30 @@ export class Client {
     options?: GetToFileOptions,
   ): Promise<CachedResult<Buffer> | CachedResult<string>> {
     const settings = await this.settings();
-    const store = await this.store();
-    if (!store) {
-      const key = unwrap(await keyForInput(settings, task, input));
-      return { hit: false, key };
-    }
-    const target =
-      options?.toFile !== undefined
-        ? { kind: 'file' as const, path: options.toFile }
-        : { kind: 'bytes' as const };
-    const got = unwrap(await getResult(store, settings, task, input, target, { source: 'get', ...VIA }));
-    // A lookup's bookkeeping (last access, hit and miss counts, when the key missed) commits in
-    // the background: waiting for its fsync would make every lookup cost a disk flush.
-    // getStats() and close() wait for it.
-    if (!got.hit) return { hit: false, key: got.key };
-    const hit = {
-      hit: true as const,
-      key: got.key,
-      size: got.size,
-      encoding: got.entry.result?.encoding ?? 'raw',
-      expiresAt: got.expiresAt,
-    };
-    if (target.kind === 'file') return { ...hit, value: target.path };
-    return { ...hit, value: got.data ?? Buffer.alloc(0) };
+    return this.withStore(async (store): Promise<CachedResult<Buffer> | CachedResult<string>> => {
+      if (!store) {
+        const key = unwrap(await keyForInput(settings, task, input));
+        return { hit: false, key };
+      }
+      const target =
+        options?.toFile !== undefined
+          ? { kind: 'file' as const, path: options.toFile }
+          : { kind: 'bytes' as const };
+      const got = unwrap(await getResult(store, settings, task, input, target, { source: 'get', ...VIA }));
+      // A lookup's bookkeeping (last access, hit and miss counts, when the key missed) commits in
+      // the background: waiting for its fsync would make every lookup cost a disk flush.
+      // getStats() and close() wait for it.
+      if (!got.hit) return { hit: false, key: got.key };
+      const hit = {
+        hit: true as const,
+        key: got.key,
+        size: got.size,
+        encoding: got.entry.result?.encoding ?? 'raw',
+        expiresAt: got.expiresAt,
+      };
+      if (target.kind === 'file') return { ...hit, value: target.path };
+      return { ...hit, value: got.data ?? Buffer.alloc(0) };
+    });
   }
 
   /**
@@ -285,16 +327,19 @@ export class Client {
    * this Client returned (store/results.ts bookServedHits). Returns how many were booked.
    */
   async bookServedHits(hits: ReadonlyArray<{ task: string; key: string }>): Promise<number> {
-    const store = await this.store();
-    return store ? bookServedHits(store, hits, { source: 'get', ...VIA }) : 0;
+    return this.withStore(async (store) =>
+      store ? bookServedHits(store, hits, { source: 'get', ...VIA }) : 0,
+    );
   }
 
   /** Entries, size, limit, hits, misses, hit rate and time saved, as `taskvault stats --json`. */
   async getStats(): Promise<CacheStats> {
     const settings = await this.settings();
-    const store = await this.needStore();
-    await this.flush(store, 'getStats'); // hits booked in the background are counted
-    return cacheStats(store, settings.maxSizeBytes);
+    return this.withStore(async (maybe) => {
+      const store = this.need(maybe);
+      await this.flush(store, 'getStats'); // hits booked in the background are counted
+      return cacheStats(store, settings.maxSizeBytes);
+    });
   }
 
   /**
@@ -330,50 +375,51 @@ export class Client {
     o: MemoizeOptions<R>,
   ): Promise<R> {
     const settings = await this.settings();
-    const store = await this.store();
-    if (store) {
-      try {
-        const got = await getResult(
-          store,
-          settings,
-          task,
-          input,
-          { kind: 'bytes' },
-          { source: 'memoize', ...VIA },
-        );
-        if (got.ok && got.value.hit && got.value.data) {
-          const data = got.value.data;
-          if (o.decode) return o.decode(data);
-          return (
-            got.value.entry.result?.encoding === 'json' ? readJsonResult(data.toString('utf8')) : data
-          ) as R;
+    return this.withStore(async (store) => {
+      if (store) {
+        try {
+          const got = await getResult(
+            store,
+            settings,
+            task,
+            input,
+            { kind: 'bytes' },
+            { source: 'memoize', ...VIA },
+          );
+          if (got.ok && got.value.hit && got.value.data) {
+            const data = got.value.data;
+            if (o.decode) return o.decode(data);
+            return (
+              got.value.entry.result?.encoding === 'json' ? readJsonResult(data.toString('utf8')) : data
+            ) as R;
+          }
+          if (!got.ok) this.warn(`memoize ${task}: cache skipped: ${got.error.message}`);
+        } catch (e) {
+          this.warn(`memoize ${task}: cache skipped: ${errorMessage(e)}`);
         }
-        if (!got.ok) this.warn(`memoize ${task}: cache skipped: ${got.error.message}`);
-      } catch (e) {
-        this.warn(`memoize ${task}: cache skipped: ${errorMessage(e)}`);
       }
-    }
-    const started = monotonicMs();
-    const value = await fn(...args);
-    const durationMs = monotonicMs() - started;
-    if (store) {
-      try {
-        const raw = !o.encode && value instanceof Uint8Array;
-        const encoded = o.encode ? o.encode(value) : raw ? (value as Uint8Array) : jsonResult(value);
-        if (encoded === undefined) throw new Error('the encode hook returned undefined');
-        const saved = await saveResult(store, settings, task, input, encoded, {
-          source: 'memoize',
-          ...VIA,
-          durationMs,
-          encoding: raw || o.encode ? 'raw' : 'json',
-        });
-        if (!saved.ok) this.warn(`memoize ${task}: not cached: ${saved.error.message}`);
-        if (durabilityOf(settings, 'result') === 'strict') await this.flush(store, `memoize ${task}`);
-      } catch (e) {
-        this.warn(`memoize ${task}: not cached: ${errorMessage(e)}`);
+      const started = monotonicMs();
+      const value = await fn(...args);
+      const durationMs = monotonicMs() - started;
+      if (store) {
+        try {
+          const raw = !o.encode && value instanceof Uint8Array;
+          const encoded = o.encode ? o.encode(value) : raw ? (value as Uint8Array) : jsonResult(value);
+          if (encoded === undefined) throw new Error('the encode hook returned undefined');
+          const saved = await saveResult(store, settings, task, input, encoded, {
+            source: 'memoize',
+            ...VIA,
+            durationMs,
+            encoding: raw || o.encode ? 'raw' : 'json',
+          });
+          if (!saved.ok) this.warn(`memoize ${task}: not cached: ${saved.error.message}`);
+          if (durabilityOf(settings, 'result') === 'strict') await this.flush(store, `memoize ${task}`);
+        } catch (e) {
+          this.warn(`memoize ${task}: not cached: ${errorMessage(e)}`);
+        }
       }
-    }
-    return value;
+      return value;
+    });
   }
 
   /**
@@ -439,6 +485,8 @@ export class Client {
       await s.flush().catch(() => {});
       await s.close().catch(() => {});
     }
+    this.retired.clear();
+    await Promise.all([...this.closing]);
   }
 }
 

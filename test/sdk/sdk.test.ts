@@ -1,6 +1,14 @@
 /** The SDK, imported from the BUILT package (dist/index.js), against the same cache as the CLI. */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -144,6 +152,44 @@ test('a long-lived client whose cache is deleted, or whose index another process
   writeFileSync(join(dir, 'in.txt'), 'in');
   assert.is((await runCli(['cache', 'get', 'agg', 'in.txt', 'got.txt'], { cwd: dir })).code, 0);
   assert.is(readFileSync(join(dir, 'got.txt'), 'utf8'), 'rebuilt');
+});
+
+test('a long-lived client closes the indexes it no longer uses', async () => {
+  const dir = project();
+  const cache = join(dir, '.taskvault', 'cache');
+  // Descriptors of the cache's files, this process's own (the Client runs in it). Not lock.mdb's:
+  // one per index opened stays open for good (store/index/env.ts keptLocks).
+  const indexFds = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        const target = readlinkSync(`/proc/self/fd/${fd}`);
+        return target.startsWith(cache) && !target.includes('lock.mdb');
+      } catch {
+        return false; // closed while listed
+      }
+    }).length;
+  const tv = new Client({ cwd: dir });
+  await tv.cacheResult('agg', 'in', 'out');
+  await tv.getStats();
+  await new Promise((r) => setTimeout(r, 200)); // its audit lines written: audit.log is open too
+  const one = indexFds();
+  // A memoized call under way when its index goes keeps it until the call has saved.
+  let release = () => {};
+  const slow = tv.memoize('slow', () => new Promise<string>((r) => (release = () => r('slow'))));
+  const pending = slow();
+  await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 5; i++) {
+    rmSync(cache, { recursive: true, force: true });
+    await new Promise((r) => setTimeout(r, REPLACED_CHECK_MS + 20));
+    await tv.cacheResult('agg', 'in', `out ${i}`);
+  }
+  release();
+  assert.is(await pending, 'slow');
+  await tv.getStats(); // a close of a retired index under way is over before the next call's end
+  await new Promise((r) => setTimeout(r, 200));
+  assert.is(indexFds(), one, 'the index files of five removed caches are closed');
+  assert.ok((await tv.getCachedResult('agg', 'in')).hit);
+  await tv.close();
 });
 
 test('CLI and SDK see each other’s entries', async () => {
