@@ -55,7 +55,7 @@ type Hash = (...parts: Array<Buffer | string>) => Buffer;
  */
 function loadHash(): Hash | undefined {
   try {
-    const { Blake3Hasher } = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+    const { Blake3Hasher } = blakeBinding();
     return (...parts) => {
       const h = new Blake3Hasher();
       for (const p of parts) h.update(p);
@@ -65,6 +65,25 @@ function loadHash(): Hash | undefined {
     // Not installed, or no prebuilt binary for this platform: run without a code cache.
     return undefined;
   }
+}
+
+/**
+ * blake-hash's binding loaded as src/util/blake-native.ts loads it (from its platform package on
+ * Linux with glibc, ~2 ms less than through the package's loader), so that the bundle then gets
+ * the same module from require's cache.
+ */
+function blakeBinding(): typeof import('@napi-rs/blake-hash') {
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      if (!fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')) {
+        const from = nodeModule.createRequire(require.resolve('@napi-rs/blake-hash'));
+        return from(`@napi-rs/blake-hash-linux-${process.arch}-gnu`);
+      }
+    } catch {
+      // As blake-native.ts: the package's own loader decides.
+    }
+  }
+  return require('@napi-rs/blake-hash');
 }
 
 /** Whether `st` is this user's and no one else can write it: another user's code would run as us. */

@@ -3,13 +3,12 @@ import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { HashAlgorithm } from '../config/types.js';
+import { blakeHash } from '../util/blake-native.js';
 import { blake3Hex } from '../util/blake3.js';
 import { plainPathInside } from '../util/paths.js';
 
 const require = createRequire(import.meta.url);
-// Loaded with require(): imported from ESM, Node would first scan the package's 17 KB CommonJS
-// loader for its export names (~3 ms of every hit).
-const { Blake3Hasher } = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+const { Blake3Hasher } = blakeHash();
 // node:crypto (sha256) only when a config asks for it: loading it is ~1.5 ms of every start.
 const createHash = (algorithm: string) =>
   (require('node:crypto') as typeof import('node:crypto')).createHash(algorithm);

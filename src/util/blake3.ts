@@ -1,9 +1,6 @@
-import { createRequire } from 'node:module';
+import { blakeHash } from './blake-native.js';
 
-const require = createRequire(import.meta.url);
-// Loaded with require(): imported from ESM, Node would first scan the package's CommonJS loader for
-// its export names (see fingerprint/hash.ts).
-const { blake3 } = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+const { blake3 } = blakeHash();
 
 /**
  * BLAKE3 of bytes or UTF-8 text, as lower-case hex. Here rather than in fingerprint/ so that
