@@ -4,7 +4,7 @@ import type { ResidentAnswer } from '../fingerprint/resident.js';
 import { remoteTier } from '../remote/tier.js';
 import { runTask } from '../runner/lookup.js';
 import { reraiseAtExit } from '../util/process.js';
-import { info, warn } from '../util/term.js';
+import { info, keepOutputExact, ownLine, warn } from '../util/term.js';
 import { clockFromEnv } from './clock.js';
 import { enterRun } from './recursion.js';
 import { action, report, settingsFor, withQuietOption, writeJson } from './shared.js';
@@ -39,6 +39,7 @@ async function run(
   flags: WatchFlags,
 ): Promise<number | import('../util/result.js').Failure> {
   // Imported only when asked for: chokidar must not load on the hit path.
+  if (flags.json) keepOutputExact();
   if (flags.watch || flags.restart || flags.poll || flags.debounce !== undefined)
     return (await import('./watch.js')).runWatch(task, flags);
   const settings = await settingsFor(flags, flags.cache === false ? { noCache: true } : {});
@@ -73,8 +74,8 @@ async function run(
     return 0;
   }
   const forced = flags.force === true;
-  if (flags.json) process.stderr.write(`${JSON.stringify(summaryJson(outcome, label, forced))}\n`);
-  else if (!quiet) process.stderr.write(`${summaryLine(outcome, label, forced)}\n`);
+  if (flags.json) process.stderr.write(ownLine(JSON.stringify(summaryJson(outcome, label, forced))));
+  else if (!quiet) process.stderr.write(ownLine(summaryLine(outcome, label, forced)));
   // Off the hit path unless asked for: refreshing opens the index (docs/dashboard.md).
   if (settings.config.metrics?.textfile && !settings.disabled)
     await (await import('../ui/textfile.js')).refreshTextfile(settings, warn);

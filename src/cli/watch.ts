@@ -11,7 +11,7 @@ import { formatDuration } from '../util/format.js';
 import { toPosix } from '../util/paths.js';
 import { reraiseAtExit } from '../util/process.js';
 import { err, type Failure, failure, ok } from '../util/result.js';
-import { color, errorLine, info, warn } from '../util/term.js';
+import { color, errorLine, info, ownLine, warn } from '../util/term.js';
 import type { Change } from '../watch/changes.js';
 import { type WatchEvents, watchTask } from '../watch/watch.js';
 import { report } from './shared.js';
@@ -84,7 +84,7 @@ function printer(flags: WatchFlags, quiet: () => boolean): WatchEvents {
       }
       if (outcome.kind === 'dry-run') return;
       if (flags.json) process.stderr.write(`${JSON.stringify({ task: taskLabel(spec), ...outcome })}\n`);
-      else if (!quiet()) process.stderr.write(`${summaryLine(outcome, taskLabel(spec))}\n`);
+      else if (!quiet()) process.stderr.write(ownLine(summaryLine(outcome, taskLabel(spec))));
       const result = cancelled
         ? color.yellow('cancelled for newer changes')
         : `${kindOf(outcome)} · exit ${outcome.exitCode === 0 ? '0' : color.red(String(outcome.exitCode))}`;

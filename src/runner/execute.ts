@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import type { TaskSpec } from '../config/resolve.js';
 import type { StreamId } from '../store/entry.js';
 import { monotonicMs } from '../util/monotonic.js';
+import { passedThrough } from '../util/term.js';
 import { mark } from '../util/trace.js';
 import { loadExeca } from '../util/vendor.js';
 import { descendants, signalAll, signalReachedChild } from './process-tree.js';
@@ -110,6 +111,7 @@ export async function execute(
       source.on('data', (chunk: Buffer) => {
         if (closed) return;
         onChunk(stream, chunk);
+        passedThrough(stream, chunk);
         // Backpressure: a slow terminal or pipe pauses the child rather than filling memory.
         if (!sink.write(chunk)) {
           source.pause();

@@ -2,6 +2,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { STREAM_THRESHOLD } from '../fingerprint/hash.js';
 import type { BlobProblem, BlobStore } from '../store/blobs.js';
 import type { Entry, StreamId } from '../store/entry.js';
+import { passedThrough } from '../util/term.js';
 
 export interface ReplayTarget {
   write(stream: StreamId, chunk: Uint8Array): Promise<void>;
@@ -21,6 +22,7 @@ export const processTarget: ReplayTarget = {
       process.stderr.on('error', () => closedStreams.add(2));
     }
     if (closedStreams.has(stream)) return Promise.reject(new ReplayClosed());
+    passedThrough(stream, chunk);
     return new Promise((resolve, reject) => {
       (stream === 1 ? process.stdout : process.stderr).write(chunk, (e) => {
         if (!e) resolve();

@@ -39,4 +39,17 @@ test('a cause a warning gave is not repeated by the summary line; a cause withou
   assert.match(failed.err, /not cached: exit code 4 \(use --cache-failures/);
 });
 
+test("TaskVault's lines start a line of their own after output cut mid-line; --json keeps the bytes", async () => {
+  const dir = writeTree(tempDir(), { 'in.txt': 'x' });
+  const cmd = ['--inputs', 'in.txt', '--', 'sh', '-c', 'printf "no newline" >&2'];
+  const miss = await runCli(['run', ...cmd], { cwd: dir });
+  const hit = await runCli(['run', ...cmd], { cwd: dir });
+  assert.match(miss.err, /^no newline\ntaskvault: miss \S+ .* cached its logs and exit code\n$/);
+  assert.match(hit.err, /^no newline\ntaskvault: hit \S+ .* replayed the logs in /);
+  const json = await runCli(['run', '--json', ...cmd], { cwd: dir });
+  assert.match(json.err, /^no newline\{"task":/, "a program reading --json gets the command's bytes");
+  const ended = await runCli(['run', '--', 'sh', '-c', 'echo ends >&2'], { cwd: dir });
+  assert.match(ended.err, /^ends\ntaskvault: miss /, 'no blank line after a line that ended');
+});
+
 test.run();
