@@ -190,6 +190,8 @@ export class Client {
   private async store(): Promise<Store | undefined> {
     const settings = await this.settings();
     for (;;) {
+      // Never (re)opened once closed: close() would not see it, and it would stay open for good.
+      if (this.closed) throw new TaskVaultError(failure('usage', 'this Client is closed'));
       this.storeP ??= Promise.resolve().then(() => {
         // A client lives long and may answer hits back to back: their bookkeeping is batched.
         const opened = Store.open(settings.cacheDir, { hitBatchMs: HIT_BATCH_MS });
@@ -199,17 +201,19 @@ export class Client {
       });
       const p = this.storeP;
       const store = await p;
+      // Retired by a call that resumed first (replacedOnDisk() says so to one caller only, then not
+      // again for REPLACED_CHECK_MS): its close may be under way, so take the store opened after it.
+      // Closed meanwhile: close() is closing it.
+      if (this.closed || this.storeP !== p) continue;
       if (!store?.replacedOnDisk()) {
         // Counted before the caller resumes: a retirement meanwhile leaves it open for this use.
         if (store) this.users.set(store, (this.users.get(store) ?? 0) + 1);
         return store;
       }
-      if (this.storeP === p) {
-        this.storeP = undefined;
-        // Operations still under way keep using it; the last of them closes it.
-        if (this.users.has(store)) this.retired.add(store);
-        else this.closeRetired(store);
-      }
+      this.storeP = undefined;
+      // Operations still under way keep using it; the last of them closes it.
+      if (this.users.has(store)) this.retired.add(store);
+      else this.closeRetired(store);
     }
   }
 

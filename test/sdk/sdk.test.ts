@@ -192,6 +192,61 @@ test('a long-lived client closes the indexes it no longer uses', async () => {
   await tv.close();
 });
 
+test('calls that find the index replaced together all move to the new one, and none after close()', async () => {
+  const dir = project();
+  const cache = join(dir, '.taskvault', 'cache');
+  const tv = new Client({ cwd: dir, onWarning: () => {} });
+  await tv.cacheResult('agg', 'in', 'out');
+  rmSync(cache, { recursive: true, force: true });
+  await new Promise((r) => setTimeout(r, REPLACED_CHECK_MS + 20));
+  // Inputs that take a while to read: the first call's retirement of the old index closes it
+  // meanwhile, which the others must not be using.
+  const slowly = (text: string) =>
+    Readable.from(
+      (async function* () {
+        yield Buffer.from(text.slice(0, 1));
+        await new Promise((r) => setTimeout(r, 200));
+        yield Buffer.from(text.slice(1));
+      })(),
+    );
+  const [first, got, key] = await Promise.all([
+    tv.getCachedResult('agg', 'other'),
+    tv.getCachedResult('agg', slowly('in')),
+    tv.cacheResult('agg', slowly('new in'), 'new out'),
+  ]);
+  assert.not.ok(first.hit);
+  assert.not.ok(got.hit, 'the removed cache is not read');
+  await tv.close();
+  const fresh = new Client({ cwd: dir });
+  const saved = await fresh.getCachedResult('agg', 'new in');
+  assert.ok(saved.hit && saved.key === key, 'the save went to the index on disk');
+  await fresh.close();
+
+  // close() while a call is about to open the index again: nothing is left open.
+  for (let ticks = 0; ticks < 8; ticks++) {
+    const d = project();
+    const c = join(d, '.taskvault', 'cache');
+    const client = new Client({ cwd: d, onWarning: () => {} });
+    await client.cacheResult('agg', 'in', 'out');
+    rmSync(c, { recursive: true, force: true });
+    await new Promise((r) => setTimeout(r, REPLACED_CHECK_MS + 20));
+    const call = client.getCachedResult('agg', 'in').catch((e: Error) => e);
+    for (let i = 0; i < ticks; i++) await Promise.resolve();
+    await client.close();
+    await call;
+    await new Promise((r) => setTimeout(r, 100));
+    const left = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        const target = readlinkSync(`/proc/self/fd/${fd}`);
+        return target.startsWith(c) && !target.includes('lock.mdb');
+      } catch {
+        return false;
+      }
+    });
+    assert.is(left.length, 0, `files of the cache left open (close after ${ticks} ticks)`);
+  }
+});
+
 test('CLI and SDK see each other’s entries', async () => {
   const dir = project();
   writeFileSync(join(dir, 'model.bin'), randomBytes(4096));
