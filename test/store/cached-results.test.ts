@@ -99,6 +99,26 @@ test('a miss then a save records the time in between; stale misses are pruned', 
   await store.close();
 });
 
+test('a run of misses queues one prune of old misses, not one per miss', async () => {
+  const { store } = await setup();
+  // The store's index (private): its write transactions are the prunes (a miss alone is a put).
+  const env = (store as unknown as { dbs: { env: { transaction: (f: () => unknown) => unknown } } }).dbs.env;
+  const transaction = env.transaction.bind(env);
+  let transactions = 0;
+  env.transaction = (f) => {
+    transactions++;
+    return transaction(f);
+  };
+  const t0 = 1_700_000_000_000;
+  // None waits for the last one's commit, as SDK lookups do not.
+  for (let i = 0; i < 200; i++) store.markMiss(`key ${i}`, t0 + i);
+  assert.is(transactions, 1);
+  await store.flush();
+  store.markMiss('an hour on', t0 + 3600_000 + 200);
+  assert.is(transactions, 2, 'and again once the hour is over');
+  await store.close();
+});
+
 test('a save over the policy size limit is refused before anything is committed', async () => {
   const { store, settings } = await setup();
   settings.config = { policies: { big: { maxSizeBytes: 10 } } };

@@ -122,7 +122,7 @@ function bookHits(dbs: IndexDbs, hits: Hit[]): void {
 
 /**
  * When `key` last missed, if within `windowMs` of `now`; forgets it (when `forget`). Misses never
- * followed by a save are pruned apart (pruneMisses): scanning them on every save made each save
+ * followed by a save are pruned apart (markMiss): scanning them on every save made each save
  * cost a read of every miss recorded, 1.3 ms a save after 5,000 misses.
  */
 export function takeMiss(
@@ -143,6 +143,15 @@ export const MISS_WINDOW_MS = 24 * 3600_000;
 /** The meta record of when misses past the window were last pruned (by any process). */
 const MISSES_PRUNED = 'missesPrunedAt';
 const PRUNE_EVERY_MS = 3600_000;
+/**
+ * When this process last queued a prune, by index: the meta record reads as before until that
+ * prune commits, and every miss meanwhile (a loop of them: no miss waits for its commit) would
+ * queue another scan of every miss, each one longer.
+ */
+const pruneQueued = new WeakMap<IndexDbs, number>();
+
+const recent = (at: number | undefined, now: number): boolean =>
+  at !== undefined && now - at < PRUNE_EVERY_MS && at <= now;
 
 /**
  * Remembers when a lookup of `key` missed, for takeMiss. Once an hour (across processes), the
@@ -150,8 +159,8 @@ const PRUNE_EVERY_MS = 3600_000;
  */
 export function markMiss(dbs: IndexDbs, key: string, now: number): void {
   background(dbs.pending.put(key, now));
-  const last = dbs.meta.get(MISSES_PRUNED);
-  if (last !== undefined && now - last < PRUNE_EVERY_MS && last <= now) return;
+  if (recent(pruneQueued.get(dbs), now) || recent(dbs.meta.get(MISSES_PRUNED), now)) return;
+  pruneQueued.set(dbs, now);
   background(
     dbs.env.transaction(() => {
       background(dbs.meta.put(MISSES_PRUNED, now));
