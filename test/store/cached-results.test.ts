@@ -99,6 +99,29 @@ test('a miss then a save records the time in between; stale misses are pruned', 
   await store.close();
 });
 
+test('a save right after its miss, before the miss is committed, takes it', async () => {
+  const { store, settings } = await setup();
+  const t0 = 1_700_000_000_000;
+  const miss = await getResult(store, settings, 'job', 'in', { kind: 'bytes' }, { source: 'get', now: t0 });
+  assert.ok(miss.ok && !miss.value.hit);
+  if (!miss.ok) return;
+  // No flush in between: an SDK lookup does not wait for its bookkeeping's commit.
+  const saved = await saveResult(store, settings, 'job', 'in', 'out', { source: 'save', now: t0 + 4200 });
+  assert.ok(saved.ok);
+  if (!saved.ok) return;
+  assert.is(store.getEntry(saved.value.key)!.durationMs, 4200);
+  await store.flush();
+  // Left behind, the miss would make a later save of the key claim the hours since as its duration.
+  assert.is(store.takeMiss(miss.value.key, t0 + 5000, MISS_WINDOW_MS), undefined, 'the miss is forgotten');
+  const again = await saveResult(store, settings, 'job', 'in', 'out 2', {
+    source: 'save',
+    now: t0 + 3600_000,
+  });
+  assert.ok(again.ok);
+  if (again.ok) assert.is(store.getEntry(again.value.key)!.durationMs, 0);
+  await store.close();
+});
+
 test('a run of misses queues one prune of old misses, not one per miss', async () => {
   const { store } = await setup();
   // The store's index (private): its write transactions are the prunes (a miss alone is a put).

@@ -132,11 +132,21 @@ export function takeMiss(
   windowMs: number,
   forget: boolean,
 ): number | undefined {
-  const at = dbs.pending.get(key);
-  // Most saves follow no recorded miss: no write for them.
-  if (forget && at !== undefined) background(dbs.pending.remove(key));
+  const at = uncommittedMisses.get(dbs)?.get(key) ?? dbs.pending.get(key);
+  // Most saves follow no recorded miss: no write for them. (A remove goes after the put it undoes.)
+  if (forget && at !== undefined) {
+    uncommittedMisses.get(dbs)?.delete(key);
+    background(dbs.pending.remove(key));
+  }
   return at !== undefined && now - at >= 0 && now - at < windowMs ? at : undefined;
 }
+
+/**
+ * Misses this process recorded whose put has not committed yet, by index: a lookup does not wait
+ * for it, and a save right after the miss would neither see it nor forget it (the record, left,
+ * would give a later save of the key the time since this miss as its duration).
+ */
+const uncommittedMisses = new WeakMap<IndexDbs, Map<string, number>>();
 
 /** A miss older than this says nothing about how long the work took: no save takes it. */
 export const MISS_WINDOW_MS = 24 * 3600_000;
@@ -158,7 +168,15 @@ const recent = (at: number | undefined, now: number): boolean =>
  * misses past the window that no save took are forgotten, so that they do not pile up.
  */
 export function markMiss(dbs: IndexDbs, key: string, now: number): void {
-  background(dbs.pending.put(key, now));
+  const uncommitted = uncommittedMisses.get(dbs) ?? new Map<string, number>();
+  uncommittedMisses.set(dbs, uncommitted);
+  uncommitted.set(key, now);
+  const put = dbs.pending.put(key, now);
+  background(put);
+  const settled = () => {
+    if (uncommitted.get(key) === now) uncommitted.delete(key);
+  };
+  put.then(settled, settled);
   if (recent(pruneQueued.get(dbs), now) || recent(dbs.meta.get(MISSES_PRUNED), now)) return;
   pruneQueued.set(dbs, now);
   background(
