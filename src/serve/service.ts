@@ -82,12 +82,18 @@ export async function serve(
  */
 function streamsOf(h: Frame['header']): Map<string, ChunkQueue> {
   const streams = new Map<string, ChunkQueue>();
-  for (const name of ['input', 'output']) {
-    const v = h[name];
-    if (v !== null && typeof v === 'object' && (v as Record<string, unknown>).stream === true)
-      streams.set(name, new ChunkQueue());
-  }
+  // Only for what the op will read as a stream: a queue nobody reads stops the frame reader (every
+  // request's) once it holds LIMIT chunks. The chunks of any other value are dropped.
+  const names = h.op === 'save' ? ['input', 'output'] : h.op === 'get' ? ['input'] : [];
+  for (const name of names) if (readsStream(h[name])) streams.set(name, new ChunkQueue());
   return streams;
+}
+
+/** Whether dataOf() takes value `d` as `{stream: true}` (not as memo arguments, bytes or a path). */
+function readsStream(d: unknown): boolean {
+  if (d === null || typeof d !== 'object' || Array.isArray(d) || 'memo' in d) return false;
+  const v = d as Record<string, unknown>;
+  return typeof v.bytes !== 'number' && !(typeof v.path === 'string' && v.path !== '') && v.stream === true;
 }
 
 async function feedChunk(open: Map<number, Request>, frame: Frame): Promise<void> {

@@ -286,6 +286,44 @@ test('chunks sent right behind their request reach it while it still reads the v
   assert.is(await s.end(), 0);
 });
 
+test('chunks of a value the request does not read as a stream never hold up the requests after it', async () => {
+  const s = new Serve(project());
+  const chunks = (id: number, name: string) => [
+    ...Array.from({ length: 8 }, () => encodeFrame({ id, chunk: name }, randomBytes(100))),
+    encodeFrame({ id, chunk: name, end: true }),
+  ];
+  // Memoize arguments marked as a stream too, an output for a get: malformed, but each is one
+  // failed or answered request, not a service that stops reading.
+  s.child.stdin.write(
+    Buffer.concat([
+      encodeFrame({
+        id: 1,
+        op: 'save',
+        task: 'm',
+        input: { memo: [1], stream: true },
+        output: { stream: true },
+      }),
+      ...chunks(1, 'input'),
+      ...chunks(1, 'output'),
+      encodeFrame({ id: 2, op: 'get', task: 'g', input: { stream: true }, output: { stream: true } }),
+      ...chunks(2, 'output'),
+      ...chunks(2, 'input'),
+      encodeFrame({ id: 3, op: 'hello' }),
+    ]),
+  );
+  const ids: unknown[] = [];
+  const replies = (async () => {
+    for (let i = 0; i < 3; i++) ids.push((await s.reply()).header.id);
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<'stalled'>((r) => (timer = setTimeout(() => r('stalled'), 10_000)));
+  const first = await Promise.race([replies, stalled]);
+  clearTimeout(timer);
+  if (first === 'stalled') s.child.kill();
+  assert.equal(ids.sort(), [1, 2, 3], 'every request answered');
+  assert.is(await s.end(), 0);
+});
+
 test('hits served from memory are booked like get hits, without a reply; bad ones warn', async () => {
   const dir = project();
   const s = new Serve(dir);
