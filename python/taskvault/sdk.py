@@ -566,7 +566,7 @@ class Client:
         else:
             try:
                 out, encoding = _json_result(value), "json"
-            except (TypeError, ValueError) as e:
+            except (TypeError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
                 self._warn(f"memoize {task}: not cached: the result cannot be stored as JSON ({e}); "
                            "return bytes or pass encode/decode (e.g. pickle)")
                 return value

@@ -226,6 +226,22 @@ class Memoize(ProjectTest):
         for w in warned[2:]:
             self.assertIn("(a dict whose only key is '$tuple' would come back a tuple)", w)
 
+    def test_a_result_nested_too_deep_for_json_is_returned_not_cached(self) -> None:
+        warned: List[str] = []
+        with Client(on_warning=warned.append) as client:
+
+            @client.memoize("deep")
+            def deep(n: int) -> object:
+                v: object = 0
+                for _ in range(n):
+                    v = [(v,)]
+                return v
+
+            value = deep(5000)  # past any recursion limit of the encoders
+            self.assertEqual(type(value), list)
+            self.assertEqual(len(warned), 1, warned)
+            self.assertIn("memoize deep: not cached: the result cannot be stored as JSON", warned[0])
+
     def test_a_forked_child_does_not_wait_for_a_call_its_parent_was_running(self) -> None:
         with Client() as client:
             started = threading.Event()
