@@ -73,7 +73,8 @@ function loadHash(): Hash | undefined {
  * the same module from require's cache.
  */
 function blakeBinding(): typeof import('@napi-rs/blake-hash') {
-  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+  const overridden = process.env.NAPI_RS_NATIVE_LIBRARY_PATH || process.env.NAPI_RS_FORCE_WASI;
+  if (!overridden && process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
     try {
       if (!fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl')) {
         const from = nodeModule.createRequire(require.resolve('@napi-rs/blake-hash'));

@@ -60,7 +60,7 @@ export async function runWatch(task: string | undefined, flags: WatchFlags): Pro
     events: printer(flags, () => quiet),
   });
   if (end.kind === 'failed') return end.failure;
-  process.stderr.write(`${tag()} stopped\n`);
+  process.stderr.write(ownLine(`${tag()} stopped`));
   // Stopped by a signal: ends by it too, as `run` does, so a calling shell stops as well.
   reraiseAtExit(end.signal);
   return signalExitCode(end.signal);
@@ -75,7 +75,7 @@ function printer(flags: WatchFlags, quiet: () => boolean): WatchEvents {
         cycle.n === 1
           ? 'initial run'
           : `${cycle.configReloaded ? 'config re-read · ' : ''}${describeChanges(cycle.changes)}`;
-      process.stderr.write(`${tag()} ${color.bold(`#${cycle.n}`)} ${taskLabel(spec)} · ${why}\n`);
+      process.stderr.write(ownLine(`${tag()} ${color.bold(`#${cycle.n}`)} ${taskLabel(spec)} · ${why}`));
     },
     cycleEnd(cycle, { spec }, outcome, wallMs, cancelled) {
       if (outcome.kind === 'failed') {
@@ -89,7 +89,7 @@ function printer(flags: WatchFlags, quiet: () => boolean): WatchEvents {
         ? color.yellow('cancelled for newer changes')
         : `${kindOf(outcome)} · exit ${outcome.exitCode === 0 ? '0' : color.red(String(outcome.exitCode))}`;
       process.stderr.write(
-        `${tag()} ${color.bold(`#${cycle.n}`)} ${result} · took ${formatDuration(wallMs)}\n`,
+        ownLine(`${tag()} ${color.bold(`#${cycle.n}`)} ${result} · took ${formatDuration(wallMs)}`),
       );
     },
     configError(f) {
@@ -98,7 +98,9 @@ function printer(flags: WatchFlags, quiet: () => boolean): WatchEvents {
     waiting(plan) {
       const globs = plan.globs.join(', ');
       process.stderr.write(
-        `${tag()} waiting for changes to ${globs.length > 60 ? `${globs.slice(0, 57)}...` : globs} (Ctrl-C to stop)\n`,
+        ownLine(
+          `${tag()} waiting for changes to ${globs.length > 60 ? `${globs.slice(0, 57)}...` : globs} (Ctrl-C to stop)`,
+        ),
       );
     },
     watcherError(message) {

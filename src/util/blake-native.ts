@@ -21,6 +21,8 @@ export function blakeHash(): BlakeHash {
 
 function platformBinding(): BlakeHash | undefined {
   if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64')) return undefined;
+  // The loader's own overrides (a binding named by path, the WebAssembly build) are its to honour.
+  if (process.env.NAPI_RS_NATIVE_LIBRARY_PATH || process.env.NAPI_RS_FORCE_WASI) return undefined;
   try {
     if (readFileSync('/usr/bin/ldd', 'utf8').includes('musl')) return undefined;
     const from = createRequire(require.resolve('@napi-rs/blake-hash'));
