@@ -149,7 +149,14 @@ export class Client {
   /** How many operations are using each store (withStore). */
   private readonly users = new Map<Store, number>();
   /** Closes of retired stores under way: close() waits for them. */
-  private readonly closing = new Set<Promise<void>>();
+  private readonly retiring = new Set<Promise<void>>();
+  /** Calls under way (withStore), and close() waiting for them to end. */
+  private calls = 0;
+  private whenIdle: (() => void) | undefined;
+  /** Set once close() has waited for the calls: stores are being closed. */
+  private shut = false;
+  /** close()'s work, once: a second close() waits for the same. */
+  private closing: Promise<void> | undefined;
   private closed = false;
   private readonly warn: (message: string) => void;
   private readonly options: ClientOptions;
@@ -187,11 +194,10 @@ export class Client {
    * cache deleted by hand, a corrupt index rebuilt by another process); undefined (with one
    * warning) if the cache cannot be opened.
    */
-  private async store(): Promise<Store | undefined> {
-    const settings = await this.settings();
+  private async store(settings: Settings): Promise<Store | undefined> {
     for (;;) {
-      // Never (re)opened once closed: close() would not see it, and it would stay open for good.
-      if (this.closed) throw new TaskVaultError(failure('usage', 'this Client is closed'));
+      // Never (re)opened once close() has closed them (it waits for the calls counted before).
+      if (this.shut) throw new TaskVaultError(failure('usage', 'this Client is closed'));
       this.storeP ??= Promise.resolve().then(() => {
         // A client lives long and may answer hits back to back: their bookkeeping is batched.
         const opened = Store.open(settings.cacheDir, { hitBatchMs: HIT_BATCH_MS });
@@ -204,7 +210,7 @@ export class Client {
       // Retired by a call that resumed first (replacedOnDisk() says so to one caller only, then not
       // again for REPLACED_CHECK_MS): its close may be under way, so take the store opened after it.
       // Closed meanwhile: close() is closing it.
-      if (this.closed || this.storeP !== p) continue;
+      if (this.shut || this.storeP !== p) continue;
       if (!store?.replacedOnDisk()) {
         // Counted before the caller resumes: a retirement meanwhile leaves it open for this use.
         if (store) this.users.set(store, (this.users.get(store) ?? 0) + 1);
@@ -217,13 +223,23 @@ export class Client {
     }
   }
 
-  /** Runs `fn` with the store (undefined if the cache cannot be opened; see store()). */
-  private async withStore<T>(fn: (store: Store | undefined) => Promise<T>): Promise<T> {
-    const store = await this.store();
+  /**
+   * Runs `fn` with the settings and the store (undefined if the cache cannot be opened; see
+   * store()). A call is counted from here on: close() waits for it.
+   */
+  private async withStore<T>(fn: (settings: Settings, store: Store | undefined) => Promise<T>): Promise<T> {
+    if (this.closed) throw new TaskVaultError(failure('usage', 'this Client is closed'));
+    this.calls++;
     try {
-      return await fn(store);
+      const settings = unwrap(await this.settingsP);
+      const store = await this.store(settings);
+      try {
+        return await fn(settings, store);
+      } finally {
+        if (store) this.release(store);
+      }
     } finally {
-      if (store) this.release(store);
+      if (--this.calls === 0) this.whenIdle?.();
     }
   }
 
@@ -244,8 +260,8 @@ export class Client {
       .catch(() => {})
       .then(() => store.close())
       .catch(() => {})
-      .finally(() => this.closing.delete(closing));
-    this.closing.add(closing);
+      .finally(() => this.retiring.delete(closing));
+    this.retiring.add(closing);
   }
 
   /**
@@ -276,8 +292,7 @@ export class Client {
     output: ResultData,
     options: CacheResultOptions = {},
   ): Promise<string> {
-    const settings = await this.settings();
-    return this.withStore(async (maybe) => {
+    return this.withStore(async (settings, maybe) => {
       const store = this.need(maybe);
       const saved = await saveResult(store, settings, task, input, output, {
         source: 'save',
@@ -299,8 +314,7 @@ export class Client {
     input: ResultData,
     options?: GetToFileOptions,
   ): Promise<CachedResult<Buffer> | CachedResult<string>> {
-    const settings = await this.settings();
-    return this.withStore(async (store): Promise<CachedResult<Buffer> | CachedResult<string>> => {
+    return this.withStore(async (settings, store): Promise<CachedResult<Buffer> | CachedResult<string>> => {
       if (!store) {
         const key = unwrap(await keyForInput(settings, task, input));
         return { hit: false, key };
@@ -331,15 +345,14 @@ export class Client {
    * this Client returned (store/results.ts bookServedHits). Returns how many were booked.
    */
   async bookServedHits(hits: ReadonlyArray<{ task: string; key: string }>): Promise<number> {
-    return this.withStore(async (store) =>
+    return this.withStore(async (_settings, store) =>
       store ? bookServedHits(store, hits, { source: 'get', ...VIA }) : 0,
     );
   }
 
   /** Entries, size, limit, hits, misses, hit rate and time saved, as `taskvault stats --json`. */
   async getStats(): Promise<CacheStats> {
-    const settings = await this.settings();
-    return this.withStore(async (maybe) => {
+    return this.withStore(async (settings, maybe) => {
       const store = this.need(maybe);
       await this.flush(store, 'getStats'); // hits booked in the background are counted
       return cacheStats(store, settings.maxSizeBytes);
@@ -378,8 +391,7 @@ export class Client {
     input: string,
     o: MemoizeOptions<R>,
   ): Promise<R> {
-    const settings = await this.settings();
-    return this.withStore(async (store) => {
+    return this.withStore(async (settings, store) => {
       if (store) {
         try {
           const got = await getResult(
@@ -478,10 +490,20 @@ export class Client {
     return resolveTask(settings, spec.task, args, flags);
   }
 
-  /** Waits for pending writes and closes the cache. The client cannot be used afterwards. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Waits for the calls under way (a memoized function still running, too), then for pending
+   * writes, and closes the cache. The client cannot be used afterwards: a call made now throws.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeNow();
+    return this.closing;
+  }
+
+  private async closeNow(): Promise<void> {
     this.closed = true;
+    // Calls made before are not cut short: each finishes, and saves what it was to save.
+    if (this.calls > 0) await new Promise<void>((resolve) => (this.whenIdle = resolve));
+    this.shut = true;
     // storeP never rejects (a failed open is a warning and undefined); flush and close only finish
     // bookkeeping writes, whose failure each operation has already warned about.
     const store = await this.storeP?.catch(() => undefined);
@@ -490,7 +512,7 @@ export class Client {
       await s.close().catch(() => {});
     }
     this.retired.clear();
-    await Promise.all([...this.closing]);
+    await Promise.all([...this.retiring]);
   }
 }
 

@@ -247,6 +247,37 @@ test('calls that find the index replaced together all move to the new one, and n
   }
 });
 
+test('close() lets the calls made before it finish, a memoized one included', async () => {
+  const dir = project();
+  const tv = new Client({ cwd: dir });
+  await tv.cacheResult('agg', 'in', 'out');
+  let release = () => {};
+  const slow = tv.memoize('slow', () => new Promise<string>((r) => (release = () => r('done'))));
+  const pending = slow();
+  await new Promise((r) => setTimeout(r, 50));
+  const lookup = tv.getCachedResult('agg', 'in'); // made just before close(), in the same tick
+  let closed = false;
+  const closing = tv.close().then(() => {
+    closed = true;
+  });
+  assert.ok((await lookup).hit);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.not.ok(closed, 'close() waits for the memoized call');
+  let refused: unknown;
+  await tv.getCachedResult('agg', 'in').catch((e) => {
+    refused = e;
+  });
+  assert.match(String(refused), /this Client is closed/, 'a call made after close() throws');
+  release();
+  assert.is(await pending, 'done');
+  await closing;
+  assert.ok(closed);
+  const again = new Client({ cwd: dir });
+  const f = again.memoize('slow', async () => 'ran again');
+  assert.is(await f(), 'done', 'the memoized result was saved before the close');
+  await again.close();
+});
+
 test('CLI and SDK see each other’s entries', async () => {
   const dir = project();
   writeFileSync(join(dir, 'model.bin'), randomBytes(4096));
