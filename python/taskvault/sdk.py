@@ -566,7 +566,7 @@ class Client:
         else:
             try:
                 out, encoding = _json_result(value), "json"
-            except (TypeError, ValueError, RecursionError) as e:  # RecursionError: nested too deep
+            except (TypeError, ValueError, RecursionError) as e:  # RecursionError: nested past json's depth
                 self._warn(f"memoize {task}: not cached: the result cannot be stored as JSON ({e}); "
                            "return bytes or pass encode/decode (e.g. pickle)")
                 return value
@@ -738,37 +738,51 @@ def _json_result(value: Any) -> bytes:
     """A memoized result as JSON text, only if reading it back (``_read_json_result``) gives the
     same value: a tuple is stored as ``{"$tuple": [...]}``; dict keys that are not str (JSON would
     make 1 and None into "1" and "null"), a dict whose only key is ``$tuple`` (it would come back a
-    tuple), NaN and infinities are refused with a ValueError or TypeError saying which."""
-    stored = _tuples_marked(value, set())
-    text = json.dumps(stored, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    tuple), a namedtuple, NaN and infinities are refused with a ValueError or TypeError saying
+    which."""
+    dump = functools.partial(json.dumps, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # First as it is: json refuses what it cannot hold, and a cycle, before anything is walked.
+    text = dump(value)
+    stored, tuples = _tuples_marked(value)
+    if tuples:
+        text = dump(stored)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: kept as \u escapes, which read back the same
         return json.dumps(stored, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-def _tuples_marked(v: Any, seen: Set[int]) -> Any:
-    """``v`` with each tuple as a ``$tuple`` object, checked as _json_result says. ``seen``: the
-    containers on the way down (a cycle is json's ValueError, as json.dumps would raise it)."""
-    if isinstance(v, (list, tuple, dict)):
-        if id(v) in seen:
-            raise ValueError("Circular reference detected")
-        seen.add(id(v))
-        try:
-            if isinstance(v, dict):
-                bad = [k for k in v if not isinstance(k, str)]
-                if bad:  # (a list: the key may be None)
-                    raise TypeError(f"a dict key {bad[0]!r} is {type(bad[0]).__name__}, which JSON would make a str")
-                if len(v) == 1 and TUPLE in v:
-                    raise TypeError(f"a dict whose only key is {TUPLE!r} would come back a tuple")
-                return {k: _tuples_marked(x, seen) for k, x in v.items()}
+def _tuples_marked(value: Any) -> Tuple[Any, bool]:
+    """``value`` (which json.dumps took: no cycle) with each tuple as a ``$tuple`` object, checked
+    as _json_result says, and whether it held a tuple. A loop, not recursion: nesting as deep as
+    json takes must not run out of Python's stack."""
+    root: List[Any] = [None]
+    tuples = False
+    todo: List[Tuple[Any, Any, Any]] = [(value, root, 0)]
+    while todo:
+        v, into, at = todo.pop()
+        if isinstance(v, dict):
+            bad = [k for k in v if not isinstance(k, str)]
+            if bad:  # (a list: the key may be None)
+                raise TypeError(f"a dict key {bad[0]!r} is {type(bad[0]).__name__}, which JSON would make a str")
+            if len(v) == 1 and TUPLE in v:
+                raise TypeError(f"a dict whose only key is {TUPLE!r} would come back a tuple")
+            out = dict.fromkeys(v)  # the keys in their order; the values filled in below
+            todo.extend((x, out, k) for k, x in v.items())
+            into[at] = out
+        elif isinstance(v, (list, tuple)):
             if isinstance(v, tuple) and type(v) is not tuple:
                 raise TypeError(f"a {type(v).__name__} (a tuple subclass) would come back a plain tuple")
-            items = [_tuples_marked(x, seen) for x in v]
-            return {TUPLE: items} if isinstance(v, tuple) else items
-        finally:
-            seen.discard(id(v))
-    return v
+            items: List[Any] = [None] * len(v)
+            todo.extend((x, items, n) for n, x in enumerate(v))
+            if isinstance(v, tuple):
+                tuples = True
+                into[at] = {TUPLE: items}
+            else:
+                into[at] = items
+        else:
+            into[at] = v
+    return root[0], tuples
 
 
 def _read_json_result(body: bytes) -> Any:

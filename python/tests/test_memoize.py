@@ -242,6 +242,20 @@ class Memoize(ProjectTest):
             self.assertEqual(len(warned), 1, warned)
             self.assertIn("memoize deep: not cached: the result cannot be stored as JSON", warned[0])
 
+            # As deep as json itself takes is stored: the tuples are looked for without recursion.
+            runs: List[int] = []
+
+            @client.memoize("lists")
+            def lists(n: int) -> object:
+                runs.append(n)
+                v: object = (0,)
+                for _ in range(n):
+                    v = [v]
+                return v
+
+            self.assertEqual(lists(700), lists(700))
+            self.assertEqual((runs, len(warned)), ([700], 1))
+
     def test_a_forked_child_does_not_wait_for_a_call_its_parent_was_running(self) -> None:
         with Client() as client:
             started = threading.Event()
