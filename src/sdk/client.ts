@@ -153,8 +153,6 @@ export class Client {
   /** Calls under way (withStore), and close() waiting for them to end. */
   private calls = 0;
   private whenIdle: (() => void) | undefined;
-  /** Set once close() has waited for the calls: stores are being closed. */
-  private shut = false;
   /** close()'s work, once: a second close() waits for the same. */
   private closing: Promise<void> | undefined;
   private closed = false;
@@ -195,9 +193,8 @@ export class Client {
    * warning) if the cache cannot be opened.
    */
   private async store(settings: Settings): Promise<Store | undefined> {
+    // Only withStore() calls this, and close() waits for those: no store opens after close().
     for (;;) {
-      // Never (re)opened once close() has closed them (it waits for the calls counted before).
-      if (this.shut) throw new TaskVaultError(failure('usage', 'this Client is closed'));
       this.storeP ??= Promise.resolve().then(() => {
         // A client lives long and may answer hits back to back: their bookkeeping is batched.
         const opened = Store.open(settings.cacheDir, { hitBatchMs: HIT_BATCH_MS });
@@ -209,8 +206,7 @@ export class Client {
       const store = await p;
       // Retired by a call that resumed first (replacedOnDisk() says so to one caller only, then not
       // again for REPLACED_CHECK_MS): its close may be under way, so take the store opened after it.
-      // Closed meanwhile: close() is closing it.
-      if (this.shut || this.storeP !== p) continue;
+      if (this.storeP !== p) continue;
       if (!store?.replacedOnDisk()) {
         // Counted before the caller resumes: a retirement meanwhile leaves it open for this use.
         if (store) this.users.set(store, (this.users.get(store) ?? 0) + 1);
@@ -503,15 +499,12 @@ export class Client {
     this.closed = true;
     // Calls made before are not cut short: each finishes, and saves what it was to save.
     if (this.calls > 0) await new Promise<void>((resolve) => (this.whenIdle = resolve));
-    this.shut = true;
     // storeP never rejects (a failed open is a warning and undefined); flush and close only finish
     // bookkeeping writes, whose failure each operation has already warned about.
+    // No call uses a store now, so every retired one is already closing (release()).
     const store = await this.storeP?.catch(() => undefined);
-    for (const s of [...this.retired, ...(store ? [store] : [])]) {
-      await s.flush().catch(() => {});
-      await s.close().catch(() => {});
-    }
-    this.retired.clear();
+    await store?.flush().catch(() => {});
+    await store?.close().catch(() => {});
     await Promise.all([...this.retiring]);
   }
 }
