@@ -85,15 +85,18 @@ function streamsOf(h: Frame['header']): Map<string, ChunkQueue> {
   // Only for what the op will read as a stream: a queue nobody reads stops the frame reader (every
   // request's) once it holds LIMIT chunks. The chunks of any other value are dropped.
   const names = h.op === 'save' ? ['input', 'output'] : h.op === 'get' ? ['input'] : [];
-  for (const name of names) if (readsStream(h[name])) streams.set(name, new ChunkQueue());
+  for (const name of names) if (kindOf(h[name]) === 'stream') streams.set(name, new ChunkQueue());
   return streams;
 }
 
-/** Whether dataOf() takes value `d` as `{stream: true}` (not as memo arguments, bytes or a path). */
-function readsStream(d: unknown): boolean {
-  if (d === null || typeof d !== 'object' || Array.isArray(d) || 'memo' in d) return false;
+/** How dataOf() takes a request's value: the one reading of it, for streamsOf() and plainData(). */
+function kindOf(d: unknown): 'memo' | 'bytes' | 'path' | 'stream' | undefined {
+  if (d === null || typeof d !== 'object' || Array.isArray(d)) return undefined;
   const v = d as Record<string, unknown>;
-  return typeof v.bytes !== 'number' && !(typeof v.path === 'string' && v.path !== '') && v.stream === true;
+  if ('memo' in v) return 'memo';
+  if (typeof v.bytes === 'number') return 'bytes';
+  if (typeof v.path === 'string' && v.path !== '') return 'path';
+  return v.stream === true ? 'stream' : undefined;
 }
 
 async function feedChunk(open: Map<number, Request>, frame: Frame): Promise<void> {
@@ -228,7 +231,7 @@ function taskOf(req: Request): string {
 /** The `name` value of a request ('input' or 'output') as SDK data. */
 async function dataOf(client: Client, req: Request, name: 'input' | 'output'): Promise<ResultData> {
   const d = req.header[name];
-  if (d !== null && typeof d === 'object' && 'memo' in d) {
+  if (kindOf(d) === 'memo') {
     if (name !== 'input') throw new BadRequest('only an input can be memoize arguments');
     return memoInput(client, req, d as { memo: unknown; blobs?: unknown });
   }
@@ -236,19 +239,18 @@ async function dataOf(client: Client, req: Request, name: 'input' | 'output'): P
 }
 
 function plainData(req: Request, d: unknown, name: string): ResultData {
-  if (d === null || typeof d !== 'object' || Array.isArray(d))
-    throw new BadRequest(`${name} must be {bytes}, {path} or {stream}`);
+  const kind = kindOf(d);
   const v = d as Record<string, unknown>;
-  if (typeof v.bytes === 'number') {
-    const n = v.bytes;
+  if (kind === 'bytes') {
+    const n = v.bytes as number;
     if (!Number.isSafeInteger(n) || n < 0 || req.at + n > req.body.length)
       throw new BadRequest(`${name}: ${n} bytes do not fit in the frame's body`);
     const bytes = req.body.subarray(req.at, req.at + n);
     req.at += n;
     return bytes;
   }
-  if (typeof v.path === 'string' && v.path !== '') return { path: v.path };
-  const q = v.stream === true ? req.streams.get(name) : undefined;
+  if (kind === 'path') return { path: v.path as string };
+  const q = kind === 'stream' ? req.streams.get(name) : undefined;
   if (q) return q;
   throw new BadRequest(`${name} must be {bytes}, {path} or {stream}`);
 }
