@@ -6,12 +6,11 @@
 
 const TUPLE = '$tuple';
 
-const isTupleMark = (v: unknown): v is { [TUPLE]: unknown[] } =>
-  typeof v === 'object' &&
-  v !== null &&
-  !Array.isArray(v) &&
-  Array.isArray((v as Record<string, unknown>)[TUPLE]) &&
-  Object.keys(v).length === 1;
+/** An object whose only key is `$tuple`: a stored tuple if its value is an array. */
+const onlyTupleKey = (v: unknown): v is { [TUPLE]: unknown } =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 1 && TUPLE in v;
+
+const isTupleMark = (v: unknown): v is { [TUPLE]: unknown[] } => onlyTupleKey(v) && Array.isArray(v[TUPLE]);
 
 /** A memoized result as JSON text; throws for a value that would not read back the same. */
 export function jsonResult(value: unknown): string {
@@ -20,14 +19,7 @@ export function jsonResult(value: unknown): string {
   // Looked for only when the text could hold one: a result without the word costs nothing more.
   if (text.includes(`"${TUPLE}"`))
     JSON.parse(text, (_key, v: unknown) => {
-      if (
-        typeof v === 'object' &&
-        v !== null &&
-        !Array.isArray(v) &&
-        Object.keys(v).length === 1 &&
-        TUPLE in v
-      )
-        throw new Error(`an object whose only key is ${TUPLE} would come back an array`);
+      if (onlyTupleKey(v)) throw new Error(`an object whose only key is ${TUPLE} would come back an array`);
       return v;
     });
   return text;
