@@ -55,7 +55,10 @@ type Hash = (...parts: Array<Buffer | string>) => Buffer;
  */
 function loadHash(): Hash | undefined {
   try {
-    const { Blake3Hasher } = blakeBinding();
+    const binding = blakeBinding();
+    // The bundle's src/util/blake-native.ts takes it from here instead of finding it again.
+    (globalThis as Record<symbol, unknown>)[Symbol.for('taskvault.blake-hash')] = binding;
+    const { Blake3Hasher } = binding;
     return (...parts) => {
       const h = new Blake3Hasher();
       for (const p of parts) h.update(p);
@@ -69,8 +72,7 @@ function loadHash(): Hash | undefined {
 
 /**
  * blake-hash's binding loaded as src/util/blake-native.ts loads it (from its platform package on
- * Linux with glibc, ~2 ms less than through the package's loader), so that the bundle then gets
- * the same module from require's cache.
+ * Linux with glibc, ~2 ms less than through the package's loader); the bundle is handed it.
  */
 function blakeBinding(): typeof import('@napi-rs/blake-hash') {
   const overridden = process.env.NAPI_RS_NATIVE_LIBRARY_PATH || process.env.NAPI_RS_FORCE_WASI;

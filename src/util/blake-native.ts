@@ -5,17 +5,23 @@ type BlakeHash = typeof import('@napi-rs/blake-hash');
 
 const require = createRequire(import.meta.url);
 let loaded: BlakeHash | undefined;
+/** Where the bin (src/cli.cts) leaves the binding it loaded, so it is not looked for again. */
+const HANDED_OVER = Symbol.for('taskvault.blake-hash');
 
 /**
  * @napi-rs/blake-hash's native binding. On Linux with glibc it is required straight from its
  * platform package, found from blake-hash's own directory as blake-hash finds it: the package's
  * loader (17 KB of JavaScript compiled without a code cache, and a read of /usr/bin/ldd to tell
  * glibc from musl) cost ~2 ms of every start. Anywhere else, or if that fails, the loader itself.
- * src/cli.cts does the same for the code cache's hash, so both get one module.
+ * src/cli.cts loads it the same way for the code cache's hash and hands it over (HANDED_OVER):
+ * looking it up again cost ~0.3 ms of every start.
  * Loaded with require(): imported from ESM, Node would first scan that loader for its export names.
  */
 export function blakeHash(): BlakeHash {
-  loaded ??= platformBinding() ?? (require('@napi-rs/blake-hash') as BlakeHash);
+  loaded ??=
+    ((globalThis as Record<symbol, unknown>)[HANDED_OVER] as BlakeHash | undefined) ??
+    platformBinding() ??
+    (require('@napi-rs/blake-hash') as BlakeHash);
   return loaded;
 }
 
