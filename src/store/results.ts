@@ -15,7 +15,6 @@ import type { BlobProblem } from './blobs.js';
 import type { BlobRef, Entry, ResultEncoding } from './entry.js';
 import { STORE_SCHEMA } from './entry.js';
 import { evictAfterSave } from './evict.js';
-import { MISS_WINDOW_MS } from './index/counters.js';
 import { SMALL_RESULT_BYTES } from './index/small-blobs.js';
 import { provenance } from './provenance.js';
 import type { Store } from './store.js';
@@ -201,7 +200,7 @@ export async function saveResult(
     return tooLarge(put.value.size, policy.value.maxEntryBytes);
 
   const now = o.now ?? Date.now();
-  const missedAt = store.takeMiss(key, now, MISS_WINDOW_MS);
+  const missedAt = store.takeMiss(key, now);
   const durationMs = o.durationMs ?? (missedAt !== undefined ? now - missedAt : 0);
   const { hash, size, mode, name } = put.value;
   const entry: Entry = {

@@ -15,6 +15,7 @@ import {
   type Counters,
   count,
   drainHits,
+  MISS_WINDOW_MS,
   markMiss,
   readCounters,
   recordHit,
@@ -454,7 +455,7 @@ export class Store {
   }
 
   /** When `key` last missed, if within `windowMs` of `now`; forgets it. */
-  takeMiss(key: string, now: number, windowMs: number): number | undefined {
+  takeMiss(key: string, now: number, windowMs = MISS_WINDOW_MS): number | undefined {
     return takeMiss(this.dbs, key, now, windowMs, !this.noWrites);
   }
 
